@@ -1,0 +1,77 @@
+# bulkhead: network segmentation and egress firewall for Docker hosts.
+# `make` builds ./bulkhead; `make test` runs every test; `make asan` runs
+# them under AddressSanitizer and UndefinedBehaviorSanitizer. V=1 shows
+# the commands.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+PKGS := libnftnl libmnl yaml-0.1 jansson
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS))
+LDLIBS += $(shell pkg-config --libs $(PKGS))
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_OBJS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%.o)
+
+all: bulkhead
+
+bulkhead: $(BUILD)/bulkhead
+	$(Q)cp $< $@
+
+$(BUILD)/bulkhead: $(BUILD)/main.o $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: src/%.c | $(BUILD)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/unit/%.o: tests/unit/%.c | $(BUILD)/unit
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(CFLAGS) -DFIXTURES='"tests/fixtures"' -c -o $@ $<
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD) $(BUILD)/unit:
+	$(Q)mkdir -p $@
+
+# Unit tests need nothing but the build; integration tests program
+# nftables in throwaway network namespaces (root); they skip only when
+# not root, and say so.
+test: $(BUILD)/bulkhead $(BUILD)/unit-tests
+	$(Q)BUILD=$(BUILD) tests/run.sh
+
+asan:
+	$(Q)$(MAKE) --no-print-directory BUILD=build/asan \
+		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" test
+
+bench: $(BUILD)/bulkhead
+	$(Q)BUILD=$(BUILD) bench/plan.sh
+
+install: $(BUILD)/bulkhead
+	install -D -m 0755 $(BUILD)/bulkhead $(DESTDIR)$(PREFIX)/sbin/bulkhead
+
+format:
+	clang-format -i src/*.c include/bulkhead/*.h tests/unit/*.c
+
+clean:
+	rm -rf build bulkhead
+
+.PHONY: all test asan bench install format clean
+
+-include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)

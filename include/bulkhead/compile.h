@@ -1,0 +1,78 @@
+/* The compiler: policy x inventory -> ruleset IR, and the delta for one
+ * container arriving or leaving. Pure: no I/O, no clock; FQDN answers are
+ * passed in by the caller. */
+#ifndef BULKHEAD_COMPILE_H
+#define BULKHEAD_COMPILE_H
+
+#include "bulkhead/diag.h"
+#include "bulkhead/inventory.h"
+#include "bulkhead/ir.h"
+#include "bulkhead/policy.h"
+
+#define COMPILE_TABLE "bulkhead"
+#define COMPILE_UNMATCHED (-1)
+#define COMPILE_CONFLICT (-2)
+
+/* One resolved address of an fqdn peer. */
+struct compile_fqdn {
+	const char *name;
+	int family;
+	u128 addr;
+};
+
+struct compile_opts {
+	bool audit; /* overrides settings.mode */
+	const struct compile_fqdn *fqdn;
+	size_t nfqdn;
+};
+
+struct compiler;
+
+/* Precomputes everything that depends on the policy alone. The compiler
+ * borrows p, which must outlive it. */
+struct compiler *compiler_new(const struct policy *p,
+			      const struct compile_opts *opts);
+void compiler_free(struct compiler *cc);
+
+/* The service container c belongs to: an index, COMPILE_UNMATCHED or
+ * COMPILE_CONFLICT (then *first and *second name the two services). */
+long compiler_assign(const struct compiler *cc, const struct inv_container *c,
+		     long *first, long *second);
+
+/* Whether network net (of container c, in inv) is managed. */
+bool compiler_net_managed(const struct compiler *cc,
+			  const struct inventory *inv, const char *net);
+
+/* Reports containers matching two services (errors) and containers on a
+ * managed network matching none (warnings), against inventory file name.
+ * Returns the number of errors added. */
+size_t compile_check(const struct compiler *cc, const struct inventory *inv,
+		     const char *inv_name, struct diags *d);
+
+/* The whole ruleset, elements sorted. NULL (diags filled) when a container
+ * matches two services. */
+struct ir_ruleset *compile_ruleset(const struct compiler *cc,
+				   const struct inventory *inv,
+				   const char *inv_name, struct diags *d);
+
+struct ir_change {
+	bool add;
+	size_t set; /* index of the set in compile_ruleset()'s output */
+	const char *set_name;
+	struct ir_elem e; /* e.chain points into the compiler */
+};
+
+struct ir_delta {
+	struct ir_change *v;
+	size_t n, cap;
+};
+
+/* The element changes for container idx of inv arriving (inv holds it
+ * and everything else running) or leaving (inv still holds it). Cost
+ * depends on the container's own edges, not on the size of inv, except
+ * when a network becomes managed or unmanaged by it. */
+int compile_delta(const struct compiler *cc, const struct inventory *inv,
+		  size_t idx, bool arriving, struct ir_delta *out);
+void ir_delta_free(struct ir_delta *d);
+
+#endif

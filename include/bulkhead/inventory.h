@@ -1,0 +1,63 @@
+/* The inventory: running containers, their names, labels, image, compose
+ * service and project, and every network with its addresses. Filled from
+ * `docker inspect` JSON (one container at a time, never the whole array as
+ * one tree) or, by the daemon, from the live Docker API. */
+#ifndef BULKHEAD_INVENTORY_H
+#define BULKHEAD_INVENTORY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "bulkhead/diag.h"
+#include "bulkhead/util.h"
+
+struct inv_net {
+	char *name;
+	char *id;
+	char *bridge; /* the bridge interface: br-<id:12>, docker0 */
+	bool has4, has6;
+	u128 ip4, ip6;
+	int plen4, plen6;
+};
+
+struct inv_label {
+	char *key, *value;
+};
+
+struct inv_container {
+	char *id;
+	char *name; /* without Docker's leading '/' */
+	char *image;
+	char *compose_service, *compose_project; /* NULL when not compose */
+	struct inv_label *labels;
+	size_t nlabels;
+	struct inv_net *nets;
+	size_t nnets;
+};
+
+struct inventory {
+	struct inv_container *c;
+	size_t n, cap;
+};
+
+struct inventory *inventory_new(void);
+void inventory_free(struct inventory *inv);
+
+/* Reads a `docker inspect` array from path ("-" for stdin). Returns 0, or
+ * -EINVAL with every problem in diags (FILE:LINE:COL), or -errno. */
+int inventory_load(struct inventory *inv, const char *path, struct diags *d);
+int inventory_load_fd(struct inventory *inv, int fd, const char *name,
+		      struct diags *d);
+
+/* Adds one container from its inspect object. Stopped containers and
+ * containers with no address are skipped (returns 0). Errors name the
+ * container and go to diags at file:line:col. */
+int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
+		       unsigned line, unsigned col, struct diags *d);
+
+const struct inv_container *inventory_find(const struct inventory *inv,
+					   const char *name_or_id);
+const char *inv_label(const struct inv_container *c, const char *key);
+
+#endif

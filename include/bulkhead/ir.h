@@ -1,0 +1,174 @@
+/* The ruleset IR: what bulkhead wants in the kernel, as one nftables table
+ * of chains, rules, sets and maps. Built by compile, turned into nft text
+ * by render and (later) into netlink batches by kernel. Also a small
+ * evaluator that walks a packet through the IR, for `trace` and tests. */
+#ifndef BULKHEAD_IR_H
+#define BULKHEAD_IR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulkhead/util.h"
+
+#define IR_MAX_KEY 4
+#define IR_IFNAMSIZ 16
+
+enum ir_type { IRT_IFNAME, IRT_IPV4, IRT_IPV6, IRT_PROTO, IRT_PORT };
+
+enum ir_verdict { IRV_NONE, IRV_ACCEPT, IRV_DROP, IRV_JUMP };
+
+/* One element: each key component is [lo, hi] (lo == hi outside interval
+ * sets); an interface name is its 16 bytes packed into a u128 (ir_ifname),
+ * first byte most significant, so that order and equality are the
+ * string's. */
+struct ir_elem {
+	u128 lo[IR_MAX_KEY], hi[IR_MAX_KEY];
+	enum ir_verdict verdict; /* maps only */
+	const char *chain;	 /* IRV_JUMP: owned by the ruleset */
+};
+
+enum ir_set_flags {
+	IRS_INTERVAL = 1 << 0,
+	IRS_MAP = 1 << 1,     /* data is a verdict */
+	IRS_DYNAMIC = 1 << 2, /* filled by the datapath (rate limits) */
+};
+
+struct ir_set {
+	char *name;
+	enum ir_type key[IR_MAX_KEY];
+	int nkey;
+	unsigned flags;
+	unsigned timeout_s, size; /* IRS_DYNAMIC */
+	struct ir_elem *e;
+	size_t n, cap;
+};
+
+/* Expressions a rule can look up. */
+enum ir_expr {
+	IRX_IIFNAME,
+	IRX_OIFNAME,
+	IRX_SADDR4,
+	IRX_DADDR4,
+	IRX_SADDR6,
+	IRX_DADDR6,
+	IRX_L4PROTO,
+	IRX_DPORT,
+};
+
+enum ir_match_kind {
+	IRM_CT_ESTABLISHED, /* ct state established,related */
+	IRM_ND,		    /* IPv6 neighbour discovery */
+	IRM_LOOKUP,	    /* key @set, or != @set */
+	IRM_NFPROTO,	    /* meta nfproto ipv4|ipv6 */
+};
+
+struct ir_match {
+	enum ir_match_kind kind;
+	bool neg;
+	enum ir_expr key[IR_MAX_KEY];
+	int nkey;
+	const char *set; /* owned by the ruleset */
+	int family;	 /* IRM_NFPROTO */
+};
+
+enum ir_stmt {
+	IRST_ACCEPT,
+	IRST_DROP,
+	IRST_JUMP,
+	IRST_VMAP, /* key vmap @map */
+	IRST_LOG,  /* rate-limited per source, then continue */
+};
+
+#define IR_MAX_MATCH 3
+
+struct ir_rule {
+	struct ir_match m[IR_MAX_MATCH];
+	int nm;
+	enum ir_stmt stmt;
+	const char *target; /* chain (JUMP) or map (VMAP) */
+	enum ir_expr vkey[IR_MAX_KEY];
+	int nvkey;
+	/* IRST_LOG */
+	const char *rl_set; /* dynamic set keyed by source address */
+	enum ir_expr rl_key;
+	unsigned rate;
+	const char *rate_unit;
+	const char *prefix;
+	unsigned group;
+};
+
+enum ir_hook { IRH_NONE, IRH_FORWARD, IRH_INPUT };
+
+struct ir_chain {
+	char *name;
+	enum ir_hook hook;
+	int prio; /* relative to the filter priority (0) */
+	struct ir_rule *r;
+	size_t n, cap;
+};
+
+struct ir_ruleset {
+	char *table; /* in family inet */
+	struct ir_chain *chains;
+	size_t nchains, capchains;
+	struct ir_set *sets;
+	size_t nsets, capsets;
+	char **strs; /* interned strings referenced by rules */
+	size_t nstrs, capstrs;
+};
+
+u128 ir_ifname(const char *name);
+void ir_ifname_str(u128 v, char out[IR_IFNAMSIZ + 1]);
+
+struct ir_ruleset *ir_new(const char *table);
+void ir_free(struct ir_ruleset *rs);
+const char *ir_intern(struct ir_ruleset *rs, const char *s);
+struct ir_chain *ir_chain_add(struct ir_ruleset *rs, const char *name,
+			      enum ir_hook hook, int prio);
+struct ir_set *ir_set_add(struct ir_ruleset *rs, const char *name,
+			  unsigned flags, int nkey, const enum ir_type *key);
+struct ir_set *ir_set_find(const struct ir_ruleset *rs, const char *name);
+struct ir_chain *ir_chain_find(const struct ir_ruleset *rs, const char *name);
+struct ir_rule *ir_rule_add(struct ir_chain *c);
+struct ir_elem *ir_elem_add(struct ir_set *s);
+/* Sorts every set's elements and removes exact duplicates. */
+void ir_normalize(struct ir_ruleset *rs);
+int ir_elem_cmp(const struct ir_set *s, const struct ir_elem *a,
+		const struct ir_elem *b);
+/* Element key equality (not data). */
+bool ir_elem_key_eq(const struct ir_set *s, const struct ir_elem *a,
+		    const struct ir_elem *b);
+size_t ir_element_count(const struct ir_ruleset *rs);
+
+/* A packet for ir_eval: a new connection (no conntrack state). */
+struct ir_packet {
+	enum ir_hook hook;
+	int family;
+	char iif[IR_IFNAMSIZ], oif[IR_IFNAMSIZ];
+	u128 saddr, daddr;
+	uint8_t proto;
+	uint16_t dport;
+};
+
+#define IR_TRAIL_MAX 16
+struct ir_step {
+	const char *chain;
+	size_t rule;
+	const struct ir_set *set;   /* the set or map that matched, if any */
+	const struct ir_elem *elem; /* the element that matched */
+};
+
+struct ir_result {
+	enum ir_verdict verdict; /* ACCEPT or DROP */
+	bool logged;
+	bool by_policy; /* no rule decided: the base chain's policy */
+	struct ir_step trail[IR_TRAIL_MAX];
+	int ntrail;
+};
+
+/* Walks pkt through the base chain of its hook. */
+void ir_eval(const struct ir_ruleset *rs, const struct ir_packet *pkt,
+	     struct ir_result *res);
+
+#endif

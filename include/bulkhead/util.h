@@ -1,0 +1,43 @@
+/* Small helpers shared by every module: allocation that aborts on OOM,
+ * growable arrays, a string buffer and address formatting.
+ * Nothing here does I/O beyond writing into memory. */
+#ifndef BULKHEAD_UTIL_H
+#define BULKHEAD_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef unsigned __int128 u128;
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t sz);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Grow *arr (of *cap elements of sz bytes) so that it holds at least need. */
+void grow(void *arr, size_t *cap, size_t need, size_t sz);
+#define PUSH(arr, n, cap) \
+	(grow(&(arr), &(cap), (n) + 1, sizeof(*(arr))), &(arr)[(n)++])
+
+struct strbuf {
+	char *s;
+	size_t len, cap;
+};
+void sb_putc(struct strbuf *b, char c);
+void sb_puts(struct strbuf *b, const char *s);
+void sb_putn(struct strbuf *b, const char *s, size_t n);
+void sb_printf(struct strbuf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sb_free(struct strbuf *b);
+
+/* Addresses are kept as host-order integers: IPv4 in the low 32 bits. */
+void addr_format(int family, u128 a, char *buf, size_t len);
+int addr_parse(const char *s, int *family, u128 *a);
+/* "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128).
+ * Returns 0, -EINVAL for bad syntax, -EDOM when host bits are set. */
+int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen);
+
+#endif

@@ -1,0 +1,1182 @@
+/* Policy x inventory -> ruleset IR (design §5), and per-container deltas.
+ * Pure: no I/O and no clock. The layout (chains and sets) depends on the
+ * policy alone, so that containers coming and going are element changes
+ * only, never a rebuild. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "bulkhead/compile.h"
+
+/* --- boxes: (address interval) x (protocol range) x (port range) ---------- */
+
+struct box {
+	u128 alo, ahi;
+	unsigned plo, phi, lo, hi;
+};
+
+struct boxes {
+	struct box *v;
+	size_t n, cap;
+};
+
+static int u32cmp(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static size_t uniq(unsigned *v, size_t n)
+{
+	size_t i, k = 0;
+
+	qsort(v, n, sizeof(*v), u32cmp);
+	for (i = 0; i < n; i++)
+		if (!k || v[k - 1] != v[i])
+			v[k++] = v[i];
+	return k;
+}
+
+static int ivcmp(const void *a, const void *b)
+{
+	const struct box *x = a, *y = b;
+
+	if (x->alo != y->alo)
+		return x->alo < y->alo ? -1 : 1;
+	return x->ahi < y->ahi ? -1 : x->ahi > y->ahi;
+}
+
+static int cell_cmp_port(const void *a, const void *b)
+{
+	const struct box *x = a, *y = b;
+
+	if (x->plo != y->plo)
+		return x->plo < y->plo ? -1 : 1;
+	if (x->alo != y->alo)
+		return x->alo < y->alo ? -1 : 1;
+	if (x->ahi != y->ahi)
+		return x->ahi < y->ahi ? -1 : 1;
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* Rewrites b as disjoint boxes covering the same union, so that no two
+ * elements of an interval set overlap: decompose along protocol, then
+ * port, union the address intervals, then merge adjacent port ranges. */
+static void boxes_normalize(struct boxes *b)
+{
+	struct boxes out = { 0 }, act = { 0 };
+	unsigned *pb, *qb;
+	size_t npb = 0, nqb, i, j, k, m;
+
+	if (b->n <= 1)
+		return;
+	pb = xmalloc(sizeof(*pb) * b->n * 2);
+	qb = xmalloc(sizeof(*qb) * b->n * 2);
+	for (i = 0; i < b->n; i++) {
+		pb[npb++] = b->v[i].plo;
+		pb[npb++] = b->v[i].phi + 1;
+	}
+	npb = uniq(pb, npb);
+	for (i = 0; i + 1 < npb; i++) {
+		unsigned plo = pb[i], phi = pb[i + 1] - 1;
+
+		nqb = 0;
+		for (j = 0; j < b->n; j++)
+			if (b->v[j].plo <= plo && b->v[j].phi >= phi) {
+				qb[nqb++] = b->v[j].lo;
+				qb[nqb++] = b->v[j].hi + 1;
+			}
+		nqb = uniq(qb, nqb);
+		for (j = 0; j + 1 < nqb; j++) {
+			unsigned lo = qb[j], hi = qb[j + 1] - 1;
+
+			act.n = 0;
+			for (k = 0; k < b->n; k++) {
+				const struct box *x = &b->v[k];
+
+				if (x->plo <= plo && x->phi >= phi &&
+				    x->lo <= lo && x->hi >= hi)
+					*PUSH(act.v, act.n, act.cap) = *x;
+			}
+			if (!act.n)
+				continue;
+			qsort(act.v, act.n, sizeof(*act.v), ivcmp);
+			for (k = 0; k < act.n; k = m) {
+				struct box cell = { act.v[k].alo, act.v[k].ahi,
+						    plo, phi, lo, hi };
+
+				for (m = k + 1; m < act.n; m++) {
+					if (cell.ahi != ~(u128)0 &&
+					    act.v[m].alo > cell.ahi + 1)
+						break;
+					if (act.v[m].ahi > cell.ahi)
+						cell.ahi = act.v[m].ahi;
+				}
+				*PUSH(out.v, out.n, out.cap) = cell;
+			}
+		}
+	}
+	/* merge port-adjacent cells with the same protocol and addresses */
+	qsort(out.v, out.n, sizeof(*out.v), cell_cmp_port);
+	for (i = k = 0; i < out.n; i++) {
+		struct box *prev = k ? &out.v[k - 1] : NULL;
+
+		if (prev && prev->plo == out.v[i].plo &&
+		    prev->phi == out.v[i].phi && prev->alo == out.v[i].alo &&
+		    prev->ahi == out.v[i].ahi && prev->hi + 1 == out.v[i].lo)
+			prev->hi = out.v[i].hi;
+		else
+			out.v[k++] = out.v[i];
+	}
+	out.n = k;
+	free(pb);
+	free(qb);
+	free(act.v);
+	free(b->v);
+	*b = out;
+}
+
+/* Adds the port boxes of edge e with address interval [alo, ahi]. */
+static void boxes_add_ports(struct boxes *b, const struct pol_edge *e,
+			    u128 alo, u128 ahi)
+{
+	size_t i;
+
+	for (i = 0; i < e->nports; i++) {
+		const struct pol_port *pp = &e->ports[i];
+
+		*PUSH(b->v, b->n, b->cap) = (struct box){
+			alo, ahi, pp->proto_lo, pp->proto_hi, pp->lo, pp->hi
+		};
+	}
+}
+
+/* An ICMP box belongs to IPv4 sets only, ICMPv6 to IPv6 only. */
+static bool box_in_family(const struct box *x, int fam)
+{
+	if (x->plo == x->phi && x->plo == IPPROTO_ICMPV6)
+		return fam == AF_INET6;
+	if (x->plo == x->phi && x->plo == IPPROTO_ICMP)
+		return fam == AF_INET;
+	return true;
+}
+
+/* --- layout ---------------------------------------------------------------- */
+
+enum gset {
+	G_BRIDGES,
+	G_SRC4,
+	G_SRC6,
+	G_DST4,
+	G_DST6,
+	G_HSRC4,
+	G_HSRC6,
+	G_RL4,
+	G_RL6,
+	G_SAME,
+	G_NSETS
+};
+
+enum sset {
+	S_PEER4,
+	S_PEER6,
+	S_OUT4,
+	S_OUT6,
+	S_FQDN4,
+	S_FQDN6,
+	S_IN4,
+	S_IN6,
+	S_HOST,
+	S_NSETS
+};
+
+enum schain { C_SVC, C_IN, C_HOST, C_NCHAINS };
+
+static const char *const gset_names[G_NSETS] = {
+	"bridges", "src4", "src6", "dst4", "dst6", "hsrc4", "hsrc6", "rl4", "rl6",
+	"same_bridge"
+};
+static const char *const sset_suffix[S_NSETS] = {
+	"peer4", "peer6", "out4", "out6", "fqdn4", "fqdn6", "in4", "in6", "host"
+};
+static const char *const schain_prefix[C_NCHAINS] = { "svc", "in", "host" };
+
+/* Chains before the per-service ones, in ruleset order. */
+static const char *const base_chains[] = { "forward",	      "input",
+					   "from_container", "to_container",
+					   "host_from_container", "deny" };
+#define NBASE (sizeof(base_chains) / sizeof(base_chains[0]))
+
+/* A service T and the boxes (address unused) T may open to another. */
+struct into {
+	size_t from;
+	struct boxes b;
+};
+
+struct svcinfo {
+	struct into *into; /* who may reach this service, and how */
+	size_t ninto, capinto;
+	struct boxes set[S_NSETS]; /* container-independent set contents */
+};
+
+/* Exact-value index from a match key to the services to check. */
+struct index {
+	struct ientry {
+		char *key;
+		long *svc;
+		size_t n, cap;
+	} *v;
+	size_t cap, n; /* open addressing, cap a power of two */
+};
+
+struct compiler {
+	const struct policy *p;
+	bool audit;
+	struct svcinfo *svc;
+	struct into *world_from; /* services with egress to world */
+	size_t nworld, capworld;
+	char **set_names; /* G_NSETS + nservices * S_NSETS */
+	char **chain_names; /* nservices * C_NCHAINS */
+	struct index idx;
+	long *scan; /* services that no exact key indexes */
+	size_t nscan, capscan;
+};
+
+static uint64_t hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static struct ientry *index_slot(struct index *ix, const char *key, bool add)
+{
+	size_t i, mask;
+
+	if (add && (ix->n + 1) * 2 > ix->cap) {
+		struct index big = { xcalloc(ix->cap ? ix->cap * 2 : 64,
+					     sizeof(struct ientry)),
+				     ix->cap ? ix->cap * 2 : 64, 0 };
+
+		for (i = 0; i < ix->cap; i++)
+			if (ix->v[i].key) {
+				*index_slot(&big, ix->v[i].key, true) =
+					ix->v[i];
+				big.n++;
+			}
+		free(ix->v);
+		*ix = big;
+	}
+	if (!ix->cap)
+		return NULL;
+	mask = ix->cap - 1;
+	for (i = hash(key) & mask;; i = (i + 1) & mask) {
+		if (!ix->v[i].key)
+			return add ? &ix->v[i] : NULL;
+		if (!strcmp(ix->v[i].key, key))
+			return &ix->v[i];
+	}
+}
+
+static void index_add(struct index *ix, const char *key, long svc)
+{
+	struct ientry *e = index_slot(ix, key, true);
+
+	if (!e->key) {
+		e->key = xstrdup(key);
+		ix->n++;
+	}
+	*PUSH(e->svc, e->n, e->cap) = svc;
+}
+
+static bool has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+static bool all_exact(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (has_glob(v[i]))
+			return false;
+	return n > 0;
+}
+
+/* Index each service under its most selective exact key, so that
+ * assigning a container checks a handful of services, not all of them. */
+static void build_index(struct compiler *cc)
+{
+	const struct policy *p = cc->p;
+	char key[512];
+	size_t s, i;
+
+	for (s = 0; s < p->nservices; s++) {
+		const struct pol_match *m = &p->services[s].match;
+
+		if (all_exact(m->compose, m->ncompose)) {
+			for (i = 0; i < m->ncompose; i++) {
+				snprintf(key, sizeof(key), "c\1%s",
+					 m->compose[i]);
+				index_add(&cc->idx, key, (long)s);
+			}
+			continue;
+		}
+		if (all_exact(m->names, m->nnames)) {
+			for (i = 0; i < m->nnames; i++) {
+				snprintf(key, sizeof(key), "n\1%s",
+					 m->names[i]);
+				index_add(&cc->idx, key, (long)s);
+			}
+			continue;
+		}
+		if (m->nlabels) {
+			snprintf(key, sizeof(key), "l\1%s\1%s",
+				 m->labels[0].key, m->labels[0].value);
+			index_add(&cc->idx, key, (long)s);
+			continue;
+		}
+		*PUSH(cc->scan, cc->nscan, cc->capscan) = (long)s;
+	}
+}
+
+static bool any_glob(char **pat, size_t n, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!fnmatch(pat[i], s, 0))
+			return true;
+	return false;
+}
+
+static bool image_match(const struct pol_match *m, const char *image)
+{
+	const char *slash = strrchr(image, '/');
+	const char *base = slash ? slash + 1 : image;
+	char buf[512];
+
+	if (any_glob(m->images, m->nimages, image))
+		return true;
+	/* "redis" is "redis:latest" to Docker */
+	if (strchr(base, ':') || strchr(base, '@'))
+		return false;
+	snprintf(buf, sizeof(buf), "%s:latest", image);
+	return any_glob(m->images, m->nimages, buf);
+}
+
+static bool service_matches(const struct pol_match *m,
+			    const struct inv_container *c)
+{
+	const char *v;
+	size_t i;
+
+	if (m->nnames && !any_glob(m->names, m->nnames, c->name))
+		return false;
+	if (m->nimages && !image_match(m, c->image))
+		return false;
+	if (m->ncompose && (!c->compose_service ||
+			    !any_glob(m->compose, m->ncompose,
+				      c->compose_service)))
+		return false;
+	for (i = 0; i < m->nlabels; i++) {
+		v = inv_label(c, m->labels[i].key);
+		if (!v || (strcmp(m->labels[i].value, "*") &&
+			   strcmp(m->labels[i].value, v)))
+			return false;
+	}
+	return m->nnames || m->nimages || m->ncompose || m->nlabels;
+}
+
+static void consider(const struct compiler *cc, const struct inv_container *c,
+		     long s, long *first, long *second)
+{
+	if (s == *first || s == *second)
+		return;
+	if (!service_matches(&cc->p->services[s].match, c))
+		return;
+	if (*first < 0 || s < *first) {
+		*second = *first;
+		*first = s;
+	} else if (*second < 0 || s < *second) {
+		*second = s;
+	}
+}
+
+static void consider_key(const struct compiler *cc,
+			 const struct inv_container *c, const char *key,
+			 long *first, long *second)
+{
+	const struct ientry *e = index_slot((struct index *)&cc->idx, key,
+					     false);
+	size_t i;
+
+	for (i = 0; e && i < e->n; i++)
+		consider(cc, c, e->svc[i], first, second);
+}
+
+long compiler_assign(const struct compiler *cc, const struct inv_container *c,
+		     long *first, long *second)
+{
+	char key[512];
+	size_t i;
+
+	*first = *second = -1;
+	if (c->compose_service) {
+		snprintf(key, sizeof(key), "c\1%s", c->compose_service);
+		consider_key(cc, c, key, first, second);
+	}
+	snprintf(key, sizeof(key), "n\1%s", c->name);
+	consider_key(cc, c, key, first, second);
+	for (i = 0; i < c->nlabels; i++) {
+		snprintf(key, sizeof(key), "l\1%s\1%s", c->labels[i].key,
+			 c->labels[i].value);
+		consider_key(cc, c, key, first, second);
+		snprintf(key, sizeof(key), "l\1%s\1*", c->labels[i].key);
+		consider_key(cc, c, key, first, second);
+	}
+	for (i = 0; i < cc->nscan; i++)
+		consider(cc, c, cc->scan[i], first, second);
+	if (*second >= 0)
+		return COMPILE_CONFLICT;
+	return *first >= 0 ? *first : COMPILE_UNMATCHED;
+}
+
+static struct into *into_for(struct into **v, size_t *n, size_t *cap,
+			     size_t from)
+{
+	size_t i;
+	struct into *x;
+
+	for (i = 0; i < *n; i++)
+		if ((*v)[i].from == from)
+			return &(*v)[i];
+	x = PUSH(*v, *n, *cap);
+	memset(x, 0, sizeof(*x));
+	x->from = from;
+	return x;
+}
+
+static void add_cidrs(struct boxes *b4, struct boxes *b6,
+		      const struct pol_edge *e, const struct pol_peer *peer)
+{
+	size_t i;
+
+	if (peer->kind == PEER_WORLD) {
+		boxes_add_ports(b4, e, 0, 0xffffffffu);
+		boxes_add_ports(b6, e, 0, ~(u128)0);
+		return;
+	}
+	for (i = 0; i < peer->ncidrs; i++)
+		boxes_add_ports(peer->cidrs[i].family == AF_INET ? b4 : b6, e,
+				peer->cidrs[i].lo, peer->cidrs[i].hi);
+}
+
+static void build_edges(struct compiler *cc, const struct compile_opts *o)
+{
+	const struct policy *p = cc->p;
+	size_t i, j, s;
+
+	for (i = 0; i < p->nedges; i++) {
+		const struct pol_edge *e = &p->edges[i];
+		struct svcinfo *src = e->src.kind == PEER_SERVICE
+					      ? &cc->svc[e->src.service]
+					      : NULL;
+		struct svcinfo *dst = e->dst.kind == PEER_SERVICE
+					      ? &cc->svc[e->dst.service]
+					      : NULL;
+		struct into *x;
+
+		if (src && dst) {
+			x = into_for(&dst->into, &dst->ninto, &dst->capinto,
+				     e->src.service);
+			boxes_add_ports(&x->b, e, 0, 0);
+		} else if (src && e->dst.kind == PEER_WORLD) {
+			x = into_for(&cc->world_from, &cc->nworld,
+				     &cc->capworld, e->src.service);
+			boxes_add_ports(&x->b, e, 0, 0);
+			add_cidrs(&src->set[S_OUT4], &src->set[S_OUT6], e,
+				  &e->dst);
+		} else if (src && e->dst.kind == PEER_CIDR) {
+			add_cidrs(&src->set[S_OUT4], &src->set[S_OUT6], e,
+				  &e->dst);
+		} else if (src && e->dst.kind == PEER_HOST) {
+			boxes_add_ports(&src->set[S_HOST], e, 0, 0);
+		} else if (src && e->dst.kind == PEER_FQDN) {
+			for (j = 0; j < o->nfqdn; j++) {
+				const struct compile_fqdn *f = &o->fqdn[j];
+
+				if (strcasecmp(f->name, e->dst.fqdn))
+					continue;
+				boxes_add_ports(f->family == AF_INET
+							? &src->set[S_FQDN4]
+							: &src->set[S_FQDN6],
+						e, f->addr, f->addr);
+			}
+		} else if (dst) {
+			add_cidrs(&dst->set[S_IN4], &dst->set[S_IN6], e,
+				  &e->src);
+		}
+	}
+	for (s = 0; s < p->nservices; s++) {
+		struct svcinfo *si = &cc->svc[s];
+
+		for (i = 0; i < si->ninto; i++)
+			boxes_normalize(&si->into[i].b);
+		for (i = 0; i < S_NSETS; i++)
+			boxes_normalize(&si->set[i]);
+	}
+	for (i = 0; i < cc->nworld; i++)
+		boxes_normalize(&cc->world_from[i].b);
+}
+
+struct compiler *compiler_new(const struct policy *p,
+			      const struct compile_opts *opts)
+{
+	static const struct compile_opts none;
+	struct compiler *cc = xcalloc(1, sizeof(*cc));
+	size_t s, k;
+
+	if (!opts)
+		opts = &none;
+	cc->p = p;
+	cc->audit = opts->audit || p->mode == POL_AUDIT;
+	cc->svc = xcalloc(p->nservices ? p->nservices : 1,
+			  sizeof(*cc->svc));
+	cc->set_names = xcalloc(G_NSETS + p->nservices * S_NSETS,
+				sizeof(char *));
+	cc->chain_names = xcalloc(p->nservices * C_NCHAINS + 1,
+				  sizeof(char *));
+	for (k = 0; k < G_NSETS; k++)
+		cc->set_names[k] = xstrdup(gset_names[k]);
+	for (s = 0; s < p->nservices; s++) {
+		for (k = 0; k < S_NSETS; k++)
+			cc->set_names[G_NSETS + s * S_NSETS + k] =
+				xasprintf("%s_%s", p->services[s].name,
+					  sset_suffix[k]);
+		for (k = 0; k < C_NCHAINS; k++)
+			cc->chain_names[s * C_NCHAINS + k] =
+				xasprintf("%s_%s", schain_prefix[k],
+					  p->services[s].name);
+	}
+	build_index(cc);
+	build_edges(cc, opts);
+	return cc;
+}
+
+void compiler_free(struct compiler *cc)
+{
+	size_t s, k;
+
+	if (!cc)
+		return;
+	for (s = 0; s < cc->p->nservices; s++) {
+		struct svcinfo *si = &cc->svc[s];
+
+		for (k = 0; k < si->ninto; k++)
+			free(si->into[k].b.v);
+		for (k = 0; k < S_NSETS; k++)
+			free(si->set[k].v);
+		free(si->into);
+		for (k = 0; k < S_NSETS; k++)
+			free(cc->set_names[G_NSETS + s * S_NSETS + k]);
+		for (k = 0; k < C_NCHAINS; k++)
+			free(cc->chain_names[s * C_NCHAINS + k]);
+	}
+	for (k = 0; k < G_NSETS; k++)
+		free(cc->set_names[k]);
+	for (k = 0; k < cc->nworld; k++)
+		free(cc->world_from[k].b.v);
+	for (k = 0; k < cc->idx.cap; k++) {
+		free(cc->idx.v[k].key);
+		free(cc->idx.v[k].svc);
+	}
+	free(cc->idx.v);
+	free(cc->scan);
+	free(cc->world_from);
+	free(cc->set_names);
+	free(cc->chain_names);
+	free(cc->svc);
+	free(cc);
+}
+
+/* --- managed networks -------------------------------------------------------- */
+
+static bool auto_candidate(const char *net)
+{
+	return strcmp(net, "bridge") && strcmp(net, "host") &&
+	       strcmp(net, "none");
+}
+
+static bool listed(const struct policy *p, const char *net)
+{
+	return any_glob(p->networks, p->nnetworks, net);
+}
+
+/* In auto mode a network is managed while a matched container joins it;
+ * skip excludes one container (the one leaving). */
+static bool net_managed(const struct compiler *cc, const struct inventory *inv,
+			const char *net, const struct inv_container *skip)
+{
+	long a, b;
+	size_t i, j;
+
+	if (cc->p->networks_set)
+		return listed(cc->p, net);
+	if (!auto_candidate(net))
+		return false;
+	for (i = 0; i < inv->n; i++) {
+		const struct inv_container *c = &inv->c[i];
+
+		if (c == skip)
+			continue;
+		for (j = 0; j < c->nnets; j++)
+			if (!strcmp(c->nets[j].name, net) &&
+			    compiler_assign(cc, c, &a, &b) >= 0)
+				return true;
+	}
+	return false;
+}
+
+bool compiler_net_managed(const struct compiler *cc,
+			  const struct inventory *inv, const char *net)
+{
+	return net_managed(cc, inv, net, NULL);
+}
+
+/* Managed networks of the whole inventory: one flag per (container,
+ * network), computed in one pass. */
+static bool *managed_flags(const struct compiler *cc,
+			   const struct inventory *inv, const long *assign)
+{
+	size_t i, j, k, total = 0, *off;
+	bool *f;
+
+	off = xcalloc(inv->n + 1, sizeof(*off));
+	for (i = 0; i < inv->n; i++) {
+		off[i] = total;
+		total += inv->c[i].nnets;
+	}
+	off[inv->n] = total;
+	f = xcalloc(total + 1, sizeof(*f));
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; j < inv->c[i].nnets; j++) {
+			const char *net = inv->c[i].nets[j].name;
+
+			if (cc->p->networks_set) {
+				f[off[i] + j] = listed(cc->p, net);
+				continue;
+			}
+			if (assign[i] < 0 || !auto_candidate(net) ||
+			    f[off[i] + j])
+				continue;
+			/* mark this network everywhere it appears */
+			for (k = 0; k < inv->n; k++) {
+				size_t m;
+
+				for (m = 0; m < inv->c[k].nnets; m++)
+					if (!strcmp(inv->c[k].nets[m].name,
+						    net))
+						f[off[k] + m] = true;
+			}
+		}
+	free(off);
+	return f;
+}
+
+/* --- emission ---------------------------------------------------------------- */
+
+struct sink {
+	struct ir_ruleset *rs; /* full compile */
+	size_t base_chain;     /* rs->chains index of the first service chain */
+	struct ir_delta *delta;
+	bool add;
+	const struct compiler *cc;
+};
+
+static struct ir_elem *emit(struct sink *k, size_t set)
+{
+	struct ir_change *ch;
+
+	if (k->rs)
+		return ir_elem_add(&k->rs->sets[set]);
+	ch = PUSH(k->delta->v, k->delta->n, k->delta->cap);
+	memset(ch, 0, sizeof(*ch));
+	ch->add = k->add;
+	ch->set = set;
+	ch->set_name = k->cc->set_names[set];
+	return &ch->e;
+}
+
+static const char *chain_name(struct sink *k, size_t s, int which)
+{
+	size_t i = s * C_NCHAINS + (size_t)which;
+
+	return k->rs ? k->rs->chains[k->base_chain + i].name
+		     : k->cc->chain_names[i];
+}
+
+static size_t sset(size_t s, int k)
+{
+	return G_NSETS + s * S_NSETS + (size_t)k;
+}
+
+static void emit_map(struct sink *k, size_t set, const char *bridge, u128 a,
+		     const char *chain)
+{
+	struct ir_elem *e = emit(k, set);
+
+	e->lo[0] = e->hi[0] = ir_ifname(bridge);
+	e->lo[1] = e->hi[1] = a;
+	e->verdict = chain ? IRV_JUMP : IRV_ACCEPT;
+	e->chain = chain;
+}
+
+static void emit_peer(struct sink *k, size_t set, const char *bridge, u128 a,
+		      const struct boxes *b, int fam)
+{
+	struct ir_elem *e;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if (!box_in_family(&b->v[i], fam))
+			continue;
+		e = emit(k, set);
+		e->lo[0] = e->hi[0] = ir_ifname(bridge);
+		e->lo[1] = e->hi[1] = a;
+		e->lo[2] = b->v[i].plo;
+		e->hi[2] = b->v[i].phi;
+		e->lo[3] = b->v[i].lo;
+		e->hi[3] = b->v[i].hi;
+	}
+}
+
+/* Everything one container on one managed network brings. */
+static void emit_container_net(struct sink *k, long svc,
+			       const struct inv_net *n)
+{
+	const struct compiler *cc = k->cc;
+	int fi;
+	size_t i;
+
+	for (fi = 0; fi < 2; fi++) {
+		int fam = fi ? AF_INET6 : AF_INET;
+		u128 a = fi ? n->ip6 : n->ip4;
+
+		if (!(fi ? n->has6 : n->has4))
+			continue;
+		if (svc >= 0) {
+			const struct svcinfo *si = &cc->svc[svc];
+
+			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
+				 chain_name(k, (size_t)svc, C_SVC));
+			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a,
+				 chain_name(k, (size_t)svc, C_IN));
+			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a,
+				 chain_name(k, (size_t)svc, C_HOST));
+			for (i = 0; i < si->ninto; i++)
+				emit_peer(k, sset(si->into[i].from,
+						  S_PEER4 + fi),
+					  n->bridge, a, &si->into[i].b, fam);
+		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
+			/* not managed: free to go, and "world" to others */
+			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a, NULL);
+			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a, NULL);
+			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a, NULL);
+			for (i = 0; i < cc->nworld; i++)
+				emit_peer(k, sset(cc->world_from[i].from,
+						  S_PEER4 + fi),
+					  n->bridge, a, &cc->world_from[i].b,
+					  fam);
+		}
+		/* unmatched (deny) and conflicting containers get nothing:
+		 * every path ends in the deny chain */
+	}
+}
+
+/* A managed bridge; same_bridge holds (bridge . bridge) so that peer
+ * traffic must stay on one network: a container routing through another
+ * network's bridge gains nothing. */
+static void emit_bridge(struct sink *k, const char *bridge)
+{
+	struct ir_elem *e = emit(k, G_BRIDGES);
+
+	e->lo[0] = e->hi[0] = ir_ifname(bridge);
+	e = emit(k, G_SAME);
+	e->lo[0] = e->hi[0] = e->lo[1] = e->hi[1] = ir_ifname(bridge);
+}
+
+/* --- the layout ------------------------------------------------------------------ */
+
+static void lookup_match(struct ir_rule *r, const char *set, bool neg,
+			 int nkey, ...)
+{
+	struct ir_match *m = &r->m[r->nm++];
+	va_list ap;
+	int i;
+
+	m->kind = IRM_LOOKUP;
+	m->set = set;
+	m->neg = neg;
+	m->nkey = nkey;
+	va_start(ap, nkey);
+	for (i = 0; i < nkey; i++)
+		m->key[i] = (enum ir_expr)va_arg(ap, int);
+	va_end(ap);
+}
+
+static void rule_verdict(struct ir_rule *r, enum ir_stmt st,
+			 const char *target)
+{
+	r->stmt = st;
+	r->target = target;
+}
+
+static void vmap_rule(struct ir_chain *c, const char *map, enum ir_expr a,
+		      enum ir_expr b)
+{
+	struct ir_rule *r = ir_rule_add(c);
+
+	rule_verdict(r, IRST_VMAP, map);
+	r->nvkey = 2;
+	r->vkey[0] = a;
+	r->vkey[1] = b;
+}
+
+static void jump_rule(struct ir_chain *c, const char *to)
+{
+	rule_verdict(ir_rule_add(c), IRST_JUMP, to);
+}
+
+static void base_rules(struct ir_chain *c, bool nd)
+{
+	struct ir_rule *r = ir_rule_add(c);
+
+	r->m[r->nm++].kind = IRM_CT_ESTABLISHED;
+	rule_verdict(r, IRST_ACCEPT, NULL);
+	if (!nd)
+		return;
+	r = ir_rule_add(c);
+	r->m[r->nm++].kind = IRM_ND;
+	rule_verdict(r, IRST_ACCEPT, NULL);
+}
+
+static void layout(const struct compiler *cc, struct ir_ruleset *rs)
+{
+	static const enum ir_type tmap4[] = { IRT_IFNAME, IRT_IPV4 };
+	static const enum ir_type tmap6[] = { IRT_IFNAME, IRT_IPV6 };
+	static const enum ir_type tif[] = { IRT_IFNAME };
+	static const enum ir_type tif2[] = { IRT_IFNAME, IRT_IFNAME };
+	static const enum ir_type trl4[] = { IRT_IPV4 };
+	static const enum ir_type trl6[] = { IRT_IPV6 };
+	static const enum ir_type tpeer4[] = { IRT_IFNAME, IRT_IPV4,
+					       IRT_PROTO, IRT_PORT };
+	static const enum ir_type tpeer6[] = { IRT_IFNAME, IRT_IPV6,
+					       IRT_PROTO, IRT_PORT };
+	static const enum ir_type tnet4[] = { IRT_IPV4, IRT_PROTO, IRT_PORT };
+	static const enum ir_type tnet6[] = { IRT_IPV6, IRT_PROTO, IRT_PORT };
+	static const enum ir_type thost[] = { IRT_PROTO, IRT_PORT };
+	const struct policy *p = cc->p;
+	struct ir_chain *c[NBASE];
+	struct ir_set *st;
+	struct ir_rule *r;
+	const char *deny, *bridges;
+	size_t s, i;
+	int fi;
+
+	/* sets, in set-id order */
+	ir_set_add(rs, gset_names[G_BRIDGES], 0, 1, tif);
+	for (i = G_SRC4; i <= G_HSRC6; i++)
+		ir_set_add(rs, gset_names[i], IRS_MAP, 2,
+			   (i - G_SRC4) % 2 ? tmap6 : tmap4);
+	for (i = G_RL4; i <= G_RL6; i++) {
+		st = ir_set_add(rs, gset_names[i], IRS_DYNAMIC, 1,
+				i == G_RL4 ? trl4 : trl6);
+		st->timeout_s = 60;
+		st->size = 65536;
+	}
+	ir_set_add(rs, gset_names[G_SAME], 0, 2, tif2);
+	for (s = 0; s < p->nservices; s++)
+		for (i = 0; i < S_NSETS; i++) {
+			const enum ir_type *t =
+				i == S_HOST		       ? thost
+				: i == S_PEER4		       ? tpeer4
+				: i == S_PEER6		       ? tpeer6
+				: i % 2 == (S_OUT4 % 2) ? tnet4
+							       : tnet6;
+			int nk = i == S_HOST			  ? 2
+				 : (i == S_PEER4 || i == S_PEER6) ? 4
+								  : 3;
+
+			ir_set_add(rs, cc->set_names[sset(s, (int)i)],
+				   IRS_INTERVAL, nk, t);
+		}
+
+	/* chains: base, dispatch, deny, then three per service */
+	for (i = 0; i < NBASE; i++)
+		c[i] = ir_chain_add(rs, base_chains[i],
+				    i == 0   ? IRH_FORWARD
+				    : i == 1 ? IRH_INPUT
+					     : IRH_NONE,
+				    -10);
+	for (s = 0; s < p->nservices; s++)
+		for (i = 0; i < C_NCHAINS; i++)
+			ir_chain_add(rs, cc->chain_names[s * C_NCHAINS + i],
+				     IRH_NONE, 0);
+	/* the chain array is final now: names are stable */
+	for (i = 0; i < NBASE; i++)
+		c[i] = &rs->chains[i];
+	deny = rs->chains[5].name;
+	bridges = rs->sets[G_BRIDGES].name;
+
+	base_rules(c[0], true);
+	r = ir_rule_add(c[0]);
+	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
+	rule_verdict(r, IRST_JUMP, c[2]->name);
+	r = ir_rule_add(c[0]);
+	lookup_match(r, bridges, false, 1, IRX_OIFNAME);
+	rule_verdict(r, IRST_JUMP, c[3]->name);
+
+	base_rules(c[1], true);
+	r = ir_rule_add(c[1]);
+	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
+	rule_verdict(r, IRST_JUMP, c[4]->name);
+
+	vmap_rule(c[2], rs->sets[G_SRC4].name, IRX_IIFNAME, IRX_SADDR4);
+	vmap_rule(c[2], rs->sets[G_SRC6].name, IRX_IIFNAME, IRX_SADDR6);
+	jump_rule(c[2], deny);
+	vmap_rule(c[3], rs->sets[G_DST4].name, IRX_OIFNAME, IRX_DADDR4);
+	vmap_rule(c[3], rs->sets[G_DST6].name, IRX_OIFNAME, IRX_DADDR6);
+	jump_rule(c[3], deny);
+	vmap_rule(c[4], rs->sets[G_HSRC4].name, IRX_IIFNAME, IRX_SADDR4);
+	vmap_rule(c[4], rs->sets[G_HSRC6].name, IRX_IIFNAME, IRX_SADDR6);
+	jump_rule(c[4], deny);
+
+	/* deny: log (rate-limited per source address), then the verdict */
+	for (fi = 0; fi < 2; fi++) {
+		r = ir_rule_add(c[5]);
+		r->m[r->nm].kind = IRM_NFPROTO;
+		r->m[r->nm++].family = fi ? AF_INET6 : AF_INET;
+		r->stmt = IRST_LOG;
+		r->rl_set = rs->sets[G_RL4 + (size_t)fi].name;
+		r->rl_key = fi ? IRX_SADDR6 : IRX_SADDR4;
+		r->rate = p->log_rate;
+		r->rate_unit = p->log_rate_unit;
+		r->prefix = cc->audit ? "bulkhead would-deny " : "bulkhead deny ";
+		r->group = p->log_group;
+	}
+	rule_verdict(ir_rule_add(c[5]), cc->audit ? IRST_ACCEPT : IRST_DROP,
+		     NULL);
+
+	for (s = 0; s < p->nservices; s++) {
+		struct ir_chain *svc = &rs->chains[NBASE + s * C_NCHAINS];
+		struct ir_chain *in = svc + 1, *host = svc + 2;
+		const char *sn[S_NSETS];
+
+		for (i = 0; i < S_NSETS; i++)
+			sn[i] = rs->sets[sset(s, (int)i)].name;
+		for (fi = 0; fi < 2; fi++) {
+			enum ir_expr da = fi ? IRX_DADDR6 : IRX_DADDR4;
+
+			r = ir_rule_add(svc);
+			lookup_match(r, rs->sets[G_SAME].name, false, 2,
+				     IRX_IIFNAME, IRX_OIFNAME);
+			lookup_match(r, sn[S_PEER4 + fi], false, 4,
+				     IRX_OIFNAME, da, IRX_L4PROTO, IRX_DPORT);
+			rule_verdict(r, IRST_ACCEPT, NULL);
+		}
+		for (i = S_OUT4; i <= S_FQDN6; i++) {
+			enum ir_expr da = (i - S_OUT4) % 2 ? IRX_DADDR6
+							   : IRX_DADDR4;
+
+			r = ir_rule_add(svc);
+			lookup_match(r, bridges, true, 1, IRX_OIFNAME);
+			lookup_match(r, sn[i], false, 3, da, IRX_L4PROTO,
+				     IRX_DPORT);
+			rule_verdict(r, IRST_ACCEPT, NULL);
+		}
+		jump_rule(svc, deny);
+		for (fi = 0; fi < 2; fi++) {
+			r = ir_rule_add(in);
+			lookup_match(r, sn[S_IN4 + fi], false, 3,
+				     fi ? IRX_SADDR6 : IRX_SADDR4, IRX_L4PROTO,
+				     IRX_DPORT);
+			rule_verdict(r, IRST_ACCEPT, NULL);
+		}
+		jump_rule(in, deny);
+		r = ir_rule_add(host);
+		lookup_match(r, sn[S_HOST], false, 2, IRX_L4PROTO, IRX_DPORT);
+		rule_verdict(r, IRST_ACCEPT, NULL);
+		jump_rule(host, deny);
+	}
+}
+
+static void emit_service_sets(const struct compiler *cc,
+			      struct ir_ruleset *rs)
+{
+	size_t s, i, j;
+
+	for (s = 0; s < cc->p->nservices; s++)
+		for (i = S_OUT4; i < S_NSETS; i++) {
+			const struct boxes *b = &cc->svc[s].set[i];
+			struct ir_set *st = &rs->sets[sset(s, (int)i)];
+			int fam = i == S_HOST ? 0
+				  : (i - S_OUT4) % 2 ? AF_INET6
+						     : AF_INET;
+			int off = i == S_HOST ? 0 : 1;
+
+			for (j = 0; j < b->n; j++) {
+				struct ir_elem *e;
+
+				if (fam && !box_in_family(&b->v[j], fam))
+					continue;
+				e = ir_elem_add(st);
+				if (off) {
+					e->lo[0] = b->v[j].alo;
+					e->hi[0] = b->v[j].ahi;
+				}
+				e->lo[off] = b->v[j].plo;
+				e->hi[off] = b->v[j].phi;
+				e->lo[off + 1] = b->v[j].lo;
+				e->hi[off + 1] = b->v[j].hi;
+			}
+		}
+}
+
+size_t compile_check(const struct compiler *cc, const struct inventory *inv,
+		     const char *inv_name, struct diags *d)
+{
+	const struct policy *p = cc->p;
+	size_t i, j, off = 0, before = d->nerrors;
+	long a, b, *assign;
+	bool *mf;
+
+	assign = xcalloc(inv->n + 1, sizeof(*assign));
+	for (i = 0; i < inv->n; i++)
+		assign[i] = compiler_assign(cc, &inv->c[i], &a, &b);
+	mf = managed_flags(cc, inv, assign);
+	for (i = 0; i < inv->n; off += inv->c[i].nnets, i++) {
+		const struct inv_container *c = &inv->c[i];
+
+		if (assign[i] == COMPILE_CONFLICT) {
+			compiler_assign(cc, c, &a, &b);
+			diags_add(d, DIAG_ERROR, p->file,
+				  p->services[b].loc.line,
+				  p->services[b].loc.col,
+				  "container '%s' matches both service '%s' "
+				  "(line %u) and service '%s' (line %u)",
+				  c->name, p->services[a].name,
+				  p->services[a].loc.line, p->services[b].name,
+				  p->services[b].loc.line);
+			continue;
+		}
+		if (assign[i] != COMPILE_UNMATCHED)
+			continue;
+		for (j = 0; j < c->nnets; j++)
+			if (mf[off + j]) {
+				diags_add(d, DIAG_WARNING, inv_name, 0, 0,
+					  "container '%s' on managed network "
+					  "'%s' matches no service (%s by "
+					  "settings.unmatched)",
+					  c->name, c->nets[j].name,
+					  p->unmatched_allow ? "allowed"
+							     : "denied");
+				break;
+			}
+	}
+	free(mf);
+	free(assign);
+	return d->nerrors - before;
+}
+
+struct ir_ruleset *compile_ruleset(const struct compiler *cc,
+				   const struct inventory *inv,
+				   const char *inv_name, struct diags *d)
+{
+	struct ir_ruleset *rs;
+	struct sink k = { 0 };
+	long a, b, *assign;
+	size_t i, j, off = 0;
+	bool *mf;
+
+	if (compile_check(cc, inv, inv_name, d))
+		return NULL;
+	rs = ir_new(COMPILE_TABLE);
+	layout(cc, rs);
+	k.rs = rs;
+	k.base_chain = NBASE;
+	k.cc = cc;
+	assign = xcalloc(inv->n + 1, sizeof(*assign));
+	for (i = 0; i < inv->n; i++)
+		assign[i] = compiler_assign(cc, &inv->c[i], &a, &b);
+	mf = managed_flags(cc, inv, assign);
+	for (i = 0; i < inv->n; i++) {
+		const struct inv_container *c = &inv->c[i];
+
+		for (j = 0; j < c->nnets; j++, off++) {
+			if (!mf[off])
+				continue;
+			emit_bridge(&k, c->nets[j].bridge);
+			emit_container_net(&k, assign[i], &c->nets[j]);
+		}
+	}
+	emit_service_sets(cc, rs);
+	free(mf);
+	free(assign);
+	ir_normalize(rs);
+	return rs;
+}
+
+int compile_delta(const struct compiler *cc, const struct inventory *inv,
+		  size_t idx, bool arriving, struct ir_delta *out)
+{
+	const struct inv_container *c, *o;
+	struct sink k = { .delta = out, .add = arriving, .cc = cc };
+	long svc, a, b;
+	size_t j, i, m;
+
+	if (idx >= inv->n)
+		return -EINVAL;
+	c = &inv->c[idx];
+	svc = compiler_assign(cc, c, &a, &b);
+	for (j = 0; j < c->nnets; j++) {
+		const struct inv_net *n = &c->nets[j];
+		bool with = net_managed(cc, inv, n->name, NULL);
+		bool without = net_managed(cc, inv, n->name, c);
+
+		if (!with)
+			continue;
+		emit_container_net(&k, svc, n);
+		if (without)
+			continue;
+		/* c alone makes this network managed: the bridge and every
+		 * other container on it change state with it */
+		emit_bridge(&k, n->bridge);
+		for (i = 0; i < inv->n; i++) {
+			o = &inv->c[i];
+			if (o == c)
+				continue;
+			for (m = 0; m < o->nnets; m++)
+				if (!strcmp(o->nets[m].name, n->name))
+					emit_container_net(
+						&k,
+						compiler_assign(cc, o, &a, &b),
+						&o->nets[m]);
+		}
+	}
+	return 0;
+}
+
+void ir_delta_free(struct ir_delta *d)
+{
+	free(d->v);
+	d->v = NULL;
+	d->n = d->cap = 0;
+}

@@ -1,0 +1,439 @@
+/* Inventory from `docker inspect` JSON (jansson). The array is streamed one
+ * container at a time so that memory does not grow with the file; this
+ * module reads the file it is given and nothing else. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bulkhead/inventory.h"
+
+struct inventory *inventory_new(void)
+{
+	return xcalloc(1, sizeof(struct inventory));
+}
+
+static void container_free(struct inv_container *c)
+{
+	size_t i;
+
+	free(c->id);
+	free(c->name);
+	free(c->image);
+	free(c->compose_service);
+	free(c->compose_project);
+	for (i = 0; i < c->nlabels; i++) {
+		free(c->labels[i].key);
+		free(c->labels[i].value);
+	}
+	free(c->labels);
+	for (i = 0; i < c->nnets; i++) {
+		free(c->nets[i].name);
+		free(c->nets[i].id);
+		free(c->nets[i].bridge);
+	}
+	free(c->nets);
+}
+
+void inventory_free(struct inventory *inv)
+{
+	size_t i;
+
+	if (!inv)
+		return;
+	for (i = 0; i < inv->n; i++)
+		container_free(&inv->c[i]);
+	free(inv->c);
+	free(inv);
+}
+
+const char *inv_label(const struct inv_container *c, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < c->nlabels; i++)
+		if (!strcmp(c->labels[i].key, key))
+			return c->labels[i].value;
+	return NULL;
+}
+
+const struct inv_container *inventory_find(const struct inventory *inv,
+					   const char *q)
+{
+	size_t i, n = strlen(q);
+
+	for (i = 0; i < inv->n; i++)
+		if (!strcmp(inv->c[i].name, q))
+			return &inv->c[i];
+	if (n < 4)
+		return NULL;
+	for (i = 0; i < inv->n; i++)
+		if (!strncmp(inv->c[i].id, q, n))
+			return &inv->c[i];
+	return NULL;
+}
+
+/* --- one container ---------------------------------------------------- */
+
+static const char *opt_str(json_t *o, const char *key, bool *bad)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (!v || json_is_null(v))
+		return NULL;
+	if (!json_is_string(v)) {
+		*bad = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+static int add_net(struct inv_container *c, size_t *cap, const char *name,
+		   json_t *n, char **why)
+{
+	const char *id, *ip4, *ip6;
+	struct inv_net *net;
+	bool bad = false;
+	json_t *plen;
+	int fam;
+	u128 a;
+
+	if (!json_is_object(n)) {
+		*why = xasprintf("network '%s' is not an object", name);
+		return -EINVAL;
+	}
+	id = opt_str(n, "NetworkID", &bad);
+	ip4 = opt_str(n, "IPAddress", &bad);
+	ip6 = opt_str(n, "GlobalIPv6Address", &bad);
+	if (bad) {
+		*why = xasprintf("network '%s': NetworkID, IPAddress and "
+				 "GlobalIPv6Address must be strings",
+				 name);
+		return -EINVAL;
+	}
+	if ((!ip4 || !*ip4) && (!ip6 || !*ip6))
+		return 0; /* host/none, or not connected yet */
+	net = PUSH(c->nets, c->nnets, *cap);
+	memset(net, 0, sizeof(*net));
+	net->name = xstrdup(name);
+	net->id = xstrdup(id ? id : "");
+	if (!strcmp(name, "bridge"))
+		net->bridge = xstrdup("docker0");
+	else
+		net->bridge = xasprintf("br-%.12s", net->id);
+	if (ip4 && *ip4) {
+		if (addr_parse(ip4, &fam, &a) || fam != AF_INET) {
+			*why = xasprintf("network '%s': IPAddress '%s' is not "
+					 "an IPv4 address",
+					 name, ip4);
+			return -EINVAL;
+		}
+		net->has4 = true;
+		net->ip4 = a;
+		plen = json_object_get(n, "IPPrefixLen");
+		net->plen4 = json_is_integer(plen) ? (int)json_integer_value(plen)
+						   : 32;
+	}
+	if (ip6 && *ip6) {
+		if (addr_parse(ip6, &fam, &a) || fam != AF_INET6) {
+			*why = xasprintf("network '%s': GlobalIPv6Address "
+					 "'%s' is not an IPv6 address",
+					 name, ip6);
+			return -EINVAL;
+		}
+		net->has6 = true;
+		net->ip6 = a;
+		plen = json_object_get(n, "GlobalIPv6PrefixLen");
+		net->plen6 = json_is_integer(plen) ? (int)json_integer_value(plen)
+						   : 128;
+	}
+	return 0;
+}
+
+static int fill(struct inv_container *c, json_t *obj, char **why)
+{
+	json_t *cfg, *labels, *state, *ns, *nets, *v;
+	const char *id, *name, *image, *key;
+	size_t cap = 0;
+	bool bad = false;
+	int r;
+
+	id = opt_str(obj, "Id", &bad);
+	name = opt_str(obj, "Name", &bad);
+	if (bad || !id || !name || !*id) {
+		*why = xstrdup("needs string fields Id and Name");
+		return -EINVAL;
+	}
+	c->id = xstrdup(id);
+	c->name = xstrdup(name[0] == '/' ? name + 1 : name);
+	cfg = json_object_get(obj, "Config");
+	if (cfg && !json_is_object(cfg)) {
+		*why = xstrdup("Config is not an object");
+		return -EINVAL;
+	}
+	image = cfg ? opt_str(cfg, "Image", &bad) : NULL;
+	if (bad) {
+		*why = xstrdup("Config.Image is not a string");
+		return -EINVAL;
+	}
+	c->image = xstrdup(image ? image : "");
+	labels = cfg ? json_object_get(cfg, "Labels") : NULL;
+	if (labels && !json_is_null(labels)) {
+		size_t lcap = 0;
+
+		if (!json_is_object(labels)) {
+			*why = xstrdup("Config.Labels is not an object");
+			return -EINVAL;
+		}
+		json_object_foreach(labels, key, v)
+		{
+			struct inv_label *l;
+
+			if (!json_is_string(v)) {
+				*why = xasprintf("label '%s' is not a string",
+						 key);
+				return -EINVAL;
+			}
+			l = PUSH(c->labels, c->nlabels, lcap);
+			l->key = xstrdup(key);
+			l->value = xstrdup(json_string_value(v));
+		}
+	}
+	if (inv_label(c, "com.docker.compose.service"))
+		c->compose_service =
+			xstrdup(inv_label(c, "com.docker.compose.service"));
+	if (inv_label(c, "com.docker.compose.project"))
+		c->compose_project =
+			xstrdup(inv_label(c, "com.docker.compose.project"));
+	ns = json_object_get(obj, "NetworkSettings");
+	nets = json_is_object(ns) ? json_object_get(ns, "Networks") : NULL;
+	if (nets && !json_is_null(nets)) {
+		if (!json_is_object(nets)) {
+			*why = xstrdup("NetworkSettings.Networks is not an "
+				       "object");
+			return -EINVAL;
+		}
+		json_object_foreach(nets, key, v)
+		{
+			r = add_net(c, &cap, key, v, why);
+			if (r)
+				return r;
+		}
+	}
+	state = json_object_get(obj, "State");
+	v = json_is_object(state) ? json_object_get(state, "Running") : NULL;
+	if (v && json_is_false(v))
+		return 1; /* stopped: nothing to place */
+	return c->nnets ? 0 : 1;
+}
+
+int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
+		       unsigned line, unsigned col, struct diags *d)
+{
+	struct inv_container c = { 0 };
+	char *why = NULL;
+	int r;
+
+	if (!json_is_object(obj)) {
+		diags_add(d, DIAG_ERROR, file, line, col,
+			  "container #%zu is not a JSON object", inv->n + 1);
+		return -EINVAL;
+	}
+	r = fill(&c, obj, &why);
+	if (r < 0) {
+		diags_add(d, DIAG_ERROR, file, line, col, "container %s: %s",
+			  c.name ? c.name : "(unnamed)", why);
+		free(why);
+		container_free(&c);
+		return r;
+	}
+	if (r > 0) {
+		container_free(&c);
+		return 0;
+	}
+	*PUSH(inv->c, inv->n, inv->cap) = c;
+	return 0;
+}
+
+/* --- streaming the array ------------------------------------------------ */
+
+struct reader {
+	int fd;
+	char buf[1 << 16];
+	size_t pos, len;
+	int err;
+	unsigned line, col; /* of the next unread byte */
+};
+
+static bool rd_fill(struct reader *r)
+{
+	ssize_t n;
+
+	if (r->pos < r->len)
+		return true;
+	do
+		n = read(r->fd, r->buf, sizeof(r->buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		r->err = errno;
+	r->pos = 0;
+	r->len = n > 0 ? (size_t)n : 0;
+	return r->len > 0;
+}
+
+static void rd_advance(struct reader *r, const char *p, size_t n)
+{
+	const char *nl, *end = p + n;
+
+	while ((nl = memchr(p, '\n', (size_t)(end - p)))) {
+		r->line++;
+		r->col = 1;
+		p = nl + 1;
+	}
+	r->col += (unsigned)(end - p);
+}
+
+/* Next byte that is not white space, consumed; -1 at end of input. */
+static int rd_token(struct reader *r)
+{
+	char ch;
+
+	while (rd_fill(r)) {
+		ch = r->buf[r->pos];
+		rd_advance(r, &r->buf[r->pos], 1);
+		r->pos++;
+		if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
+			return (unsigned char)ch;
+	}
+	return -1;
+}
+
+/* Hands jansson chunks that end at a '}', so that the object's closing
+ * brace is always the last byte of a chunk and jansson never reads past
+ * the element it decodes (JSON_DISABLE_EOF_CHECK stops right there). */
+static size_t rd_chunk(void *dst, size_t buflen, void *data)
+{
+	struct reader *r = data;
+	const char *p, *brace;
+	size_t n;
+
+	if (!rd_fill(r))
+		return r->err ? (size_t)-1 : 0;
+	p = &r->buf[r->pos];
+	n = r->len - r->pos;
+	if (n > buflen)
+		n = buflen;
+	brace = memchr(p, '}', n);
+	if (brace)
+		n = (size_t)(brace - p) + 1;
+	memcpy(dst, p, n);
+	rd_advance(r, p, n);
+	r->pos += n;
+	return n;
+}
+
+int inventory_load_fd(struct inventory *inv, int fd, const char *name,
+		      struct diags *d)
+{
+	struct reader *r = xcalloc(1, sizeof(*r));
+	unsigned line, col;
+	json_error_t jerr;
+	json_t *obj;
+	int ch, ret = 0;
+	size_t idx = 0;
+
+	r->fd = fd;
+	r->line = r->col = 1;
+	ch = rd_token(r);
+	if (ch != '[') {
+		diags_add(d, DIAG_ERROR, name, r->line, r->col - (ch >= 0),
+			  ch < 0 ? "empty input: expected the JSON array "
+				   "that `docker inspect` prints"
+				 : "expected '[': the JSON array that `docker "
+				   "inspect` prints");
+		ret = -EINVAL;
+		goto out;
+	}
+	for (;;) {
+		ch = rd_token(r);
+		if (ch == ']')
+			break;
+		if (idx) {
+			if (ch != ',') {
+				diags_add(d, DIAG_ERROR, name, r->line,
+					  r->col - (ch >= 0),
+					  ch < 0 ? "truncated input: the array "
+						   "is not closed"
+						 : "expected ',' or ']' after "
+						   "container #%zu",
+					  idx);
+				ret = -EINVAL;
+				goto out;
+			}
+			ch = rd_token(r);
+		}
+		if (ch != '{') {
+			diags_add(d, DIAG_ERROR, name, r->line,
+				  r->col - (ch >= 0),
+				  ch < 0 ? "truncated input: the array is not "
+					   "closed"
+					 : "container #%zu is not a JSON object",
+				  idx + 1);
+			ret = -EINVAL;
+			goto out;
+		}
+		/* Give the '{' back to jansson. */
+		r->pos--;
+		r->col--;
+		line = r->line;
+		col = r->col;
+		obj = json_load_callback(rd_chunk, r, JSON_DISABLE_EOF_CHECK,
+					 &jerr);
+		if (!obj) {
+			diags_add(d, DIAG_ERROR, name,
+				  line + (unsigned)jerr.line - 1,
+				  jerr.line == 1 ? col + (unsigned)jerr.column - 1
+						 : (unsigned)jerr.column,
+				  "container #%zu: %s", idx + 1, jerr.text);
+			ret = -EINVAL;
+			goto out;
+		}
+		if (inventory_add_json(inv, obj, name, line, col, d))
+			ret = -EINVAL;
+		json_decref(obj);
+		idx++;
+	}
+	if ((ch = rd_token(r)) >= 0) {
+		diags_add(d, DIAG_ERROR, name, r->line, r->col - 1,
+			  "unexpected data after the array");
+		ret = -EINVAL;
+	}
+out:
+	if (r->err && !ret) {
+		diags_add(d, DIAG_ERROR, name, 0, 0, "read failed: %s",
+			  strerror(r->err));
+		ret = -r->err;
+	}
+	free(r);
+	return ret;
+}
+
+int inventory_load(struct inventory *inv, const char *path, struct diags *d)
+{
+	int fd, r;
+
+	if (!strcmp(path, "-"))
+		return inventory_load_fd(inv, 0, "<stdin>", d);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot open: %s",
+			  strerror(errno));
+		return r;
+	}
+	r = inventory_load_fd(inv, fd, path, d);
+	close(fd);
+	return r;
+}

@@ -1,0 +1,368 @@
+/* Ruleset IR containers, normalisation, and a packet evaluator that
+ * mirrors nftables' semantics for the rule shapes bulkhead emits.
+ * Pure: no I/O, no clock. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "bulkhead/ir.h"
+
+u128 ir_ifname(const char *name)
+{
+	u128 v = 0;
+	size_t i, n = strnlen(name, IR_IFNAMSIZ);
+
+	for (i = 0; i < IR_IFNAMSIZ; i++)
+		v = (v << 8) | (i < n ? (unsigned char)name[i] : 0);
+	return v;
+}
+
+void ir_ifname_str(u128 v, char out[IR_IFNAMSIZ + 1])
+{
+	int i;
+
+	for (i = IR_IFNAMSIZ - 1; i >= 0; i--) {
+		out[i] = (char)(v & 0xff);
+		v >>= 8;
+	}
+	out[IR_IFNAMSIZ] = '\0';
+}
+
+struct ir_ruleset *ir_new(const char *table)
+{
+	struct ir_ruleset *rs = xcalloc(1, sizeof(*rs));
+
+	rs->table = xstrdup(table);
+	return rs;
+}
+
+void ir_free(struct ir_ruleset *rs)
+{
+	size_t i;
+
+	if (!rs)
+		return;
+	for (i = 0; i < rs->nchains; i++) {
+		free(rs->chains[i].name);
+		free(rs->chains[i].r);
+	}
+	for (i = 0; i < rs->nsets; i++) {
+		free(rs->sets[i].name);
+		free(rs->sets[i].e);
+	}
+	for (i = 0; i < rs->nstrs; i++)
+		free(rs->strs[i]);
+	free(rs->chains);
+	free(rs->sets);
+	free(rs->strs);
+	free(rs->table);
+	free(rs);
+}
+
+const char *ir_intern(struct ir_ruleset *rs, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nstrs; i++)
+		if (!strcmp(rs->strs[i], s))
+			return rs->strs[i];
+	return *PUSH(rs->strs, rs->nstrs, rs->capstrs) = xstrdup(s);
+}
+
+struct ir_chain *ir_chain_add(struct ir_ruleset *rs, const char *name,
+			      enum ir_hook hook, int prio)
+{
+	struct ir_chain *c = PUSH(rs->chains, rs->nchains, rs->capchains);
+
+	memset(c, 0, sizeof(*c));
+	c->name = xstrdup(name);
+	c->hook = hook;
+	c->prio = prio;
+	return c;
+}
+
+struct ir_set *ir_set_add(struct ir_ruleset *rs, const char *name,
+			  unsigned flags, int nkey, const enum ir_type *key)
+{
+	struct ir_set *s = PUSH(rs->sets, rs->nsets, rs->capsets);
+
+	memset(s, 0, sizeof(*s));
+	s->name = xstrdup(name);
+	s->flags = flags;
+	s->nkey = nkey;
+	memcpy(s->key, key, sizeof(*key) * (size_t)nkey);
+	return s;
+}
+
+struct ir_set *ir_set_find(const struct ir_ruleset *rs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nsets; i++)
+		if (!strcmp(rs->sets[i].name, name))
+			return &rs->sets[i];
+	return NULL;
+}
+
+struct ir_chain *ir_chain_find(const struct ir_ruleset *rs, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (!strcmp(rs->chains[i].name, name))
+			return &rs->chains[i];
+	return NULL;
+}
+
+struct ir_rule *ir_rule_add(struct ir_chain *c)
+{
+	struct ir_rule *r = PUSH(c->r, c->n, c->cap);
+
+	memset(r, 0, sizeof(*r));
+	return r;
+}
+
+struct ir_elem *ir_elem_add(struct ir_set *s)
+{
+	struct ir_elem *e = PUSH(s->e, s->n, s->cap);
+
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
+static int u128_cmp(u128 a, u128 b)
+{
+	return a < b ? -1 : a > b;
+}
+
+int ir_elem_cmp(const struct ir_set *s, const struct ir_elem *a,
+		const struct ir_elem *b)
+{
+	int i, r;
+
+	for (i = 0; i < s->nkey; i++) {
+		r = u128_cmp(a->lo[i], b->lo[i]);
+		if (!r)
+			r = u128_cmp(a->hi[i], b->hi[i]);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+bool ir_elem_key_eq(const struct ir_set *s, const struct ir_elem *a,
+		    const struct ir_elem *b)
+{
+	return !ir_elem_cmp(s, a, b);
+}
+
+static const struct ir_set *sort_set;
+
+static int elem_qcmp(const void *a, const void *b)
+{
+	return ir_elem_cmp(sort_set, a, b);
+}
+
+void ir_normalize(struct ir_ruleset *rs)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < rs->nsets; i++) {
+		struct ir_set *s = &rs->sets[i];
+
+		/* qsort has no context argument; the IR is never shared
+		 * between threads while it is being built. */
+		sort_set = s;
+		qsort(s->e, s->n, sizeof(*s->e), elem_qcmp);
+		for (j = k = 0; j < s->n; j++)
+			if (!k || !ir_elem_key_eq(s, &s->e[k - 1], &s->e[j]))
+				s->e[k++] = s->e[j];
+		s->n = k;
+	}
+	sort_set = NULL;
+}
+
+size_t ir_element_count(const struct ir_ruleset *rs)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < rs->nsets; i++)
+		n += rs->sets[i].n;
+	return n;
+}
+
+/* --- evaluation ----------------------------------------------------------- */
+
+/* Value of expression x for pkt; false when it does not apply (an IPv4
+ * expression on an IPv6 packet), which makes the rule not match. */
+static bool expr_value(const struct ir_packet *pkt, enum ir_expr x, u128 *v)
+{
+	switch (x) {
+	case IRX_IIFNAME:
+		*v = ir_ifname(pkt->iif);
+		return true;
+	case IRX_OIFNAME:
+		*v = ir_ifname(pkt->oif);
+		return true;
+	case IRX_SADDR4:
+	case IRX_DADDR4:
+		*v = x == IRX_SADDR4 ? pkt->saddr : pkt->daddr;
+		return pkt->family == AF_INET;
+	case IRX_SADDR6:
+	case IRX_DADDR6:
+		*v = x == IRX_SADDR6 ? pkt->saddr : pkt->daddr;
+		return pkt->family == AF_INET6;
+	case IRX_L4PROTO:
+		*v = pkt->proto;
+		return true;
+	case IRX_DPORT:
+		*v = pkt->dport;
+		return true;
+	}
+	return false;
+}
+
+static const struct ir_elem *lookup(const struct ir_set *s,
+				    const struct ir_packet *pkt,
+				    const enum ir_expr *key, int nkey,
+				    bool *applies)
+{
+	u128 val[IR_MAX_KEY] = { 0 };
+	size_t i;
+	int k;
+
+	*applies = true;
+	for (k = 0; k < nkey; k++)
+		if (!expr_value(pkt, key[k], &val[k])) {
+			*applies = false;
+			return NULL;
+		}
+	for (i = 0; i < s->n; i++) {
+		const struct ir_elem *e = &s->e[i];
+
+		for (k = 0; k < nkey; k++)
+			if (val[k] < e->lo[k] || val[k] > e->hi[k])
+				break;
+		if (k == nkey)
+			return e;
+	}
+	return NULL;
+}
+
+static void step(struct ir_result *res, const struct ir_chain *c, size_t i,
+		 const struct ir_set *s, const struct ir_elem *e)
+{
+	if (res->ntrail >= IR_TRAIL_MAX)
+		return;
+	res->trail[res->ntrail++] = (struct ir_step){ c->name, i, s, e };
+}
+
+/* Returns IRV_NONE when the chain falls through (return to caller). */
+static enum ir_verdict eval_chain(const struct ir_ruleset *rs,
+				  const struct ir_chain *c,
+				  const struct ir_packet *pkt,
+				  struct ir_result *res, int depth)
+{
+	const struct ir_elem *hit, *e;
+	const struct ir_set *s, *ms;
+	enum ir_verdict v;
+	bool applies, ok;
+	size_t i;
+	int m;
+
+	if (depth > 16)
+		return IRV_DROP;
+	for (i = 0; i < c->n; i++) {
+		const struct ir_rule *r = &c->r[i];
+
+		hit = NULL;
+		ms = NULL;
+		ok = true;
+		for (m = 0; m < r->nm && ok; m++) {
+			const struct ir_match *mt = &r->m[m];
+
+			switch (mt->kind) {
+			case IRM_CT_ESTABLISHED:
+			case IRM_ND:
+				ok = false; /* a new connection, not ND */
+				break;
+			case IRM_NFPROTO:
+				ok = pkt->family == mt->family;
+				break;
+			case IRM_LOOKUP:
+				s = ir_set_find(rs, mt->set);
+				e = s ? lookup(s, pkt, mt->key, mt->nkey,
+					       &applies)
+				      : NULL;
+				ok = applies && (e != NULL) != mt->neg;
+				if (ok && e && !mt->neg) {
+					hit = e;
+					ms = s;
+				}
+				break;
+			}
+		}
+		if (!ok)
+			continue;
+		switch (r->stmt) {
+		case IRST_ACCEPT:
+			step(res, c, i, ms, hit);
+			return IRV_ACCEPT;
+		case IRST_DROP:
+			step(res, c, i, ms, hit);
+			return IRV_DROP;
+		case IRST_LOG:
+			res->logged = true;
+			break;
+		case IRST_JUMP:
+			step(res, c, i, ms, hit);
+			v = eval_chain(rs, ir_chain_find(rs, r->target), pkt,
+				       res, depth + 1);
+			if (v != IRV_NONE)
+				return v;
+			res->ntrail--;
+			break;
+		case IRST_VMAP:
+			s = ir_set_find(rs, r->target);
+			e = s ? lookup(s, pkt, r->vkey, r->nvkey, &applies)
+			      : NULL;
+			if (!e)
+				break;
+			step(res, c, i, s, e);
+			if (e->verdict != IRV_JUMP)
+				return e->verdict;
+			v = eval_chain(rs, ir_chain_find(rs, e->chain), pkt,
+				       res, depth + 1);
+			if (v != IRV_NONE)
+				return v;
+			res->ntrail--;
+			break;
+		}
+	}
+	return IRV_NONE;
+}
+
+void ir_eval(const struct ir_ruleset *rs, const struct ir_packet *pkt,
+	     struct ir_result *res)
+{
+	size_t i;
+
+	memset(res, 0, sizeof(*res));
+	res->verdict = IRV_ACCEPT;
+	res->by_policy = true;
+	for (i = 0; i < rs->nchains; i++) {
+		const struct ir_chain *c = &rs->chains[i];
+		enum ir_verdict v;
+
+		if (c->hook != pkt->hook)
+			continue;
+		v = eval_chain(rs, c, pkt, res, 0);
+		if (v == IRV_DROP) {
+			res->verdict = IRV_DROP;
+			res->by_policy = false;
+			return;
+		}
+		if (v == IRV_ACCEPT)
+			res->by_policy = false;
+	}
+}

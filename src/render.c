@@ -1,0 +1,381 @@
+/* Renders the IR as nft syntax (loadable with `nft -f`, checked with
+ * `nft -c -f`) or JSON. Output depends only on the IR: same IR, same
+ * bytes. No I/O: everything goes into a string buffer. */
+#include <jansson.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "bulkhead/render.h"
+
+static const char *type_name(enum ir_type t)
+{
+	switch (t) {
+	case IRT_IFNAME:
+		return "ifname";
+	case IRT_IPV4:
+		return "ipv4_addr";
+	case IRT_IPV6:
+		return "ipv6_addr";
+	case IRT_PROTO:
+		return "inet_proto";
+	case IRT_PORT:
+		return "inet_service";
+	}
+	return "?";
+}
+
+static const char *expr_name(enum ir_expr x)
+{
+	static const char *const n[] = { "iifname",	 "oifname",
+					 "ip saddr",	 "ip daddr",
+					 "ip6 saddr",	 "ip6 daddr",
+					 "meta l4proto", "th dport" };
+
+	return n[x];
+}
+
+static int prefix_len(u128 lo, u128 hi, int bits)
+{
+	u128 span = hi - lo;
+	int n = 0;
+
+	if (lo > hi)
+		return -1;
+	if (span == ~(u128)0)
+		return bits == 128 ? 0 : -1;
+	span += 1;
+	if (span & (span - 1))
+		return -1; /* not a power of two */
+	while (span > 1) {
+		span >>= 1;
+		n++;
+	}
+	if (lo & (((u128)1 << n) - 1))
+		return -1;
+	return bits - n;
+}
+
+static void put_addr(struct strbuf *b, int fam, u128 lo, u128 hi)
+{
+	char a[64], c[64];
+	int bits = fam == AF_INET ? 32 : 128, pl;
+
+	addr_format(fam, lo, a, sizeof(a));
+	if (lo == hi) {
+		sb_puts(b, a);
+		return;
+	}
+	pl = prefix_len(lo, hi, bits);
+	if (pl >= 0) {
+		sb_printf(b, "%s/%d", a, pl);
+		return;
+	}
+	addr_format(fam, hi, c, sizeof(c));
+	sb_printf(b, "%s-%s", a, c);
+}
+
+static void put_proto(struct strbuf *b, unsigned v)
+{
+	switch (v) {
+	case IPPROTO_TCP:
+		sb_puts(b, "tcp");
+		return;
+	case IPPROTO_UDP:
+		sb_puts(b, "udp");
+		return;
+	case IPPROTO_ICMP:
+		sb_puts(b, "icmp");
+		return;
+	case IPPROTO_ICMPV6:
+		sb_puts(b, "ipv6-icmp");
+		return;
+	case IPPROTO_SCTP:
+		sb_puts(b, "sctp");
+		return;
+	}
+	sb_printf(b, "%u", v);
+}
+
+static void put_comp(struct strbuf *b, const struct ir_set *s,
+		     const struct ir_elem *e, int i)
+{
+	unsigned lo = (unsigned)e->lo[i], hi = (unsigned)e->hi[i];
+
+	switch (s->key[i]) {
+	case IRT_IFNAME: {
+		char name[IR_IFNAMSIZ + 1];
+
+		ir_ifname_str(e->lo[i], name);
+		sb_printf(b, "\"%s\"", name);
+		return;
+	}
+	case IRT_IPV4:
+	case IRT_IPV6:
+		put_addr(b, s->key[i] == IRT_IPV4 ? AF_INET : AF_INET6,
+			 e->lo[i], e->hi[i]);
+		return;
+	case IRT_PROTO:
+		if (lo == hi) {
+			put_proto(b, lo);
+			return;
+		}
+		sb_printf(b, "%u-%u", lo, hi);
+		return;
+	case IRT_PORT:
+		if (lo == hi)
+			sb_printf(b, "%u", lo);
+		else
+			sb_printf(b, "%u-%u", lo, hi);
+		return;
+	}
+}
+
+void render_elem(const struct ir_set *s, const struct ir_elem *e,
+		 struct strbuf *b)
+{
+	int i;
+
+	for (i = 0; i < s->nkey; i++) {
+		if (i)
+			sb_puts(b, " . ");
+		put_comp(b, s, e, i);
+	}
+	if (!(s->flags & IRS_MAP))
+		return;
+	if (e->verdict == IRV_JUMP)
+		sb_printf(b, " : jump %s", e->chain);
+	else
+		sb_puts(b, e->verdict == IRV_DROP ? " : drop" : " : accept");
+}
+
+void render_set_type(const struct ir_set *s, struct strbuf *b)
+{
+	int i;
+
+	for (i = 0; i < s->nkey; i++)
+		sb_printf(b, "%s%s", i ? " . " : "", type_name(s->key[i]));
+	if (s->flags & IRS_MAP)
+		sb_puts(b, " : verdict");
+}
+
+static void put_keys(struct strbuf *b, const enum ir_expr *k, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		sb_printf(b, "%s%s", i ? " . " : "", expr_name(k[i]));
+}
+
+void render_rule(const struct ir_rule *r, struct strbuf *b)
+{
+	int i;
+
+	for (i = 0; i < r->nm; i++) {
+		const struct ir_match *m = &r->m[i];
+
+		switch (m->kind) {
+		case IRM_CT_ESTABLISHED:
+			sb_puts(b, "ct state established,related ");
+			break;
+		case IRM_ND:
+			sb_puts(b, "icmpv6 type { nd-router-solicit, "
+				   "nd-router-advert, nd-neighbor-solicit, "
+				   "nd-neighbor-advert } ");
+			break;
+		case IRM_NFPROTO:
+			sb_printf(b, "meta nfproto %s ",
+				  m->family == AF_INET ? "ipv4" : "ipv6");
+			break;
+		case IRM_LOOKUP:
+			put_keys(b, m->key, m->nkey);
+			sb_printf(b, " %s@%s ", m->neg ? "!= " : "", m->set);
+			break;
+		}
+	}
+	switch (r->stmt) {
+	case IRST_ACCEPT:
+		sb_puts(b, "accept");
+		break;
+	case IRST_DROP:
+		sb_puts(b, "drop");
+		break;
+	case IRST_JUMP:
+		sb_printf(b, "jump %s", r->target);
+		break;
+	case IRST_VMAP:
+		put_keys(b, r->vkey, r->nvkey);
+		sb_printf(b, " vmap @%s", r->target);
+		break;
+	case IRST_LOG:
+		sb_printf(b,
+			  "update @%s { %s limit rate %u/%s } log prefix "
+			  "\"%s\" group %u",
+			  r->rl_set, expr_name(r->rl_key), r->rate,
+			  r->rate_unit, r->prefix, r->group);
+		break;
+	}
+}
+
+static void render_set(const struct ir_set *s, struct strbuf *b)
+{
+	size_t i;
+
+	sb_printf(b, "\t%s %s {\n\t\ttype ", s->flags & IRS_MAP ? "map" : "set",
+		  s->name);
+	render_set_type(s, b);
+	sb_putc(b, '\n');
+	if (s->flags & IRS_DYNAMIC)
+		sb_printf(b,
+			  "\t\tsize %u\n\t\tflags dynamic,timeout\n"
+			  "\t\ttimeout %us\n",
+			  s->size, s->timeout_s);
+	if (s->flags & IRS_INTERVAL)
+		sb_puts(b, "\t\tflags interval\n");
+	for (i = 0; i < s->n; i++) {
+		sb_puts(b, i ? ",\n\t\t\t     " : "\t\telements = { ");
+		render_elem(s, &s->e[i], b);
+	}
+	if (s->n)
+		sb_puts(b, " }\n");
+	sb_puts(b, "\t}\n");
+}
+
+static void render_chain(const struct ir_chain *c, struct strbuf *b)
+{
+	size_t i;
+
+	sb_printf(b, "\tchain %s {\n", c->name);
+	if (c->hook != IRH_NONE)
+		sb_printf(b,
+			  "\t\ttype filter hook %s priority filter %c %d; "
+			  "policy accept;\n",
+			  c->hook == IRH_FORWARD ? "forward" : "input",
+			  c->prio < 0 ? '-' : '+', c->prio < 0 ? -c->prio
+							      : c->prio);
+	for (i = 0; i < c->n; i++) {
+		sb_puts(b, "\t\t");
+		render_rule(&c->r[i], b);
+		sb_putc(b, '\n');
+	}
+	sb_puts(b, "\t}\n");
+}
+
+/* nft resolves names in order: sets, then the chains that only use sets,
+ * then maps (whose elements jump to those chains), then the chains that
+ * use maps, then the base chains. */
+static bool chain_uses_map(const struct ir_chain *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->n; i++)
+		if (c->r[i].stmt == IRST_VMAP)
+			return true;
+	return false;
+}
+
+void render_nft(const struct ir_ruleset *rs, const char *comment,
+		struct strbuf *b)
+{
+	size_t i;
+	int pass;
+
+	sb_puts(b, "#!/usr/sbin/nft -f\n");
+	if (comment)
+		sb_printf(b, "# %s\n", comment);
+	sb_printf(b, "# %zu sets and maps, %zu elements, %zu chains\n",
+		  rs->nsets, ir_element_count(rs), rs->nchains);
+	/* create-then-delete makes the delete valid on a fresh host; the
+	 * whole file is one transaction */
+	sb_printf(b, "table inet %s\ndelete table inet %s\n\ntable inet %s {\n",
+		  rs->table, rs->table, rs->table);
+	for (i = 0; i < rs->nsets; i++)
+		if (!(rs->sets[i].flags & IRS_MAP))
+			render_set(&rs->sets[i], b);
+	for (pass = 0; pass < 2; pass++) {
+		for (i = 0; i < rs->nchains; i++) {
+			const struct ir_chain *c = &rs->chains[i];
+			bool late = chain_uses_map(c) || c->hook != IRH_NONE;
+
+			if (late == (pass == 1) && c->hook == IRH_NONE)
+				render_chain(c, b);
+		}
+		if (pass)
+			break;
+		for (i = 0; i < rs->nsets; i++)
+			if (rs->sets[i].flags & IRS_MAP)
+				render_set(&rs->sets[i], b);
+	}
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].hook != IRH_NONE)
+			render_chain(&rs->chains[i], b);
+	sb_puts(b, "}\n");
+}
+
+void render_json(const struct ir_ruleset *rs, struct strbuf *out)
+{
+	json_t *root = json_object(), *sets = json_array(),
+	       *chains = json_array();
+	struct strbuf b = { 0 };
+	char *text;
+	size_t i, j;
+
+	json_object_set_new(root, "family", json_string("inet"));
+	json_object_set_new(root, "table", json_string(rs->table));
+	for (i = 0; i < rs->nsets; i++) {
+		const struct ir_set *s = &rs->sets[i];
+		json_t *o = json_object(), *el = json_array(), *fl = json_array();
+
+		json_object_set_new(o, "name", json_string(s->name));
+		json_object_set_new(o, "kind", json_string(s->flags & IRS_MAP
+								   ? "map"
+								   : "set"));
+		b.len = 0;
+		render_set_type(s, &b);
+		json_object_set_new(o, "type", json_string(b.s));
+		if (s->flags & IRS_INTERVAL)
+			json_array_append_new(fl, json_string("interval"));
+		if (s->flags & IRS_DYNAMIC) {
+			json_array_append_new(fl, json_string("dynamic"));
+			json_array_append_new(fl, json_string("timeout"));
+		}
+		json_object_set_new(o, "flags", fl);
+		for (j = 0; j < s->n; j++) {
+			b.len = 0;
+			render_elem(s, &s->e[j], &b);
+			json_array_append_new(el, json_string(b.s));
+		}
+		json_object_set_new(o, "elements", el);
+		json_array_append_new(sets, o);
+	}
+	for (i = 0; i < rs->nchains; i++) {
+		const struct ir_chain *c = &rs->chains[i];
+		json_t *o = json_object(), *rules = json_array();
+
+		json_object_set_new(o, "name", json_string(c->name));
+		if (c->hook != IRH_NONE) {
+			json_object_set_new(o, "hook",
+					    json_string(c->hook == IRH_FORWARD
+								? "forward"
+								: "input"));
+			json_object_set_new(o, "priority",
+					    json_integer(c->prio));
+			json_object_set_new(o, "policy", json_string("accept"));
+		}
+		for (j = 0; j < c->n; j++) {
+			b.len = 0;
+			render_rule(&c->r[j], &b);
+			json_array_append_new(rules, json_string(b.s));
+		}
+		json_object_set_new(o, "rules", rules);
+		json_array_append_new(chains, o);
+	}
+	json_object_set_new(root, "sets", sets);
+	json_object_set_new(root, "chains", chains);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	sb_puts(out, text);
+	sb_putc(out, '\n');
+	free(text);
+	json_decref(root);
+	sb_free(&b);
+}

@@ -1,0 +1,370 @@
+/* trace: decides a connection from the policy model (which edge, which
+ * default) and proves the decision against the IR with ir_eval(). Pure. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "bulkhead/render.h"
+#include "bulkhead/trace.h"
+
+#define UPLINK "eth0" /* stands for any non-container interface */
+
+enum ep_kind { EP_CONTAINER, EP_EXTERNAL, EP_HOST };
+
+struct endpoint {
+	enum ep_kind kind;
+	const struct inv_container *c;
+	const struct inv_net *net; /* fixed when given as an IP */
+	long svc;
+	int family;
+	u128 addr;
+	const char *arg;
+};
+
+static int resolve(const struct compiler *cc, const struct policy *p,
+		   const struct inventory *inv, const char *arg,
+		   struct endpoint *ep)
+{
+	const struct inv_container *best = NULL;
+	long a, b, si;
+	size_t i, j;
+
+	memset(ep, 0, sizeof(*ep));
+	ep->arg = arg;
+	if (!strcmp(arg, "host")) {
+		ep->kind = EP_HOST;
+		return 0;
+	}
+	if (!addr_parse(arg, &ep->family, &ep->addr)) {
+		ep->kind = EP_EXTERNAL;
+		for (i = 0; i < inv->n; i++)
+			for (j = 0; j < inv->c[i].nnets; j++) {
+				const struct inv_net *n = &inv->c[i].nets[j];
+
+				if ((ep->family == AF_INET && n->has4 &&
+				     n->ip4 == ep->addr) ||
+				    (ep->family == AF_INET6 && n->has6 &&
+				     n->ip6 == ep->addr)) {
+					ep->kind = EP_CONTAINER;
+					ep->c = &inv->c[i];
+					ep->net = n;
+				}
+			}
+		if (ep->c)
+			ep->svc = compiler_assign(cc, ep->c, &a, &b);
+		return 0;
+	}
+	ep->kind = EP_CONTAINER;
+	ep->c = inventory_find(inv, arg);
+	if (!ep->c && (si = policy_service_index(p, arg)) >= 0) {
+		for (i = 0; i < inv->n; i++)
+			if (compiler_assign(cc, &inv->c[i], &a, &b) == si &&
+			    (!best || strcmp(inv->c[i].name, best->name) < 0))
+				best = &inv->c[i];
+		if (!best)
+			return -ENOENT;
+		ep->c = best;
+	}
+	if (!ep->c)
+		return -EINVAL;
+	ep->svc = compiler_assign(cc, ep->c, &a, &b);
+	return 0;
+}
+
+static bool in_cidrs(const struct pol_peer *peer, int fam, u128 a)
+{
+	size_t i;
+
+	for (i = 0; i < peer->ncidrs; i++)
+		if (peer->cidrs[i].family == fam && a >= peer->cidrs[i].lo &&
+		    a <= peer->cidrs[i].hi)
+			return true;
+	return false;
+}
+
+/* Does endpoint ep (managed when its container is placed) fit peer? */
+static bool peer_fits(const struct pol_peer *peer, const struct endpoint *ep,
+		      bool managed)
+{
+	switch (peer->kind) {
+	case PEER_SERVICE:
+		return managed && ep->svc == (long)peer->service;
+	case PEER_WORLD:
+		return ep->kind == EP_EXTERNAL || (!managed && ep->c);
+	case PEER_HOST:
+		return ep->kind == EP_HOST;
+	case PEER_CIDR:
+		return (ep->kind == EP_EXTERNAL || (!managed && ep->c)) &&
+		       in_cidrs(peer, ep->family, ep->addr);
+	case PEER_FQDN:
+		return false; /* answered from the IR: needs resolution */
+	}
+	return false;
+}
+
+static bool port_fits(const struct pol_edge *e, uint8_t proto, uint16_t port,
+		      int fam)
+{
+	size_t i;
+
+	for (i = 0; i < e->nports; i++) {
+		const struct pol_port *pp = &e->ports[i];
+
+		if (proto < pp->proto_lo || proto > pp->proto_hi ||
+		    port < pp->lo || port > pp->hi)
+			continue;
+		if (pp->proto_lo == pp->proto_hi &&
+		    ((pp->proto_lo == IPPROTO_ICMP && fam != AF_INET) ||
+		     (pp->proto_lo == IPPROTO_ICMPV6 && fam != AF_INET6)))
+			continue;
+		return true;
+	}
+	return false;
+}
+
+static void describe(struct strbuf *o, const char *label,
+		     const struct endpoint *ep, const struct policy *p,
+		     const char *bridge_net)
+{
+	char a[64];
+
+	addr_format(ep->family, ep->addr, a, sizeof(a));
+	sb_printf(o, "  %-5s ", label);
+	if (ep->kind == EP_HOST) {
+		sb_puts(o, "host (the Docker host's own addresses)\n");
+		return;
+	}
+	if (ep->c) {
+		sb_printf(o, "%s (", ep->c->name);
+		if (ep->svc >= 0)
+			sb_printf(o, "service %s", p->services[ep->svc].name);
+		else
+			sb_puts(o, ep->svc == COMPILE_CONFLICT
+					   ? "matches two services"
+					   : "matches no service");
+		sb_printf(o, ", %s%s%s)\n", a, bridge_net ? " on " : "",
+			  bridge_net ? bridge_net : "");
+		return;
+	}
+	sb_printf(o, "%s (outside: world)\n", a);
+}
+
+/* First managed network of c with an address of family fam (any family
+ * when fam is 0), preferring one shared with other. */
+static const struct inv_net *pick_net(const struct compiler *cc,
+				      const struct inventory *inv,
+				      const struct inv_container *c, int fam,
+				      const struct inv_container *other)
+{
+	const struct inv_net *first = NULL;
+	size_t i, j;
+
+	for (i = 0; i < c->nnets; i++) {
+		const struct inv_net *n = &c->nets[i];
+
+		if (!compiler_net_managed(cc, inv, n->name))
+			continue;
+		if ((fam == AF_INET && !n->has4) || (fam == AF_INET6 && !n->has6))
+			continue;
+		if (!first)
+			first = n;
+		for (j = 0; other && j < other->nnets; j++)
+			if (!strcmp(other->nets[j].name, n->name))
+				return n;
+	}
+	return first;
+}
+
+static void set_addr(struct endpoint *ep, const struct inv_net *n, int fam)
+{
+	if (!n || ep->kind != EP_CONTAINER || ep->net)
+		return;
+	ep->family = fam ? fam : n->has4 ? AF_INET : AF_INET6;
+	ep->addr = ep->family == AF_INET ? n->ip4 : n->ip6;
+}
+
+int trace_run(const struct compiler *cc, const struct policy *p,
+	      const struct ir_ruleset *rs, const struct inventory *inv,
+	      const char *src, const char *dst, const char *port,
+	      struct strbuf *o, struct diags *d)
+{
+	const struct inv_net *sn = NULL, *dn = NULL;
+	struct endpoint s, t;
+	struct pol_port pp;
+	struct ir_packet pkt = { 0 };
+	struct ir_result res;
+	const char *why, *args[2] = { src, dst };
+	struct endpoint *eps[2] = { &s, &t };
+	bool s_managed, t_managed, port_other = false, model_allow = false;
+	bool audit_deny;
+	long edge = -1;
+	int fam = 0, i, r;
+	size_t k;
+
+	for (i = 0; i < 2; i++) {
+		r = resolve(cc, p, inv, args[i], eps[i]);
+		if (r == -ENOENT) {
+			diags_add(d, DIAG_ERROR, "trace", 0, 0,
+				  "service '%s' has no container in the "
+				  "inventory",
+				  args[i]);
+			return -EINVAL;
+		}
+		if (r) {
+			diags_add(d, DIAG_ERROR, "trace", 0, 0,
+				  "'%s' is not a container, service, IP "
+				  "address or 'host'",
+				  args[i]);
+			return -EINVAL;
+		}
+	}
+	if (s.kind == EP_HOST) {
+		diags_add(d, DIAG_ERROR, "trace", 0, 0,
+			  "'host' is a destination only: the host's own "
+			  "traffic to containers is not filtered");
+		return -EINVAL;
+	}
+	why = policy_port_parse(port, &pp);
+	if (why || pp.proto_lo != pp.proto_hi || pp.lo != pp.hi) {
+		if (!why && pp.proto_lo == pp.proto_hi)
+			why = "must be one port, not a range";
+		diags_add(d, DIAG_ERROR, "trace", 0, 0, "port '%s' %s", port,
+			  why ? why : "must name one protocol (not any)");
+		return -EINVAL;
+	}
+	if (pp.proto_lo == IPPROTO_ICMP || pp.proto_lo == IPPROTO_ICMPV6) {
+		pp.lo = 0;
+		fam = pp.proto_lo == IPPROTO_ICMP ? AF_INET : AF_INET6;
+	}
+	if (s.kind == EP_EXTERNAL || s.net)
+		fam = s.family;
+	if (t.kind == EP_EXTERNAL || t.net)
+		fam = fam ? fam : t.family;
+	if (s.kind == EP_CONTAINER)
+		sn = s.net ? s.net : pick_net(cc, inv, s.c, fam, t.c);
+	if (!fam && sn)
+		fam = sn->has4 ? AF_INET : AF_INET6;
+	if (t.kind == EP_CONTAINER)
+		dn = t.net ? t.net : pick_net(cc, inv, t.c, fam, s.c);
+	if (!fam && dn)
+		fam = dn->has4 ? AF_INET : AF_INET6;
+	if (!fam)
+		fam = AF_INET;
+	set_addr(&s, sn, fam);
+	set_addr(&t, dn, fam);
+
+	s_managed = sn && s.svc != COMPILE_UNMATCHED;
+	s_managed |= sn && !p->unmatched_allow;
+	t_managed = dn && (t.svc != COMPILE_UNMATCHED || !p->unmatched_allow);
+	if (sn && !compiler_net_managed(cc, inv, sn->name))
+		s_managed = false;
+
+	pkt.family = fam;
+	pkt.saddr = s.addr;
+	pkt.daddr = t.addr;
+	pkt.proto = pp.proto_lo;
+	pkt.dport = pp.lo;
+	snprintf(pkt.iif, sizeof(pkt.iif), "%s", sn ? sn->bridge : UPLINK);
+	if (t.kind == EP_HOST) {
+		pkt.hook = IRH_INPUT;
+	} else {
+		pkt.hook = IRH_FORWARD;
+		snprintf(pkt.oif, sizeof(pkt.oif), "%s",
+			 dn ? dn->bridge : UPLINK);
+	}
+	ir_eval(rs, &pkt, &res);
+
+	/* the model's answer */
+	if (!s_managed && !t_managed) {
+		model_allow = true;
+	} else if ((s_managed && s.svc < 0) || (t_managed && t.svc < 0)) {
+		model_allow = false;
+	} else {
+		for (k = 0; k < p->nedges; k++) {
+			const struct pol_edge *e = &p->edges[k];
+
+			if (!peer_fits(&e->src, &s, s_managed) ||
+			    !peer_fits(&e->dst, &t, t_managed))
+				continue;
+			if (s_managed && t_managed && sn && dn &&
+			    strcmp(sn->name, dn->name))
+				continue; /* no shared network */
+			if (!port_fits(e, pp.proto_lo, pp.lo, fam)) {
+				port_other = true;
+				continue;
+			}
+			edge = (long)k;
+			model_allow = true;
+			break;
+		}
+	}
+
+	/* in audit mode the deny chain logs and accepts */
+	audit_deny = !model_allow && res.logged && res.verdict == IRV_ACCEPT;
+	sb_printf(o, "%s %s -> %s %s\n",
+		  audit_deny			  ? "would-deny"
+		  : res.verdict == IRV_ACCEPT ? "allowed"
+					      : "denied",
+		  src, dst, port);
+	describe(o, "from:", &s, p, sn ? sn->name : NULL);
+	describe(o, "to:", &t, p, dn ? dn->name : NULL);
+	if (edge >= 0) {
+		const struct pol_edge *e = &p->edges[edge];
+
+		sb_printf(o, "  edge: %s:%u:%u (%s of service %s)\n", p->file,
+			  e->loc.line, e->loc.col,
+			  e->ingress ? "ingress" : "egress",
+			  p->services[e->ingress ? e->dst.service
+						 : e->src.service]
+				  .name);
+	} else if (!s_managed && !t_managed) {
+		sb_puts(o, "  default: touches no managed container, not "
+			   "filtered\n");
+	} else if ((s_managed && s.svc == COMPILE_UNMATCHED) ||
+		   (t_managed && t.svc == COMPILE_UNMATCHED)) {
+		sb_puts(o, "  default: a container that matches no service "
+			   "(settings.unmatched: deny) (reason: "
+			   "unmatched-container)\n");
+	} else if (s.svc == COMPILE_CONFLICT || t.svc == COMPILE_CONFLICT) {
+		sb_puts(o, "  default: a container that matches two services "
+			   "is denied\n");
+	} else if (s_managed && t_managed && sn && dn &&
+		   strcmp(sn->name, dn->name)) {
+		sb_puts(o, "  default: the two containers share no managed "
+			   "network (reason: no-edge)\n");
+	} else {
+		sb_printf(o, "  default: deny (reason: %s)\n",
+			  port_other ? "port-not-allowed" : "no-edge");
+	}
+	sb_puts(o, "  path:");
+	for (i = 0; i < res.ntrail; i++) {
+		const struct ir_step *st = &res.trail[i];
+
+		sb_printf(o, " %s%s", i ? "> " : "", st->chain);
+		if (st->set && !(st->set->flags & IRS_MAP)) {
+			sb_printf(o, " (@%s has ", st->set->name);
+			render_elem(st->set, st->elem, o);
+			sb_putc(o, ')');
+		}
+	}
+	if (res.by_policy)
+		sb_puts(o, " (no rule: policy accept)");
+	sb_printf(o, ": %s\n", res.verdict == IRV_ACCEPT ? "accept" : "drop");
+	if (audit_deny)
+		sb_puts(o, "  note: audit mode logs this as would-deny and "
+			   "lets it through\n");
+	/* FQDN edges are only in the IR (resolved addresses) */
+	if (model_allow != (res.verdict == IRV_ACCEPT) &&
+	    !audit_deny &&
+	    !(t.kind == EP_EXTERNAL && res.verdict == IRV_ACCEPT)) {
+		diags_add(d, DIAG_ERROR, "trace", 0, 0,
+			  "internal error: the policy says %s but the ruleset "
+			  "says %s",
+			  model_allow ? "allowed" : "denied",
+			  res.verdict == IRV_ACCEPT ? "accept" : "drop");
+		return -EFAULT;
+	}
+	return res.verdict == IRV_ACCEPT && !audit_deny ? TRACE_ALLOWED
+							: TRACE_DENIED;
+}

@@ -1,0 +1,199 @@
+/* Allocation, growable arrays, string buffers and address parsing.
+ * Pure helpers: no file or network I/O. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulkhead/util.h"
+
+static void oom(void)
+{
+	fputs("bulkhead: out of memory\n", stderr);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n ? n : 1, sz ? sz : 1);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	struct strbuf b = { 0 };
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	grow(&b.s, &b.cap, (size_t)n + 1, 1);
+	va_start(ap, fmt);
+	vsnprintf(b.s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return b.s;
+}
+
+void grow(void *arr, size_t *cap, size_t need, size_t sz)
+{
+	void **p = arr;
+	size_t c = *cap;
+
+	if (need <= c)
+		return;
+	c = c ? c : 8;
+	while (c < need)
+		c *= 2;
+	*p = xrealloc(*p, c * sz);
+	*cap = c;
+}
+
+void sb_putn(struct strbuf *b, const char *s, size_t n)
+{
+	grow(&b->s, &b->cap, b->len + n + 1, 1);
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+void sb_putc(struct strbuf *b, char c)
+{
+	sb_putn(b, &c, 1);
+}
+
+void sb_puts(struct strbuf *b, const char *s)
+{
+	sb_putn(b, s, strlen(s));
+}
+
+void sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	grow(&b->s, &b->cap, b->len + (size_t)n + 1, 1);
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void sb_free(struct strbuf *b)
+{
+	free(b->s);
+	b->s = NULL;
+	b->len = b->cap = 0;
+}
+
+void addr_format(int family, u128 a, char *buf, size_t len)
+{
+	unsigned char raw[16];
+	int i;
+
+	if (family == AF_INET) {
+		uint32_t v = htonl((uint32_t)a);
+
+		inet_ntop(AF_INET, &v, buf, (socklen_t)len);
+		return;
+	}
+	for (i = 15; i >= 0; i--) {
+		raw[i] = (unsigned char)(a & 0xff);
+		a >>= 8;
+	}
+	inet_ntop(AF_INET6, raw, buf, (socklen_t)len);
+}
+
+int addr_parse(const char *s, int *family, u128 *a)
+{
+	unsigned char raw[16];
+	uint32_t v4;
+	int i;
+
+	if (inet_pton(AF_INET, s, &v4) == 1) {
+		*family = AF_INET;
+		*a = ntohl(v4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, s, raw) == 1) {
+		*family = AF_INET6;
+		*a = 0;
+		for (i = 0; i < 16; i++)
+			*a = (*a << 8) | raw[i];
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen)
+{
+	char buf[64], *slash, *end;
+	int bits, maxbits;
+	long n;
+	u128 a, mask;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (addr_parse(buf, family, &a))
+		return -EINVAL;
+	maxbits = *family == AF_INET ? 32 : 128;
+	bits = maxbits;
+	if (slash) {
+		if (!slash[1] || slash[1] == '-' || slash[1] == '+')
+			return -EINVAL;
+		errno = 0;
+		n = strtol(slash + 1, &end, 10);
+		if (errno || *end || n < 0 || n > maxbits)
+			return -EINVAL;
+		bits = (int)n;
+	}
+	mask = bits == maxbits ? 0 : (((u128)1 << (maxbits - bits)) - 1);
+	if (a & mask)
+		return -EDOM;
+	*lo = a;
+	*hi = a | mask;
+	*plen = bits;
+	return 0;
+}
