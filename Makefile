@@ -9,8 +9,8 @@ BUILD ?= build
 CC ?= cc
 PKGS := libnftnl libmnl yaml-0.1 jansson
 CFLAGS ?= -O2 -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-	-Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS))
+ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS))
 LDLIBS += $(shell pkg-config --libs $(PKGS))
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -32,19 +32,19 @@ bulkhead: $(BUILD)/bulkhead
 
 $(BUILD)/bulkhead: $(BUILD)/main.o $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: src/%.c | $(BUILD)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit/%.o: tests/unit/%.c | $(BUILD)/unit
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(CFLAGS) -DFIXTURES='"tests/fixtures"' -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) -DFIXTURES='"tests/fixtures"' -c -o $@ $<
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
 $(BUILD) $(BUILD)/unit:
 	$(Q)mkdir -p $@

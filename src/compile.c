@@ -121,7 +121,8 @@ static void boxes_normalize(struct boxes *b)
 		}
 	}
 	/* merge port-adjacent cells with the same protocol and addresses */
-	qsort(out.v, out.n, sizeof(*out.v), cell_cmp_port);
+	if (out.n > 1)
+		qsort(out.v, out.n, sizeof(*out.v), cell_cmp_port);
 	for (i = k = 0; i < out.n; i++) {
 		struct box *prev = k ? &out.v[k - 1] : NULL;
 
@@ -206,9 +207,11 @@ static const char *const sset_suffix[S_NSETS] = {
 static const char *const schain_prefix[C_NCHAINS] = { "svc", "in", "host" };
 
 /* Chains before the per-service ones, in ruleset order. */
-static const char *const base_chains[] = { "forward",	      "input",
-					   "from_container", "to_container",
-					   "host_from_container", "deny" };
+static const char *const base_chains[] = {
+	"forward",	       "input", "from_container", "to_container",
+	"host_from_container", "deny",	"unmanaged"
+};
+enum { B_FORWARD, B_INPUT, B_FROM, B_TO, B_HOST, B_DENY, B_UNMANAGED };
 #define NBASE (sizeof(base_chains) / sizeof(base_chains[0]))
 
 /* A service T and the boxes (address unused) T may open to another. */
@@ -787,7 +790,9 @@ static void emit_container_net(struct sink *k, long svc,
 					  n->bridge, a, &si->into[i].b, fam);
 		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
 			/* not managed: free to go, and "world" to others */
-			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a, NULL);
+			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
+				 k->rs ? k->rs->chains[B_UNMANAGED].name
+				       : base_chains[B_UNMANAGED]);
 			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a, NULL);
 			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a, NULL);
 			for (i = 0; i < cc->nworld; i++)
@@ -933,35 +938,35 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	/* the chain array is final now: names are stable */
 	for (i = 0; i < NBASE; i++)
 		c[i] = &rs->chains[i];
-	deny = rs->chains[5].name;
+	deny = rs->chains[B_DENY].name;
 	bridges = rs->sets[G_BRIDGES].name;
 
-	base_rules(c[0], true);
-	r = ir_rule_add(c[0]);
+	base_rules(c[B_FORWARD], true);
+	r = ir_rule_add(c[B_FORWARD]);
 	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
-	rule_verdict(r, IRST_JUMP, c[2]->name);
-	r = ir_rule_add(c[0]);
+	rule_verdict(r, IRST_JUMP, c[B_FROM]->name);
+	r = ir_rule_add(c[B_FORWARD]);
 	lookup_match(r, bridges, false, 1, IRX_OIFNAME);
-	rule_verdict(r, IRST_JUMP, c[3]->name);
+	rule_verdict(r, IRST_JUMP, c[B_TO]->name);
 
-	base_rules(c[1], true);
-	r = ir_rule_add(c[1]);
+	base_rules(c[B_INPUT], true);
+	r = ir_rule_add(c[B_INPUT]);
 	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
-	rule_verdict(r, IRST_JUMP, c[4]->name);
+	rule_verdict(r, IRST_JUMP, c[B_HOST]->name);
 
-	vmap_rule(c[2], rs->sets[G_SRC4].name, IRX_IIFNAME, IRX_SADDR4);
-	vmap_rule(c[2], rs->sets[G_SRC6].name, IRX_IIFNAME, IRX_SADDR6);
-	jump_rule(c[2], deny);
-	vmap_rule(c[3], rs->sets[G_DST4].name, IRX_OIFNAME, IRX_DADDR4);
-	vmap_rule(c[3], rs->sets[G_DST6].name, IRX_OIFNAME, IRX_DADDR6);
-	jump_rule(c[3], deny);
-	vmap_rule(c[4], rs->sets[G_HSRC4].name, IRX_IIFNAME, IRX_SADDR4);
-	vmap_rule(c[4], rs->sets[G_HSRC6].name, IRX_IIFNAME, IRX_SADDR6);
-	jump_rule(c[4], deny);
+	vmap_rule(c[B_FROM], rs->sets[G_SRC4].name, IRX_IIFNAME, IRX_SADDR4);
+	vmap_rule(c[B_FROM], rs->sets[G_SRC6].name, IRX_IIFNAME, IRX_SADDR6);
+	jump_rule(c[B_FROM], deny);
+	vmap_rule(c[B_TO], rs->sets[G_DST4].name, IRX_OIFNAME, IRX_DADDR4);
+	vmap_rule(c[B_TO], rs->sets[G_DST6].name, IRX_OIFNAME, IRX_DADDR6);
+	jump_rule(c[B_TO], deny);
+	vmap_rule(c[B_HOST], rs->sets[G_HSRC4].name, IRX_IIFNAME, IRX_SADDR4);
+	vmap_rule(c[B_HOST], rs->sets[G_HSRC6].name, IRX_IIFNAME, IRX_SADDR6);
+	jump_rule(c[B_HOST], deny);
 
 	/* deny: log (rate-limited per source address), then the verdict */
 	for (fi = 0; fi < 2; fi++) {
-		r = ir_rule_add(c[5]);
+		r = ir_rule_add(c[B_DENY]);
 		r->m[r->nm].kind = IRM_NFPROTO;
 		r->m[r->nm++].family = fi ? AF_INET6 : AF_INET;
 		r->stmt = IRST_LOG;
@@ -972,8 +977,20 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		r->prefix = cc->audit ? "bulkhead would-deny " : "bulkhead deny ";
 		r->group = p->log_group;
 	}
-	rule_verdict(ir_rule_add(c[5]), cc->audit ? IRST_ACCEPT : IRST_DROP,
-		     NULL);
+	rule_verdict(ir_rule_add(c[B_DENY]),
+		     cc->audit ? IRST_ACCEPT : IRST_DROP, NULL);
+
+	/* A container that matches no service, with unmatched: allow, is
+	 * not managed: it goes where it likes, except that a managed
+	 * container is reached only as from "world". */
+	vmap_rule(c[B_UNMANAGED], rs->sets[G_DST4].name, IRX_OIFNAME,
+		  IRX_DADDR4);
+	vmap_rule(c[B_UNMANAGED], rs->sets[G_DST6].name, IRX_OIFNAME,
+		  IRX_DADDR6);
+	r = ir_rule_add(c[B_UNMANAGED]);
+	lookup_match(r, bridges, false, 1, IRX_OIFNAME);
+	rule_verdict(r, IRST_JUMP, deny);
+	rule_verdict(ir_rule_add(c[B_UNMANAGED]), IRST_ACCEPT, NULL);
 
 	for (s = 0; s < p->nservices; s++) {
 		struct ir_chain *svc = &rs->chains[NBASE + s * C_NCHAINS];

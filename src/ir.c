@@ -172,6 +172,8 @@ void ir_normalize(struct ir_ruleset *rs)
 
 		/* qsort has no context argument; the IR is never shared
 		 * between threads while it is being built. */
+		if (s->n < 2)
+			continue;
 		sort_set = s;
 		qsort(s->e, s->n, sizeof(*s->e), elem_qcmp);
 		for (j = k = 0; j < s->n; j++)

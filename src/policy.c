@@ -222,15 +222,30 @@ static struct ynode *read_tree(struct pctx *c, const char *buf, size_t len)
 	if (fatal && ps.error != YAML_NO_ERROR) {
 		yaml_mark_t m = ps.problem_mark;
 
-		if (ps.error == YAML_READER_ERROR)
-			err(c, 0, 0, "%s at byte %zu (is the file UTF-8?)",
+		if (ps.error == YAML_READER_ERROR) {
+			/* the reader gives a byte offset: find its line */
+			unsigned line = 1, col = 1;
+			size_t i;
+
+			for (i = 0; i < ps.problem_offset && i < len; i++) {
+				if (buf[i] == '\n') {
+					line++;
+					col = 1;
+				} else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
+					col++;
+				}
+			}
+			err(c, line, col, "%s (byte 0x%02x): a policy must be "
+					  "UTF-8",
 			    ps.problem ? ps.problem : "unreadable input",
-			    ps.problem_offset);
-		else
+			    ps.problem_value >= 0 ? (unsigned)ps.problem_value
+						  : 0u);
+		} else {
 			err(c, (unsigned)m.line + 1, (unsigned)m.column + 1,
 			    "%s%s%s", ps.problem ? ps.problem : "syntax error",
 			    ps.context ? " " : "",
 			    ps.context ? ps.context : "");
+		}
 	}
 	yaml_parser_delete(&ps);
 	if (fatal) {
@@ -1029,4 +1044,106 @@ void policy_free(struct policy *p)
 	free(p->edges);
 	free(p->file);
 	free(p);
+}
+
+static void dump_list(struct strbuf *b, const char *key, char **v, size_t n)
+{
+	size_t i;
+
+	if (!n)
+		return;
+	sb_printf(b, "      %s: [", key);
+	for (i = 0; i < n; i++)
+		sb_printf(b, "%s\"%s\"", i ? ", " : "", v[i]);
+	sb_puts(b, "]\n");
+}
+
+static void dump_peer(struct strbuf *b, const struct policy *p,
+		      const struct pol_peer *peer)
+{
+	char a[64];
+	size_t i;
+
+	switch (peer->kind) {
+	case PEER_SERVICE:
+		sb_puts(b, p->services[peer->service].name);
+		return;
+	case PEER_WORLD:
+		sb_puts(b, "world");
+		return;
+	case PEER_HOST:
+		sb_puts(b, "host");
+		return;
+	case PEER_FQDN:
+		sb_printf(b, "{ fqdn: %s }", peer->fqdn);
+		return;
+	case PEER_CIDR:
+		sb_puts(b, "{ cidr: [");
+		for (i = 0; i < peer->ncidrs; i++) {
+			addr_format(peer->cidrs[i].family, peer->cidrs[i].lo, a,
+				    sizeof(a));
+			sb_printf(b, "%s\"%s/%d\"", i ? ", " : "", a,
+				  peer->cidrs[i].plen);
+		}
+		sb_puts(b, "] }");
+		return;
+	}
+}
+
+void policy_dump(const struct policy *p, struct strbuf *b)
+{
+	char port[32];
+	size_t s, i, j;
+
+	sb_puts(b, "version: 1\nsettings:\n");
+	sb_printf(b, "  mode: %s\n  unmatched: %s\n  log_rate: %u/%s\n"
+		     "  log_group: %u\n",
+		  p->mode == POL_AUDIT ? "audit" : "enforce",
+		  p->unmatched_allow ? "allow" : "deny", p->log_rate,
+		  p->log_rate_unit, p->log_group);
+	if (p->networks_set) {
+		sb_puts(b, "  networks: [");
+		for (i = 0; i < p->nnetworks; i++)
+			sb_printf(b, "%s\"%s\"", i ? ", " : "", p->networks[i]);
+		sb_puts(b, "]\n");
+	}
+	sb_puts(b, "services:\n");
+	for (s = 0; s < p->nservices; s++) {
+		const struct pol_match *m = &p->services[s].match;
+		bool any[2] = { false, false };
+
+		sb_printf(b, "  %s:\n    match:\n", p->services[s].name);
+		dump_list(b, "name", m->names, m->nnames);
+		dump_list(b, "image", m->images, m->nimages);
+		dump_list(b, "compose_service", m->compose, m->ncompose);
+		if (m->nlabels) {
+			sb_puts(b, "      labels:\n");
+			for (i = 0; i < m->nlabels; i++)
+				sb_printf(b, "        \"%s\": \"%s\"\n",
+					  m->labels[i].key, m->labels[i].value);
+		}
+		/* egress edges stay with their source, ingress with their
+		 * destination, in file order */
+		for (i = 0; i < p->nedges; i++) {
+			const struct pol_edge *e = &p->edges[i];
+			int in = e->ingress;
+			const struct pol_peer *self = in ? &e->dst : &e->src;
+
+			if (self->kind != PEER_SERVICE || self->service != s)
+				continue;
+			if (!any[in])
+				sb_puts(b, in ? "    ingress:\n"
+					      : "    egress:\n");
+			any[in] = true;
+			sb_printf(b, "      - %s: ", in ? "from" : "to");
+			dump_peer(b, p, in ? &e->src : &e->dst);
+			sb_puts(b, "\n        ports: [");
+			for (j = 0; j < e->nports; j++) {
+				policy_port_format(&e->ports[j], port,
+						   sizeof(port));
+				sb_printf(b, "%s%s", j ? ", " : "", port);
+			}
+			sb_puts(b, "]\n");
+		}
+	}
 }

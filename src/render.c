@@ -261,9 +261,18 @@ static void render_chain(const struct ir_chain *c, struct strbuf *b)
 	sb_puts(b, "\t}\n");
 }
 
-/* nft resolves names in order: sets, then the chains that only use sets,
- * then maps (whose elements jump to those chains), then the chains that
- * use maps, then the base chains. */
+/* nft resolves names in file order, so every object is written after the
+ * objects it names: a chain after the sets it looks up and the chains it
+ * jumps to, a map after the chains its elements jump to. A depth-first
+ * walk from each object in IR order gives that order, deterministically. */
+struct order {
+	const struct ir_ruleset *rs;
+	char *done; /* sets first, then chains */
+	struct strbuf *b;
+};
+
+static void emit_chain_deps(struct order *o, size_t ci);
+
 static bool chain_uses_map(const struct ir_chain *c)
 {
 	size_t i;
@@ -274,11 +283,60 @@ static bool chain_uses_map(const struct ir_chain *c)
 	return false;
 }
 
+static void emit_set_deps(struct order *o, size_t si)
+{
+	const struct ir_set *s = &o->rs->sets[si];
+	const struct ir_chain *c;
+	size_t i;
+
+	if (o->done[si])
+		return;
+	o->done[si] = 1;
+	for (i = 0; i < s->n; i++)
+		if (s->e[i].verdict == IRV_JUMP &&
+		    (c = ir_chain_find(o->rs, s->e[i].chain)))
+			emit_chain_deps(o, (size_t)(c - o->rs->chains));
+	render_set(s, o->b);
+}
+
+static void emit_name(struct order *o, const char *name, bool chain)
+{
+	const struct ir_chain *c;
+	const struct ir_set *s;
+
+	if (!name)
+		return;
+	if (chain && (c = ir_chain_find(o->rs, name)))
+		emit_chain_deps(o, (size_t)(c - o->rs->chains));
+	if (!chain && (s = ir_set_find(o->rs, name)))
+		emit_set_deps(o, (size_t)(s - o->rs->sets));
+}
+
+static void emit_chain_deps(struct order *o, size_t ci)
+{
+	const struct ir_chain *c = &o->rs->chains[ci];
+	size_t i;
+	int m;
+
+	if (o->done[o->rs->nsets + ci])
+		return;
+	o->done[o->rs->nsets + ci] = 1;
+	for (i = 0; i < c->n; i++) {
+		const struct ir_rule *r = &c->r[i];
+
+		for (m = 0; m < r->nm; m++)
+			emit_name(o, r->m[m].set, false);
+		emit_name(o, r->rl_set, false);
+		emit_name(o, r->target, r->stmt == IRST_JUMP);
+	}
+	render_chain(c, o->b);
+}
+
 void render_nft(const struct ir_ruleset *rs, const char *comment,
 		struct strbuf *b)
 {
+	struct order o = { rs, xcalloc(rs->nsets + rs->nchains + 1, 1), b };
 	size_t i;
-	int pass;
 
 	sb_puts(b, "#!/usr/sbin/nft -f\n");
 	if (comment)
@@ -289,27 +347,21 @@ void render_nft(const struct ir_ruleset *rs, const char *comment,
 	 * whole file is one transaction */
 	sb_printf(b, "table inet %s\ndelete table inet %s\n\ntable inet %s {\n",
 		  rs->table, rs->table, rs->table);
+	/* readable order: plain sets, leaf chains, then the rest as the
+	 * dependencies pull them in */
 	for (i = 0; i < rs->nsets; i++)
 		if (!(rs->sets[i].flags & IRS_MAP))
-			render_set(&rs->sets[i], b);
-	for (pass = 0; pass < 2; pass++) {
-		for (i = 0; i < rs->nchains; i++) {
-			const struct ir_chain *c = &rs->chains[i];
-			bool late = chain_uses_map(c) || c->hook != IRH_NONE;
-
-			if (late == (pass == 1) && c->hook == IRH_NONE)
-				render_chain(c, b);
-		}
-		if (pass)
-			break;
-		for (i = 0; i < rs->nsets; i++)
-			if (rs->sets[i].flags & IRS_MAP)
-				render_set(&rs->sets[i], b);
-	}
+			emit_set_deps(&o, i);
 	for (i = 0; i < rs->nchains; i++)
-		if (rs->chains[i].hook != IRH_NONE)
-			render_chain(&rs->chains[i], b);
+		if (rs->chains[i].hook == IRH_NONE &&
+		    !chain_uses_map(&rs->chains[i]))
+			emit_chain_deps(&o, i);
+	for (i = 0; i < rs->nsets; i++)
+		emit_set_deps(&o, i);
+	for (i = 0; i < rs->nchains; i++)
+		emit_chain_deps(&o, i);
 	sb_puts(b, "}\n");
+	free(o.done);
 }
 
 void render_json(const struct ir_ruleset *rs, struct strbuf *out)

@@ -226,6 +226,9 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 		return -EINVAL;
 	}
 	why = policy_port_parse(port, &pp);
+	if (!why && (pp.proto_lo == IPPROTO_ICMP ||
+		     pp.proto_lo == IPPROTO_ICMPV6))
+		pp.hi = pp.lo = 0; /* the datapath sees some value here */
 	if (why || pp.proto_lo != pp.proto_hi || pp.lo != pp.hi) {
 		if (!why && pp.proto_lo == pp.proto_hi)
 			why = "must be one port, not a range";

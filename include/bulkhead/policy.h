@@ -100,6 +100,10 @@ struct policy *policy_parse(const char *name, const char *buf, size_t len,
 			    struct diags *diags);
 void policy_free(struct policy *p);
 
+/* The model as canonical YAML (every default spelled out, edges in file
+ * order): parsing the output gives the same model. */
+void policy_dump(const struct policy *p, struct strbuf *out);
+
 /* -1 when no service has that name. */
 long policy_service_index(const struct policy *p, const char *name);
 

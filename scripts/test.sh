@@ -1,0 +1,10 @@
+#!/bin/sh
+# The whole test suite from a fresh machine: installs what it needs,
+# builds with -Werror, runs every test, then runs them again under
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+set -eu
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+make -j"$(nproc)" >/dev/null
+make test
+make asan

@@ -1,0 +1,61 @@
+#!/bin/sh
+# The command line's contract: exit statuses (0 ok, 2 bad input), errors
+# as FILE:LINE:COL on stderr, nothing on stdout when input is bad, and
+# --help for every command.
+set -eu
+cd "$(dirname "$0")/../.."
+B=${BULKHEAD:-./bulkhead}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+expect() { # status, then the command
+	want=$1
+	shift
+	set +e
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	set -e
+	[ "$got" -eq "$want" ] || { cat "$tmp/err"; fail "$* exited $got, want $want"; }
+}
+
+expect 0 "$B" check -p policies/three-tier.yaml
+expect 0 "$B" check -p policies/shop.yaml --inventory tests/fixtures/shop.json
+for c in check plan trace; do
+	expect 0 "$B" "$c" --help
+	grep -q "usage: bulkhead $c" "$tmp/out" || fail "$c --help"
+done
+expect 0 "$B" --help
+expect 2 "$B"
+expect 2 "$B" frobnicate
+expect 2 "$B" plan -p policies/shop.yaml
+grep -q "inventory FILE is required" "$tmp/err" || fail "plan without inventory"
+
+printf 'version: 1\nservices:\n  a:\n    match: {name: a}\n    egress:\n      - to: b\n        ports: [99999/tcp]\n' >"$tmp/bad.yaml"
+expect 2 "$B" plan -p "$tmp/bad.yaml" --inventory tests/fixtures/shop.json
+[ ! -s "$tmp/out" ] || fail "plan printed a ruleset for a bad policy"
+grep -qx "$tmp/bad.yaml:6:13: error: unknown peer 'b' (not a service, world, host, cidr or fqdn)" "$tmp/err" || { cat "$tmp/err"; fail "peer error"; }
+grep -qx "$tmp/bad.yaml:7:17: error: port '99999/tcp' is out of range (1-65535)" "$tmp/err" || fail "port error"
+expect 2 "$B" check -p "$tmp/bad.yaml"
+
+head -c 5000 tests/fixtures/three-tier.json >"$tmp/trunc.json"
+expect 2 "$B" plan -p policies/three-tier.yaml --inventory "$tmp/trunc.json"
+grep -q "^$tmp/trunc.json:[0-9]*:[0-9]*: error: container #1" "$tmp/err" || { cat "$tmp/err"; fail "truncated inventory"; }
+
+# two services matching one container: exit 2, both named
+printf 'version: 1\nservices:\n  a:\n    match: {name: nginx}\n  b:\n    match: {image: "bulkhead-test/nginx:*"}\n' >"$tmp/two.yaml"
+expect 2 "$B" check -p "$tmp/two.yaml" --inventory tests/fixtures/three-tier.json
+grep -q "container 'nginx' matches both service 'a' (line 3) and service 'b' (line 5)" "$tmp/err" || fail "conflict"
+
+# trace: exit 0 for allowed and for denied
+expect 0 "$B" trace -p policies/three-tier.yaml --inventory tests/fixtures/three-tier.json nginx backend 8080/tcp
+grep -q "^allowed nginx -> backend 8080/tcp" "$tmp/out" || fail "trace allowed"
+expect 0 "$B" trace -p policies/three-tier.yaml --inventory tests/fixtures/three-tier.json nginx db 5432/tcp
+grep -q "^denied nginx -> db 5432/tcp" "$tmp/out" || fail "trace denied"
+expect 2 "$B" trace -p policies/three-tier.yaml --inventory tests/fixtures/three-tier.json nobody db 5432/tcp
+
+# the same input gives the same bytes
+"$B" plan -p policies/shop.yaml --inventory tests/fixtures/shop.json >"$tmp/a" 2>/dev/null
+"$B" plan -p policies/shop.yaml --inventory tests/fixtures/shop.json >"$tmp/b" 2>/dev/null
+cmp -s "$tmp/a" "$tmp/b" || fail "plan is not deterministic"
+echo "ok: cli"

@@ -1,0 +1,59 @@
+/* Runs every unit suite. Needs no root, no Docker and no kernel. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "unit.h"
+
+struct policy *load_policy_fixture(const char *path)
+{
+	struct diags d = { 0 };
+	struct policy *p = policy_load(path, &d);
+
+	diags_print(&d, stderr);
+	diags_free(&d);
+	ck_assert_msg(p != NULL, "policy %s did not load", path);
+	return p;
+}
+
+struct inventory *load_inventory_fixture(const char *path)
+{
+	struct diags d = { 0 };
+	struct inventory *inv = inventory_new();
+
+	ck_assert_int_eq(inventory_load(inv, path, &d), 0);
+	diags_free(&d);
+	return inv;
+}
+
+char *read_text(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+	long n;
+
+	ck_assert_msg(f != NULL, "cannot open %s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	ck_assert_int_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	if (len)
+		*len = (size_t)n;
+	return buf;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(policy_suite());
+	int failed;
+
+	srunner_add_suite(sr, inventory_suite());
+	srunner_add_suite(sr, compile_suite());
+	srunner_add_suite(sr, trace_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,19 @@
+/* Shared declarations for the unit suites (Check). */
+#ifndef BULKHEAD_TEST_UNIT_H
+#define BULKHEAD_TEST_UNIT_H
+
+#include <check.h>
+
+#include "bulkhead/compile.h"
+
+Suite *policy_suite(void);
+Suite *inventory_suite(void);
+Suite *compile_suite(void);
+Suite *trace_suite(void);
+
+/* Helpers: load a fixture policy / inventory or fail the test. */
+struct policy *load_policy_fixture(const char *path);
+struct inventory *load_inventory_fixture(const char *path);
+char *read_text(const char *path, size_t *len);
+
+#endif
