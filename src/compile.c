@@ -1067,18 +1067,27 @@ static void emit_service_sets(const struct compiler *cc,
 		}
 }
 
-size_t compile_check(const struct compiler *cc, const struct inventory *inv,
-		     const char *inv_name, struct diags *d)
+/* The service of every container, and which of its networks are managed. */
+static long *classify(const struct compiler *cc, const struct inventory *inv,
+		      bool **mf)
+{
+	long a, b, *assign = xcalloc(inv->n + 1, sizeof(*assign));
+	size_t i;
+
+	for (i = 0; i < inv->n; i++)
+		assign[i] = compiler_assign(cc, &inv->c[i], &a, &b);
+	*mf = managed_flags(cc, inv, assign);
+	return assign;
+}
+
+static size_t report(const struct compiler *cc, const struct inventory *inv,
+		     const char *inv_name, const long *assign, const bool *mf,
+		     struct diags *d)
 {
 	const struct policy *p = cc->p;
 	size_t i, j, off = 0, before = d->nerrors;
-	long a, b, *assign;
-	bool *mf;
+	long a, b;
 
-	assign = xcalloc(inv->n + 1, sizeof(*assign));
-	for (i = 0; i < inv->n; i++)
-		assign[i] = compiler_assign(cc, &inv->c[i], &a, &b);
-	mf = managed_flags(cc, inv, assign);
 	for (i = 0; i < inv->n; off += inv->c[i].nnets, i++) {
 		const struct inv_container *c = &inv->c[i];
 
@@ -1108,32 +1117,38 @@ size_t compile_check(const struct compiler *cc, const struct inventory *inv,
 				break;
 			}
 	}
+	return d->nerrors - before;
+}
+
+size_t compile_check(const struct compiler *cc, const struct inventory *inv,
+		     const char *inv_name, struct diags *d)
+{
+	bool *mf;
+	long *assign = classify(cc, inv, &mf);
+	size_t n = report(cc, inv, inv_name, assign, mf, d);
+
 	free(mf);
 	free(assign);
-	return d->nerrors - before;
+	return n;
 }
 
 struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 				   const struct inventory *inv,
 				   const char *inv_name, struct diags *d)
 {
-	struct ir_ruleset *rs;
+	struct ir_ruleset *rs = NULL;
 	struct sink k = { 0 };
-	long a, b, *assign;
 	size_t i, j, off = 0;
 	bool *mf;
+	long *assign = classify(cc, inv, &mf);
 
-	if (compile_check(cc, inv, inv_name, d))
-		return NULL;
+	if (report(cc, inv, inv_name, assign, mf, d))
+		goto out;
 	rs = ir_new(COMPILE_TABLE);
 	layout(cc, rs);
 	k.rs = rs;
 	k.base_chain = NBASE;
 	k.cc = cc;
-	assign = xcalloc(inv->n + 1, sizeof(*assign));
-	for (i = 0; i < inv->n; i++)
-		assign[i] = compiler_assign(cc, &inv->c[i], &a, &b);
-	mf = managed_flags(cc, inv, assign);
 	for (i = 0; i < inv->n; i++) {
 		const struct inv_container *c = &inv->c[i];
 
@@ -1145,9 +1160,10 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 		}
 	}
 	emit_service_sets(cc, rs);
+	ir_normalize(rs);
+out:
 	free(mf);
 	free(assign);
-	ir_normalize(rs);
 	return rs;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "bulkhead/compile.h"
 #include "bulkhead/inventory.h"
@@ -63,6 +64,20 @@ static int bad_usage(const char *usage, const char *msg)
 		fprintf(stderr, "bulkhead: %s\n", msg);
 	fputs(usage, stderr);
 	return EXIT_BADINPUT;
+}
+
+/* BULKHEAD_TIMINGS=1 prints each phase's wall time to stderr, for the
+ * benchmarks. */
+static double phase(const char *name, double since)
+{
+	struct timespec ts;
+	double now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	if (name && getenv("BULKHEAD_TIMINGS"))
+		fprintf(stderr, "timing: %s %.1f ms\n", name, now - since);
+	return now;
 }
 
 static int add_fqdn(struct opts *o, const char *arg)
@@ -268,6 +283,7 @@ static int cmd_plan(int argc, char **argv)
 	struct strbuf b = { 0 };
 	struct compile_opts co = { 0 };
 	char *comment = NULL;
+	double t = phase(NULL, 0);
 	int r, ret;
 
 	r = parse_opts(argc, argv, &o, usage_plan);
@@ -280,6 +296,7 @@ static int cmd_plan(int argc, char **argv)
 	ret = load(&o, &p, &inv, true, usage_plan);
 	if (ret)
 		goto out;
+	t = phase("load", t);
 	if (o.resolve)
 		resolve_fqdns(&o, p);
 	co.audit = o.audit;
@@ -292,6 +309,7 @@ static int cmd_plan(int argc, char **argv)
 		ret = EXIT_BADINPUT;
 		goto out;
 	}
+	t = phase("compile", t);
 	if (o.format && !strcmp(o.format, "json")) {
 		render_json(rs, &b);
 	} else {
@@ -299,11 +317,13 @@ static int cmd_plan(int argc, char **argv)
 				    o.policy, inv->n);
 		render_nft(rs, comment, &b);
 	}
+	t = phase("render", t);
 	if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout)) {
 		fprintf(stderr, "bulkhead: write failed: %s\n",
 			strerror(errno));
 		ret = EXIT_FAILURE;
 	}
+	phase("write", t);
 out:
 	free(comment);
 	sb_free(&b);
