@@ -75,3 +75,28 @@ clean:
 .PHONY: all test asan bench install format clean
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)
+
+# libFuzzer harnesses, one per parser (clang). FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 30
+FUZZERS := policy inventory
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
+	$(Q)for f in $(FUZZERS); do \
+		mkdir -p build/fuzz/corpus-$$f; \
+		regs=$$(ls tests/fuzz/regressions/$$f-* 2>/dev/null || true); \
+		[ -z "$$regs" ] || build/fuzz/fuzz_$$f $$regs 2>build/fuzz/$$f.log || \
+			{ tail -40 build/fuzz/$$f.log; exit 1; }; \
+		echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
+		build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-print_final_stats=1 build/fuzz/corpus-$$f tests/fuzz/corpus/$$f \
+			2>build/fuzz/$$f.log || { tail -40 build/fuzz/$$f.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units|stat::peak_rss" build/fuzz/$$f.log; \
+	done
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS)
+	$(Q)mkdir -p build/fuzz
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)clang $(FUZZ_CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Iinclude \
+		$(shell pkg-config --cflags $(PKGS)) -o $@ $^ $(LDLIBS)
+
+.PHONY: fuzz

@@ -260,7 +260,9 @@ int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
 /* --- streaming the array ------------------------------------------------ */
 
 struct reader {
-	int fd;
+	int fd; /* -1: read from mem */
+	const char *mem;
+	size_t memlen;
 	char buf[1 << 16];
 	size_t pos, len;
 	int err;
@@ -273,9 +275,17 @@ static bool rd_fill(struct reader *r)
 
 	if (r->pos < r->len)
 		return true;
-	do
-		n = read(r->fd, r->buf, sizeof(r->buf));
-	while (n < 0 && errno == EINTR);
+	if (r->fd < 0) {
+		n = (ssize_t)(r->memlen < sizeof(r->buf) ? r->memlen
+							  : sizeof(r->buf));
+		memcpy(r->buf, r->mem, (size_t)n);
+		r->mem += n;
+		r->memlen -= (size_t)n;
+	} else {
+		do
+			n = read(r->fd, r->buf, sizeof(r->buf));
+		while (n < 0 && errno == EINTR);
+	}
 	if (n < 0)
 		r->err = errno;
 	r->pos = 0;
@@ -334,17 +344,15 @@ static size_t rd_chunk(void *dst, size_t buflen, void *data)
 	return n;
 }
 
-int inventory_load_fd(struct inventory *inv, int fd, const char *name,
-		      struct diags *d)
+static int load(struct inventory *inv, struct reader *r, const char *name,
+		struct diags *d)
 {
-	struct reader *r = xcalloc(1, sizeof(*r));
 	unsigned line, col;
 	json_error_t jerr;
 	json_t *obj;
 	int ch, ret = 0;
 	size_t idx = 0;
 
-	r->fd = fd;
 	r->line = r->col = 1;
 	ch = rd_token(r);
 	if (ch != '[') {
@@ -416,6 +424,31 @@ out:
 			  strerror(r->err));
 		ret = -r->err;
 	}
+	return ret;
+}
+
+int inventory_load_fd(struct inventory *inv, int fd, const char *name,
+		      struct diags *d)
+{
+	struct reader *r = xcalloc(1, sizeof(*r));
+	int ret;
+
+	r->fd = fd;
+	ret = load(inv, r, name, d);
+	free(r);
+	return ret;
+}
+
+int inventory_load_mem(struct inventory *inv, const char *buf, size_t len,
+		       const char *name, struct diags *d)
+{
+	struct reader *r = xcalloc(1, sizeof(*r));
+	int ret;
+
+	r->fd = -1;
+	r->mem = buf;
+	r->memlen = len;
+	ret = load(inv, r, name, d);
 	free(r);
 	return ret;
 }

@@ -1046,6 +1046,23 @@ void policy_free(struct policy *p)
 	free(p);
 }
 
+/* A YAML double-quoted scalar: parses back to exactly s. */
+static void put_quoted(struct strbuf *b, const char *s)
+{
+	sb_putc(b, '"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			sb_printf(b, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			sb_printf(b, "\\x%02x", ch);
+		else
+			sb_putc(b, (char)ch);
+	}
+	sb_putc(b, '"');
+}
+
 static void dump_list(struct strbuf *b, const char *key, char **v, size_t n)
 {
 	size_t i;
@@ -1053,8 +1070,10 @@ static void dump_list(struct strbuf *b, const char *key, char **v, size_t n)
 	if (!n)
 		return;
 	sb_printf(b, "      %s: [", key);
-	for (i = 0; i < n; i++)
-		sb_printf(b, "%s\"%s\"", i ? ", " : "", v[i]);
+	for (i = 0; i < n; i++) {
+		sb_puts(b, i ? ", " : "");
+		put_quoted(b, v[i]);
+	}
 	sb_puts(b, "]\n");
 }
 
@@ -1103,8 +1122,10 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 		  p->log_rate_unit, p->log_group);
 	if (p->networks_set) {
 		sb_puts(b, "  networks: [");
-		for (i = 0; i < p->nnetworks; i++)
-			sb_printf(b, "%s\"%s\"", i ? ", " : "", p->networks[i]);
+		for (i = 0; i < p->nnetworks; i++) {
+			sb_puts(b, i ? ", " : "");
+			put_quoted(b, p->networks[i]);
+		}
 		sb_puts(b, "]\n");
 	}
 	sb_puts(b, "services:\n");
@@ -1118,9 +1139,13 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 		dump_list(b, "compose_service", m->compose, m->ncompose);
 		if (m->nlabels) {
 			sb_puts(b, "      labels:\n");
-			for (i = 0; i < m->nlabels; i++)
-				sb_printf(b, "        \"%s\": \"%s\"\n",
-					  m->labels[i].key, m->labels[i].value);
+			for (i = 0; i < m->nlabels; i++) {
+				sb_puts(b, "        ");
+				put_quoted(b, m->labels[i].key);
+				sb_puts(b, ": ");
+				put_quoted(b, m->labels[i].value);
+				sb_putc(b, '\n');
+			}
 		}
 		/* egress edges stay with their source, ingress with their
 		 * destination, in file order */

@@ -49,6 +49,8 @@ void inventory_free(struct inventory *inv);
 int inventory_load(struct inventory *inv, const char *path, struct diags *d);
 int inventory_load_fd(struct inventory *inv, int fd, const char *name,
 		      struct diags *d);
+int inventory_load_mem(struct inventory *inv, const char *buf, size_t len,
+		       const char *name, struct diags *d);
 
 /* Adds one container from its inspect object. Stopped containers and
  * containers with no address are skipped (returns 0). Errors name the

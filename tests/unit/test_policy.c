@@ -290,6 +290,8 @@ START_TEST(test_round_trip_examples)
 	round_trip("policies/three-tier.yaml");
 	round_trip("policies/shop.yaml");
 	round_trip(FIXTURES "/policy-all-kinds.yaml");
+	/* found by the fuzzer: a label key with a quote and a colon */
+	round_trip("tests/fuzz/regressions/policy-roundtrip-1");
 }
 END_TEST
 

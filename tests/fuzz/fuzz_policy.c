@@ -1,0 +1,46 @@
+/* libFuzzer harness for the policy parser: any bytes must give a model or
+ * errors, never a crash, a leak or undefined behaviour. A policy that
+ * parses must also survive the dump/parse round trip and compile
+ * against an empty inventory. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulkhead/compile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct diags d = { 0 };
+	struct policy *p, *q;
+	struct strbuf a = { 0 }, b = { 0 };
+	struct inventory *inv;
+	struct compiler *cc;
+	struct ir_ruleset *rs;
+
+	p = policy_parse("fuzz.yaml", (const char *)data, size, &d);
+	if (!p) {
+		if (!d.nerrors)
+			abort(); /* rejected without saying why */
+		diags_free(&d);
+		return 0;
+	}
+	policy_dump(p, &a);
+	q = policy_parse("dump.yaml", a.s, a.len, &d);
+	if (!q)
+		abort();
+	policy_dump(q, &b);
+	if (strcmp(a.s, b.s))
+		abort();
+	inv = inventory_new();
+	cc = compiler_new(p, NULL);
+	rs = compile_ruleset(cc, inv, "none", &d);
+	ir_free(rs);
+	compiler_free(cc);
+	inventory_free(inv);
+	policy_free(q);
+	policy_free(p);
+	sb_free(&a);
+	sb_free(&b);
+	diags_free(&d);
+	return 0;
+}
