@@ -10,8 +10,8 @@ CC ?= cc
 PKGS := libnftnl libmnl yaml-0.1 jansson
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
-	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS))
-LDLIBS += $(shell pkg-config --libs $(PKGS))
+	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 ifeq ($(V),1)
@@ -97,6 +97,15 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS)
 	$(Q)mkdir -p build/fuzz
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)clang $(FUZZ_CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Iinclude \
-		$(shell pkg-config --cflags $(PKGS)) -o $@ $^ $(LDLIBS)
+		$(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $^ $(LDLIBS)
 
 .PHONY: fuzz
+
+demo:
+	$(Q)scripts/demo.sh
+
+# The whole suite from a fresh machine (installs what it needs).
+check-all:
+	$(Q)scripts/test.sh
+
+.PHONY: demo check-all

@@ -53,8 +53,8 @@ int main(int argc, char **argv)
 		snprintf(buf, sizeof(buf), "/proj%02d_svc%03d_%d", proj, svc,
 			 i / services + 1);
 		json_object_set_new(c, "Name", json_string(buf));
-		labels = json_object_get(json_object_get(c, "Config"),
-					 "Labels");
+		labels =
+		    json_object_get(json_object_get(c, "Config"), "Labels");
 		snprintf(buf, sizeof(buf), "svc%03d", svc);
 		json_object_set_new(labels, "com.docker.compose.service",
 				    json_string(buf));
@@ -82,22 +82,26 @@ int main(int argc, char **argv)
 	}
 	fputs("\n]\n", out);
 
-	fprintf(pol, "# %d services in projects of %d, %d edges\n"
-		     "version: 1\nsettings:\n  mode: enforce\nservices:\n",
+	fprintf(pol,
+		"# %d services in projects of %d, %d edges\n"
+		"version: 1\nsettings:\n  mode: enforce\nservices:\n",
 		services, PER_PROJECT, edges);
 	for (s = 0, e = 0; s < services; s++) {
 		int proj = s / PER_PROJECT, per = edges / services;
 
-		fprintf(pol, "  svc%03d:\n    match: { compose_service: svc%03d }\n",
+		fprintf(pol,
+			"  svc%03d:\n    match: { compose_service: svc%03d }\n",
 			s, s);
 		if (per + (s < edges % services) > 0)
 			fputs("    egress:\n", pol);
 		for (k = 0; k < per + (s < edges % services); k++, e++) {
-			int to = proj * PER_PROJECT + (s % PER_PROJECT + k + 1) %
-							      PER_PROJECT;
+			int to = proj * PER_PROJECT +
+				 (s % PER_PROJECT + k + 1) % PER_PROJECT;
 
-			fprintf(pol, "      - to: svc%03d\n        ports: [%d/tcp%s]\n",
-				to, 8000 + to, k % 2 ? ", 9000-9100/tcp" : "");
+			fprintf(
+			    pol,
+			    "      - to: svc%03d\n        ports: [%d/tcp%s]\n",
+			    to, 8000 + to, k % 2 ? ", 9000-9100/tcp" : "");
 		}
 	}
 	fclose(out);

@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential pkg-config clang libnftnl-dev libmnl-dev libyaml-dev
-libjansson-dev check nftables iproute2 jq docker.io docker-compose
+libjansson-dev check nftables iproute2 jq time docker.io docker-compose
 busybox-static"
 
 missing=""

@@ -68,7 +68,7 @@ static int cell_cmp_port(const void *a, const void *b)
  * port, union the address intervals, then merge adjacent port ranges. */
 static void boxes_normalize(struct boxes *b)
 {
-	struct boxes out = { 0 }, act = { 0 };
+	struct boxes out = {0}, act = {0};
 	unsigned *pb, *qb;
 	size_t npb = 0, nqb, i, j, k, m;
 
@@ -106,8 +106,9 @@ static void boxes_normalize(struct boxes *b)
 				continue;
 			qsort(act.v, act.n, sizeof(*act.v), ivcmp);
 			for (k = 0; k < act.n; k = m) {
-				struct box cell = { act.v[k].alo, act.v[k].ahi,
-						    plo, phi, lo, hi };
+				struct box cell = {act.v[k].alo, act.v[k].ahi,
+						   plo,		 phi,
+						   lo,		 hi};
 
 				for (m = k + 1; m < act.n; m++) {
 					if (cell.ahi != ~(u128)0 &&
@@ -142,8 +143,8 @@ static void boxes_normalize(struct boxes *b)
 }
 
 /* Adds the port boxes of edge e with address interval [alo, ahi]. */
-static void boxes_add_ports(struct boxes *b, const struct pol_edge *e,
-			    u128 alo, u128 ahi)
+static void boxes_add_ports(struct boxes *b, const struct pol_edge *e, u128 alo,
+			    u128 ahi)
 {
 	size_t i;
 
@@ -151,8 +152,7 @@ static void boxes_add_ports(struct boxes *b, const struct pol_edge *e,
 		const struct pol_port *pp = &e->ports[i];
 
 		*PUSH(b->v, b->n, b->cap) = (struct box){
-			alo, ahi, pp->proto_lo, pp->proto_hi, pp->lo, pp->hi
-		};
+		    alo, ahi, pp->proto_lo, pp->proto_hi, pp->lo, pp->hi};
 	}
 }
 
@@ -166,7 +166,8 @@ static bool box_in_family(const struct box *x, int fam)
 	return true;
 }
 
-/* --- layout ---------------------------------------------------------------- */
+/* --- layout ----------------------------------------------------------------
+ */
 
 enum gset {
 	G_BRIDGES,
@@ -198,19 +199,20 @@ enum sset {
 enum schain { C_SVC, C_IN, C_HOST, C_NCHAINS };
 
 static const char *const gset_names[G_NSETS] = {
-	"bridges", "src4", "src6", "dst4", "dst6", "hsrc4", "hsrc6", "rl4", "rl6",
-	"same_bridge"
-};
+    "bridges", "src4",	"src6", "dst4", "dst6",
+    "hsrc4",   "hsrc6", "rl4",	"rl6",	"same_bridge"};
 static const char *const sset_suffix[S_NSETS] = {
-	"peer4", "peer6", "out4", "out6", "fqdn4", "fqdn6", "in4", "in6", "host"
-};
-static const char *const schain_prefix[C_NCHAINS] = { "svc", "in", "host" };
+    "peer4", "peer6", "out4", "out6", "fqdn4", "fqdn6", "in4", "in6", "host"};
+static const char *const schain_prefix[C_NCHAINS] = {"svc", "in", "host"};
 
 /* Chains before the per-service ones, in ruleset order. */
-static const char *const base_chains[] = {
-	"forward",	       "input", "from_container", "to_container",
-	"host_from_container", "deny",	"unmanaged"
-};
+static const char *const base_chains[] = {"forward",
+					  "input",
+					  "from_container",
+					  "to_container",
+					  "host_from_container",
+					  "deny",
+					  "unmanaged"};
 enum { B_FORWARD, B_INPUT, B_FROM, B_TO, B_HOST, B_DENY, B_UNMANAGED };
 #define NBASE (sizeof(base_chains) / sizeof(base_chains[0]))
 
@@ -232,7 +234,7 @@ struct index {
 		char *key;
 		long *svc;
 		size_t n, cap;
-	} *v;
+	} * v;
 	size_t cap, n; /* open addressing, cap a power of two */
 };
 
@@ -242,7 +244,7 @@ struct compiler {
 	struct svcinfo *svc;
 	struct into *world_from; /* services with egress to world */
 	size_t nworld, capworld;
-	char **set_names; /* G_NSETS + nservices * S_NSETS */
+	char **set_names;   /* G_NSETS + nservices * S_NSETS */
 	char **chain_names; /* nservices * C_NCHAINS */
 	struct index idx;
 	long *scan; /* services that no exact key indexes */
@@ -263,14 +265,14 @@ static struct ientry *index_slot(struct index *ix, const char *key, bool add)
 	size_t i, mask;
 
 	if (add && (ix->n + 1) * 2 > ix->cap) {
-		struct index big = { xcalloc(ix->cap ? ix->cap * 2 : 64,
-					     sizeof(struct ientry)),
-				     ix->cap ? ix->cap * 2 : 64, 0 };
+		struct index big = {
+		    xcalloc(ix->cap ? ix->cap * 2 : 64, sizeof(struct ientry)),
+		    ix->cap ? ix->cap * 2 : 64, 0};
 
 		for (i = 0; i < ix->cap; i++)
 			if (ix->v[i].key) {
 				*index_slot(&big, ix->v[i].key, true) =
-					ix->v[i];
+				    ix->v[i];
 				big.n++;
 			}
 		free(ix->v);
@@ -385,9 +387,9 @@ static bool service_matches(const struct pol_match *m,
 		return false;
 	if (m->nimages && !image_match(m, c->image))
 		return false;
-	if (m->ncompose && (!c->compose_service ||
-			    !any_glob(m->compose, m->ncompose,
-				      c->compose_service)))
+	if (m->ncompose &&
+	    (!c->compose_service ||
+	     !any_glob(m->compose, m->ncompose, c->compose_service)))
 		return false;
 	for (i = 0; i < m->nlabels; i++) {
 		v = inv_label(c, m->labels[i].key);
@@ -417,8 +419,8 @@ static void consider_key(const struct compiler *cc,
 			 const struct inv_container *c, const char *key,
 			 long *first, long *second)
 {
-	const struct ientry *e = index_slot((struct index *)&cc->idx, key,
-					     false);
+	const struct ientry *e =
+	    index_slot((struct index *)&cc->idx, key, false);
 	size_t i;
 
 	for (i = 0; e && i < e->n; i++)
@@ -490,11 +492,11 @@ static void build_edges(struct compiler *cc, const struct compile_opts *o)
 	for (i = 0; i < p->nedges; i++) {
 		const struct pol_edge *e = &p->edges[i];
 		struct svcinfo *src = e->src.kind == PEER_SERVICE
-					      ? &cc->svc[e->src.service]
-					      : NULL;
+					  ? &cc->svc[e->src.service]
+					  : NULL;
 		struct svcinfo *dst = e->dst.kind == PEER_SERVICE
-					      ? &cc->svc[e->dst.service]
-					      : NULL;
+					  ? &cc->svc[e->dst.service]
+					  : NULL;
 		struct into *x;
 
 		if (src && dst) {
@@ -519,8 +521,8 @@ static void build_edges(struct compiler *cc, const struct compile_opts *o)
 				if (strcasecmp(f->name, e->dst.fqdn))
 					continue;
 				boxes_add_ports(f->family == AF_INET
-							? &src->set[S_FQDN4]
-							: &src->set[S_FQDN6],
+						    ? &src->set[S_FQDN4]
+						    : &src->set[S_FQDN6],
 						e, f->addr, f->addr);
 			}
 		} else if (dst) {
@@ -551,23 +553,19 @@ struct compiler *compiler_new(const struct policy *p,
 		opts = &none;
 	cc->p = p;
 	cc->audit = opts->audit || p->mode == POL_AUDIT;
-	cc->svc = xcalloc(p->nservices ? p->nservices : 1,
-			  sizeof(*cc->svc));
-	cc->set_names = xcalloc(G_NSETS + p->nservices * S_NSETS,
-				sizeof(char *));
-	cc->chain_names = xcalloc(p->nservices * C_NCHAINS + 1,
-				  sizeof(char *));
+	cc->svc = xcalloc(p->nservices ? p->nservices : 1, sizeof(*cc->svc));
+	cc->set_names =
+	    xcalloc(G_NSETS + p->nservices * S_NSETS, sizeof(char *));
+	cc->chain_names = xcalloc(p->nservices * C_NCHAINS + 1, sizeof(char *));
 	for (k = 0; k < G_NSETS; k++)
 		cc->set_names[k] = xstrdup(gset_names[k]);
 	for (s = 0; s < p->nservices; s++) {
 		for (k = 0; k < S_NSETS; k++)
-			cc->set_names[G_NSETS + s * S_NSETS + k] =
-				xasprintf("%s_%s", p->services[s].name,
-					  sset_suffix[k]);
+			cc->set_names[G_NSETS + s * S_NSETS + k] = xasprintf(
+			    "%s_%s", p->services[s].name, sset_suffix[k]);
 		for (k = 0; k < C_NCHAINS; k++)
-			cc->chain_names[s * C_NCHAINS + k] =
-				xasprintf("%s_%s", schain_prefix[k],
-					  p->services[s].name);
+			cc->chain_names[s * C_NCHAINS + k] = xasprintf(
+			    "%s_%s", schain_prefix[k], p->services[s].name);
 	}
 	build_index(cc);
 	build_edges(cc, opts);
@@ -610,7 +608,8 @@ void compiler_free(struct compiler *cc)
 	free(cc);
 }
 
-/* --- managed networks -------------------------------------------------------- */
+/* --- managed networks --------------------------------------------------------
+ */
 
 static bool auto_candidate(const char *net)
 {
@@ -694,7 +693,8 @@ static bool *managed_flags(const struct compiler *cc,
 	return f;
 }
 
-/* --- emission ---------------------------------------------------------------- */
+/* --- emission ----------------------------------------------------------------
+ */
 
 struct sink {
 	struct ir_ruleset *rs; /* full compile */
@@ -785,8 +785,8 @@ static void emit_container_net(struct sink *k, long svc,
 			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a,
 				 chain_name(k, (size_t)svc, C_HOST));
 			for (i = 0; i < si->ninto; i++)
-				emit_peer(k, sset(si->into[i].from,
-						  S_PEER4 + fi),
+				emit_peer(k,
+					  sset(si->into[i].from, S_PEER4 + fi),
 					  n->bridge, a, &si->into[i].b, fam);
 		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
 			/* not managed: free to go, and "world" to others */
@@ -796,10 +796,10 @@ static void emit_container_net(struct sink *k, long svc,
 			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a, NULL);
 			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a, NULL);
 			for (i = 0; i < cc->nworld; i++)
-				emit_peer(k, sset(cc->world_from[i].from,
-						  S_PEER4 + fi),
-					  n->bridge, a, &cc->world_from[i].b,
-					  fam);
+				emit_peer(
+				    k,
+				    sset(cc->world_from[i].from, S_PEER4 + fi),
+				    n->bridge, a, &cc->world_from[i].b, fam);
 		}
 		/* unmatched (deny) and conflicting containers get nothing:
 		 * every path ends in the deny chain */
@@ -818,10 +818,11 @@ static void emit_bridge(struct sink *k, const char *bridge)
 	e->lo[0] = e->hi[0] = e->lo[1] = e->hi[1] = ir_ifname(bridge);
 }
 
-/* --- the layout ------------------------------------------------------------------ */
+/* --- the layout
+ * ------------------------------------------------------------------ */
 
-static void lookup_match(struct ir_rule *r, const char *set, bool neg,
-			 int nkey, ...)
+static void lookup_match(struct ir_rule *r, const char *set, bool neg, int nkey,
+			 ...)
 {
 	struct ir_match *m = &r->m[r->nm++];
 	va_list ap;
@@ -837,8 +838,7 @@ static void lookup_match(struct ir_rule *r, const char *set, bool neg,
 	va_end(ap);
 }
 
-static void rule_verdict(struct ir_rule *r, enum ir_stmt st,
-			 const char *target)
+static void rule_verdict(struct ir_rule *r, enum ir_stmt st, const char *target)
 {
 	r->stmt = st;
 	r->target = target;
@@ -875,19 +875,19 @@ static void base_rules(struct ir_chain *c, bool nd)
 
 static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 {
-	static const enum ir_type tmap4[] = { IRT_IFNAME, IRT_IPV4 };
-	static const enum ir_type tmap6[] = { IRT_IFNAME, IRT_IPV6 };
-	static const enum ir_type tif[] = { IRT_IFNAME };
-	static const enum ir_type tif2[] = { IRT_IFNAME, IRT_IFNAME };
-	static const enum ir_type trl4[] = { IRT_IPV4 };
-	static const enum ir_type trl6[] = { IRT_IPV6 };
-	static const enum ir_type tpeer4[] = { IRT_IFNAME, IRT_IPV4,
-					       IRT_PROTO, IRT_PORT };
-	static const enum ir_type tpeer6[] = { IRT_IFNAME, IRT_IPV6,
-					       IRT_PROTO, IRT_PORT };
-	static const enum ir_type tnet4[] = { IRT_IPV4, IRT_PROTO, IRT_PORT };
-	static const enum ir_type tnet6[] = { IRT_IPV6, IRT_PROTO, IRT_PORT };
-	static const enum ir_type thost[] = { IRT_PROTO, IRT_PORT };
+	static const enum ir_type tmap4[] = {IRT_IFNAME, IRT_IPV4};
+	static const enum ir_type tmap6[] = {IRT_IFNAME, IRT_IPV6};
+	static const enum ir_type tif[] = {IRT_IFNAME};
+	static const enum ir_type tif2[] = {IRT_IFNAME, IRT_IFNAME};
+	static const enum ir_type trl4[] = {IRT_IPV4};
+	static const enum ir_type trl6[] = {IRT_IPV6};
+	static const enum ir_type tpeer4[] = {IRT_IFNAME, IRT_IPV4, IRT_PROTO,
+					      IRT_PORT};
+	static const enum ir_type tpeer6[] = {IRT_IFNAME, IRT_IPV6, IRT_PROTO,
+					      IRT_PORT};
+	static const enum ir_type tnet4[] = {IRT_IPV4, IRT_PROTO, IRT_PORT};
+	static const enum ir_type tnet6[] = {IRT_IPV6, IRT_PROTO, IRT_PORT};
+	static const enum ir_type thost[] = {IRT_PROTO, IRT_PORT};
 	const struct policy *p = cc->p;
 	struct ir_chain *c[NBASE];
 	struct ir_set *st;
@@ -910,12 +910,11 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	ir_set_add(rs, gset_names[G_SAME], 0, 2, tif2);
 	for (s = 0; s < p->nservices; s++)
 		for (i = 0; i < S_NSETS; i++) {
-			const enum ir_type *t =
-				i == S_HOST		       ? thost
-				: i == S_PEER4		       ? tpeer4
-				: i == S_PEER6		       ? tpeer6
-				: i % 2 == (S_OUT4 % 2) ? tnet4
-							       : tnet6;
+			const enum ir_type *t = i == S_HOST		? thost
+						: i == S_PEER4		? tpeer4
+						: i == S_PEER6		? tpeer6
+						: i % 2 == (S_OUT4 % 2) ? tnet4
+									: tnet6;
 			int nk = i == S_HOST			  ? 2
 				 : (i == S_PEER4 || i == S_PEER6) ? 4
 								  : 3;
@@ -974,7 +973,8 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		r->rl_key = fi ? IRX_SADDR6 : IRX_SADDR4;
 		r->rate = p->log_rate;
 		r->rate_unit = p->log_rate_unit;
-		r->prefix = cc->audit ? "bulkhead would-deny " : "bulkhead deny ";
+		r->prefix =
+		    cc->audit ? "bulkhead would-deny " : "bulkhead deny ";
 		r->group = p->log_group;
 	}
 	rule_verdict(ir_rule_add(c[B_DENY]),
@@ -1005,13 +1005,13 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 			r = ir_rule_add(svc);
 			lookup_match(r, rs->sets[G_SAME].name, false, 2,
 				     IRX_IIFNAME, IRX_OIFNAME);
-			lookup_match(r, sn[S_PEER4 + fi], false, 4,
-				     IRX_OIFNAME, da, IRX_L4PROTO, IRX_DPORT);
+			lookup_match(r, sn[S_PEER4 + fi], false, 4, IRX_OIFNAME,
+				     da, IRX_L4PROTO, IRX_DPORT);
 			rule_verdict(r, IRST_ACCEPT, NULL);
 		}
 		for (i = S_OUT4; i <= S_FQDN6; i++) {
-			enum ir_expr da = (i - S_OUT4) % 2 ? IRX_DADDR6
-							   : IRX_DADDR4;
+			enum ir_expr da =
+			    (i - S_OUT4) % 2 ? IRX_DADDR6 : IRX_DADDR4;
 
 			r = ir_rule_add(svc);
 			lookup_match(r, bridges, true, 1, IRX_OIFNAME);
@@ -1035,8 +1035,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	}
 }
 
-static void emit_service_sets(const struct compiler *cc,
-			      struct ir_ruleset *rs)
+static void emit_service_sets(const struct compiler *cc, struct ir_ruleset *rs)
 {
 	size_t s, i, j;
 
@@ -1044,7 +1043,7 @@ static void emit_service_sets(const struct compiler *cc,
 		for (i = S_OUT4; i < S_NSETS; i++) {
 			const struct boxes *b = &cc->svc[s].set[i];
 			struct ir_set *st = &rs->sets[sset(s, (int)i)];
-			int fam = i == S_HOST ? 0
+			int fam = i == S_HOST	     ? 0
 				  : (i - S_OUT4) % 2 ? AF_INET6
 						     : AF_INET;
 			int off = i == S_HOST ? 0 : 1;
@@ -1137,7 +1136,7 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 				   const char *inv_name, struct diags *d)
 {
 	struct ir_ruleset *rs = NULL;
-	struct sink k = { 0 };
+	struct sink k = {0};
 	size_t i, j, off = 0;
 	bool *mf;
 	long *assign = classify(cc, inv, &mf);
@@ -1171,7 +1170,7 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out)
 {
 	const struct inv_container *c, *o;
-	struct sink k = { .delta = out, .add = arriving, .cc = cc };
+	struct sink k = {.delta = out, .add = arriving, .cc = cc};
 	long svc, a, b;
 	size_t j, i, m;
 
@@ -1199,9 +1198,8 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 			for (m = 0; m < o->nnets; m++)
 				if (!strcmp(o->nets[m].name, n->name))
 					emit_container_net(
-						&k,
-						compiler_assign(cc, o, &a, &b),
-						&o->nets[m]);
+					    &k, compiler_assign(cc, o, &a, &b),
+					    &o->nets[m]);
 		}
 	}
 	return 0;

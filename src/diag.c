@@ -8,7 +8,7 @@
 void diags_add(struct diags *d, enum diag_level level, const char *file,
 	       unsigned line, unsigned col, const char *fmt, ...)
 {
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	struct diag *x;
 	va_list ap;
 	char tmp[1024];

@@ -133,8 +133,8 @@ static int add_net(struct inv_container *c, size_t *cap, const char *name,
 		net->has4 = true;
 		net->ip4 = a;
 		plen = json_object_get(n, "IPPrefixLen");
-		net->plen4 = json_is_integer(plen) ? (int)json_integer_value(plen)
-						   : 32;
+		net->plen4 =
+		    json_is_integer(plen) ? (int)json_integer_value(plen) : 32;
 	}
 	if (ip6 && *ip6) {
 		if (addr_parse(ip6, &fam, &a) || fam != AF_INET6) {
@@ -146,8 +146,8 @@ static int add_net(struct inv_container *c, size_t *cap, const char *name,
 		net->has6 = true;
 		net->ip6 = a;
 		plen = json_object_get(n, "GlobalIPv6PrefixLen");
-		net->plen6 = json_is_integer(plen) ? (int)json_integer_value(plen)
-						   : 128;
+		net->plen6 =
+		    json_is_integer(plen) ? (int)json_integer_value(plen) : 128;
 	}
 	return 0;
 }
@@ -203,10 +203,10 @@ static int fill(struct inv_container *c, json_t *obj, char **why)
 	}
 	if (inv_label(c, "com.docker.compose.service"))
 		c->compose_service =
-			xstrdup(inv_label(c, "com.docker.compose.service"));
+		    xstrdup(inv_label(c, "com.docker.compose.service"));
 	if (inv_label(c, "com.docker.compose.project"))
 		c->compose_project =
-			xstrdup(inv_label(c, "com.docker.compose.project"));
+		    xstrdup(inv_label(c, "com.docker.compose.project"));
 	ns = json_object_get(obj, "NetworkSettings");
 	nets = json_is_object(ns) ? json_object_get(ns, "Networks") : NULL;
 	if (nets && !json_is_null(nets)) {
@@ -232,7 +232,7 @@ static int fill(struct inv_container *c, json_t *obj, char **why)
 int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
 		       unsigned line, unsigned col, struct diags *d)
 {
-	struct inv_container c = { 0 };
+	struct inv_container c = {0};
 	char *why = NULL;
 	int r;
 
@@ -277,7 +277,7 @@ static bool rd_fill(struct reader *r)
 		return true;
 	if (r->fd < 0) {
 		n = (ssize_t)(r->memlen < sizeof(r->buf) ? r->memlen
-							  : sizeof(r->buf));
+							 : sizeof(r->buf));
 		memcpy(r->buf, r->mem, (size_t)n);
 		r->mem += n;
 		r->memlen -= (size_t)n;
@@ -383,12 +383,12 @@ static int load(struct inventory *inv, struct reader *r, const char *name,
 			ch = rd_token(r);
 		}
 		if (ch != '{') {
-			diags_add(d, DIAG_ERROR, name, r->line,
-				  r->col - (ch >= 0),
-				  ch < 0 ? "truncated input: the array is not "
-					   "closed"
-					 : "container #%zu is not a JSON object",
-				  idx + 1);
+			diags_add(
+			    d, DIAG_ERROR, name, r->line, r->col - (ch >= 0),
+			    ch < 0 ? "truncated input: the array is not "
+				     "closed"
+				   : "container #%zu is not a JSON object",
+			    idx + 1);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -400,11 +400,11 @@ static int load(struct inventory *inv, struct reader *r, const char *name,
 		obj = json_load_callback(rd_chunk, r, JSON_DISABLE_EOF_CHECK,
 					 &jerr);
 		if (!obj) {
-			diags_add(d, DIAG_ERROR, name,
-				  line + (unsigned)jerr.line - 1,
-				  jerr.line == 1 ? col + (unsigned)jerr.column - 1
-						 : (unsigned)jerr.column,
-				  "container #%zu: %s", idx + 1, jerr.text);
+			diags_add(
+			    d, DIAG_ERROR, name, line + (unsigned)jerr.line - 1,
+			    jerr.line == 1 ? col + (unsigned)jerr.column - 1
+					   : (unsigned)jerr.column,
+			    "container #%zu: %s", idx + 1, jerr.text);
 			ret = -EINVAL;
 			goto out;
 		}

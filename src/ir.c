@@ -229,7 +229,7 @@ static const struct ir_elem *lookup(const struct ir_set *s,
 				    const enum ir_expr *key, int nkey,
 				    bool *applies)
 {
-	u128 val[IR_MAX_KEY] = { 0 };
+	u128 val[IR_MAX_KEY] = {0};
 	size_t i;
 	int k;
 
@@ -256,7 +256,7 @@ static void step(struct ir_result *res, const struct ir_chain *c, size_t i,
 {
 	if (res->ntrail >= IR_TRAIL_MAX)
 		return;
-	res->trail[res->ntrail++] = (struct ir_step){ c->name, i, s, e };
+	res->trail[res->ntrail++] = (struct ir_step){c->name, i, s, e};
 }
 
 /* Returns IRV_NONE when the chain falls through (return to caller). */

@@ -31,21 +31,21 @@ struct opts {
 };
 
 static const char usage_check[] =
-	"usage: bulkhead check -p POLICY [--inventory FILE]\n"
-	"Validate POLICY; with an inventory (the output of `docker inspect\n"
-	"$(docker ps -q)`), also report containers matching two services\n"
-	"(an error) or none (a warning).\n";
+    "usage: bulkhead check -p POLICY [--inventory FILE]\n"
+    "Validate POLICY; with an inventory (the output of `docker inspect\n"
+    "$(docker ps -q)`), also report containers matching two services\n"
+    "(an error) or none (a warning).\n";
 static const char usage_plan[] =
-	"usage: bulkhead plan -p POLICY --inventory FILE [--format nft|json]\n"
-	"                     [--audit] [--fqdn NAME=ADDR]... [--resolve]\n"
-	"Dry run: print exactly what would be programmed, as an `nft -f`\n"
-	"script (default) or as the IR in JSON. FQDN peers take their\n"
-	"addresses from --fqdn, or from DNS with --resolve.\n";
+    "usage: bulkhead plan -p POLICY --inventory FILE [--format nft|json]\n"
+    "                     [--audit] [--fqdn NAME=ADDR]... [--resolve]\n"
+    "Dry run: print exactly what would be programmed, as an `nft -f`\n"
+    "script (default) or as the IR in JSON. FQDN peers take their\n"
+    "addresses from --fqdn, or from DNS with --resolve.\n";
 static const char usage_trace[] =
-	"usage: bulkhead trace -p POLICY --inventory FILE SRC DST PORT/PROTO\n"
-	"SRC and DST are container names or ids, service names, IP\n"
-	"addresses, or 'host' (DST only). Prints allowed or denied and the\n"
-	"edge (file:line) or default that decides. Exit 0 either way.\n";
+    "usage: bulkhead trace -p POLICY --inventory FILE SRC DST PORT/PROTO\n"
+    "SRC and DST are container names or ids, service names, IP\n"
+    "addresses, or 'host' (DST only). Prints allowed or denied and the\n"
+    "edge (file:line) or default that decides. Exit 0 either way.\n";
 
 static void usage_all(FILE *f)
 {
@@ -99,7 +99,7 @@ static int add_fqdn(struct opts *o, const char *arg)
  * network. The daemon keeps these fresh by TTL. */
 static void resolve_fqdns(struct opts *o, const struct policy *p)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
 	size_t i;
 	int r;
 
@@ -110,8 +110,9 @@ static void resolve_fqdns(struct opts *o, const struct policy *p)
 			continue;
 		r = getaddrinfo(name, NULL, &hints, &res);
 		if (r) {
-			fprintf(stderr, "bulkhead: warning: cannot resolve "
-					"%s: %s\n",
+			fprintf(stderr,
+				"bulkhead: warning: cannot resolve "
+				"%s: %s\n",
 				name, gai_strerror(r));
 			continue;
 		}
@@ -123,7 +124,7 @@ static void resolve_fqdns(struct opts *o, const struct policy *p)
 					sizeof(host), NULL, 0, NI_NUMERICHOST))
 				continue;
 			*PUSH(o->fqdn_names, o->nnames, o->capnames) =
-				xstrdup(name);
+			    xstrdup(name);
 			f = PUSH(o->fqdn, o->nfqdn, o->capfqdn);
 			f->name = o->fqdn_names[o->nnames - 1];
 			if (addr_parse(host, &f->family, &f->addr))
@@ -135,18 +136,17 @@ static void resolve_fqdns(struct opts *o, const struct policy *p)
 
 /* Parses options common to every command; positional arguments are left
  * in o->argc/argv. Returns 0, 1 for --help, or -EINVAL. */
-static int parse_opts(int argc, char **argv, struct opts *o,
-		      const char *usage)
+static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 {
 	static const struct option lo[] = {
-		{ "policy", required_argument, NULL, 'p' },
-		{ "inventory", required_argument, NULL, 'i' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "audit", no_argument, NULL, 'a' },
-		{ "fqdn", required_argument, NULL, 'F' },
-		{ "resolve", no_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"policy", required_argument, NULL, 'p'},
+	    {"inventory", required_argument, NULL, 'i'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"audit", no_argument, NULL, 'a'},
+	    {"fqdn", required_argument, NULL, 'F'},
+	    {"resolve", no_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -182,8 +182,9 @@ static int parse_opts(int argc, char **argv, struct opts *o,
 			fputs(usage, stdout);
 			return 1;
 		default:
-			fprintf(stderr, "bulkhead: unknown or incomplete "
-					"option '%s'\n",
+			fprintf(stderr,
+				"bulkhead: unknown or incomplete "
+				"option '%s'\n",
 				argv[optind - 1]);
 			fputs(usage, stderr);
 			return -EINVAL;
@@ -209,7 +210,7 @@ static void opts_free(struct opts *o)
 static int load(struct opts *o, struct policy **p, struct inventory **inv,
 		bool need_inv, const char *usage)
 {
-	struct diags d = { 0 };
+	struct diags d = {0};
 	int ret = 0;
 
 	if (!o->policy)
@@ -236,11 +237,11 @@ static int load(struct opts *o, struct policy **p, struct inventory **inv,
 
 static int cmd_check(int argc, char **argv)
 {
-	struct opts o = { 0 };
+	struct opts o = {0};
 	struct policy *p = NULL;
 	struct inventory *inv = NULL;
 	struct compiler *cc = NULL;
-	struct diags d = { 0 };
+	struct diags d = {0};
 	int r, ret;
 
 	r = parse_opts(argc, argv, &o, usage_check);
@@ -274,14 +275,14 @@ out:
 
 static int cmd_plan(int argc, char **argv)
 {
-	struct opts o = { 0 };
+	struct opts o = {0};
 	struct policy *p = NULL;
 	struct inventory *inv = NULL;
 	struct compiler *cc = NULL;
 	struct ir_ruleset *rs = NULL;
-	struct diags d = { 0 };
-	struct strbuf b = { 0 };
-	struct compile_opts co = { 0 };
+	struct diags d = {0};
+	struct strbuf b = {0};
+	struct compile_opts co = {0};
 	char *comment = NULL;
 	double t = phase(NULL, 0);
 	int r, ret;
@@ -338,14 +339,14 @@ out:
 
 static int cmd_trace(int argc, char **argv)
 {
-	struct opts o = { 0 };
+	struct opts o = {0};
 	struct policy *p = NULL;
 	struct inventory *inv = NULL;
 	struct compiler *cc = NULL;
 	struct ir_ruleset *rs = NULL;
-	struct diags d = { 0 };
-	struct strbuf b = { 0 };
-	struct compile_opts co = { 0 };
+	struct diags d = {0};
+	struct strbuf b = {0};
+	struct compile_opts co = {0};
 	int r, ret;
 
 	r = parse_opts(argc, argv, &o, usage_trace);
@@ -386,9 +387,9 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-	{ "check", cmd_check },
-	{ "plan", cmd_plan },
-	{ "trace", cmd_trace },
+    {"check", cmd_check},
+    {"plan", cmd_plan},
+    {"trace", cmd_trace},
 };
 
 int main(int argc, char **argv)

@@ -40,7 +40,7 @@ struct pctx {
 		bool is_src;
 		char *name;
 		unsigned line, col;
-	} *pend;
+	} * pend;
 	size_t npend, cappend;
 };
 
@@ -77,8 +77,7 @@ static const char *kind_name(enum ykind k)
 	return k == Y_SCALAR ? "a scalar" : k == Y_SEQ ? "a list" : "a mapping";
 }
 
-static struct ynode *node_new(struct pctx *c, enum ykind kind,
-			      yaml_mark_t m)
+static struct ynode *node_new(struct pctx *c, enum ykind kind, yaml_mark_t m)
 {
 	struct ynode *n = xcalloc(1, sizeof(*n));
 
@@ -92,8 +91,8 @@ static struct ynode *node_new(struct pctx *c, enum ykind kind,
 /* Builds the node for the event just read (and its children). Returns
  * NULL after reporting an error; parsing stops at the first YAML syntax
  * error, since libyaml cannot continue past one. */
-static struct ynode *build(struct pctx *c, yaml_parser_t *ps,
-			   yaml_event_t *ev, int depth, bool *fatal)
+static struct ynode *build(struct pctx *c, yaml_parser_t *ps, yaml_event_t *ev,
+			   int depth, bool *fatal)
 {
 	struct ynode *n = NULL, *k;
 	yaml_event_t e;
@@ -126,9 +125,9 @@ static struct ynode *build(struct pctx *c, yaml_parser_t *ps,
 		return n;
 	case YAML_SEQUENCE_START_EVENT:
 	case YAML_MAPPING_START_EVENT:
-		n = node_new(c, ev->type == YAML_SEQUENCE_START_EVENT ? Y_SEQ
-								     : Y_MAP,
-			     ev->start_mark);
+		n = node_new(
+		    c, ev->type == YAML_SEQUENCE_START_EVENT ? Y_SEQ : Y_MAP,
+		    ev->start_mark);
 		for (;;) {
 			if (!yaml_parser_parse(ps, &e)) {
 				*fatal = true;
@@ -175,7 +174,8 @@ static struct ynode *build(struct pctx *c, yaml_parser_t *ps,
 		return n;
 	default:
 		err(c, (unsigned)ev->start_mark.line + 1,
-		    (unsigned)ev->start_mark.column + 1, "unexpected YAML event");
+		    (unsigned)ev->start_mark.column + 1,
+		    "unexpected YAML event");
 		*fatal = true;
 		return NULL;
 	}
@@ -231,12 +231,14 @@ static struct ynode *read_tree(struct pctx *c, const char *buf, size_t len)
 				if (buf[i] == '\n') {
 					line++;
 					col = 1;
-				} else if (((unsigned char)buf[i] & 0xc0) != 0x80) {
+				} else if (((unsigned char)buf[i] & 0xc0) !=
+					   0x80) {
 					col++;
 				}
 			}
-			err(c, line, col, "%s (byte 0x%02x): a policy must be "
-					  "UTF-8",
+			err(c, line, col,
+			    "%s (byte 0x%02x): a policy must be "
+			    "UTF-8",
 			    ps.problem ? ps.problem : "unreadable input",
 			    ps.problem_value >= 0 ? (unsigned)ps.problem_value
 						  : 0u);
@@ -253,8 +255,9 @@ static struct ynode *read_tree(struct pctx *c, const char *buf, size_t len)
 		return NULL;
 	}
 	if (!root)
-		err(c, 1, 1, "empty policy: expected a mapping with 'version' "
-			     "and 'services'");
+		err(c, 1, 1,
+		    "empty policy: expected a mapping with 'version' "
+		    "and 'services'");
 	return root;
 }
 
@@ -281,7 +284,7 @@ static void check_keys(struct pctx *c, const struct ynode *n, const char *what,
 		       const char *const *allowed)
 {
 	size_t i, j;
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 
 	for (i = 0; i < n->n; i += 2) {
 		const struct ynode *k = n->kids[i];
@@ -325,8 +328,8 @@ static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
 }
 
 /* A string or a list of strings, into a fresh array. */
-static void string_list(struct pctx *c, const struct ynode *n,
-			const char *what, char ***out, size_t *nout)
+static void string_list(struct pctx *c, const struct ynode *n, const char *what,
+			char ***out, size_t *nout)
 {
 	size_t i, cap = 0;
 
@@ -382,8 +385,7 @@ static bool valid_fqdn(const char *s)
 			lab = 0;
 			continue;
 		}
-		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
-		    s[i] != '_')
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
 			return false;
 		if (++lab > 63)
 			return false;
@@ -407,8 +409,8 @@ const char *policy_port_parse(const char *s, struct pol_port *pp)
 		return NULL;
 	}
 	if (!strcmp(s, "icmp") || !strcmp(s, "icmpv6")) {
-		pp->proto_lo = pp->proto_hi = s[4] ? IPPROTO_ICMPV6
-						   : IPPROTO_ICMP;
+		pp->proto_lo = pp->proto_hi =
+		    s[4] ? IPPROTO_ICMPV6 : IPPROTO_ICMP;
 		pp->hi = 65535;
 		return NULL;
 	}
@@ -487,7 +489,7 @@ static void parse_ports(struct pctx *c, const struct ynode *n,
 
 	if (n->kind == Y_SCALAR && !strcmp(n->str, "any")) {
 		policy_port_parse("any", &pp);
-		pp.loc = (struct pol_loc){ n->line, n->col };
+		pp.loc = (struct pol_loc){n->line, n->col};
 		*PUSH(e->ports, e->nports, cap) = pp;
 		return;
 	}
@@ -509,7 +511,7 @@ static void parse_ports(struct pctx *c, const struct ynode *n,
 			err(c, k->line, k->col, "port '%s' %s", k->str, why);
 			continue;
 		}
-		pp.loc = (struct pol_loc){ k->line, k->col };
+		pp.loc = (struct pol_loc){k->line, k->col};
 		*PUSH(e->ports, e->nports, cap) = pp;
 	}
 }
@@ -569,7 +571,7 @@ static void pend_name(struct pctx *c, size_t edge, bool is_src,
 static bool parse_peer(struct pctx *c, const struct ynode *n, size_t edge,
 		       bool is_src, struct pol_peer *peer)
 {
-	static const char *const keys[] = { "cidr", "fqdn", NULL };
+	static const char *const keys[] = {"cidr", "fqdn", NULL};
 	const struct ynode *v;
 
 	if (n->kind == Y_SCALAR) {
@@ -616,8 +618,8 @@ static bool parse_peer(struct pctx *c, const struct ynode *n, size_t edge,
 static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 			bool ingress, size_t *edge_cap)
 {
-	static const char *const ekeys[] = { "to", "ports", NULL };
-	static const char *const ikeys[] = { "from", "ports", NULL };
+	static const char *const ekeys[] = {"to", "ports", NULL};
+	static const char *const ikeys[] = {"from", "ports", NULL};
 	const char *dir = ingress ? "ingress" : "egress";
 	const char *pk = ingress ? "from" : "to";
 	struct policy *p = c->p;
@@ -629,16 +631,16 @@ static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 		return;
 	for (i = 0; i < list->n; i++) {
 		const struct ynode *r = list->kids[i], *peer, *ports;
-		struct pol_edge e = { 0 };
+		struct pol_edge e = {0};
 		struct pol_peer *other;
 		size_t idx = p->nedges;
 
-		if (!want(c, r, Y_MAP, ingress ? "an ingress rule"
-					       : "an egress rule"))
+		if (!want(c, r, Y_MAP,
+			  ingress ? "an ingress rule" : "an egress rule"))
 			continue;
 		check_keys(c, r, ingress ? "an ingress rule" : "an egress rule",
 			   ingress ? ikeys : ekeys);
-		e.loc = (struct pol_loc){ r->line, r->col };
+		e.loc = (struct pol_loc){r->line, r->col};
 		e.ingress = ingress;
 		peer = get(r, pk);
 		if (!peer) {
@@ -683,8 +685,8 @@ static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 static void parse_match(struct pctx *c, const struct ynode *n,
 			struct pol_match *m)
 {
-	static const char *const keys[] = { "name", "image", "labels",
-					    "compose_service", NULL };
+	static const char *const keys[] = {"name", "image", "labels",
+					   "compose_service", NULL};
 	const struct ynode *v;
 	size_t i, cap = 0;
 
@@ -707,7 +709,8 @@ static void parse_match(struct pctx *c, const struct ynode *n,
 			err(c, v->line, v->col,
 			    "match.labels must not be empty");
 		for (i = 0; i + 1 < v->n; i += 2) {
-			const struct ynode *k = v->kids[i], *val = v->kids[i + 1];
+			const struct ynode *k = v->kids[i],
+					   *val = v->kids[i + 1];
 			struct pol_label *l;
 
 			if (k->kind != Y_SCALAR)
@@ -728,8 +731,8 @@ static void parse_match(struct pctx *c, const struct ynode *n,
 
 static void parse_settings(struct pctx *c, const struct ynode *n)
 {
-	static const char *const keys[] = { "mode", "unmatched", "log_rate",
-					    "networks", "log_group", NULL };
+	static const char *const keys[] = {"mode",     "unmatched", "log_rate",
+					   "networks", "log_group", NULL};
 	struct policy *p = c->p;
 	const struct ynode *v;
 	unsigned long num;
@@ -766,8 +769,8 @@ static void parse_settings(struct pctx *c, const struct ynode *n)
 		}
 		if (!slash || !len || len >= sizeof(num_s) ||
 		    !parse_uint(num_s, 1000000, &num) || !num ||
-		    (strcmp(slash + 1, "second") && strcmp(slash + 1, "minute") &&
-		     strcmp(slash + 1, "hour")))
+		    (strcmp(slash + 1, "second") &&
+		     strcmp(slash + 1, "minute") && strcmp(slash + 1, "hour")))
 			err(c, v->line, v->col,
 			    "log_rate '%s' is not N/second, N/minute or "
 			    "N/hour (N from 1 to 1000000)",
@@ -797,8 +800,7 @@ static void parse_settings(struct pctx *c, const struct ynode *n)
 
 static void parse_services(struct pctx *c, const struct ynode *n)
 {
-	static const char *const keys[] = { "match", "ingress", "egress",
-					    NULL };
+	static const char *const keys[] = {"match", "ingress", "egress", NULL};
 	struct policy *p = c->p;
 	size_t i, j, edge_cap = 0, svc_cap = 0;
 
@@ -832,7 +834,7 @@ static void parse_services(struct pctx *c, const struct ynode *n)
 		s = PUSH(p->services, p->nservices, svc_cap);
 		memset(s, 0, sizeof(*s));
 		s->name = xstrdup(k->str);
-		s->loc = (struct pol_loc){ k->line, k->col };
+		s->loc = (struct pol_loc){k->line, k->col};
 	}
 	for (i = 0; i + 1 < n->n; i += 2) {
 		const struct ynode *k = n->kids[i], *v = n->kids[i + 1], *m;
@@ -853,8 +855,8 @@ static void parse_services(struct pctx *c, const struct ynode *n)
 		check_keys(c, v, "a service", keys);
 		m = get(v, "match");
 		if (!m)
-			err(c, v->line, v->col,
-			    "service '%s' needs a 'match'", k->str);
+			err(c, v->line, v->col, "service '%s' needs a 'match'",
+			    k->str);
 		else
 			parse_match(c, m, &p->services[si].match);
 		if ((m = get(v, "ingress")))
@@ -892,8 +894,8 @@ static void resolve_names(struct pctx *c)
 
 static void parse_root(struct pctx *c, const struct ynode *root)
 {
-	static const char *const keys[] = { "version", "settings", "services",
-					    NULL };
+	static const char *const keys[] = {"version", "settings", "services",
+					   NULL};
 	const struct ynode *v;
 
 	if (!want(c, root, Y_MAP, "the policy"))
@@ -930,7 +932,7 @@ long policy_service_index(const struct policy *p, const char *name)
 struct policy *policy_parse(const char *name, const char *buf, size_t len,
 			    struct diags *d)
 {
-	struct pctx c = { .file = name, .d = d };
+	struct pctx c = {.file = name, .d = d};
 	size_t before = d->nerrors;
 	struct ynode *root;
 
@@ -940,8 +942,8 @@ struct policy *policy_parse(const char *name, const char *buf, size_t len,
 	c.p->log_rate_unit = "second";
 	c.p->log_group = 100;
 	if (len > POLICY_MAX_BYTES) {
-		err(&c, 0, 0, "policy is %zu bytes, over the %u-byte limit", len,
-		    POLICY_MAX_BYTES);
+		err(&c, 0, 0, "policy is %zu bytes, over the %u-byte limit",
+		    len, POLICY_MAX_BYTES);
 		goto fail;
 	}
 	root = read_tree(&c, buf, len);
@@ -1115,8 +1117,9 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 	size_t s, i, j;
 
 	sb_puts(b, "version: 1\nsettings:\n");
-	sb_printf(b, "  mode: %s\n  unmatched: %s\n  log_rate: %u/%s\n"
-		     "  log_group: %u\n",
+	sb_printf(b,
+		  "  mode: %s\n  unmatched: %s\n  log_rate: %u/%s\n"
+		  "  log_group: %u\n",
 		  p->mode == POL_AUDIT ? "audit" : "enforce",
 		  p->unmatched_allow ? "allow" : "deny", p->log_rate,
 		  p->log_rate_unit, p->log_group);
@@ -1131,7 +1134,7 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 	sb_puts(b, "services:\n");
 	for (s = 0; s < p->nservices; s++) {
 		const struct pol_match *m = &p->services[s].match;
-		bool any[2] = { false, false };
+		bool any[2] = {false, false};
 
 		sb_printf(b, "  %s:\n    match:\n", p->services[s].name);
 		dump_list(b, "name", m->names, m->nnames);

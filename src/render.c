@@ -27,10 +27,9 @@ static const char *type_name(enum ir_type t)
 
 static const char *expr_name(enum ir_expr x)
 {
-	static const char *const n[] = { "iifname",	 "oifname",
-					 "ip saddr",	 "ip daddr",
-					 "ip6 saddr",	 "ip6 daddr",
-					 "meta l4proto", "th dport" };
+	static const char *const n[] = {
+	    "iifname",	 "oifname",   "ip saddr",     "ip daddr",
+	    "ip6 saddr", "ip6 daddr", "meta l4proto", "th dport"};
 
 	return n[x];
 }
@@ -251,8 +250,8 @@ static void render_chain(const struct ir_chain *c, struct strbuf *b)
 			  "\t\ttype filter hook %s priority filter %c %d; "
 			  "policy accept;\n",
 			  c->hook == IRH_FORWARD ? "forward" : "input",
-			  c->prio < 0 ? '-' : '+', c->prio < 0 ? -c->prio
-							      : c->prio);
+			  c->prio < 0 ? '-' : '+',
+			  c->prio < 0 ? -c->prio : c->prio);
 	for (i = 0; i < c->n; i++) {
 		sb_puts(b, "\t\t");
 		render_rule(&c->r[i], b);
@@ -335,7 +334,7 @@ static void emit_chain_deps(struct order *o, size_t ci)
 void render_nft(const struct ir_ruleset *rs, const char *comment,
 		struct strbuf *b)
 {
-	struct order o = { rs, xcalloc(rs->nsets + rs->nchains + 1, 1), b };
+	struct order o = {rs, xcalloc(rs->nsets + rs->nchains + 1, 1), b};
 	size_t i;
 
 	sb_puts(b, "#!/usr/sbin/nft -f\n");
@@ -368,7 +367,7 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 {
 	json_t *root = json_object(), *sets = json_array(),
 	       *chains = json_array();
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	char *text;
 	size_t i, j;
 
@@ -376,12 +375,12 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 	json_object_set_new(root, "table", json_string(rs->table));
 	for (i = 0; i < rs->nsets; i++) {
 		const struct ir_set *s = &rs->sets[i];
-		json_t *o = json_object(), *el = json_array(), *fl = json_array();
+		json_t *o = json_object(), *el = json_array(),
+		       *fl = json_array();
 
 		json_object_set_new(o, "name", json_string(s->name));
-		json_object_set_new(o, "kind", json_string(s->flags & IRS_MAP
-								   ? "map"
-								   : "set"));
+		json_object_set_new(
+		    o, "kind", json_string(s->flags & IRS_MAP ? "map" : "set"));
 		b.len = 0;
 		render_set_type(s, &b);
 		json_object_set_new(o, "type", json_string(b.s));
@@ -408,8 +407,8 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 		if (c->hook != IRH_NONE) {
 			json_object_set_new(o, "hook",
 					    json_string(c->hook == IRH_FORWARD
-								? "forward"
-								: "input"));
+							    ? "forward"
+							    : "input"));
 			json_object_set_new(o, "priority",
 					    json_integer(c->prio));
 			json_object_set_new(o, "policy", json_string("accept"));

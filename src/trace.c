@@ -141,8 +141,8 @@ static void describe(struct strbuf *o, const char *label,
 			sb_printf(o, "service %s", p->services[ep->svc].name);
 		else
 			sb_puts(o, ep->svc == COMPILE_CONFLICT
-					   ? "matches two services"
-					   : "matches no service");
+				       ? "matches two services"
+				       : "matches no service");
 		sb_printf(o, ", %s%s%s)\n", a, bridge_net ? " on " : "",
 			  bridge_net ? bridge_net : "");
 		return;
@@ -165,7 +165,8 @@ static const struct inv_net *pick_net(const struct compiler *cc,
 
 		if (!compiler_net_managed(cc, inv, n->name))
 			continue;
-		if ((fam == AF_INET && !n->has4) || (fam == AF_INET6 && !n->has6))
+		if ((fam == AF_INET && !n->has4) ||
+		    (fam == AF_INET6 && !n->has6))
 			continue;
 		if (!first)
 			first = n;
@@ -192,10 +193,10 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	const struct inv_net *sn = NULL, *dn = NULL;
 	struct endpoint s, t;
 	struct pol_port pp;
-	struct ir_packet pkt = { 0 };
+	struct ir_packet pkt = {0};
 	struct ir_result res;
-	const char *why, *args[2] = { src, dst };
-	struct endpoint *eps[2] = { &s, &t };
+	const char *why, *args[2] = {src, dst};
+	struct endpoint *eps[2] = {&s, &t};
 	bool s_managed, t_managed, port_other = false, model_allow = false;
 	bool audit_deny;
 	long edge = -1;
@@ -226,8 +227,8 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 		return -EINVAL;
 	}
 	why = policy_port_parse(port, &pp);
-	if (!why && (pp.proto_lo == IPPROTO_ICMP ||
-		     pp.proto_lo == IPPROTO_ICMPV6))
+	if (!why &&
+	    (pp.proto_lo == IPPROTO_ICMP || pp.proto_lo == IPPROTO_ICMPV6))
 		pp.hi = pp.lo = 0; /* the datapath sees some value here */
 	if (why || pp.proto_lo != pp.proto_hi || pp.lo != pp.hi) {
 		if (!why && pp.proto_lo == pp.proto_hi)
@@ -306,7 +307,7 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	/* in audit mode the deny chain logs and accepts */
 	audit_deny = !model_allow && res.logged && res.verdict == IRV_ACCEPT;
 	sb_printf(o, "%s %s -> %s %s\n",
-		  audit_deny			  ? "would-deny"
+		  audit_deny		      ? "would-deny"
 		  : res.verdict == IRV_ACCEPT ? "allowed"
 					      : "denied",
 		  src, dst, port);
@@ -315,12 +316,11 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	if (edge >= 0) {
 		const struct pol_edge *e = &p->edges[edge];
 
-		sb_printf(o, "  edge: %s:%u:%u (%s of service %s)\n", p->file,
-			  e->loc.line, e->loc.col,
-			  e->ingress ? "ingress" : "egress",
-			  p->services[e->ingress ? e->dst.service
-						 : e->src.service]
-				  .name);
+		sb_printf(
+		    o, "  edge: %s:%u:%u (%s of service %s)\n", p->file,
+		    e->loc.line, e->loc.col, e->ingress ? "ingress" : "egress",
+		    p->services[e->ingress ? e->dst.service : e->src.service]
+			.name);
 	} else if (!s_managed && !t_managed) {
 		sb_puts(o, "  default: touches no managed container, not "
 			   "filtered\n");
@@ -358,8 +358,7 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 		sb_puts(o, "  note: audit mode logs this as would-deny and "
 			   "lets it through\n");
 	/* FQDN edges are only in the IR (resolved addresses) */
-	if (model_allow != (res.verdict == IRV_ACCEPT) &&
-	    !audit_deny &&
+	if (model_allow != (res.verdict == IRV_ACCEPT) && !audit_deny &&
 	    !(t.kind == EP_EXTERNAL && res.verdict == IRV_ACCEPT)) {
 		diags_add(d, DIAG_ERROR, "trace", 0, 0,
 			  "internal error: the policy says %s but the ruleset "

@@ -56,7 +56,7 @@ char *xstrndup(const char *s, size_t n)
 
 char *xasprintf(const char *fmt, ...)
 {
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	va_list ap;
 	int n;
 

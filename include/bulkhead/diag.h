@@ -23,7 +23,7 @@ struct diags {
 
 void diags_add(struct diags *d, enum diag_level level, const char *file,
 	       unsigned line, unsigned col, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 /* FILE:LINE:COL: error: message, one a line. */
 void diags_print(const struct diags *d, FILE *out);
 void diags_free(struct diags *d);

@@ -80,10 +80,10 @@ struct policy {
 	char *file;
 	enum pol_mode mode;
 	bool unmatched_allow;
-	unsigned log_rate;	  /* records per log_rate_unit */
+	unsigned log_rate;	   /* records per log_rate_unit */
 	const char *log_rate_unit; /* "second", "minute", "hour" */
-	unsigned log_group;	  /* NFLOG group */
-	char **networks;	  /* NULL when left out: managed by match */
+	unsigned log_group;	   /* NFLOG group */
+	char **networks;	   /* NULL when left out: managed by match */
 	size_t nnetworks;
 	bool networks_set;
 	struct pol_service *services;

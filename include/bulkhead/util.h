@@ -19,7 +19,7 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Grow *arr (of *cap elements of sz bytes) so that it holds at least need. */
 void grow(void *arr, size_t *cap, size_t need, size_t sz);
-#define PUSH(arr, n, cap) \
+#define PUSH(arr, n, cap)                                                      \
 	(grow(&(arr), &(cap), (n) + 1, sizeof(*(arr))), &(arr)[(n)++])
 
 struct strbuf {
@@ -30,7 +30,7 @@ void sb_putc(struct strbuf *b, char c);
 void sb_puts(struct strbuf *b, const char *s);
 void sb_putn(struct strbuf *b, const char *s, size_t n);
 void sb_printf(struct strbuf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void sb_free(struct strbuf *b);
 
 /* Addresses are kept as host-order integers: IPv4 in the low 32 bits. */

@@ -8,13 +8,13 @@
 #include "bulkhead/compile.h"
 
 static const char policy[] =
-	"version: 1\nsettings: {unmatched: allow}\nservices:\n"
-	"  a:\n    match: {name: \"*a*\"}\n    egress: [{to: b}, {to: world}]\n"
-	"  b:\n    match: {labels: {app: b}}\n    ingress: [{from: world}]\n";
+    "version: 1\nsettings: {unmatched: allow}\nservices:\n"
+    "  a:\n    match: {name: \"*a*\"}\n    egress: [{to: b}, {to: world}]\n"
+    "  b:\n    match: {labels: {app: b}}\n    ingress: [{from: world}]\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct inventory *inv = inventory_new();
 	struct policy *p;
 	struct compiler *cc;

@@ -10,9 +10,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct policy *p, *q;
-	struct strbuf a = { 0 }, b = { 0 };
+	struct strbuf a = {0}, b = {0};
 	struct inventory *inv;
 	struct compiler *cc;
 	struct ir_ruleset *rs;

@@ -6,7 +6,7 @@
 
 struct policy *load_policy_fixture(const char *path)
 {
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct policy *p = policy_load(path, &d);
 
 	diags_print(&d, stderr);
@@ -17,7 +17,7 @@ struct policy *load_policy_fixture(const char *path)
 
 struct inventory *load_inventory_fixture(const char *path)
 {
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct inventory *inv = inventory_new();
 
 	ck_assert_int_eq(inventory_load(inv, path, &d), 0);

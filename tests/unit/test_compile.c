@@ -9,7 +9,7 @@
 #include "unit.h"
 
 static const struct compile_fqdn fq[] = {
-	{ "api.example.com", AF_INET, 0xcb007105 }, /* 203.0.113.5 */
+    {"api.example.com", AF_INET, 0xcb007105}, /* 203.0.113.5 */
 };
 
 struct example {
@@ -17,21 +17,20 @@ struct example {
 };
 
 static const struct example examples[] = {
-	{ "policies/three-tier.yaml", FIXTURES "/three-tier.json",
-	  FIXTURES "/golden/three-tier.nft" },
-	{ "policies/shop.yaml", FIXTURES "/shop.json",
-	  FIXTURES "/golden/shop.nft" },
-	{ FIXTURES "/policy-all-kinds.yaml", FIXTURES "/all-kinds.json",
-	  FIXTURES "/golden/all-kinds.nft" },
+    {"policies/three-tier.yaml", FIXTURES "/three-tier.json",
+     FIXTURES "/golden/three-tier.nft"},
+    {"policies/shop.yaml", FIXTURES "/shop.json", FIXTURES "/golden/shop.nft"},
+    {FIXTURES "/policy-all-kinds.yaml", FIXTURES "/all-kinds.json",
+     FIXTURES "/golden/all-kinds.nft"},
 };
 
 static struct ir_ruleset *compile(const struct policy *p,
 				  const struct inventory *inv,
 				  struct compiler **ccp)
 {
-	struct compile_opts o = { .fqdn = fq, .nfqdn = 1 };
+	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
 	struct compiler *cc = compiler_new(p, &o);
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
 
 	diags_free(&d);
@@ -47,7 +46,7 @@ static char *plan_text(const struct example *ex)
 	struct policy *p = load_policy_fixture(ex->policy);
 	struct inventory *inv = load_inventory_fixture(ex->inventory);
 	struct ir_ruleset *rs = compile(p, inv, NULL);
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 
 	ck_assert_ptr_nonnull(rs);
 	render_nft(rs, NULL, &b);
@@ -139,11 +138,11 @@ static void assert_elems(const struct ir_ruleset *rs, const char *set,
 			 const char *const *want, size_t n)
 {
 	const struct ir_set *s = set_named(rs, set);
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	size_t i;
 
-	ck_assert_msg(s->n == n, "set %s has %zu elements, want %zu", set,
-		      s->n, n);
+	ck_assert_msg(s->n == n, "set %s has %zu elements, want %zu", set, s->n,
+		      n);
 	for (i = 0; i < n; i++) {
 		b.len = 0;
 		render_elem(s, &s->e[i], &b);
@@ -163,48 +162,48 @@ START_TEST(test_all_kinds_elements)
 	 * three port entries and an ingress merged into one range, and the
 	 * unmanaged toolbox as "world" (443/tcp and icmp, not icmpv6) */
 	static const char *const api_peer4[] = {
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.2 . tcp . 7946",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.2 . udp . 7946",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.3 . tcp . 7946",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.3 . udp . 7946",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.9 . icmp . 0-65535",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.9 . tcp . 443",
-		"\"br-bbbbbbbbbbbb\" . 10.2.0.2 . tcp . 7946",
-		"\"br-bbbbbbbbbbbb\" . 10.2.0.2 . udp . 7946",
-		"\"br-bbbbbbbbbbbb\" . 10.2.0.3 . tcp . 5432-5440",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 . tcp . 7946",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 . udp . 7946",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3 . tcp . 7946",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3 . udp . 7946",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.9 . icmp . 0-65535",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.9 . tcp . 443",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2 . tcp . 7946",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2 . udp . 7946",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.3 . tcp . 5432-5440",
 	};
 	/* web may reach api on anything (ingress without ports) */
 	static const char *const web_peer4[] = {
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.2 . 0-255 . 0-65535",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.3 . 0-255 . 0-65535",
-		"\"br-bbbbbbbbbbbb\" . 10.2.0.2 . 0-255 . 0-65535",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 . 0-255 . 0-65535",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3 . 0-255 . 0-65535",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2 . 0-255 . 0-65535",
 	};
 	static const char *const api_out4[] = {
-		"0.0.0.0/0 . icmp . 0-65535",
-		"0.0.0.0/0 . tcp . 443",
-		"203.0.113.0/24 . udp . 53",
+	    "0.0.0.0/0 . icmp . 0-65535",
+	    "0.0.0.0/0 . tcp . 443",
+	    "203.0.113.0/24 . udp . 53",
 	};
 	static const char *const api_out6[] = {
-		"::/0 . tcp . 443",
-		"::/0 . ipv6-icmp . 0-65535",
+	    "::/0 . tcp . 443",
+	    "::/0 . ipv6-icmp . 0-65535",
 	};
-	static const char *const api_fqdn4[] = { "203.0.113.5 . tcp . 443" };
-	static const char *const api_host[] = { "udp . 53" };
+	static const char *const api_fqdn4[] = {"203.0.113.5 . tcp . 443"};
+	static const char *const api_host[] = {"udp . 53"};
 	static const char *const api_in4[] = {
-		"0.0.0.0/0 . tcp . 80",
-		"0.0.0.0/0 . tcp . 8000-8100",
-		"198.51.100.0/24 . tcp . 22",
+	    "0.0.0.0/0 . tcp . 80",
+	    "0.0.0.0/0 . tcp . 8000-8100",
+	    "198.51.100.0/24 . tcp . 22",
 	};
 	static const char *const src4[] = {
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.2 : jump svc_api",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.3 : jump svc_api",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.4 : jump svc_web",
-		"\"br-aaaaaaaaaaaa\" . 10.1.0.9 : jump unmanaged",
-		"\"br-bbbbbbbbbbbb\" . 10.2.0.2 : jump svc_api",
-		"\"br-bbbbbbbbbbbb\" . 10.2.0.3 : jump svc_db",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 : jump svc_api",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3 : jump svc_api",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.4 : jump svc_web",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.9 : jump unmanaged",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2 : jump svc_api",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.3 : jump svc_db",
 	};
-	static const char *const bridges[] = { "\"br-aaaaaaaaaaaa\"",
-					       "\"br-bbbbbbbbbbbb\"" };
+	static const char *const bridges[] = {"\"br-aaaaaaaaaaaa\"",
+					      "\"br-bbbbbbbbbbbb\""};
 
 	ck_assert_ptr_nonnull(rs);
 	assert_elems(rs, "db_peer4", NULL, 0);
@@ -228,7 +227,7 @@ START_TEST(test_conflict)
 	const char *y = "version: 1\nservices:\n"
 			"  a:\n    match: {name: \"web*\"}\n"
 			"  b:\n    match: {image: \"nginx:*\"}\n";
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct policy *p = policy_parse("c.yaml", y, strlen(y), &d);
 	struct inventory *inv = load_inventory_fixture(examples[2].inventory);
 	struct compiler *cc = compiler_new(p, NULL);
@@ -249,7 +248,7 @@ END_TEST
 /* Sorted "set|element" lines of a ruleset, for comparing states. */
 static void state_lines(const struct ir_ruleset *rs, struct strbuf *out)
 {
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	size_t s, i;
 
 	for (s = 0; s < rs->nsets; s++)
@@ -270,7 +269,7 @@ static int lines_cmp(const void *a, const void *b)
 static char *apply_delta(const struct ir_ruleset *full,
 			 const struct ir_delta *dl)
 {
-	struct strbuf b = { 0 }, e = { 0 }, out = { 0 };
+	struct strbuf b = {0}, e = {0}, out = {0};
 	char **lines = NULL, *line, *save = NULL;
 	size_t n = 0, cap = 0, i, j;
 
@@ -314,7 +313,7 @@ static char *apply_delta(const struct ir_ruleset *full,
 
 static char *sorted_state(const struct ir_ruleset *rs)
 {
-	struct ir_delta none = { 0 };
+	struct ir_delta none = {0};
 
 	return apply_delta(rs, &none);
 }
@@ -335,7 +334,7 @@ START_TEST(test_delta_matches_full)
 		struct inventory less = *inv;
 		struct inv_container *v = xmalloc(sizeof(*v) * inv->n);
 		struct ir_ruleset *part;
-		struct ir_delta dl = { 0 };
+		struct ir_delta dl = {0};
 		char *got, *want_part;
 
 		memcpy(v, inv->c, sizeof(*v) * k);
@@ -376,7 +375,7 @@ START_TEST(test_json_format)
 	struct policy *p = load_policy_fixture(examples[0].policy);
 	struct inventory *inv = load_inventory_fixture(examples[0].inventory);
 	struct ir_ruleset *rs = compile(p, inv, NULL);
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	json_error_t err;
 	json_t *j;
 

@@ -11,7 +11,7 @@
 START_TEST(test_three_tier_fixture)
 {
 	struct inventory *inv =
-		load_inventory_fixture(FIXTURES "/three-tier.json");
+	    load_inventory_fixture(FIXTURES "/three-tier.json");
 	const struct inv_container *c;
 	char a[64];
 
@@ -57,29 +57,32 @@ struct badjson {
 };
 
 static const struct badjson badjson[] = {
-	{ "", 1, 1, "empty input" },
-	{ "{}", 1, 1, "expected '['" },
-	{ "[", 1, 2, "truncated input" },
-	{ "[1]", 1, 2, "container #1 is not a JSON object" },
-	{ "[{\"Id\": \"x\", \"Name\": \"/a\"} {}]", 1, 28,
-	  "expected ',' or ']' after container #1" },
-	{ "[\n  {\"Id\": \"x\",\n   \"Name\": }\n]", 3, 12, "container #1" },
-	{ "[{\"Id\": \"abc\", \"Name\": \"/a\", \"NetworkSettings\": {\"Networks\": {\"n\": {\"IPAddress\": \"1.2.3\"}}}}]",
-	  1, 2, "'1.2.3' is not an IPv4 address" },
-	{ "[{\"Id\": 5, \"Name\": \"/a\"}]", 1, 2, "needs string fields Id and Name" },
-	{ "[{\"Id\": \"a\", \"Name\": \"/a\", \"Config\": {\"Labels\": {\"x\": 1}}}]",
-	  1, 2, "label 'x' is not a string" },
-	{ "[{\"Id\": \"a\", \"Name\": \"/a\"}] x", 1, 29,
-	  "unexpected data after the array" },
-	{ "[{\"Id\": \"a\", \"Name\": \"/a\", \"Config\": {\"Image\": \"x", 1, 49,
-	  "container #1" },
+    {"", 1, 1, "empty input"},
+    {"{}", 1, 1, "expected '['"},
+    {"[", 1, 2, "truncated input"},
+    {"[1]", 1, 2, "container #1 is not a JSON object"},
+    {"[{\"Id\": \"x\", \"Name\": \"/a\"} {}]", 1, 28,
+     "expected ',' or ']' after container #1"},
+    {"[\n  {\"Id\": \"x\",\n   \"Name\": }\n]", 3, 12, "container #1"},
+    {"[{\"Id\": \"abc\", \"Name\": \"/a\", \"NetworkSettings\": {\"Networks\": "
+     "{\"n\": {\"IPAddress\": \"1.2.3\"}}}}]",
+     1, 2, "'1.2.3' is not an IPv4 address"},
+    {"[{\"Id\": 5, \"Name\": \"/a\"}]", 1, 2,
+     "needs string fields Id and Name"},
+    {"[{\"Id\": \"a\", \"Name\": \"/a\", \"Config\": {\"Labels\": {\"x\": "
+     "1}}}]",
+     1, 2, "label 'x' is not a string"},
+    {"[{\"Id\": \"a\", \"Name\": \"/a\"}] x", 1, 29,
+     "unexpected data after the array"},
+    {"[{\"Id\": \"a\", \"Name\": \"/a\", \"Config\": {\"Image\": \"x", 1, 49,
+     "container #1"},
 };
 
 START_TEST(test_bad_json)
 {
 	const struct badjson *b = &badjson[_i];
 	struct inventory *inv = inventory_new();
-	struct diags d = { 0 };
+	struct diags d = {0};
 	int fds[2];
 	ssize_t w;
 
@@ -111,7 +114,7 @@ START_TEST(test_truncations)
 
 	for (cut = 0; cut < len; cut += 97) {
 		struct inventory *inv = inventory_new();
-		struct diags d = { 0 };
+		struct diags d = {0};
 		int fds[2];
 
 		ck_assert_int_eq(pipe(fds), 0);
@@ -135,13 +138,14 @@ END_TEST
 
 START_TEST(test_skips_stopped)
 {
-	const char *j = "[{\"Id\": \"a1\", \"Name\": \"/a\", \"State\": "
-			"{\"Running\": false}, \"NetworkSettings\": "
-			"{\"Networks\": {\"n\": {\"IPAddress\": \"10.0.0.2\"}}}},"
-			"{\"Id\": \"b1\", \"Name\": \"/b\", \"NetworkSettings\": "
-			"{\"Networks\": {\"host\": {\"IPAddress\": \"\"}}}}]";
+	const char *j =
+	    "[{\"Id\": \"a1\", \"Name\": \"/a\", \"State\": "
+	    "{\"Running\": false}, \"NetworkSettings\": "
+	    "{\"Networks\": {\"n\": {\"IPAddress\": \"10.0.0.2\"}}}},"
+	    "{\"Id\": \"b1\", \"Name\": \"/b\", \"NetworkSettings\": "
+	    "{\"Networks\": {\"host\": {\"IPAddress\": \"\"}}}}]";
 	struct inventory *inv = inventory_new();
-	struct diags d = { 0 };
+	struct diags d = {0};
 	int fds[2];
 
 	ck_assert_int_eq(pipe(fds), 0);

@@ -17,123 +17,130 @@ struct bad {
 };
 
 static const struct bad bad[] = {
-	/* document shape */
-	{ "", 1, 1, "empty policy" },
-	{ "# only a comment\n", 1, 1, "empty policy" },
-	{ "version: 1\n", 1, 1, "missing 'services'" },
-	{ "services:\n  a:\n    match: {name: a}\n", 1, 1,
-	  "missing 'version: 1'" },
-	{ "version: 2\nservices:\n  a:\n    match: {name: a}\n", 1, 10,
-	  "unsupported policy version '2'" },
-	{ "version: 1\nfoo: 1\nservices:\n  a:\n    match: {name: a}\n", 2, 1,
-	  "unknown key 'foo' in the policy" },
-	{ "- version: 1\n", 1, 1, "the policy must be a mapping, not a list" },
-	{ "version: 1\nservices:\n  a:\n    match: {name: a}\n---\nversion: 1\n",
-	  5, 1, "one YAML document" },
-	{ "version: 1\nservices:\n  a: [\n", 4, 1,
-	  "did not find expected node content" },
-	{ "version: 1\nservices:\n  caf\xe9:\n    match: {name: a}\n", 3, 7,
-	  "invalid trailing UTF-8 octet" },
-	{ "version: 1\nx: &a [1]\nservices: *a\n", 3, 11,
-	  "YAML aliases (*a) are not allowed" },
-	{ "version: 1\nversion: 1\nservices:\n  a:\n    match: {name: a}\n", 2,
-	  1, "duplicate key 'version' (first at 1:1)" },
-	{ "version: 1\n? [a]\n: 1\nservices:\n  a:\n    match: {name: a}\n", 2,
-	  3, "mapping keys must be plain strings" },
-	/* settings */
-	{ "version: 1\nsettings: [1]\nservices:\n  a:\n    match: {name: a}\n",
-	  2, 11, "settings must be a mapping, not a list" },
-	{ "version: 1\nsettings:\n  mod: audit\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 3, "unknown key 'mod' in settings" },
-	{ "version: 1\nsettings:\n  mode: strict\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 9, "mode 'strict' is not enforce or audit" },
-	{ "version: 1\nsettings:\n  unmatched: maybe\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 14, "unmatched 'maybe' is not deny or allow" },
-	{ "version: 1\nsettings:\n  log_rate: fast\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 13, "log_rate 'fast' is not N/second" },
-	{ "version: 1\nsettings:\n  log_rate: 0/second\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 13, "log_rate '0/second'" },
-	{ "version: 1\nsettings:\n  log_rate: 5/day\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 13, "log_rate '5/day'" },
-	{ "version: 1\nsettings:\n  log_group: 70000\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 14, "log_group '70000' is not a number from 0 to 65535" },
-	{ "version: 1\nsettings:\n  networks: {a: b}\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 13, "settings.networks must be a string or a list of strings" },
-	{ "version: 1\nsettings:\n  mode: [enforce]\n" "services:\n  a:\n    match: {name: a}\n",
-	  3, 9, "settings.mode must be a scalar, not a list" },
-	/* services */
-	{ "version: 1\nservices: [a]\n", 2, 11,
-	  "services must be a mapping, not a list" },
-	{ "version: 1\nservices: {}\n", 2, 11, "services must not be empty" },
-	{ HDR "  \"bad name\":\n    match: {name: x}\n", 3, 3,
-	  "service name 'bad name' must be 1-64 letters" },
-	{ HDR "  world:\n    match: {name: w}\n", 3, 3,
-	  "'world' is a reserved peer name" },
-	{ SVC "  a:\n    match: {name: b}\n", 5, 3,
-	  "duplicate key 'a' (first at 3:3)" },
-	{ HDR "  a: 5\n", 3, 6, "a service must be a mapping, not a scalar" },
-	{ HDR "  a:\n    egress: []\n", 4, 5, "service 'a' needs a 'match'" },
-	{ SVC "    egres: []\n", 5, 5, "unknown key 'egres' in a service" },
-	/* match */
-	{ HDR "  a:\n    match: {}\n", 4, 12, "match needs at least one of" },
-	{ HDR "  a:\n    match: {nam: a}\n", 4, 13, "unknown key 'nam' in match" },
-	{ HDR "  a:\n    match: {labels: [a]}\n", 4, 21,
-	  "match.labels must be a mapping, not a list" },
-	{ HDR "  a:\n    match: {labels: {app: [x]}}\n", 4, 27,
-	  "label 'app' must have a string value" },
-	{ HDR "  a:\n    match: {name: []}\n", 4, 19,
-	  "match.name must not be an empty list" },
-	{ HDR "  a:\n    match: {image: {a: b}}\n", 4, 20,
-	  "match.image must be a string or a list of strings" },
-	{ HDR "  a:\n    match: {name: a, name: b}\n", 4, 22,
-	  "duplicate key 'name' (first at 4:13)" },
-	{ HDR "  a:\n    match: [a]\n", 4, 12, "match must be a mapping" },
-	/* edges and peers */
-	{ SVC "    egress: {to: b}\n", 5, 13,
-	  "egress must be a list, not a mapping" },
-	{ EGR "      - too: b\n", 6, 9, "unknown key 'too' in an egress rule" },
-	{ EGR "      - ports: [80/tcp]\n", 6, 9, "egress rule needs 'to'" },
-	{ EGR "      - to: nobody\n", 6, 13, "unknown peer 'nobody'" },
-	{ EGR "      - to: ''\n", 6, 13, "peer must not be empty" },
-	{ SVC "    ingress:\n      - from: host\n", 6, 15,
-	  "'host' is a destination only" },
-	{ SVC "    ingress:\n      - from: {fqdn: a.example.com}\n", 6, 15,
-	  "fqdn peers are egress destinations only" },
-	{ EGR "      - to: {cidr: [10.0.0.300/8]}\n", 6, 21,
-	  "'10.0.0.300/8' is not an IPv4 or IPv6 address or CIDR" },
-	{ EGR "      - to: {cidr: 10.0.0.1/8}\n", 6, 20,
-	  "CIDR '10.0.0.1/8' has host bits set" },
-	{ EGR "      - to: {cidr: [\"2001:db8::/129\"]}\n", 6, 21,
-	  "'2001:db8::/129' is not an IPv4 or IPv6" },
-	{ EGR "      - to: {cidr: []}\n", 6, 20, "cidr must not be an empty list" },
-	{ EGR "      - to: {fqdn: \"not a name\"}\n", 6, 20,
-	  "fqdn must be a DNS name" },
-	{ EGR "      - to: {cidr: 10.0.0.0/8, fqdn: a.example.com}\n", 6, 13,
-	  "a peer mapping takes exactly one of cidr or fqdn" },
-	{ EGR "      - to: {ip: 1.2.3.4}\n", 6, 14,
-	  "unknown key 'ip' in a peer" },
-	{ EGR "      - to: [a]\n", 6, 13, "a peer must be a mapping" },
-	/* ports */
-	{ EGR "      - to: a\n        ports: [99999/tcp]\n", 7, 17,
-	  "port '99999/tcp' is out of range (1-65535)" },
-	{ EGR "      - to: a\n        ports: [0/udp]\n", 7, 17,
-	  "port '0/udp' is out of range (1-65535)" },
-	{ EGR "      - to: a\n        ports: [90-80/tcp]\n", 7, 17,
-	  "port '90-80/tcp' is a reversed range" },
-	{ EGR "      - to: a\n        ports: [80]\n", 7, 17,
-	  "port '80' needs a protocol" },
-	{ EGR "      - to: a\n        ports: [80/icmp]\n", 7, 17,
-	  "port '80/icmp' has an unknown protocol" },
-	{ EGR "      - to: a\n        ports: [x/tcp]\n", 7, 17,
-	  "port 'x/tcp' is not a number or a range" },
-	{ EGR "      - to: a\n        ports: [80-/tcp]\n", 7, 17,
-	  "port '80-/tcp' is not a number or a range" },
-	{ EGR "      - to: a\n        ports: []\n", 7, 16,
-	  "ports must not be empty" },
-	{ EGR "      - to: a\n        ports: {a: b}\n", 7, 16,
-	  "ports must be a list, not a mapping" },
-	{ EGR "      - to: a\n        ports: [[80/tcp]]\n", 7, 17,
-	  "a port must be a string such as 8080/tcp" },
+    /* document shape */
+    {"", 1, 1, "empty policy"},
+    {"# only a comment\n", 1, 1, "empty policy"},
+    {"version: 1\n", 1, 1, "missing 'services'"},
+    {"services:\n  a:\n    match: {name: a}\n", 1, 1, "missing 'version: 1'"},
+    {"version: 2\nservices:\n  a:\n    match: {name: a}\n", 1, 10,
+     "unsupported policy version '2'"},
+    {"version: 1\nfoo: 1\nservices:\n  a:\n    match: {name: a}\n", 2, 1,
+     "unknown key 'foo' in the policy"},
+    {"- version: 1\n", 1, 1, "the policy must be a mapping, not a list"},
+    {"version: 1\nservices:\n  a:\n    match: {name: a}\n---\nversion: 1\n", 5,
+     1, "one YAML document"},
+    {"version: 1\nservices:\n  a: [\n", 4, 1,
+     "did not find expected node content"},
+    {"version: 1\nservices:\n  caf\xe9:\n    match: {name: a}\n", 3, 7,
+     "invalid trailing UTF-8 octet"},
+    {"version: 1\nx: &a [1]\nservices: *a\n", 3, 11,
+     "YAML aliases (*a) are not allowed"},
+    {"version: 1\nversion: 1\nservices:\n  a:\n    match: {name: a}\n", 2, 1,
+     "duplicate key 'version' (first at 1:1)"},
+    {"version: 1\n? [a]\n: 1\nservices:\n  a:\n    match: {name: a}\n", 2, 3,
+     "mapping keys must be plain strings"},
+    /* settings */
+    {"version: 1\nsettings: [1]\nservices:\n  a:\n    match: {name: a}\n", 2,
+     11, "settings must be a mapping, not a list"},
+    {"version: 1\nsettings:\n  mod: audit\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 3, "unknown key 'mod' in settings"},
+    {"version: 1\nsettings:\n  mode: strict\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 9, "mode 'strict' is not enforce or audit"},
+    {"version: 1\nsettings:\n  unmatched: maybe\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 14, "unmatched 'maybe' is not deny or allow"},
+    {"version: 1\nsettings:\n  log_rate: fast\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 13, "log_rate 'fast' is not N/second"},
+    {"version: 1\nsettings:\n  log_rate: 0/second\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 13, "log_rate '0/second'"},
+    {"version: 1\nsettings:\n  log_rate: 5/day\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 13, "log_rate '5/day'"},
+    {"version: 1\nsettings:\n  log_group: 70000\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 14, "log_group '70000' is not a number from 0 to 65535"},
+    {"version: 1\nsettings:\n  networks: {a: b}\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 13, "settings.networks must be a string or a list of strings"},
+    {"version: 1\nsettings:\n  mode: [enforce]\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 9, "settings.mode must be a scalar, not a list"},
+    /* services */
+    {"version: 1\nservices: [a]\n", 2, 11,
+     "services must be a mapping, not a list"},
+    {"version: 1\nservices: {}\n", 2, 11, "services must not be empty"},
+    {HDR "  \"bad name\":\n    match: {name: x}\n", 3, 3,
+     "service name 'bad name' must be 1-64 letters"},
+    {HDR "  world:\n    match: {name: w}\n", 3, 3,
+     "'world' is a reserved peer name"},
+    {SVC "  a:\n    match: {name: b}\n", 5, 3,
+     "duplicate key 'a' (first at 3:3)"},
+    {HDR "  a: 5\n", 3, 6, "a service must be a mapping, not a scalar"},
+    {HDR "  a:\n    egress: []\n", 4, 5, "service 'a' needs a 'match'"},
+    {SVC "    egres: []\n", 5, 5, "unknown key 'egres' in a service"},
+    /* match */
+    {HDR "  a:\n    match: {}\n", 4, 12, "match needs at least one of"},
+    {HDR "  a:\n    match: {nam: a}\n", 4, 13, "unknown key 'nam' in match"},
+    {HDR "  a:\n    match: {labels: [a]}\n", 4, 21,
+     "match.labels must be a mapping, not a list"},
+    {HDR "  a:\n    match: {labels: {app: [x]}}\n", 4, 27,
+     "label 'app' must have a string value"},
+    {HDR "  a:\n    match: {name: []}\n", 4, 19,
+     "match.name must not be an empty list"},
+    {HDR "  a:\n    match: {image: {a: b}}\n", 4, 20,
+     "match.image must be a string or a list of strings"},
+    {HDR "  a:\n    match: {name: a, name: b}\n", 4, 22,
+     "duplicate key 'name' (first at 4:13)"},
+    {HDR "  a:\n    match: [a]\n", 4, 12, "match must be a mapping"},
+    /* edges and peers */
+    {SVC "    egress: {to: b}\n", 5, 13,
+     "egress must be a list, not a mapping"},
+    {EGR "      - too: b\n", 6, 9, "unknown key 'too' in an egress rule"},
+    {EGR "      - ports: [80/tcp]\n", 6, 9, "egress rule needs 'to'"},
+    {EGR "      - to: nobody\n", 6, 13, "unknown peer 'nobody'"},
+    {EGR "      - to: ''\n", 6, 13, "peer must not be empty"},
+    {SVC "    ingress:\n      - from: host\n", 6, 15,
+     "'host' is a destination only"},
+    {SVC "    ingress:\n      - from: {fqdn: a.example.com}\n", 6, 15,
+     "fqdn peers are egress destinations only"},
+    {EGR "      - to: {cidr: [10.0.0.300/8]}\n", 6, 21,
+     "'10.0.0.300/8' is not an IPv4 or IPv6 address or CIDR"},
+    {EGR "      - to: {cidr: 10.0.0.1/8}\n", 6, 20,
+     "CIDR '10.0.0.1/8' has host bits set"},
+    {EGR "      - to: {cidr: [\"2001:db8::/129\"]}\n", 6, 21,
+     "'2001:db8::/129' is not an IPv4 or IPv6"},
+    {EGR "      - to: {cidr: []}\n", 6, 20, "cidr must not be an empty list"},
+    {EGR "      - to: {fqdn: \"not a name\"}\n", 6, 20,
+     "fqdn must be a DNS name"},
+    {EGR "      - to: {cidr: 10.0.0.0/8, fqdn: a.example.com}\n", 6, 13,
+     "a peer mapping takes exactly one of cidr or fqdn"},
+    {EGR "      - to: {ip: 1.2.3.4}\n", 6, 14, "unknown key 'ip' in a peer"},
+    {EGR "      - to: [a]\n", 6, 13, "a peer must be a mapping"},
+    /* ports */
+    {EGR "      - to: a\n        ports: [99999/tcp]\n", 7, 17,
+     "port '99999/tcp' is out of range (1-65535)"},
+    {EGR "      - to: a\n        ports: [0/udp]\n", 7, 17,
+     "port '0/udp' is out of range (1-65535)"},
+    {EGR "      - to: a\n        ports: [90-80/tcp]\n", 7, 17,
+     "port '90-80/tcp' is a reversed range"},
+    {EGR "      - to: a\n        ports: [80]\n", 7, 17,
+     "port '80' needs a protocol"},
+    {EGR "      - to: a\n        ports: [80/icmp]\n", 7, 17,
+     "port '80/icmp' has an unknown protocol"},
+    {EGR "      - to: a\n        ports: [x/tcp]\n", 7, 17,
+     "port 'x/tcp' is not a number or a range"},
+    {EGR "      - to: a\n        ports: [80-/tcp]\n", 7, 17,
+     "port '80-/tcp' is not a number or a range"},
+    {EGR "      - to: a\n        ports: []\n", 7, 16,
+     "ports must not be empty"},
+    {EGR "      - to: a\n        ports: {a: b}\n", 7, 16,
+     "ports must be a list, not a mapping"},
+    {EGR "      - to: a\n        ports: [[80/tcp]]\n", 7, 17,
+     "a port must be a string such as 8080/tcp"},
 };
 
 static bool has_diag(const struct diags *d, unsigned line, unsigned col,
@@ -151,7 +158,7 @@ static bool has_diag(const struct diags *d, unsigned line, unsigned col,
 START_TEST(test_bad_policy)
 {
 	const struct bad *b = &bad[_i];
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct policy *p;
 
 	p = policy_parse("t.yaml", b->yaml, strlen(b->yaml), &d);
@@ -183,7 +190,7 @@ START_TEST(test_all_errors)
 			"    egress:\n"
 			"      - to: ghost\n        ports: [70000/tcp]\n"
 			"  b:\n    match: {nmae: b}\n";
-	struct diags d = { 0 };
+	struct diags d = {0};
 
 	ck_assert_ptr_null(policy_parse("t.yaml", y, strlen(y), &d));
 	ck_assert_uint_eq(d.nerrors, 4);
@@ -197,8 +204,8 @@ END_TEST
 
 START_TEST(test_billion_laughs)
 {
-	struct strbuf b = { 0 };
-	struct diags d = { 0 };
+	struct strbuf b = {0};
+	struct diags d = {0};
 	int i, j;
 
 	sb_puts(&b, "version: 1\na0: &a0 [lol, lol, lol, lol, lol]\n");
@@ -220,12 +227,13 @@ START_TEST(test_too_large)
 {
 	size_t n = POLICY_MAX_BYTES + 1;
 	char *buf = malloc(n);
-	struct diags d = { 0 };
+	struct diags d = {0};
 
 	memset(buf, '#', n);
 	ck_assert_ptr_null(policy_parse("big.yaml", buf, n, &d));
 	ck_assert_uint_eq(d.nerrors, 1);
-	ck_assert_ptr_nonnull(strstr(d.v[0].msg, "over the 4194304-byte limit"));
+	ck_assert_ptr_nonnull(
+	    strstr(d.v[0].msg, "over the 4194304-byte limit"));
 	diags_free(&d);
 	free(buf);
 }
@@ -233,8 +241,8 @@ END_TEST
 
 START_TEST(test_too_deep)
 {
-	struct strbuf b = { 0 };
-	struct diags d = { 0 };
+	struct strbuf b = {0};
+	struct diags d = {0};
 	int i;
 
 	sb_puts(&b, "version: 1\nservices: ");
@@ -251,7 +259,7 @@ END_TEST
 
 START_TEST(test_missing_file)
 {
-	struct diags d = { 0 };
+	struct diags d = {0};
 
 	ck_assert_ptr_null(policy_load("/nonexistent/policy.yaml", &d));
 	ck_assert_ptr_nonnull(strstr(d.v[0].msg, "cannot open"));
@@ -264,8 +272,8 @@ END_TEST
 static void round_trip(const char *path)
 {
 	struct policy *p = load_policy_fixture(path), *q;
-	struct strbuf a = { 0 }, b = { 0 };
-	struct diags d = { 0 };
+	struct strbuf a = {0}, b = {0};
+	struct diags d = {0};
 
 	policy_dump(p, &a);
 	q = policy_parse("dump.yaml", a.s, a.len, &d);
@@ -297,7 +305,8 @@ END_TEST
 
 START_TEST(test_model_contents)
 {
-	struct policy *p = load_policy_fixture(FIXTURES "/policy-all-kinds.yaml");
+	struct policy *p =
+	    load_policy_fixture(FIXTURES "/policy-all-kinds.yaml");
 	const struct pol_edge *e;
 	long api = policy_service_index(p, "api");
 
@@ -326,9 +335,9 @@ START_TEST(test_port_forms)
 {
 	struct pol_port pp;
 	char buf[32];
-	static const char *const ok[] = { "80/tcp", "8000-8100/udp", "53/udp",
-					  "icmp", "icmpv6", "any",
-					  "1-65535/sctp" };
+	static const char *const ok[] = {
+	    "80/tcp", "8000-8100/udp", "53/udp",      "icmp",
+	    "icmpv6", "any",	       "1-65535/sctp"};
 	size_t i;
 
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {

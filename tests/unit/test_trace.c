@@ -16,75 +16,84 @@ struct tcase {
 };
 
 static const struct tcase cases[] = {
-	/* service to service, on the port and off it */
-	{ 0, "nginx", "backend", "8080/tcp", TRACE_ALLOWED, "three-tier.yaml:20:9" },
-	{ 0, "nginx", "backend", "8081/tcp", TRACE_DENIED, "port-not-allowed" },
-	{ 0, "nginx", "backend", "8080/udp", TRACE_DENIED, "port-not-allowed" },
-	{ 0, "nginx", "db", "5432/tcp", TRACE_DENIED, "reason: no-edge" },
-	{ 0, "nginx", "redis", "6379/tcp", TRACE_DENIED, "no-edge" },
-	{ 0, "nginx", "rabbitmq", "5672/tcp", TRACE_DENIED, "no-edge" },
-	{ 0, "backend", "db", "5432/tcp", TRACE_ALLOWED, "egress of service backend" },
-	{ 0, "db", "backend", "8080/tcp", TRACE_DENIED, "no-edge" },
-	{ 0, "backend", "redis-1", "6379/tcp", TRACE_ALLOWED, "three-tier.yaml:28:9" },
-	/* ingress form */
-	{ 0, "backend", "rabbitmq", "15672/tcp", TRACE_ALLOWED, "ingress of service rabbitmq" },
-	/* by IP, IPv6 */
-	{ 0, "fd00:28:5::2", "fd00:28:5::3", "8080/tcp", TRACE_ALLOWED, "nginx_peer6" },
-	{ 0, "fd00:28:5::2", "fd00:28:5::4", "5432/tcp", TRACE_DENIED, "no-edge" },
-	/* cidr (v4, v6) and world */
-	{ 0, "backend", "203.0.113.9", "443/tcp", TRACE_ALLOWED, "backend_out4" },
-	{ 0, "backend", "2001:db8::1", "443/tcp", TRACE_ALLOWED, "backend_out6" },
-	{ 0, "backend", "203.0.113.9", "80/tcp", TRACE_DENIED, "port-not-allowed" },
-	{ 0, "backend", "198.51.100.1", "443/tcp", TRACE_DENIED, "no-edge" },
-	{ 0, "nginx", "203.0.113.9", "443/tcp", TRACE_DENIED, "no-edge" },
-	{ 0, "198.51.100.7", "nginx", "443/tcp", TRACE_ALLOWED, "in_nginx" },
-	{ 0, "198.51.100.7", "backend", "8080/tcp", TRACE_DENIED, "no-edge" },
-	/* host */
-	{ 0, "backend", "host", "53/udp", TRACE_ALLOWED, "host_backend" },
-	{ 0, "backend", "host", "22/tcp", TRACE_DENIED, "port-not-allowed" },
-	{ 0, "nginx", "host", "53/udp", TRACE_DENIED, "no-edge" },
-	/* unmatched container, deny mode */
-	{ 0, "stray", "db", "5432/tcp", TRACE_DENIED, "unmatched-container" },
-	{ 0, "backend", "stray", "80/tcp", TRACE_DENIED, "unmatched-container" },
-	/* all-kinds: audit mode, unmatched allow, fqdn, icmp, any, self */
-	{ 1, "web-1", "shop_api_1", "12345/udp", TRACE_ALLOWED, "ingress of service api" },
-	{ 1, "shop_api_1", "shop_api_2", "7946/udp", TRACE_ALLOWED, "egress of service api" },
-	{ 1, "shop_api_1", "pg", "5437/tcp", TRACE_ALLOWED, "5432-5440" },
-	{ 1, "shop_api_1", "pg", "5441/tcp", TRACE_DENIED, "would-deny" },
-	{ 1, "shop_api_1", "203.0.113.5", "443/tcp", TRACE_ALLOWED, "api_" },
-	{ 1, "shop_api_1", "8.8.8.8", "icmp", TRACE_ALLOWED, "icmp" },
-	{ 1, "shop_api_1", "2001:4860::1", "icmpv6", TRACE_ALLOWED, "ipv6-icmp" },
-	{ 1, "shop_api_1", "203.0.113.53", "53/udp", TRACE_ALLOWED, "203.0.113.0/24" },
-	{ 1, "shop_api_1", "toolbox", "443/tcp", TRACE_ALLOWED, "egress of service api" },
-	{ 1, "toolbox", "pg", "5432/tcp", TRACE_DENIED, "would-deny" },
-	{ 1, "toolbox", "web-1", "80/tcp", TRACE_DENIED, "would-deny" },
-	{ 1, "toolbox", "shop_api_1", "80/tcp", TRACE_ALLOWED, "ingress of service api" },
-	{ 1, "toolbox", "203.0.113.1", "25/tcp", TRACE_ALLOWED, "not filtered" },
-	{ 1, "198.51.100.3", "shop_api_1", "22/tcp", TRACE_ALLOWED, "api_in4" },
-	{ 1, "2001:db8:1::7", "shop_api_1", "22/tcp", TRACE_ALLOWED, "api_in6" },
-	{ 1, "shop_api_1", "host", "53/udp", TRACE_ALLOWED, "api_host" },
-	{ 1, "web", "pg", "5432/tcp", TRACE_DENIED, "would-deny" },
-	{ 1, "elsewhere", "toolbox", "80/tcp", TRACE_ALLOWED, "not filtered" },
+    /* service to service, on the port and off it */
+    {0, "nginx", "backend", "8080/tcp", TRACE_ALLOWED, "three-tier.yaml:20:9"},
+    {0, "nginx", "backend", "8081/tcp", TRACE_DENIED, "port-not-allowed"},
+    {0, "nginx", "backend", "8080/udp", TRACE_DENIED, "port-not-allowed"},
+    {0, "nginx", "db", "5432/tcp", TRACE_DENIED, "reason: no-edge"},
+    {0, "nginx", "redis", "6379/tcp", TRACE_DENIED, "no-edge"},
+    {0, "nginx", "rabbitmq", "5672/tcp", TRACE_DENIED, "no-edge"},
+    {0, "backend", "db", "5432/tcp", TRACE_ALLOWED,
+     "egress of service backend"},
+    {0, "db", "backend", "8080/tcp", TRACE_DENIED, "no-edge"},
+    {0, "backend", "redis-1", "6379/tcp", TRACE_ALLOWED,
+     "three-tier.yaml:28:9"},
+    /* ingress form */
+    {0, "backend", "rabbitmq", "15672/tcp", TRACE_ALLOWED,
+     "ingress of service rabbitmq"},
+    /* by IP, IPv6 */
+    {0, "fd00:28:5::2", "fd00:28:5::3", "8080/tcp", TRACE_ALLOWED,
+     "nginx_peer6"},
+    {0, "fd00:28:5::2", "fd00:28:5::4", "5432/tcp", TRACE_DENIED, "no-edge"},
+    /* cidr (v4, v6) and world */
+    {0, "backend", "203.0.113.9", "443/tcp", TRACE_ALLOWED, "backend_out4"},
+    {0, "backend", "2001:db8::1", "443/tcp", TRACE_ALLOWED, "backend_out6"},
+    {0, "backend", "203.0.113.9", "80/tcp", TRACE_DENIED, "port-not-allowed"},
+    {0, "backend", "198.51.100.1", "443/tcp", TRACE_DENIED, "no-edge"},
+    {0, "nginx", "203.0.113.9", "443/tcp", TRACE_DENIED, "no-edge"},
+    {0, "198.51.100.7", "nginx", "443/tcp", TRACE_ALLOWED, "in_nginx"},
+    {0, "198.51.100.7", "backend", "8080/tcp", TRACE_DENIED, "no-edge"},
+    /* host */
+    {0, "backend", "host", "53/udp", TRACE_ALLOWED, "host_backend"},
+    {0, "backend", "host", "22/tcp", TRACE_DENIED, "port-not-allowed"},
+    {0, "nginx", "host", "53/udp", TRACE_DENIED, "no-edge"},
+    /* unmatched container, deny mode */
+    {0, "stray", "db", "5432/tcp", TRACE_DENIED, "unmatched-container"},
+    {0, "backend", "stray", "80/tcp", TRACE_DENIED, "unmatched-container"},
+    /* all-kinds: audit mode, unmatched allow, fqdn, icmp, any, self */
+    {1, "web-1", "shop_api_1", "12345/udp", TRACE_ALLOWED,
+     "ingress of service api"},
+    {1, "shop_api_1", "shop_api_2", "7946/udp", TRACE_ALLOWED,
+     "egress of service api"},
+    {1, "shop_api_1", "pg", "5437/tcp", TRACE_ALLOWED, "5432-5440"},
+    {1, "shop_api_1", "pg", "5441/tcp", TRACE_DENIED, "would-deny"},
+    {1, "shop_api_1", "203.0.113.5", "443/tcp", TRACE_ALLOWED, "api_"},
+    {1, "shop_api_1", "8.8.8.8", "icmp", TRACE_ALLOWED, "icmp"},
+    {1, "shop_api_1", "2001:4860::1", "icmpv6", TRACE_ALLOWED, "ipv6-icmp"},
+    {1, "shop_api_1", "203.0.113.53", "53/udp", TRACE_ALLOWED,
+     "203.0.113.0/24"},
+    {1, "shop_api_1", "toolbox", "443/tcp", TRACE_ALLOWED,
+     "egress of service api"},
+    {1, "toolbox", "pg", "5432/tcp", TRACE_DENIED, "would-deny"},
+    {1, "toolbox", "web-1", "80/tcp", TRACE_DENIED, "would-deny"},
+    {1, "toolbox", "shop_api_1", "80/tcp", TRACE_ALLOWED,
+     "ingress of service api"},
+    {1, "toolbox", "203.0.113.1", "25/tcp", TRACE_ALLOWED, "not filtered"},
+    {1, "198.51.100.3", "shop_api_1", "22/tcp", TRACE_ALLOWED, "api_in4"},
+    {1, "2001:db8:1::7", "shop_api_1", "22/tcp", TRACE_ALLOWED, "api_in6"},
+    {1, "shop_api_1", "host", "53/udp", TRACE_ALLOWED, "api_host"},
+    {1, "web", "pg", "5432/tcp", TRACE_DENIED, "would-deny"},
+    {1, "elsewhere", "toolbox", "80/tcp", TRACE_ALLOWED, "not filtered"},
 };
 
-static const char *const pol[] = { "policies/three-tier.yaml",
-				   FIXTURES "/policy-all-kinds.yaml" };
-static const char *const invs[] = { FIXTURES "/three-tier.json",
-				    FIXTURES "/all-kinds.json" };
+static const char *const pol[] = {"policies/three-tier.yaml",
+				  FIXTURES "/policy-all-kinds.yaml"};
+static const char *const invs[] = {FIXTURES "/three-tier.json",
+				   FIXTURES "/all-kinds.json"};
 
 START_TEST(test_trace)
 {
 	const struct tcase *t = &cases[_i];
 	static const struct compile_fqdn fq[] = {
-		{ "api.example.com", AF_INET, 0xcb007105 },
+	    {"api.example.com", AF_INET, 0xcb007105},
 	};
-	struct compile_opts o = { .fqdn = fq, .nfqdn = 1 };
+	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
 	struct policy *p = load_policy_fixture(pol[t->example]);
 	struct inventory *inv = load_inventory_fixture(invs[t->example]);
 	struct compiler *cc = compiler_new(p, &o);
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 	int r;
 
 	ck_assert_ptr_nonnull(rs);
@@ -108,22 +117,20 @@ START_TEST(test_trace_bad_args)
 	struct policy *p = load_policy_fixture(pol[0]);
 	struct inventory *inv = load_inventory_fixture(invs[0]);
 	struct compiler *cc = compiler_new(p, NULL);
-	struct diags d = { 0 };
+	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
-	struct strbuf b = { 0 };
+	struct strbuf b = {0};
 
-	ck_assert_int_eq(trace_run(cc, p, rs, inv, "ghost", "db", "80/tcp",
-				   &b, &d),
+	ck_assert_int_eq(
+	    trace_run(cc, p, rs, inv, "ghost", "db", "80/tcp", &b, &d),
+	    -EINVAL);
+	ck_assert_int_eq(trace_run(cc, p, rs, inv, "nginx", "db", "80", &b, &d),
 			 -EINVAL);
-	ck_assert_int_eq(trace_run(cc, p, rs, inv, "nginx", "db", "80", &b,
-				   &d),
-			 -EINVAL);
-	ck_assert_int_eq(trace_run(cc, p, rs, inv, "host", "db", "80/tcp",
-				   &b, &d),
-			 -EINVAL);
-	ck_assert_int_eq(trace_run(cc, p, rs, inv, "nginx", "db", "1-2/tcp",
-				   &b, &d),
-			 -EINVAL);
+	ck_assert_int_eq(
+	    trace_run(cc, p, rs, inv, "host", "db", "80/tcp", &b, &d), -EINVAL);
+	ck_assert_int_eq(
+	    trace_run(cc, p, rs, inv, "nginx", "db", "1-2/tcp", &b, &d),
+	    -EINVAL);
 	sb_free(&b);
 	diags_free(&d);
 	ir_free(rs);
