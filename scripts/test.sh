@@ -1,12 +1,29 @@
 #!/bin/sh
 # The whole test suite from a fresh machine: installs what it needs,
-# builds with -Werror, runs every test, then runs them again under
+# builds with -Werror, runs every test, runs them again under
 # AddressSanitizer and UndefinedBehaviorSanitizer, and fuzzes each parser.
-set -eu
+# Ends with one "N passed, N failed" line over those stages.
+set -u
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
-make -j"$(nproc)" >/dev/null
-make test
-make asan
-# every parser's fuzzer, briefly (crashers kept under tests/fuzz/regressions)
-make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+pass=0
+fail=0
+stage() {
+	name=$1
+	shift
+	echo "=== $name"
+	if "$@"; then
+		pass=$((pass + 1))
+	else
+		fail=$((fail + 1))
+		echo "=== FAILED: $name"
+	fi
+}
+
+scripts/install-deps.sh || exit 1
+make -j"$(nproc)" >/dev/null || exit 1
+stage "tests" make test
+stage "tests under ASan+UBSan" make asan
+# every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
+stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+echo "suite: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
