@@ -205,121 +205,128 @@ static void opts_free(struct opts *o)
 	free(o->fqdn);
 }
 
-/* Loads what a command needs; prints diagnostics. Returns an exit status
- * (0 when everything loaded). */
-static int load(struct opts *o, struct policy **p, struct inventory **inv,
-		bool need_inv, const char *usage)
+/* Everything one command holds, freed in one place. */
+struct job {
+	struct opts o;
+	struct policy *p;
+	struct inventory *inv;
+	struct compiler *cc;
+	struct ir_ruleset *rs;
+	struct diags d;
+	struct strbuf out;
+};
+
+static void job_free(struct job *j)
 {
-	struct diags d = {0};
+	sb_free(&j->out);
+	diags_free(&j->d);
+	ir_free(j->rs);
+	compiler_free(j->cc);
+	inventory_free(j->inv);
+	policy_free(j->p);
+	opts_free(&j->o);
+}
+
+/* Loads the policy and (when given, or when need_inv) the inventory, and
+ * prints their diagnostics. Returns an exit status: 0 when all loaded. */
+static int job_load(struct job *j, bool need_inv, const char *usage)
+{
 	int ret = 0;
 
-	if (!o->policy)
+	if (!j->o.policy)
 		return bad_usage(usage, "-p POLICY is required");
-	if (need_inv && !o->inventory)
+	if (need_inv && !j->o.inventory)
 		return bad_usage(usage,
 				 "--inventory FILE is required (the output of "
 				 "`docker inspect $(docker ps -q)`)");
-	*p = policy_load(o->policy, &d);
-	if (*p && o->inventory) {
-		*inv = inventory_new();
-		if (inventory_load(*inv, o->inventory, &d) == -EINVAL ||
-		    d.nerrors)
-			ret = EXIT_BADINPUT;
-		else if (d.nerrors)
-			ret = EXIT_FAILURE;
-	}
-	if (!*p)
+	j->p = policy_load(j->o.policy, &j->d);
+	if (!j->p)
 		ret = EXIT_BADINPUT;
-	diags_print(&d, stderr);
-	diags_free(&d);
+	else if (j->o.inventory) {
+		j->inv = inventory_new();
+		if (inventory_load(j->inv, j->o.inventory, &j->d))
+			ret = EXIT_BADINPUT;
+	}
+	diags_print(&j->d, stderr);
+	diags_free(&j->d);
 	return ret;
+}
+
+/* Compiles the loaded policy and inventory; prints diagnostics. */
+static int job_compile(struct job *j)
+{
+	struct compile_opts co = {
+	    .audit = j->o.audit, .fqdn = j->o.fqdn, .nfqdn = j->o.nfqdn};
+
+	j->cc = compiler_new(j->p, &co);
+	j->rs = compile_ruleset(j->cc, j->inv, j->o.inventory, &j->d);
+	diags_print(&j->d, stderr);
+	diags_free(&j->d);
+	return j->rs ? 0 : EXIT_BADINPUT;
 }
 
 static int cmd_check(int argc, char **argv)
 {
-	struct opts o = {0};
-	struct policy *p = NULL;
-	struct inventory *inv = NULL;
-	struct compiler *cc = NULL;
-	struct diags d = {0};
+	struct job j = {0};
 	int r, ret;
 
-	r = parse_opts(argc, argv, &o, usage_check);
+	r = parse_opts(argc, argv, &j.o, usage_check);
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
-	if (o.argc)
+	if (j.o.argc)
 		return bad_usage(usage_check, "unexpected argument");
-	ret = load(&o, &p, &inv, false, usage_check);
-	if (ret)
-		goto out;
-	if (inv) {
-		cc = compiler_new(p, NULL);
-		if (compile_check(cc, inv, o.inventory, &d))
+	ret = job_load(&j, false, usage_check);
+	if (!ret && j.inv) {
+		j.cc = compiler_new(j.p, NULL);
+		if (compile_check(j.cc, j.inv, j.o.inventory, &j.d))
 			ret = EXIT_BADINPUT;
-		diags_print(&d, stderr);
+		diags_print(&j.d, stderr);
 	}
-	if (!ret && inv)
+	if (!ret && j.inv)
 		printf("%s: ok: %zu services, %zu edges, %zu containers\n",
-		       o.policy, p->nservices, p->nedges, inv->n);
+		       j.o.policy, j.p->nservices, j.p->nedges, j.inv->n);
 	else if (!ret)
-		printf("%s: ok: %zu services, %zu edges\n", o.policy,
-		       p->nservices, p->nedges);
-out:
-	diags_free(&d);
-	compiler_free(cc);
-	inventory_free(inv);
-	policy_free(p);
-	opts_free(&o);
+		printf("%s: ok: %zu services, %zu edges\n", j.o.policy,
+		       j.p->nservices, j.p->nedges);
+	job_free(&j);
 	return ret;
 }
 
 static int cmd_plan(int argc, char **argv)
 {
-	struct opts o = {0};
-	struct policy *p = NULL;
-	struct inventory *inv = NULL;
-	struct compiler *cc = NULL;
-	struct ir_ruleset *rs = NULL;
-	struct diags d = {0};
-	struct strbuf b = {0};
-	struct compile_opts co = {0};
+	struct job j = {0};
 	char *comment = NULL;
 	double t = phase(NULL, 0);
 	int r, ret;
 
-	r = parse_opts(argc, argv, &o, usage_plan);
+	r = parse_opts(argc, argv, &j.o, usage_plan);
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
-	if (o.argc)
+	if (j.o.argc)
 		return bad_usage(usage_plan, "unexpected argument");
-	if (o.format && strcmp(o.format, "nft") && strcmp(o.format, "json"))
+	if (j.o.format && strcmp(j.o.format, "nft") &&
+	    strcmp(j.o.format, "json"))
 		return bad_usage(usage_plan, "--format is nft or json");
-	ret = load(&o, &p, &inv, true, usage_plan);
+	ret = job_load(&j, true, usage_plan);
 	if (ret)
 		goto out;
 	t = phase("load", t);
-	if (o.resolve)
-		resolve_fqdns(&o, p);
-	co.audit = o.audit;
-	co.fqdn = o.fqdn;
-	co.nfqdn = o.nfqdn;
-	cc = compiler_new(p, &co);
-	rs = compile_ruleset(cc, inv, o.inventory, &d);
-	diags_print(&d, stderr);
-	if (!rs) {
-		ret = EXIT_BADINPUT;
+	if (j.o.resolve)
+		resolve_fqdns(&j.o, j.p);
+	ret = job_compile(&j);
+	if (ret)
 		goto out;
-	}
 	t = phase("compile", t);
-	if (o.format && !strcmp(o.format, "json")) {
-		render_json(rs, &b);
+	if (j.o.format && !strcmp(j.o.format, "json")) {
+		render_json(j.rs, &j.out);
 	} else {
 		comment = xasprintf("bulkhead plan: policy %s, %zu containers",
-				    o.policy, inv->n);
-		render_nft(rs, comment, &b);
+				    j.o.policy, j.inv->n);
+		render_nft(j.rs, comment, &j.out);
 	}
 	t = phase("render", t);
-	if (fwrite(b.s, 1, b.len, stdout) != b.len || fflush(stdout)) {
+	if (fwrite(j.out.s, 1, j.out.len, stdout) != j.out.len ||
+	    fflush(stdout)) {
 		fprintf(stderr, "bulkhead: write failed: %s\n",
 			strerror(errno));
 		ret = EXIT_FAILURE;
@@ -327,59 +334,32 @@ static int cmd_plan(int argc, char **argv)
 	phase("write", t);
 out:
 	free(comment);
-	sb_free(&b);
-	diags_free(&d);
-	ir_free(rs);
-	compiler_free(cc);
-	inventory_free(inv);
-	policy_free(p);
-	opts_free(&o);
+	job_free(&j);
 	return ret;
 }
 
 static int cmd_trace(int argc, char **argv)
 {
-	struct opts o = {0};
-	struct policy *p = NULL;
-	struct inventory *inv = NULL;
-	struct compiler *cc = NULL;
-	struct ir_ruleset *rs = NULL;
-	struct diags d = {0};
-	struct strbuf b = {0};
-	struct compile_opts co = {0};
+	struct job j = {0};
 	int r, ret;
 
-	r = parse_opts(argc, argv, &o, usage_trace);
+	r = parse_opts(argc, argv, &j.o, usage_trace);
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
-	if (o.argc != 3)
+	if (j.o.argc != 3)
 		return bad_usage(usage_trace, "expected SRC DST PORT/PROTO");
-	ret = load(&o, &p, &inv, true, usage_trace);
-	if (ret)
-		goto out;
-	co.fqdn = o.fqdn;
-	co.nfqdn = o.nfqdn;
-	co.audit = o.audit;
-	cc = compiler_new(p, &co);
-	rs = compile_ruleset(cc, inv, o.inventory, &d);
-	if (rs) {
-		r = trace_run(cc, p, rs, inv, o.argv[0], o.argv[1], o.argv[2],
-			      &b, &d);
+	ret = job_load(&j, true, usage_trace);
+	if (!ret)
+		ret = job_compile(&j);
+	if (!ret) {
+		r = trace_run(j.cc, j.p, j.rs, j.inv, j.o.argv[0], j.o.argv[1],
+			      j.o.argv[2], &j.out, &j.d);
 		if (r >= 0)
-			fputs(b.s, stdout);
+			fputs(j.out.s, stdout);
 		ret = r == -EFAULT ? EXIT_FAILURE : r < 0 ? EXIT_BADINPUT : 0;
-	} else {
-		ret = EXIT_BADINPUT;
+		diags_print(&j.d, stderr);
 	}
-	diags_print(&d, stderr);
-out:
-	sb_free(&b);
-	diags_free(&d);
-	ir_free(rs);
-	compiler_free(cc);
-	inventory_free(inv);
-	policy_free(p);
-	opts_free(&o);
+	job_free(&j);
 	return ret;
 }
 

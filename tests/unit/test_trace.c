@@ -81,62 +81,77 @@ static const char *const pol[] = {"policies/three-tier.yaml",
 static const char *const invs[] = {FIXTURES "/three-tier.json",
 				   FIXTURES "/all-kinds.json"};
 
-START_TEST(test_trace)
+/* A compiled example: policy, inventory, compiler and ruleset. */
+struct world {
+	struct policy *p;
+	struct inventory *inv;
+	struct compiler *cc;
+	struct ir_ruleset *rs;
+	struct diags d;
+	struct strbuf b;
+};
+
+static void world_up(struct world *w, int example)
 {
-	const struct tcase *t = &cases[_i];
 	static const struct compile_fqdn fq[] = {
 	    {"api.example.com", AF_INET, 0xcb007105},
 	};
 	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
-	struct policy *p = load_policy_fixture(pol[t->example]);
-	struct inventory *inv = load_inventory_fixture(invs[t->example]);
-	struct compiler *cc = compiler_new(p, &o);
-	struct diags d = {0};
-	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
-	struct strbuf b = {0};
+
+	memset(w, 0, sizeof(*w));
+	w->p = load_policy_fixture(pol[example]);
+	w->inv = load_inventory_fixture(invs[example]);
+	w->cc = compiler_new(w->p, &o);
+	w->rs = compile_ruleset(w->cc, w->inv, "inv", &w->d);
+	ck_assert_ptr_nonnull(w->rs);
+}
+
+static void world_down(struct world *w)
+{
+	sb_free(&w->b);
+	diags_free(&w->d);
+	ir_free(w->rs);
+	compiler_free(w->cc);
+	inventory_free(w->inv);
+	policy_free(w->p);
+}
+
+static int trace(struct world *w, const char *src, const char *dst,
+		 const char *port)
+{
+	w->b.len = 0;
+	return trace_run(w->cc, w->p, w->rs, w->inv, src, dst, port, &w->b,
+			 &w->d);
+}
+
+START_TEST(test_trace)
+{
+	const struct tcase *t = &cases[_i];
+	struct world w;
 	int r;
 
-	ck_assert_ptr_nonnull(rs);
-	r = trace_run(cc, p, rs, inv, t->src, t->dst, t->port, &b, &d);
-	if (r != t->verdict || !b.s || !strstr(b.s, t->why)) {
-		diags_print(&d, stderr);
+	world_up(&w, t->example);
+	r = trace(&w, t->src, t->dst, t->port);
+	if (r != t->verdict || !w.b.s || !strstr(w.b.s, t->why)) {
+		diags_print(&w.d, stderr);
 		ck_abort_msg("case %d %s -> %s %s: got %d, report:\n%s", _i,
-			     t->src, t->dst, t->port, r, b.s ? b.s : "");
+			     t->src, t->dst, t->port, r, w.b.s ? w.b.s : "");
 	}
-	sb_free(&b);
-	diags_free(&d);
-	ir_free(rs);
-	compiler_free(cc);
-	inventory_free(inv);
-	policy_free(p);
+	world_down(&w);
 }
 END_TEST
 
 START_TEST(test_trace_bad_args)
 {
-	struct policy *p = load_policy_fixture(pol[0]);
-	struct inventory *inv = load_inventory_fixture(invs[0]);
-	struct compiler *cc = compiler_new(p, NULL);
-	struct diags d = {0};
-	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
-	struct strbuf b = {0};
+	struct world w;
 
-	ck_assert_int_eq(
-	    trace_run(cc, p, rs, inv, "ghost", "db", "80/tcp", &b, &d),
-	    -EINVAL);
-	ck_assert_int_eq(trace_run(cc, p, rs, inv, "nginx", "db", "80", &b, &d),
-			 -EINVAL);
-	ck_assert_int_eq(
-	    trace_run(cc, p, rs, inv, "host", "db", "80/tcp", &b, &d), -EINVAL);
-	ck_assert_int_eq(
-	    trace_run(cc, p, rs, inv, "nginx", "db", "1-2/tcp", &b, &d),
-	    -EINVAL);
-	sb_free(&b);
-	diags_free(&d);
-	ir_free(rs);
-	compiler_free(cc);
-	inventory_free(inv);
-	policy_free(p);
+	world_up(&w, 0);
+	ck_assert_int_eq(trace(&w, "ghost", "db", "80/tcp"), -EINVAL);
+	ck_assert_int_eq(trace(&w, "nginx", "db", "80"), -EINVAL);
+	ck_assert_int_eq(trace(&w, "host", "db", "80/tcp"), -EINVAL);
+	ck_assert_int_eq(trace(&w, "nginx", "db", "1-2/tcp"), -EINVAL);
+	ck_assert_uint_eq(w.d.nerrors, 4);
+	world_down(&w);
 }
 END_TEST
 
