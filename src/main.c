@@ -13,6 +13,7 @@
 
 #include "bulkhead/compile.h"
 #include "bulkhead/inventory.h"
+#include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
 #include "bulkhead/render.h"
 #include "bulkhead/trace.h"
@@ -47,13 +48,25 @@ static const char usage_trace[] =
     "addresses, or 'host' (DST only). Prints allowed or denied and the\n"
     "edge (file:line) or default that decides. Exit 0 either way.\n";
 
+static const char usage_apply[] =
+    "usage: bulkhead apply -p POLICY --inventory FILE [--audit]\n"
+    "                      [--fqdn NAME=ADDR]... [--resolve]\n"
+    "Program the ruleset that `plan` prints into the kernel, replacing\n"
+    "table inet bulkhead in one atomic transaction. Needs root or\n"
+    "CAP_NET_ADMIN. On any error nothing changes.\n";
+static const char usage_flush[] =
+    "usage: bulkhead flush\n"
+    "Remove table inet bulkhead, and nothing else.\n";
+
 static void usage_all(FILE *f)
 {
 	fputs("usage: bulkhead COMMAND [OPTIONS]\n\n"
 	      "commands:\n"
 	      "  check   validate a policy (and an inventory against it)\n"
 	      "  plan    dry run: print the nftables ruleset\n"
-	      "  trace   explain whether a connection is allowed\n\n"
+	      "  trace   explain whether a connection is allowed\n"
+	      "  apply   program the ruleset into the kernel, atomically\n"
+	      "  flush   remove everything bulkhead programmed\n\n"
 	      "`bulkhead COMMAND --help` for each command's options.\n",
 	      f);
 }
@@ -363,13 +376,90 @@ static int cmd_trace(int argc, char **argv)
 	return ret;
 }
 
+static int kernel_status(int r, const char *err)
+{
+	if (!r)
+		return 0;
+	fprintf(stderr, "bulkhead: %s\n", err);
+	if (r == -EPERM || r == -EACCES)
+		fputs("bulkhead: programming nftables needs root or "
+		      "CAP_NET_ADMIN\n",
+		      stderr);
+	return EXIT_FAILURE;
+}
+
+/* Bridged traffic reaches the inet hooks only with br_netfilter on. */
+static void check_br_netfilter(void)
+{
+	FILE *f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "r");
+	int on = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = 0;
+		fclose(f);
+	}
+	if (!on)
+		fputs("bulkhead: warning: net.bridge.bridge-nf-call-iptables "
+		      "is off: traffic between containers on one bridge is "
+		      "not filtered. Run: modprobe br_netfilter && sysctl -w "
+		      "net.bridge.bridge-nf-call-iptables=1 "
+		      "net.bridge.bridge-nf-call-ip6tables=1\n",
+		      stderr);
+}
+
+static int cmd_apply(int argc, char **argv)
+{
+	struct job j = {0};
+	char err[512];
+	int r, ret;
+
+	r = parse_opts(argc, argv, &j.o, usage_apply);
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (j.o.argc)
+		return bad_usage(usage_apply, "unexpected argument");
+	ret = job_load(&j, true, usage_apply);
+	if (!ret && j.o.resolve)
+		resolve_fqdns(&j.o, j.p);
+	if (!ret)
+		ret = job_compile(&j);
+	if (!ret) {
+		ret = kernel_status(kernel_apply(j.rs, err, sizeof(err)), err);
+		if (!ret) {
+			printf("applied: table inet %s, %zu chains, %zu sets, "
+			       "%zu elements, %zu containers\n",
+			       j.rs->table, j.rs->nchains, j.rs->nsets,
+			       ir_element_count(j.rs), j.inv->n);
+			check_br_netfilter();
+		}
+	}
+	job_free(&j);
+	return ret;
+}
+
+static int cmd_flush(int argc, char **argv)
+{
+	struct opts o = {0};
+	char err[512];
+	int r;
+
+	r = parse_opts(argc, argv, &o, usage_flush);
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (o.argc)
+		return bad_usage(usage_flush, "unexpected argument");
+	r = kernel_status(kernel_flush(COMPILE_TABLE, err, sizeof(err)), err);
+	opts_free(&o);
+	return r;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"check", cmd_check},
-    {"plan", cmd_plan},
-    {"trace", cmd_trace},
+    {"check", cmd_check}, {"plan", cmd_plan},	{"trace", cmd_trace},
+    {"apply", cmd_apply}, {"flush", cmd_flush},
 };
 
 int main(int argc, char **argv)

@@ -178,9 +178,8 @@ void render_rule(const struct ir_rule *r, struct strbuf *b)
 			sb_puts(b, "ct state established,related ");
 			break;
 		case IRM_ND:
-			sb_puts(b, "icmpv6 type { nd-router-solicit, "
-				   "nd-router-advert, nd-neighbor-solicit, "
-				   "nd-neighbor-advert } ");
+			/* router solicit/advert, neighbour solicit/advert */
+			sb_puts(b, "icmpv6 type 133-136 ");
 			break;
 		case IRM_NFPROTO:
 			sb_printf(b, "meta nfproto %s ",

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Prints `nft -j list table inet bulkhead` in a canonical form: no
+# handles, sets and chains sorted by name, set elements as sets, and
+# each chain's rules in their order. Two tables that print the same
+# describe the same ruleset.
+nft -j list table inet bulkhead | jq -S '
+	.nftables | map(select(.metainfo | not))
+	| walk(if type == "object" then del(.handle) else . end)
+	| walk(if type == "object" and (.elem | type) == "array" then .elem |= sort else . end)
+	| { sets: [.[] | select(.set or .map)] | sort,
+	    chains: [.[] | select(.chain)] | sort,
+	    rules: [.[] | select(.rule)] | group_by(.rule.chain) }'
