@@ -66,6 +66,7 @@ asan:
 
 bench: $(BUILD)/bulkhead
 	$(Q)BUILD=$(BUILD) bench/plan.sh
+	$(Q)BUILD=$(BUILD) bench/kernel.sh
 
 install: $(BUILD)/bulkhead
 	install -D -m 0755 $(BUILD)/bulkhead $(DESTDIR)$(PREFIX)/sbin/bulkhead

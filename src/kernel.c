@@ -8,6 +8,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct batch {
 	char *buf;
 	size_t len, cap;
 	uint32_t seq, first_seq;
+	size_t last; /* offset of the last message before the end */
 	char **what; /* what[seq - first_seq]: the object of each message */
 	size_t nwhat, capwhat;
 };
@@ -60,8 +62,9 @@ static struct nlmsghdr *b_msg(struct batch *b, uint16_t type, uint16_t flags,
 {
 	b_reserve(b, 1 << 18);
 	*PUSH(b->what, b->nwhat, b->capwhat) = what;
-	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, NFPROTO_INET,
-				     flags | NLM_F_ACK, b->seq++);
+	b->last = b->len;
+	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, NFPROTO_INET, flags,
+				     b->seq++);
 }
 
 static void b_done(struct batch *b, struct nlmsghdr *nlh)
@@ -77,8 +80,12 @@ static void b_begin(struct batch *b)
 	*PUSH(b->what, b->nwhat, b->capwhat) = xstrdup("batch begin");
 }
 
+/* Only the last message asks for an acknowledgement: errors come back for
+ * any message anyway, and one ack per message would overrun the socket's
+ * receive buffer on batches of thousands of messages. */
 static void b_end(struct batch *b)
 {
+	((struct nlmsghdr *)(b->buf + b->last))->nlmsg_flags |= NLM_F_ACK;
 	b_reserve(b, 4096);
 	*PUSH(b->what, b->nwhat, b->capwhat) = xstrdup("batch end");
 	b->len +=
@@ -102,7 +109,8 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 	struct mnl_socket *nl;
 	char rbuf[16384];
 	int one = 1, ret = 0, sndbuf;
-	unsigned acks = 0, want = (unsigned)(b->nwhat - 2);
+	uint32_t last_seq = b->seq - 2;
+	bool done = false;
 	ssize_t n;
 
 	nl = mnl_socket_open(NETLINK_NETFILTER);
@@ -130,12 +138,12 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 			 b->len, strerror(errno));
 		goto out;
 	}
-	while (acks < want) {
+	while (!done) {
 		struct pollfd pfd = {mnl_socket_get_fd(nl), POLLIN, 0};
 		struct nlmsghdr *nlh;
 
 		/* after an error the kernel may stay silent about the rest */
-		if (poll(&pfd, 1, ret ? 100 : 5000) <= 0)
+		if (poll(&pfd, 1, ret ? 100 : 60000) <= 0)
 			break;
 		n = mnl_socket_recvfrom(nl, rbuf, sizeof(rbuf));
 		if (n < 0) {
@@ -153,7 +161,7 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 
 			if (nlh->nlmsg_type != NLMSG_ERROR)
 				continue;
-			acks++;
+			done |= nlh->nlmsg_seq == last_seq;
 			e = mnl_nlmsg_get_payload(nlh);
 			if (!e->error || ret)
 				continue;
@@ -163,10 +171,10 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 				 strerror(-e->error));
 		}
 	}
-	if (!ret && acks < want) {
+	if (!ret && !done) {
 		ret = -ETIMEDOUT;
-		snprintf(err, errlen, "the kernel answered %u of %u messages",
-			 acks, want);
+		snprintf(err, errlen,
+			 "the kernel did not acknowledge the batch");
 	}
 out:
 	mnl_socket_close(nl);

@@ -412,6 +412,7 @@ static int cmd_apply(int argc, char **argv)
 {
 	struct job j = {0};
 	char err[512];
+	double t = phase(NULL, 0);
 	int r, ret;
 
 	r = parse_opts(argc, argv, &j.o, usage_apply);
@@ -422,10 +423,13 @@ static int cmd_apply(int argc, char **argv)
 	ret = job_load(&j, true, usage_apply);
 	if (!ret && j.o.resolve)
 		resolve_fqdns(&j.o, j.p);
+	t = phase("load", t);
 	if (!ret)
 		ret = job_compile(&j);
+	t = phase("compile", t);
 	if (!ret) {
 		ret = kernel_status(kernel_apply(j.rs, err, sizeof(err)), err);
+		phase("kernel", t);
 		if (!ret) {
 			printf("applied: table inet %s, %zu chains, %zu sets, "
 			       "%zu elements, %zu containers\n",
