@@ -52,11 +52,11 @@ $(BUILD) $(BUILD)/unit:
 # Unit tests need nothing but the build; integration tests program
 # nftables in throwaway network namespaces (root); they skip only when
 # not root, and say so.
-$(BUILD)/kernel-fail: tests/integration/kernel_fail.c $(LIB_OBJS)
+$(BUILD)/kernel-helper: tests/integration/kernel_helper.c $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test: $(BUILD)/bulkhead $(BUILD)/unit-tests $(BUILD)/kernel-fail
+test: $(BUILD)/bulkhead $(BUILD)/unit-tests $(BUILD)/kernel-helper
 	$(Q)BUILD=$(BUILD) tests/run.sh
 
 asan:

@@ -653,6 +653,44 @@ int kernel_apply(const struct ir_ruleset *rs, char *err, size_t errlen)
 	return ret;
 }
 
+int kernel_apply_delta(const struct ir_ruleset *rs,
+		       const struct ir_delta *delta, char *err, size_t errlen)
+{
+	struct batch b = {0};
+	struct ir_elem *run = NULL;
+	size_t i, j, n, cap = 0;
+	int ret;
+
+	if (!delta->n)
+		return 0;
+	b_begin(&b);
+	/* runs of changes to one set with one direction become one message
+	 * each, in the delta's order */
+	for (i = 0; i < delta->n; i = j) {
+		const struct ir_change *c = &delta->v[i];
+
+		if (c->set >= rs->nsets) {
+			b_free(&b);
+			free(run);
+			snprintf(err, errlen, "delta names set %zu of %zu",
+				 c->set, rs->nsets);
+			return -EINVAL;
+		}
+		n = 0;
+		for (j = i; j < delta->n && delta->v[j].set == c->set &&
+			    delta->v[j].add == c->add;
+		     j++)
+			*PUSH(run, n, cap) = delta->v[j].e;
+		add_elems(&b, rs->table, &rs->sets[c->set], run, n,
+			  c->add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
+	}
+	b_end(&b);
+	ret = b_send(&b, err, errlen);
+	b_free(&b);
+	free(run);
+	return ret;
+}
+
 int kernel_flush(const char *table, char *err, size_t errlen)
 {
 	struct batch b = {0};

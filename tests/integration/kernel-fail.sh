@@ -9,9 +9,9 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 0
 fi
 unshare -n sh -eu -c "
-	'$BUILD/kernel-fail' policies/three-tier.yaml tests/fixtures/three-tier.json good
+	'$BUILD/kernel-helper' policies/three-tier.yaml tests/fixtures/three-tier.json good
 	nft list table inet bulkhead >/tmp/bh-fail-before.\$\$
-	if '$BUILD/kernel-fail' policies/three-tier.yaml tests/fixtures/three-tier.json bad >/tmp/bh-fail-msg.\$\$; then
+	if '$BUILD/kernel-helper' policies/three-tier.yaml tests/fixtures/three-tier.json bad >/tmp/bh-fail-msg.\$\$; then
 		echo 'FAIL: the kernel took an overlapping element'; exit 1
 	fi
 	cat /tmp/bh-fail-msg.\$\$

@@ -5,10 +5,13 @@
 # `bulkhead apply` run there. Allowed pairs connect over TCP (IPv4 and
 # IPv6), every other pair is dropped, in both directions; `flush` removes
 # our table and leaves another table as it was. Also: what `apply`
-# programs lists the same as what `nft -f` of `plan` loads.
+# programs lists the same as what `nft -f` of `plan` loads, and a
+# container's arrival and departure are element deltas that end in the
+# same state as a full apply.
 set -eu
 cd "$(dirname "$0")/../.."
 B=${BULKHEAD:-$PWD/bulkhead}
+HELPER=$PWD/${BUILD:-build}/kernel-helper
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP: needs root for network namespaces"
 	exit 0
@@ -115,6 +118,21 @@ denied backend "$(v4 stray)" 80
 denied nginx 172.28.5.1 53
 denied backend 172.28.5.1 2222
 echo "ok: allowed pairs connect, denied pairs are dropped (IPv4 and IPv6)"
+
+# a container arriving and leaving, as element deltas
+hx "$HELPER" "$POL" "$INV" without db >/dev/null || fail "apply without db"
+denied backend "$(v4 db)" 5432 # not placed yet: fail closed
+hx "$HELPER" "$POL" "$INV" add db >"$tmp/delta" || { cat "$tmp/delta"; fail "delta add"; }
+allowed backend "$(v4 db)" 5432
+allowed backend "$(v6 db)" 5432
+denied nginx "$(v4 db)" 5432
+hx sh tests/lib/nft-normalize.sh >"$tmp/got"
+cmp -s "$tmp/want" "$tmp/got" || { diff "$tmp/want" "$tmp/got" | head -30; fail "full apply and delta differ"; }
+hx "$HELPER" "$POL" "$INV" del db >>"$tmp/delta" || fail "delta del"
+denied backend "$(v4 db)" 5432
+hx "$HELPER" "$POL" "$INV" add db >>"$tmp/delta" || fail "delta add again"
+allowed backend "$(v4 db)" 5432
+echo "ok: arrival and departure as deltas ($(head -1 "$tmp/delta")), same state as a full apply"
 
 hx nft list table inet other | grep -v packets >"$tmp/other-after"
 cmp -s "$tmp/other-before" "$tmp/other-after" || fail "apply changed another table"
