@@ -23,6 +23,8 @@ scripts/install-deps.sh || exit 1
 make -j"$(nproc)" >/dev/null || exit 1
 stage "tests" make test
 stage "tests under ASan+UBSan" make asan
+# end to end against a real dockerd (started when none runs)
+stage "end to end" sh -c 'scripts/docker-up.sh && sh tests/e2e/demo.sh'
 # every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
 stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 echo "suite: $pass passed, $fail failed"
