@@ -1180,8 +1180,12 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 	svc = compiler_assign(cc, c, &a, &b);
 	for (j = 0; j < c->nnets; j++) {
 		const struct inv_net *n = &c->nets[j];
-		bool with = net_managed(cc, inv, n->name, NULL);
 		bool without = net_managed(cc, inv, n->name, c);
+		/* c itself makes a network managed when it is matched */
+		bool with =
+		    without ||
+		    (cc->p->networks_set ? listed(cc->p, n->name)
+					 : svc >= 0 && auto_candidate(n->name));
 
 		if (!with)
 			continue;

@@ -1,6 +1,7 @@
 /* Ruleset IR containers, normalisation, and a packet evaluator that
  * mirrors nftables' semantics for the rule shapes bulkhead emits.
  * Pure: no I/O, no clock. */
+#define _GNU_SOURCE /* qsort_r */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -156,11 +157,9 @@ bool ir_elem_key_eq(const struct ir_set *s, const struct ir_elem *a,
 	return !ir_elem_cmp(s, a, b);
 }
 
-static const struct ir_set *sort_set;
-
-static int elem_qcmp(const void *a, const void *b)
+static int elem_qcmp(const void *a, const void *b, void *set)
 {
-	return ir_elem_cmp(sort_set, a, b);
+	return ir_elem_cmp(set, a, b);
 }
 
 void ir_normalize(struct ir_ruleset *rs)
@@ -170,18 +169,14 @@ void ir_normalize(struct ir_ruleset *rs)
 	for (i = 0; i < rs->nsets; i++) {
 		struct ir_set *s = &rs->sets[i];
 
-		/* qsort has no context argument; the IR is never shared
-		 * between threads while it is being built. */
 		if (s->n < 2)
 			continue;
-		sort_set = s;
-		qsort(s->e, s->n, sizeof(*s->e), elem_qcmp);
+		qsort_r(s->e, s->n, sizeof(*s->e), elem_qcmp, s);
 		for (j = k = 0; j < s->n; j++)
 			if (!k || !ir_elem_key_eq(s, &s->e[k - 1], &s->e[j]))
 				s->e[k++] = s->e[j];
 		s->n = k;
 	}
-	sort_set = NULL;
 }
 
 size_t ir_element_count(const struct ir_ruleset *rs)

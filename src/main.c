@@ -265,12 +265,16 @@ static int job_load(struct job *j, bool need_inv, const char *usage)
 	return ret;
 }
 
-/* Compiles the loaded policy and inventory; prints diagnostics. */
+/* Compiles the loaded policy and inventory (resolving FQDN peers first
+ * when --resolve asks for it); prints diagnostics. */
 static int job_compile(struct job *j)
 {
-	struct compile_opts co = {
-	    .audit = j->o.audit, .fqdn = j->o.fqdn, .nfqdn = j->o.nfqdn};
+	struct compile_opts co = {.audit = j->o.audit};
 
+	if (j->o.resolve)
+		resolve_fqdns(&j->o, j->p);
+	co.fqdn = j->o.fqdn;
+	co.nfqdn = j->o.nfqdn;
 	j->cc = compiler_new(j->p, &co);
 	j->rs = compile_ruleset(j->cc, j->inv, j->o.inventory, &j->d);
 	diags_print(&j->d, stderr);
@@ -324,8 +328,6 @@ static int cmd_plan(int argc, char **argv)
 	if (ret)
 		goto out;
 	t = phase("load", t);
-	if (j.o.resolve)
-		resolve_fqdns(&j.o, j.p);
 	ret = job_compile(&j);
 	if (ret)
 		goto out;
@@ -421,8 +423,6 @@ static int cmd_apply(int argc, char **argv)
 	if (j.o.argc)
 		return bad_usage(usage_apply, "unexpected argument");
 	ret = job_load(&j, true, usage_apply);
-	if (!ret && j.o.resolve)
-		resolve_fqdns(&j.o, j.p);
 	t = phase("load", t);
 	if (!ret)
 		ret = job_compile(&j);

@@ -68,9 +68,12 @@ struct ir_delta {
 };
 
 /* The element changes for container idx of inv arriving (inv holds it
- * and everything else running) or leaving (inv still holds it). Cost
- * depends on the container's own edges, not on the size of inv, except
- * when a network becomes managed or unmanaged by it. */
+ * and everything else running) or leaving (inv still holds it). The
+ * elements depend on the container's own edges, not on the size of inv.
+ * Two things still look at inv: when networks are left out of the policy,
+ * deciding whether a network stays managed scans for another matched
+ * container on it (stopping at the first), and a network that becomes
+ * managed or unmanaged brings every container on it along. */
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out);
 void ir_delta_free(struct ir_delta *d);
