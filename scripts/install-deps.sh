@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config clang libnftnl-dev libmnl-dev libyaml-dev
 libjansson-dev check nftables iproute2 jq time docker.io docker-compose
-busybox-static"
+busybox-static socat iperf3"
 
 missing=""
 for p in $PKGS; do

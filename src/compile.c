@@ -1208,10 +1208,3 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 	}
 	return 0;
 }
-
-void ir_delta_free(struct ir_delta *d)
-{
-	free(d->v);
-	d->v = NULL;
-	d->n = d->cap = 0;
-}

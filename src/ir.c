@@ -188,6 +188,243 @@ size_t ir_element_count(const struct ir_ruleset *rs)
 	return n;
 }
 
+/* --- comparison ----------------------------------------------------------- */
+
+static int expr_family(enum ir_expr x)
+{
+	switch (x) {
+	case IRX_SADDR4:
+	case IRX_DADDR4:
+		return AF_INET;
+	case IRX_SADDR6:
+	case IRX_DADDR6:
+		return AF_INET6;
+	default:
+		return 0;
+	}
+}
+
+static int keys_family(const enum ir_expr *k, int n)
+{
+	int i, f = 0;
+
+	for (i = 0; i < n && !f; i++)
+		f = expr_family(k[i]);
+	return f;
+}
+
+/* The family a rule is restricted to, explicit or implied by its keys. */
+static int rule_family(const struct ir_rule *r)
+{
+	int i, f = 0;
+
+	for (i = 0; i < r->nm && !f; i++) {
+		const struct ir_match *m = &r->m[i];
+
+		if (m->kind == IRM_NFPROTO)
+			f = m->family;
+		else if (m->kind == IRM_ND)
+			f = AF_INET6;
+		else if (m->kind == IRM_LOOKUP)
+			f = keys_family(m->key, m->nkey);
+	}
+	if (!f && r->stmt == IRST_VMAP)
+		f = keys_family(r->vkey, r->nvkey);
+	if (!f && r->stmt == IRST_LOG)
+		f = expr_family(r->rl_key);
+	return f;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && !strcmp(a, b));
+}
+
+static bool match_eq(const struct ir_match *a, const struct ir_match *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind != IRM_LOOKUP)
+		return true;
+	return a->neg == b->neg && a->nkey == b->nkey &&
+	       !memcmp(a->key, b->key, sizeof(*a->key) * (size_t)a->nkey) &&
+	       str_eq(a->set, b->set);
+}
+
+bool ir_rule_eq(const struct ir_rule *a, const struct ir_rule *b)
+{
+	int i = 0, j = 0;
+
+	if (a->foreign || b->foreign || a->stmt != b->stmt ||
+	    rule_family(a) != rule_family(b))
+		return false;
+	for (;;) {
+		while (i < a->nm && a->m[i].kind == IRM_NFPROTO)
+			i++;
+		while (j < b->nm && b->m[j].kind == IRM_NFPROTO)
+			j++;
+		if (i == a->nm || j == b->nm)
+			break;
+		if (!match_eq(&a->m[i++], &b->m[j++]))
+			return false;
+	}
+	if (i != a->nm || j != b->nm)
+		return false;
+	switch (a->stmt) {
+	case IRST_ACCEPT:
+	case IRST_DROP:
+		return true;
+	case IRST_JUMP:
+		return str_eq(a->target, b->target);
+	case IRST_VMAP:
+		return str_eq(a->target, b->target) && a->nvkey == b->nvkey &&
+		       !memcmp(a->vkey, b->vkey,
+			       sizeof(*a->vkey) * (size_t)a->nvkey);
+	case IRST_LOG:
+		return str_eq(a->rl_set, b->rl_set) && a->rl_key == b->rl_key &&
+		       a->rate == b->rate &&
+		       str_eq(a->rate_unit, b->rate_unit) &&
+		       str_eq(a->prefix, b->prefix) && a->group == b->group;
+	}
+	return false;
+}
+
+bool ir_set_def_eq(const struct ir_set *a, const struct ir_set *b)
+{
+	if (a->flags != b->flags || a->nkey != b->nkey ||
+	    memcmp(a->key, b->key, sizeof(*a->key) * (size_t)a->nkey))
+		return false;
+	return !(a->flags & IRS_DYNAMIC) ||
+	       (a->timeout_s == b->timeout_s && a->size == b->size);
+}
+
+static bool elem_data_eq(const struct ir_elem *a, const struct ir_elem *b)
+{
+	return a->verdict == b->verdict &&
+	       (a->verdict != IRV_JUMP || str_eq(a->chain, b->chain));
+}
+
+void ir_delta_free(struct ir_delta *d)
+{
+	free(d->v);
+	d->v = NULL;
+	d->n = d->cap = 0;
+}
+
+static void diff_item(struct ir_diff *d, enum ir_diff_kind kind,
+		      const char *name)
+{
+	*PUSH(d->items, d->nitems, d->capitems) =
+	    (struct ir_diff_item){kind, name};
+}
+
+static void change(struct ir_diff *d, bool add, size_t set,
+		   const struct ir_set *s, const struct ir_elem *e)
+{
+	*PUSH(d->elems.v, d->elems.n, d->elems.cap) =
+	    (struct ir_change){add, set, s->name, *e};
+	if (add)
+		d->nadd++;
+	else
+		d->ndel++;
+}
+
+/* Both sets sorted: one merge walk. A key whose data differs is deleted
+ * and added again; pass add=false for the deletions, then add=true. */
+static void diff_elems(struct ir_diff *d, size_t set, const struct ir_set *w,
+		       const struct ir_set *h, bool add)
+{
+	size_t i = 0, j = 0;
+	int c;
+
+	while (i < w->n || j < h->n) {
+		if (i == w->n)
+			c = 1;
+		else if (j == h->n)
+			c = -1;
+		else
+			c = ir_elem_cmp(w, &w->e[i], &h->e[j]);
+		if (c < 0 && add)
+			change(d, true, set, w, &w->e[i]);
+		else if (c > 0 && !add)
+			change(d, false, set, w, &h->e[j]);
+		else if (!c && !elem_data_eq(&w->e[i], &h->e[j]))
+			change(d, add, set, w, add ? &w->e[i] : &h->e[j]);
+		i += c <= 0;
+		j += c >= 0;
+	}
+}
+
+static bool chain_rules_eq(const struct ir_chain *a, const struct ir_chain *b)
+{
+	size_t i;
+
+	if (a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (!ir_rule_eq(&a->r[i], &b->r[i]))
+			return false;
+	return true;
+}
+
+void ir_diff(const struct ir_ruleset *want, const struct ir_ruleset *have,
+	     struct ir_diff *out)
+{
+	const struct ir_chain *hc;
+	const struct ir_set *hs;
+	size_t i;
+	int pass;
+
+	memset(out, 0, sizeof(*out));
+	if (!have) {
+		diff_item(out, IRD_TABLE_MISSING, want->table);
+		return;
+	}
+	if (have->dormant)
+		diff_item(out, IRD_TABLE_DORMANT, have->table);
+	for (i = 0; i < want->nsets; i++) {
+		hs = ir_set_find(have, want->sets[i].name);
+		if (!hs)
+			diff_item(out, IRD_SET_MISSING, want->sets[i].name);
+		else if (!ir_set_def_eq(&want->sets[i], hs))
+			diff_item(out, IRD_SET_CHANGED, want->sets[i].name);
+	}
+	for (i = 0; i < have->nsets; i++)
+		if (!ir_set_find(want, have->sets[i].name))
+			diff_item(out, IRD_SET_EXTRA, have->sets[i].name);
+	for (i = 0; i < want->nchains; i++) {
+		const struct ir_chain *wc = &want->chains[i];
+
+		hc = ir_chain_find(have, wc->name);
+		if (!hc)
+			diff_item(out, IRD_CHAIN_MISSING, wc->name);
+		else if (hc->foreign || hc->hook != wc->hook ||
+			 (wc->hook != IRH_NONE && hc->prio != wc->prio))
+			diff_item(out, IRD_CHAIN_CHANGED, wc->name);
+		else if (!chain_rules_eq(wc, hc))
+			diff_item(out, IRD_RULES_CHANGED, wc->name);
+	}
+	for (i = 0; i < have->nchains; i++)
+		if (!ir_chain_find(want, have->chains[i].name))
+			diff_item(out, IRD_CHAIN_EXTRA, have->chains[i].name);
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < want->nsets; i++) {
+			const struct ir_set *ws = &want->sets[i];
+
+			hs = ir_set_find(have, ws->name);
+			if (hs && !(ws->flags & IRS_DYNAMIC) &&
+			    ir_set_def_eq(ws, hs))
+				diff_elems(out, i, ws, hs, pass == 1);
+		}
+}
+
+void ir_diff_free(struct ir_diff *d)
+{
+	free(d->items);
+	ir_delta_free(&d->elems);
+	memset(d, 0, sizeof(*d));
+}
+
 /* --- evaluation ----------------------------------------------------------- */
 
 /* Value of expression x for pkt; false when it does not apply (an IPv4
@@ -272,6 +509,8 @@ static enum ir_verdict eval_chain(const struct ir_ruleset *rs,
 	for (i = 0; i < c->n; i++) {
 		const struct ir_rule *r = &c->r[i];
 
+		if (r->foreign)
+			continue; /* its meaning is unknown: shown by diff */
 		hit = NULL;
 		ms = NULL;
 		ok = true;

@@ -22,7 +22,7 @@
 
 struct opts {
 	const char *policy, *inventory, *format;
-	bool audit, resolve;
+	bool audit, resolve, replace, exit_code;
 	struct compile_fqdn *fqdn;
 	size_t nfqdn, capfqdn;
 	char **fqdn_names;
@@ -49,11 +49,21 @@ static const char usage_trace[] =
     "edge (file:line) or default that decides. Exit 0 either way.\n";
 
 static const char usage_apply[] =
-    "usage: bulkhead apply -p POLICY --inventory FILE [--audit]\n"
+    "usage: bulkhead apply -p POLICY --inventory FILE [--audit] [--replace]\n"
     "                      [--fqdn NAME=ADDR]... [--resolve]\n"
-    "Program the ruleset that `plan` prints into the kernel, replacing\n"
-    "table inet bulkhead in one atomic transaction. Needs root or\n"
+    "Program the ruleset that `plan` prints into the kernel, in one atomic\n"
+    "transaction. When table inet bulkhead already has the plan's chains,\n"
+    "rules and sets, only the elements that differ change; otherwise (or\n"
+    "with --replace) the table is replaced whole. Needs root or\n"
     "CAP_NET_ADMIN. On any error nothing changes.\n";
+static const char usage_diff[] =
+    "usage: bulkhead diff -p POLICY --inventory FILE [--audit] [--exit-code]\n"
+    "                     [--fqdn NAME=ADDR]... [--resolve]\n"
+    "Read table inet bulkhead back from the kernel and print what `apply`\n"
+    "would change: elements to add (+) and delete (-), and sets, chains\n"
+    "and rules that differ (then apply replaces the table). With\n"
+    "--exit-code, exit 1 when there is a difference. Needs root or\n"
+    "CAP_NET_ADMIN.\n";
 static const char usage_flush[] =
     "usage: bulkhead flush\n"
     "Remove table inet bulkhead, and nothing else.\n";
@@ -66,6 +76,7 @@ static void usage_all(FILE *f)
 	      "  plan    dry run: print the nftables ruleset\n"
 	      "  trace   explain whether a connection is allowed\n"
 	      "  apply   program the ruleset into the kernel, atomically\n"
+	      "  diff    what apply would change in the kernel now\n"
 	      "  flush   remove everything bulkhead programmed\n\n"
 	      "`bulkhead COMMAND --help` for each command's options.\n",
 	      f);
@@ -158,6 +169,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"audit", no_argument, NULL, 'a'},
 	    {"fqdn", required_argument, NULL, 'F'},
 	    {"resolve", no_argument, NULL, 'r'},
+	    {"replace", no_argument, NULL, 'R'},
+	    {"exit-code", no_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -181,6 +194,12 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			break;
 		case 'r':
 			o->resolve = true;
+			break;
+		case 'R':
+			o->replace = true;
+			break;
+		case 'x':
+			o->exit_code = true;
 			break;
 		case 'F':
 			if (add_fqdn(o, optarg)) {
@@ -410,6 +429,199 @@ static void check_br_netfilter(void)
 		      stderr);
 }
 
+/* A chain's rules side by side, position by position: equal rules as
+ * context, the others as '-' (kernel) and '+' (plan). */
+static void print_rules(const struct ir_chain *have, const struct ir_chain *want,
+			FILE *f)
+{
+	struct strbuf sb = {0};
+	size_t i;
+
+	for (i = 0; i < have->n || i < want->n; i++) {
+		bool same = i < have->n && i < want->n &&
+			    ir_rule_eq(&have->r[i], &want->r[i]);
+
+		if (i < have->n) {
+			sb.len = 0;
+			render_rule(&have->r[i], &sb);
+			fprintf(f, "  %c %s\n", same ? ' ' : '-', sb.s);
+		}
+		if (i < want->n && !same) {
+			sb.len = 0;
+			render_rule(&want->r[i], &sb);
+			fprintf(f, "  + %s\n", sb.s);
+		}
+	}
+	sb_free(&sb);
+}
+
+/* The differences, one line each, like a unified diff of nft objects:
+ * '-' only in the kernel, '+' only in the plan, '~' in both but unlike. */
+static void print_diff(const struct ir_ruleset *want,
+		       const struct ir_ruleset *have, const struct ir_diff *d,
+		       FILE *f)
+{
+	struct strbuf sb = {0};
+	size_t i;
+
+	for (i = 0; i < d->nitems; i++) {
+		const char *n = d->items[i].name;
+
+		switch (d->items[i].kind) {
+		case IRD_TABLE_MISSING:
+			fprintf(f, "+ table inet %s (not in the kernel)\n", n);
+			break;
+		case IRD_TABLE_DORMANT:
+			fprintf(f,
+				"~ table inet %s is dormant: its rules "
+				"filter nothing\n",
+				n);
+			break;
+		case IRD_SET_MISSING:
+			fprintf(f, "+ set %s\n", n);
+			break;
+		case IRD_SET_EXTRA:
+			fprintf(f, "- set %s\n", n);
+			break;
+		case IRD_SET_CHANGED:
+			sb.len = 0;
+			render_set_type(ir_set_find(have, n), &sb);
+			sb_puts(&sb, " -> ");
+			render_set_type(ir_set_find(want, n), &sb);
+			fprintf(f, "~ set %s: %s\n", n, sb.s);
+			break;
+		case IRD_CHAIN_MISSING:
+			fprintf(f, "+ chain %s\n", n);
+			break;
+		case IRD_CHAIN_EXTRA:
+			fprintf(f, "- chain %s\n", n);
+			break;
+		case IRD_CHAIN_CHANGED:
+			fprintf(f,
+				"~ chain %s: hook, priority, type or "
+				"policy differs\n",
+				n);
+			break;
+		case IRD_RULES_CHANGED:
+			fprintf(f, "~ chain %s: rules differ\n", n);
+			print_rules(ir_chain_find(have, n),
+				    ir_chain_find(want, n), f);
+			break;
+		}
+	}
+	for (i = 0; i < d->elems.n; i++) {
+		const struct ir_change *c = &d->elems.v[i];
+
+		sb.len = 0;
+		render_elem(&want->sets[c->set], &c->e, &sb);
+		fprintf(f, "%c element %s { %s }\n", c->add ? '+' : '-',
+			c->set_name, sb.s);
+	}
+	sb_free(&sb);
+}
+
+/* Reads our table back and compares it with the job's ruleset. */
+static int job_diff(struct job *j, struct ir_ruleset **have, uint32_t *gen,
+		    struct ir_diff *d)
+{
+	char err[512];
+	int r;
+
+	r = kernel_read(j->rs->table, have, gen, err, sizeof(err));
+	if (r)
+		return kernel_status(r, err);
+	ir_diff(j->rs, *have, d);
+	return 0;
+}
+
+static int cmd_diff(int argc, char **argv)
+{
+	struct job j = {0};
+	struct ir_ruleset *have = NULL;
+	struct ir_diff d = {0};
+	int r, ret;
+
+	r = parse_opts(argc, argv, &j.o, usage_diff);
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (j.o.argc)
+		return bad_usage(usage_diff, "unexpected argument");
+	ret = job_load(&j, true, usage_diff);
+	if (!ret)
+		ret = job_compile(&j);
+	if (!ret)
+		ret = job_diff(&j, &have, NULL, &d);
+	if (!ret) {
+		print_diff(j.rs, have, &d, stdout);
+		if (!d.nitems && !d.elems.n)
+			printf("diff: the kernel holds the plan (%zu "
+			       "elements)\n",
+			       ir_element_count(j.rs));
+		else if (!d.nitems)
+			printf("diff: %zu elements to add, %zu to delete; "
+			       "apply changes elements only\n",
+			       d.nadd, d.ndel);
+		else
+			printf("diff: %zu structural differences; apply "
+			       "replaces the table\n",
+			       d.nitems);
+		if (j.o.exit_code && (d.nitems || d.elems.n))
+			ret = EXIT_FAILURE;
+	}
+	ir_diff_free(&d);
+	ir_free(have);
+	job_free(&j);
+	return ret;
+}
+
+/* Converges the kernel on the job's ruleset: element changes only when
+ * the table's structure already matches (a restart reconciles instead of
+ * rebuilding), else one replace of the whole table. */
+static int job_apply(struct job *j, char *err, size_t errlen)
+{
+	struct ir_ruleset *have = NULL;
+	struct ir_diff d = {0};
+	uint32_t gen = 0;
+	int r = -EAGAIN;
+
+	if (!j->o.replace) {
+		r = kernel_read(j->rs->table, &have, &gen, err, errlen);
+		if (r)
+			goto out;
+		ir_diff(j->rs, have, &d);
+		r = -EAGAIN;
+		if (!d.nitems) {
+			r = kernel_apply_delta(j->rs, &d.elems, gen, err,
+					       errlen);
+			if (!r && !d.elems.n)
+				printf("applied: table inet %s already "
+				       "holds the plan (%zu elements, %zu "
+				       "containers)\n",
+				       j->rs->table, ir_element_count(j->rs),
+				       j->inv->n);
+			else if (!r)
+				printf("applied: %zu elements added, %zu "
+				       "deleted; chains, rules and sets were "
+				       "in place\n",
+				       d.nadd, d.ndel);
+		}
+	}
+	/* a table that differs in shape, or that changed under us since it
+	 * was read, is replaced whole */
+	if (r == -EAGAIN) {
+		r = kernel_apply(j->rs, err, errlen);
+		if (!r)
+			printf("applied: table inet %s, %zu chains, %zu sets, "
+			       "%zu elements, %zu containers\n",
+			       j->rs->table, j->rs->nchains, j->rs->nsets,
+			       ir_element_count(j->rs), j->inv->n);
+	}
+out:
+	ir_diff_free(&d);
+	ir_free(have);
+	return r;
+}
+
 static int cmd_apply(int argc, char **argv)
 {
 	struct job j = {0};
@@ -428,15 +640,10 @@ static int cmd_apply(int argc, char **argv)
 		ret = job_compile(&j);
 	t = phase("compile", t);
 	if (!ret) {
-		ret = kernel_status(kernel_apply(j.rs, err, sizeof(err)), err);
+		ret = kernel_status(job_apply(&j, err, sizeof(err)), err);
 		phase("kernel", t);
-		if (!ret) {
-			printf("applied: table inet %s, %zu chains, %zu sets, "
-			       "%zu elements, %zu containers\n",
-			       j.rs->table, j.rs->nchains, j.rs->nsets,
-			       ir_element_count(j.rs), j.inv->n);
+		if (!ret)
 			check_br_netfilter();
-		}
 	}
 	job_free(&j);
 	return ret;
@@ -462,8 +669,8 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"check", cmd_check}, {"plan", cmd_plan},	{"trace", cmd_trace},
-    {"apply", cmd_apply}, {"flush", cmd_flush},
+    {"check", cmd_check}, {"plan", cmd_plan}, {"trace", cmd_trace},
+    {"apply", cmd_apply}, {"diff", cmd_diff}, {"flush", cmd_flush},
 };
 
 int main(int argc, char **argv)

@@ -170,6 +170,11 @@ void render_rule(const struct ir_rule *r, struct strbuf *b)
 {
 	int i;
 
+	if (r->foreign) {
+		sb_printf(b, "# a rule bulkhead did not write (%s)",
+			  r->foreign);
+		return;
+	}
 	for (i = 0; i < r->nm; i++) {
 		const struct ir_match *m = &r->m[i];
 

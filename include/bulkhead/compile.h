@@ -55,18 +55,6 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 				   const struct inventory *inv,
 				   const char *inv_name, struct diags *d);
 
-struct ir_change {
-	bool add;
-	size_t set; /* index of the set in compile_ruleset()'s output */
-	const char *set_name;
-	struct ir_elem e; /* e.chain points into the compiler */
-};
-
-struct ir_delta {
-	struct ir_change *v;
-	size_t n, cap;
-};
-
 /* The element changes for container idx of inv arriving (inv holds it
  * and everything else running) or leaving (inv still holds it). The
  * elements depend on the container's own edges, not on the size of inv.
@@ -76,6 +64,5 @@ struct ir_delta {
  * managed or unmanaged brings every container on it along. */
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out);
-void ir_delta_free(struct ir_delta *d);
 
 #endif

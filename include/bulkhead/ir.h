@@ -96,6 +96,9 @@ struct ir_rule {
 	const char *rate_unit;
 	const char *prefix;
 	unsigned group;
+	/* read back from the kernel in a shape bulkhead does not write:
+	 * what it holds (owned by the ruleset); never equal to any rule */
+	const char *foreign;
 };
 
 enum ir_hook { IRH_NONE, IRH_FORWARD, IRH_INPUT };
@@ -103,13 +106,15 @@ enum ir_hook { IRH_NONE, IRH_FORWARD, IRH_INPUT };
 struct ir_chain {
 	char *name;
 	enum ir_hook hook;
-	int prio; /* relative to the filter priority (0) */
+	int prio;     /* relative to the filter priority (0) */
+	bool foreign; /* read back with a type, policy or flag we never set */
 	struct ir_rule *r;
 	size_t n, cap;
 };
 
 struct ir_ruleset {
-	char *table; /* in family inet */
+	char *table;  /* in family inet */
+	bool dormant; /* read back: the table's rules are switched off */
 	struct ir_chain *chains;
 	size_t nchains, capchains;
 	struct ir_set *sets;
@@ -140,6 +145,63 @@ int ir_elem_cmp(const struct ir_set *s, const struct ir_elem *a,
 bool ir_elem_key_eq(const struct ir_set *s, const struct ir_elem *a,
 		    const struct ir_elem *b);
 size_t ir_element_count(const struct ir_ruleset *rs);
+
+/* Rules compare by meaning: an address key implies its family, so an
+ * explicit `meta nfproto` check before it is the same rule. */
+bool ir_rule_eq(const struct ir_rule *a, const struct ir_rule *b);
+/* Set definitions compare by key types and flags, not elements. */
+bool ir_set_def_eq(const struct ir_set *a, const struct ir_set *b);
+
+/* One element added to or deleted from set (an index into the ruleset
+ * the delta is applied to). */
+struct ir_change {
+	bool add;
+	size_t set;
+	const char *set_name;
+	struct ir_elem e; /* e.chain is borrowed */
+};
+
+struct ir_delta {
+	struct ir_change *v;
+	size_t n, cap;
+};
+
+void ir_delta_free(struct ir_delta *d);
+
+/* What separates a ruleset in the kernel (have) from the one wanted. */
+enum ir_diff_kind {
+	IRD_TABLE_MISSING,
+	IRD_TABLE_DORMANT,
+	IRD_SET_MISSING,
+	IRD_SET_EXTRA,
+	IRD_SET_CHANGED,
+	IRD_CHAIN_MISSING,
+	IRD_CHAIN_EXTRA,
+	IRD_CHAIN_CHANGED, /* hook, priority, type or policy */
+	IRD_RULES_CHANGED,
+};
+
+struct ir_diff_item {
+	enum ir_diff_kind kind;
+	const char *name; /* borrowed from want or have */
+};
+
+struct ir_diff {
+	/* differences only a replace of the table can mend */
+	struct ir_diff_item *items;
+	size_t nitems, capitems;
+	/* element changes into want's sets, deletions first; complete
+	 * only when there are no items (sets that differ are skipped) */
+	struct ir_delta elems;
+	size_t nadd, ndel;
+};
+
+/* Compares two normalised rulesets; have is NULL when the table is not
+ * in the kernel. Elements of dynamic sets (datapath state) are not
+ * compared. out borrows names and chains from both. */
+void ir_diff(const struct ir_ruleset *want, const struct ir_ruleset *have,
+	     struct ir_diff *out);
+void ir_diff_free(struct ir_diff *d);
 
 /* A packet for ir_eval: a new connection (no conntrack state). */
 struct ir_packet {

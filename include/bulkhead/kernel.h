@@ -6,6 +6,7 @@
 #define BULKHEAD_KERNEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bulkhead/compile.h"
 #include "bulkhead/ir.h"
@@ -16,11 +17,23 @@
  * changes. Returns 0 or a negative errno, with a message in err. */
 int kernel_apply(const struct ir_ruleset *rs, char *err, size_t errlen);
 
-/* Applies the element changes of a delta (compile_delta) to the table
- * that rs describes, in one transaction: additions and deletions in the
- * delta's order, grouped per set. rs gives the sets' key layout only. */
+/* Applies the element changes of a delta (compile_delta, ir_diff) to the
+ * table that rs describes, in one transaction: additions and deletions in
+ * the delta's order, grouped per set. rs gives the sets' key layout only.
+ * gen, when not 0, is the generation the delta was computed against
+ * (kernel_read): if the ruleset changed since, nothing is applied and
+ * -EAGAIN is returned. */
 int kernel_apply_delta(const struct ir_ruleset *rs,
-		       const struct ir_delta *delta, char *err, size_t errlen);
+		       const struct ir_delta *delta, uint32_t gen, char *err,
+		       size_t errlen);
+
+/* Reads table inet NAME back into a new IR (elements sorted, those of
+ * dynamic sets left out): *out is NULL when the table does not exist.
+ * A consistent snapshot: read again when the ruleset changed meanwhile;
+ * *gen (may be NULL) receives its generation.
+ * Returns 0 or a negative errno, with a message in err. */
+int kernel_read(const char *table, struct ir_ruleset **out, uint32_t *gen,
+		char *err, size_t errlen);
 
 /* Deletes table inet NAME; 0 when it was not there. */
 int kernel_flush(const char *table, char *err, size_t errlen);

@@ -67,7 +67,7 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[3], "add") || !strcmp(argv[3], "del")) {
 		compile_delta(cc, inv, k, argv[3][0] == 'a', &delta);
-		r = kernel_apply_delta(rs, &delta, err, sizeof(err));
+		r = kernel_apply_delta(rs, &delta, 0, err, sizeof(err));
 		printf("%zu element changes\n", delta.n);
 	} else {
 		r = kernel_apply(rs, err, sizeof(err));

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Every example's `bulkhead plan` output passes `nft -c -f` and really
 # loads with `nft -f`, inside a throwaway network namespace (the host's
-# ruleset is never touched); loading it twice replaces the table.
+# ruleset is never touched); loading it twice replaces the table. And
+# what `bulkhead apply` programs through netlink lists the same as what
+# `nft -f` of the plan loads (normalised: no handles, elements as sets).
 set -eu
 cd "$(dirname "$0")/../.."
 B=${BULKHEAD:-./bulkhead}
@@ -12,10 +14,9 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-set -- \
-	policies/three-tier.yaml tests/fixtures/three-tier.json \
-	policies/shop.yaml tests/fixtures/shop.json \
-	tests/fixtures/policy-all-kinds.yaml tests/fixtures/all-kinds.json
+. tests/lib/examples.sh
+# shellcheck disable=SC2086
+set -- $EXAMPLES
 while [ $# -gt 0 ]; do
 	pol=$1 inv=$2
 	shift 2
@@ -29,7 +30,12 @@ while [ $# -gt 0 ]; do
 		grep -c '^	chain ')
 	want=$(grep -c '^	chain ' "$out")
 	[ "$n" -eq "$want" ] || { echo "FAIL: $pol: $n chains loaded, plan has $want"; exit 1; }
+	unshare -n sh -c "nft -f '$out' && sh tests/lib/nft-normalize.sh" >"$tmp/want"
+	unshare -n sh -c "'$B' apply -p '$pol' --inventory '$inv' --fqdn api.example.com=203.0.113.5 \
+		>/dev/null 2>&1 && sh tests/lib/nft-normalize.sh" >"$tmp/got"
+	[ -s "$tmp/want" ] || { echo "FAIL: $pol: nothing listed after nft -f"; exit 1; }
+	cmp -s "$tmp/want" "$tmp/got" || { diff "$tmp/want" "$tmp/got" | head -20; echo "FAIL: $pol: apply differs from nft -f of plan"; exit 1; }
 	"$B" plan -p "$pol" --inventory "$inv" --format json --fqdn api.example.com=203.0.113.5 \
 		2>/dev/null | jq -e '.table == "bulkhead" and (.sets | length) > 0' >/dev/null
-	echo "ok: $pol ($want chains, $(grep -c . "$out") lines)"
+	echo "ok: $pol ($want chains, $(grep -c . "$out") lines; apply lists as nft -f does)"
 done

@@ -10,6 +10,7 @@ Suite *policy_suite(void);
 Suite *inventory_suite(void);
 Suite *compile_suite(void);
 Suite *trace_suite(void);
+Suite *ir_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
