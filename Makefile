@@ -64,9 +64,15 @@ asan:
 		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" test
 
-bench: $(BUILD)/bulkhead
+$(BUILD)/bench/delta: bench/delta.c $(LIB_OBJS)
+	$(Q)mkdir -p $(BUILD)/bench
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/bulkhead $(BUILD)/bench/delta
 	$(Q)BUILD=$(BUILD) bench/plan.sh
 	$(Q)BUILD=$(BUILD) bench/kernel.sh
+	$(Q)BUILD=$(BUILD) bench/datapath.sh
 
 install: $(BUILD)/bulkhead
 	install -D -m 0755 $(BUILD)/bulkhead $(DESTDIR)$(PREFIX)/sbin/bulkhead

@@ -41,6 +41,49 @@ enum {
 #define DT_BITS 6
 #define ELEMS_PER_MSG 512
 
+/* --- the socket ----------------------------------------------------------- */
+
+/* One netlink socket for every batch and dump: closing a socket after a
+ * transaction that deleted elements waits for the kernel to free them
+ * (an RCU grace period, some milliseconds), so a daemon keeps it open. */
+struct kernel {
+	struct mnl_socket *nl;
+	uint32_t portid, seq;
+};
+
+struct kernel *kernel_open(char *err, size_t errlen)
+{
+	struct kernel *k = xcalloc(1, sizeof(*k));
+	int one = 1;
+
+	k->nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!k->nl) {
+		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (mnl_socket_bind(k->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(err, errlen, "netlink bind: %s", strerror(errno));
+		goto fail;
+	}
+	setsockopt(mnl_socket_get_fd(k->nl), SOL_NETLINK, NETLINK_EXT_ACK, &one,
+		   sizeof(one));
+	k->portid = mnl_socket_get_portid(k->nl);
+	k->seq = (uint32_t)time(NULL);
+	return k;
+fail:
+	kernel_close(k);
+	return NULL;
+}
+
+void kernel_close(struct kernel *k)
+{
+	if (!k)
+		return;
+	if (k->nl)
+		mnl_socket_close(k->nl);
+	free(k);
+}
+
 /* --- the batch ------------------------------------------------------------ */
 
 struct batch {
@@ -76,11 +119,11 @@ static void b_done(struct batch *b, struct nlmsghdr *nlh)
 /* With gen, the kernel refuses the whole batch (ERESTART) unless the
  * ruleset is still at that generation: a delta computed from a read-back
  * never lands on a table that changed in between. */
-static void b_begin(struct batch *b, uint32_t gen)
+static void b_begin(struct batch *b, const struct kernel *k, uint32_t gen)
 {
 	struct nlmsghdr *nlh;
 
-	b->seq = b->first_seq = (uint32_t)time(NULL);
+	b->seq = b->first_seq = k->seq;
 	b_reserve(b, 4096);
 	nlh = nftnl_batch_begin(b->buf, b->seq++);
 	if (gen)
@@ -112,49 +155,35 @@ static void b_free(struct batch *b)
 }
 
 /* Sends the batch and reads every answer. The kernel applies all of it
- * or none; the first error is reported with the object it concerns. */
-static int b_send(struct batch *b, char *err, size_t errlen)
+ * or none; the first error is reported with the object it concerns.
+ * Answers to earlier batches (late errors) are skipped by sequence. */
+static int b_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 {
-	struct mnl_socket *nl;
+	int fd = mnl_socket_get_fd(k->nl), ret = 0, sndbuf;
 	char rbuf[16384];
-	int one = 1, ret = 0, sndbuf;
 	uint32_t last_seq = b->seq - 2;
 	bool done = false;
 	ssize_t n;
 
-	nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!nl) {
-		ret = -errno;
-		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
-		return ret;
-	}
-	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "netlink bind: %s", strerror(errno));
-		goto out;
-	}
-	setsockopt(mnl_socket_get_fd(nl), SOL_NETLINK, NETLINK_EXT_ACK, &one,
-		   sizeof(one));
+	k->seq = b->seq;
 	/* the whole transaction goes in one message: make room for it */
 	sndbuf = (int)(b->len + 4096);
-	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE,
-		       &sndbuf, sizeof(sndbuf)))
-		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUF,
-			   &sndbuf, sizeof(sndbuf));
-	if (mnl_socket_sendto(nl, b->buf, b->len) < 0) {
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (mnl_socket_sendto(k->nl, b->buf, b->len) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "sending the batch (%zu bytes): %s",
 			 b->len, strerror(errno));
-		goto out;
+		return ret;
 	}
 	while (!done) {
-		struct pollfd pfd = {mnl_socket_get_fd(nl), POLLIN, 0};
+		struct pollfd pfd = {fd, POLLIN, 0};
 		struct nlmsghdr *nlh;
 
 		/* after an error the kernel may stay silent about the rest */
 		if (poll(&pfd, 1, ret ? 100 : 60000) <= 0)
 			break;
-		n = mnl_socket_recvfrom(nl, rbuf, sizeof(rbuf));
+		n = mnl_socket_recvfrom(k->nl, rbuf, sizeof(rbuf));
 		if (n < 0) {
 			if (!ret) {
 				ret = -errno;
@@ -168,7 +197,7 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 			const struct nlmsgerr *e;
 			size_t idx = nlh->nlmsg_seq - b->first_seq;
 
-			if (nlh->nlmsg_type != NLMSG_ERROR)
+			if (nlh->nlmsg_type != NLMSG_ERROR || idx >= b->nwhat)
 				continue;
 			done |= nlh->nlmsg_seq == last_seq;
 			e = mnl_nlmsg_get_payload(nlh);
@@ -183,8 +212,7 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 				continue;
 			}
 			snprintf(err, errlen, "the kernel refused %s: %s",
-				 idx < b->nwhat ? b->what[idx] : "a message",
-				 strerror(-e->error));
+				 b->what[idx], strerror(-e->error));
 		}
 	}
 	if (!ret && !done) {
@@ -192,8 +220,6 @@ static int b_send(struct batch *b, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "the kernel did not acknowledge the batch");
 	}
-out:
-	mnl_socket_close(nl);
 	return ret;
 }
 
@@ -640,13 +666,14 @@ static void add_rule(struct batch *b, const char *table,
 	nftnl_rule_free(rb.r);
 }
 
-int kernel_apply(const struct ir_ruleset *rs, char *err, size_t errlen)
+int kernel_apply(struct kernel *k, const struct ir_ruleset *rs, char *err,
+		 size_t errlen)
 {
 	struct batch b = {0};
 	size_t i, j;
 	int ret;
 
-	b_begin(&b, 0);
+	b_begin(&b, k, 0);
 	/* create (so that the delete cannot fail), delete, create anew:
 	 * one transaction, so the old table stays until the new one is
 	 * complete */
@@ -664,12 +691,12 @@ int kernel_apply(const struct ir_ruleset *rs, char *err, size_t errlen)
 		for (j = 0; j < rs->chains[i].n; j++)
 			add_rule(&b, rs->table, &rs->chains[i], j);
 	b_end(&b);
-	ret = b_send(&b, err, errlen);
+	ret = b_send(k, &b, err, errlen);
 	b_free(&b);
 	return ret;
 }
 
-int kernel_apply_delta(const struct ir_ruleset *rs,
+int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
 		       const struct ir_delta *delta, uint32_t gen, char *err,
 		       size_t errlen)
 {
@@ -680,7 +707,7 @@ int kernel_apply_delta(const struct ir_ruleset *rs,
 
 	if (!delta->n)
 		return 0;
-	b_begin(&b, gen);
+	b_begin(&b, k, gen);
 	/* runs of changes to one set with one direction become one message
 	 * each, in the delta's order */
 	for (i = 0; i < delta->n; i = j) {
@@ -702,22 +729,22 @@ int kernel_apply_delta(const struct ir_ruleset *rs,
 			  c->add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
 	}
 	b_end(&b);
-	ret = b_send(&b, err, errlen);
+	ret = b_send(k, &b, err, errlen);
 	b_free(&b);
 	free(run);
 	return ret;
 }
 
-int kernel_flush(const char *table, char *err, size_t errlen)
+int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen)
 {
 	struct batch b = {0};
 	int ret;
 
-	b_begin(&b, 0);
+	b_begin(&b, k, 0);
 	add_table(&b, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	add_table(&b, table, NFT_MSG_DELTABLE, 0);
 	b_end(&b);
-	ret = b_send(&b, err, errlen);
+	ret = b_send(k, &b, err, errlen);
 	b_free(&b);
 	return ret;
 }
@@ -1127,7 +1154,8 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 		}
 		break;
 	case X_CTMASK:
-		if (op == NFT_CMP_NEQ && len == 4 && !memcmp(v, "\0\0\0\0", 4)) {
+		if (op == NFT_CMP_NEQ && len == 4 &&
+		    !memcmp(v, "\0\0\0\0", 4)) {
 			dec_match(d, IRM_CT_ESTABLISHED);
 			d->r1 = X_NONE;
 			return;
@@ -1390,27 +1418,17 @@ out:
 	return ret;
 }
 
-int kernel_read(const char *table, struct ir_ruleset **out, uint32_t *gen,
-		char *err, size_t errlen)
+int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
+		uint32_t *gen, char *err, size_t errlen)
 {
 	struct reader r = {.table = table};
-	uint32_t gen0, gen1;
+	uint32_t gen0 = 0, gen1 = 0;
 	int ret = 0, tries;
 
 	*out = NULL;
-	r.nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!r.nl) {
-		ret = -errno;
-		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
-		return ret;
-	}
-	if (mnl_socket_bind(r.nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "netlink bind: %s", strerror(errno));
-		goto out;
-	}
-	r.portid = mnl_socket_get_portid(r.nl);
-	r.seq = (uint32_t)time(NULL);
+	r.nl = k->nl;
+	r.portid = k->portid;
+	r.seq = k->seq;
 	r.buflen = 1 << 17; /* answers to dumps come in up to 32 KiB */
 	r.buf = xmalloc(r.buflen);
 	/* a change between the first and the last dump would give a mix of
@@ -1430,6 +1448,7 @@ int kernel_read(const char *table, struct ir_ruleset **out, uint32_t *gen,
 			continue;
 		break;
 	}
+	k->seq = r.seq + 1;
 	if (ret == -ENOENT) {
 		ret = 0; /* no table: nothing programmed */
 	} else if (ret) {
@@ -1449,7 +1468,5 @@ int kernel_read(const char *table, struct ir_ruleset **out, uint32_t *gen,
 	}
 	ir_free(r.rs);
 	free(r.buf);
-out:
-	mnl_socket_close(r.nl);
 	return ret;
 }

@@ -244,12 +244,14 @@ struct job {
 	struct inventory *inv;
 	struct compiler *cc;
 	struct ir_ruleset *rs;
+	struct kernel *k;
 	struct diags d;
 	struct strbuf out;
 };
 
 static void job_free(struct job *j)
 {
+	kernel_close(j->k);
 	sb_free(&j->out);
 	diags_free(&j->d);
 	ir_free(j->rs);
@@ -431,8 +433,8 @@ static void check_br_netfilter(void)
 
 /* A chain's rules side by side, position by position: equal rules as
  * context, the others as '-' (kernel) and '+' (plan). */
-static void print_rules(const struct ir_chain *have, const struct ir_chain *want,
-			FILE *f)
+static void print_rules(const struct ir_chain *have,
+			const struct ir_chain *want, FILE *f)
 {
 	struct strbuf sb = {0};
 	size_t i;
@@ -520,6 +522,14 @@ static void print_diff(const struct ir_ruleset *want,
 	sb_free(&sb);
 }
 
+/* Opens the job's netlink socket; 0 or a negative errno. */
+static int job_kernel(struct job *j, char *err, size_t errlen)
+{
+	if (!j->k && !(j->k = kernel_open(err, errlen)))
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
 /* Reads our table back and compares it with the job's ruleset. */
 static int job_diff(struct job *j, struct ir_ruleset **have, uint32_t *gen,
 		    struct ir_diff *d)
@@ -527,7 +537,10 @@ static int job_diff(struct job *j, struct ir_ruleset **have, uint32_t *gen,
 	char err[512];
 	int r;
 
-	r = kernel_read(j->rs->table, have, gen, err, sizeof(err));
+	r = job_kernel(j, err, sizeof(err));
+	if (!r)
+		r = kernel_read(j->k, j->rs->table, have, gen, err,
+				sizeof(err));
 	if (r)
 		return kernel_status(r, err);
 	ir_diff(j->rs, *have, d);
@@ -582,16 +595,19 @@ static int job_apply(struct job *j, char *err, size_t errlen)
 	struct ir_ruleset *have = NULL;
 	struct ir_diff d = {0};
 	uint32_t gen = 0;
-	int r = -EAGAIN;
+	int r = job_kernel(j, err, errlen);
 
+	if (r)
+		return r;
+	r = -EAGAIN;
 	if (!j->o.replace) {
-		r = kernel_read(j->rs->table, &have, &gen, err, errlen);
+		r = kernel_read(j->k, j->rs->table, &have, &gen, err, errlen);
 		if (r)
 			goto out;
 		ir_diff(j->rs, have, &d);
 		r = -EAGAIN;
 		if (!d.nitems) {
-			r = kernel_apply_delta(j->rs, &d.elems, gen, err,
+			r = kernel_apply_delta(j->k, j->rs, &d.elems, gen, err,
 					       errlen);
 			if (!r && !d.elems.n)
 				printf("applied: table inet %s already "
@@ -609,7 +625,7 @@ static int job_apply(struct job *j, char *err, size_t errlen)
 	/* a table that differs in shape, or that changed under us since it
 	 * was read, is replaced whole */
 	if (r == -EAGAIN) {
-		r = kernel_apply(j->rs, err, errlen);
+		r = kernel_apply(j->k, j->rs, err, errlen);
 		if (!r)
 			printf("applied: table inet %s, %zu chains, %zu sets, "
 			       "%zu elements, %zu containers\n",
@@ -651,17 +667,20 @@ static int cmd_apply(int argc, char **argv)
 
 static int cmd_flush(int argc, char **argv)
 {
-	struct opts o = {0};
+	struct job j = {0};
 	char err[512];
 	int r;
 
-	r = parse_opts(argc, argv, &o, usage_flush);
+	r = parse_opts(argc, argv, &j.o, usage_flush);
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
-	if (o.argc)
+	if (j.o.argc)
 		return bad_usage(usage_flush, "unexpected argument");
-	r = kernel_status(kernel_flush(COMPILE_TABLE, err, sizeof(err)), err);
-	opts_free(&o);
+	r = job_kernel(&j, err, sizeof(err));
+	if (!r)
+		r = kernel_flush(j.k, COMPILE_TABLE, err, sizeof(err));
+	r = kernel_status(r, err);
+	job_free(&j);
 	return r;
 }
 

@@ -11,11 +11,20 @@
 #include "bulkhead/compile.h"
 #include "bulkhead/ir.h"
 
+struct kernel;
+
+/* A netlink socket for batches and dumps, kept open across them (closing
+ * one after deleting elements waits for the kernel to free them). NULL,
+ * with a message in err, on failure. */
+struct kernel *kernel_open(char *err, size_t errlen);
+void kernel_close(struct kernel *k);
+
 /* Replaces our table with rs in one transaction: create it if missing,
  * delete it, and create it anew with every chain, set, element and rule.
  * No packet sees a half-built or empty table; on any error nothing
  * changes. Returns 0 or a negative errno, with a message in err. */
-int kernel_apply(const struct ir_ruleset *rs, char *err, size_t errlen);
+int kernel_apply(struct kernel *k, const struct ir_ruleset *rs, char *err,
+		 size_t errlen);
 
 /* Applies the element changes of a delta (compile_delta, ir_diff) to the
  * table that rs describes, in one transaction: additions and deletions in
@@ -23,7 +32,7 @@ int kernel_apply(const struct ir_ruleset *rs, char *err, size_t errlen);
  * gen, when not 0, is the generation the delta was computed against
  * (kernel_read): if the ruleset changed since, nothing is applied and
  * -EAGAIN is returned. */
-int kernel_apply_delta(const struct ir_ruleset *rs,
+int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
 		       const struct ir_delta *delta, uint32_t gen, char *err,
 		       size_t errlen);
 
@@ -32,10 +41,10 @@ int kernel_apply_delta(const struct ir_ruleset *rs,
  * A consistent snapshot: read again when the ruleset changed meanwhile;
  * *gen (may be NULL) receives its generation.
  * Returns 0 or a negative errno, with a message in err. */
-int kernel_read(const char *table, struct ir_ruleset **out, uint32_t *gen,
-		char *err, size_t errlen);
+int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
+		uint32_t *gen, char *err, size_t errlen);
 
 /* Deletes table inet NAME; 0 when it was not there. */
-int kernel_flush(const char *table, char *err, size_t errlen);
+int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen);
 
 #endif

@@ -15,7 +15,7 @@ unshare -n sh -eu -c "
 		echo 'FAIL: the kernel took an overlapping element'; exit 1
 	fi
 	cat /tmp/bh-fail-msg.\$\$
-	grep -q 'set nginx_peer4' /tmp/bh-fail-msg.\$\$ || { echo 'FAIL: error does not name the set'; exit 1; }
+	grep -q 'set backend_out4' /tmp/bh-fail-msg.\$\$ || { echo 'FAIL: error does not name the set'; exit 1; }
 	nft list table inet bulkhead >/tmp/bh-fail-after.\$\$
 	cmp -s /tmp/bh-fail-before.\$\$ /tmp/bh-fail-after.\$\$ || { echo 'FAIL: the ruleset changed'; exit 1; }
 	rm -f /tmp/bh-fail-*.\$\$

@@ -34,6 +34,7 @@ int main(int argc, char **argv)
 	struct ir_elem *e;
 	struct policy *p;
 	char err[512];
+	struct kernel *kh;
 	size_t k = 0;
 	int r;
 
@@ -58,22 +59,28 @@ int main(int argc, char **argv)
 	if (!rs)
 		return 2;
 	if (!strcmp(argv[3], "bad")) {
-		s = ir_set_find(rs, "nginx_peer4");
+		s = ir_set_find(rs, "backend_out4");
 		if (!s || !s->n)
 			return 2;
 		e = ir_elem_add(s);
 		*e = s->e[0];
-		e->hi[3] += 10; /* same start, longer port range */
+		e->hi[2] += 10; /* same start, longer port range */
+	}
+	kh = kernel_open(err, sizeof(err));
+	if (!kh) {
+		printf("%s\n", err);
+		return 1;
 	}
 	if (!strcmp(argv[3], "add") || !strcmp(argv[3], "del")) {
 		compile_delta(cc, inv, k, argv[3][0] == 'a', &delta);
-		r = kernel_apply_delta(rs, &delta, 0, err, sizeof(err));
+		r = kernel_apply_delta(kh, rs, &delta, 0, err, sizeof(err));
 		printf("%zu element changes\n", delta.n);
 	} else {
-		r = kernel_apply(rs, err, sizeof(err));
+		r = kernel_apply(kh, rs, err, sizeof(err));
 	}
 	if (r)
 		printf("%s\n", err);
+	kernel_close(kh);
 	ir_delta_free(&delta);
 	ir_free(rs);
 	compiler_free(cc);

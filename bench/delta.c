@@ -1,0 +1,104 @@
+/* One container's delta, at two sizes (design §6): with the first N
+ * containers of the bench inventory programmed, the time from "this
+ * container arrives" to its elements committed (compile_delta and
+ * kernel_apply_delta), and the same for it leaving; median of ROUNDS.
+ * Run inside a throwaway network namespace.
+ *
+ * usage: delta POLICY INVENTORY N [ROUNDS]   prints "N arrive_us leave_us" */
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bulkhead/compile.h"
+#include "bulkhead/kernel.h"
+
+static double now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* compile_delta + kernel_apply_delta for container idx; microseconds */
+static double one(struct kernel *k, const struct compiler *cc,
+		  struct inventory *inv, const struct ir_ruleset *rs,
+		  size_t idx, bool arriving)
+{
+	struct ir_delta d = {0};
+	char err[512] = "compile_delta failed";
+	double t = now_us(), c;
+
+	if (compile_delta(cc, inv, idx, arriving, &d))
+		goto fail;
+	c = now_us() - t;
+	if (kernel_apply_delta(k, rs, &d, 0, err, sizeof(err)))
+		goto fail;
+	t = now_us() - t;
+	if (getenv("DELTA_VERBOSE"))
+		fprintf(stderr,
+			"%s: %zu changes, compile %.0f us, all %.0f us\n",
+			arriving ? "arrive" : "leave", d.n, c, t);
+	ir_delta_free(&d);
+	return t;
+fail:
+	fprintf(stderr, "delta: %s\n", err);
+	exit(1);
+}
+
+int main(int argc, char **argv)
+{
+	struct diags dg = {0};
+	struct inventory *inv = inventory_new();
+	struct compiler *cc;
+	struct ir_ruleset *rs;
+	struct policy *p;
+	struct kernel *k;
+	double *arr, *leave;
+	size_t n, rounds, i, full;
+	char err[512];
+
+	if (argc < 4)
+		return 2;
+	n = strtoul(argv[3], NULL, 10);
+	rounds = argc > 4 ? strtoul(argv[4], NULL, 10) : 101;
+	p = policy_load(argv[1], &dg);
+	if (!p || inventory_load(inv, argv[2], &dg) || inv->n < n || n < 2)
+		return 2;
+	full = inv->n;
+	inv->n = n; /* the first n containers run */
+	cc = compiler_new(p, NULL);
+	rs = compile_ruleset(cc, inv, argv[2], &dg);
+	k = kernel_open(err, sizeof(err));
+	if (!rs || !k || kernel_apply(k, rs, err, sizeof(err))) {
+		fprintf(stderr, "delta: %s\n", rs ? err : "compile failed");
+		return 1;
+	}
+	arr = calloc(rounds, sizeof(*arr));
+	leave = calloc(rounds, sizeof(*leave));
+	/* the last of the n leaves and comes back, over and over */
+	for (i = 0; i < rounds; i++) {
+		leave[i] = one(k, cc, inv, rs, n - 1, false);
+		arr[i] = one(k, cc, inv, rs, n - 1, true);
+	}
+	qsort(arr, rounds, sizeof(*arr), dcmp);
+	qsort(leave, rounds, sizeof(*leave), dcmp);
+	printf("%zu %.0f %.0f\n", n, arr[rounds / 2], leave[rounds / 2]);
+	inv->n = full;
+	kernel_close(k);
+	free(arr);
+	free(leave);
+	ir_free(rs);
+	compiler_free(cc);
+	inventory_free(inv);
+	policy_free(p);
+	diags_free(&dg);
+	return 0;
+}
