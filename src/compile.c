@@ -183,9 +183,15 @@ enum gset {
 	G_NSETS
 };
 
+/* Per service. A peer tuple with one protocol and one port is exact and
+ * goes into a hash set (peer4/6: constant-time lookups and updates);
+ * port and protocol ranges go into an interval set (peer4/6_ranges),
+ * whose lookups and updates cost grows with its size. */
 enum sset {
 	S_PEER4,
 	S_PEER6,
+	S_RPEER4,
+	S_RPEER6,
 	S_OUT4,
 	S_OUT6,
 	S_FQDN4,
@@ -198,11 +204,14 @@ enum sset {
 
 enum schain { C_SVC, C_IN, C_HOST, C_NCHAINS };
 
+#define NO_SET ((size_t)-1)
+
 static const char *const gset_names[G_NSETS] = {
     "bridges", "src4",	"src6", "dst4", "dst6",
     "hsrc4",   "hsrc6", "rl4",	"rl6",	"same_bridge"};
 static const char *const sset_suffix[S_NSETS] = {
-    "peer4", "peer6", "out4", "out6", "fqdn4", "fqdn6", "in4", "in6", "host"};
+    "peer4", "peer6", "peer4_ranges", "peer6_ranges", "out4", "out6",
+    "fqdn4", "fqdn6", "in4",	      "in6",	      "host"};
 static const char *const schain_prefix[C_NCHAINS] = {"svc", "in", "host"};
 
 /* Chains before the per-service ones, in ruleset order. */
@@ -244,7 +253,12 @@ struct compiler {
 	struct svcinfo *svc;
 	struct into *world_from; /* services with egress to world */
 	size_t nworld, capworld;
-	char **set_names;   /* G_NSETS + nservices * S_NSETS */
+	/* Only the sets the policy can ever fill exist: the layout depends
+	 * on the policy alone, so containers never change it, and the
+	 * kernel is not burdened with thousands of empty sets. */
+	size_t *sidx;	    /* nservices * S_NSETS: ruleset index or NO_SET */
+	size_t nsets;	    /* sets in the ruleset */
+	char **set_names;   /* nsets, in ruleset order */
 	char **chain_names; /* nservices * C_NCHAINS */
 	struct index idx;
 	long *scan; /* services that no exact key indexes */
@@ -542,6 +556,89 @@ static void build_edges(struct compiler *cc, const struct compile_opts *o)
 		boxes_normalize(&cc->world_from[i].b);
 }
 
+static bool box_exact(const struct box *x)
+{
+	return x->plo == x->phi && x->lo == x->hi;
+}
+
+/* Whether boxes b hold anything for family fam (0: any), exact or
+ * ranges as asked. */
+static bool boxes_have(const struct boxes *b, int fam, int exact)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if ((!fam || box_in_family(&b->v[i], fam)) &&
+		    (exact < 0 || box_exact(&b->v[i]) == (exact > 0)))
+			return true;
+	return false;
+}
+
+/* The peer sets (of the service whose needs nd are) that boxes b fill. */
+static void need_peer(bool *nd, const struct boxes *b)
+{
+	int fi;
+
+	for (fi = 0; fi < 2; fi++) {
+		int fam = fi ? AF_INET6 : AF_INET;
+
+		nd[S_PEER4 + fi] |= boxes_have(b, fam, 1);
+		nd[S_RPEER4 + fi] |= boxes_have(b, fam, 0);
+	}
+}
+
+/* Which per-service sets can ever hold an element, from the policy
+ * alone, and their place in the ruleset. */
+static void plan_sets(struct compiler *cc)
+{
+	const struct policy *p = cc->p;
+	bool *need = xcalloc(p->nservices * S_NSETS + 1, sizeof(*need));
+	size_t s, i, k, n = 0;
+
+	for (s = 0; s < p->nservices; s++) {
+		const struct svcinfo *si = &cc->svc[s];
+
+		for (i = 0; i < si->ninto; i++)
+			need_peer(&need[si->into[i].from * S_NSETS],
+				  &si->into[i].b);
+		for (k = S_OUT4; k < S_NSETS; k++)
+			need[s * S_NSETS + k] |=
+			    boxes_have(&si->set[k],
+				       k == S_HOST	  ? 0
+				       : (k - S_OUT4) % 2 ? AF_INET6
+							  : AF_INET,
+				       -1);
+	}
+	for (i = 0; i < cc->nworld; i++)
+		need_peer(&need[cc->world_from[i].from * S_NSETS],
+			  &cc->world_from[i].b);
+	/* fqdn sets exist with the edge, whatever DNS answers today */
+	for (i = 0; i < p->nedges; i++)
+		if (p->edges[i].dst.kind == PEER_FQDN &&
+		    p->edges[i].src.kind == PEER_SERVICE) {
+			need[p->edges[i].src.service * S_NSETS + S_FQDN4] =
+			    true;
+			need[p->edges[i].src.service * S_NSETS + S_FQDN6] =
+			    true;
+		}
+	cc->sidx = xcalloc(p->nservices * S_NSETS + 1, sizeof(*cc->sidx));
+	cc->set_names =
+	    xcalloc(G_NSETS + p->nservices * S_NSETS, sizeof(*cc->set_names));
+	for (k = 0; k < G_NSETS; k++)
+		cc->set_names[n++] = xstrdup(gset_names[k]);
+	for (s = 0; s < p->nservices; s++)
+		for (k = 0; k < S_NSETS; k++) {
+			cc->sidx[s * S_NSETS + k] = NO_SET;
+			if (!need[s * S_NSETS + k])
+				continue;
+			cc->sidx[s * S_NSETS + k] = n;
+			cc->set_names[n++] = xasprintf(
+			    "%s_%s", p->services[s].name, sset_suffix[k]);
+		}
+	cc->nsets = n;
+	free(need);
+}
+
 struct compiler *compiler_new(const struct policy *p,
 			      const struct compile_opts *opts)
 {
@@ -554,21 +651,15 @@ struct compiler *compiler_new(const struct policy *p,
 	cc->p = p;
 	cc->audit = opts->audit || p->mode == POL_AUDIT;
 	cc->svc = xcalloc(p->nservices ? p->nservices : 1, sizeof(*cc->svc));
-	cc->set_names =
-	    xcalloc(G_NSETS + p->nservices * S_NSETS, sizeof(char *));
 	cc->chain_names = xcalloc(p->nservices * C_NCHAINS + 1, sizeof(char *));
-	for (k = 0; k < G_NSETS; k++)
-		cc->set_names[k] = xstrdup(gset_names[k]);
 	for (s = 0; s < p->nservices; s++) {
-		for (k = 0; k < S_NSETS; k++)
-			cc->set_names[G_NSETS + s * S_NSETS + k] = xasprintf(
-			    "%s_%s", p->services[s].name, sset_suffix[k]);
 		for (k = 0; k < C_NCHAINS; k++)
 			cc->chain_names[s * C_NCHAINS + k] = xasprintf(
 			    "%s_%s", schain_prefix[k], p->services[s].name);
 	}
 	build_index(cc);
 	build_edges(cc, opts);
+	plan_sets(cc);
 	return cc;
 }
 
@@ -586,13 +677,12 @@ void compiler_free(struct compiler *cc)
 		for (k = 0; k < S_NSETS; k++)
 			free(si->set[k].v);
 		free(si->into);
-		for (k = 0; k < S_NSETS; k++)
-			free(cc->set_names[G_NSETS + s * S_NSETS + k]);
 		for (k = 0; k < C_NCHAINS; k++)
 			free(cc->chain_names[s * C_NCHAINS + k]);
 	}
-	for (k = 0; k < G_NSETS; k++)
+	for (k = 0; k < cc->nsets; k++)
 		free(cc->set_names[k]);
+	free(cc->sidx);
 	for (k = 0; k < cc->nworld; k++)
 		free(cc->world_from[k].b.v);
 	for (k = 0; k < cc->idx.cap; k++) {
@@ -726,9 +816,10 @@ static const char *chain_name(struct sink *k, size_t s, int which)
 		     : k->cc->chain_names[i];
 }
 
-static size_t sset(size_t s, int k)
+/* The ruleset index of service s's set k, or NO_SET. */
+static size_t sset(const struct compiler *cc, size_t s, int k)
 {
-	return G_NSETS + s * S_NSETS + (size_t)k;
+	return cc->sidx[s * S_NSETS + (size_t)k];
 }
 
 static void emit_map(struct sink *k, size_t set, const char *bridge, u128 a,
@@ -742,16 +833,21 @@ static void emit_map(struct sink *k, size_t set, const char *bridge, u128 a,
 	e->chain = chain;
 }
 
-static void emit_peer(struct sink *k, size_t set, const char *bridge, u128 a,
-		      const struct boxes *b, int fam)
+/* Service from may reach address a on bridge through boxes b: exact
+ * tuples into its hash set, ranges into its interval set. */
+static void emit_peer(struct sink *k, size_t from, const char *bridge, u128 a,
+		      const struct boxes *b, int fi)
 {
+	int fam = fi ? AF_INET6 : AF_INET;
 	struct ir_elem *e;
 	size_t i;
 
 	for (i = 0; i < b->n; i++) {
 		if (!box_in_family(&b->v[i], fam))
 			continue;
-		e = emit(k, set);
+		e = emit(k,
+			 sset(k->cc, from,
+			      (box_exact(&b->v[i]) ? S_PEER4 : S_RPEER4) + fi));
 		e->lo[0] = e->hi[0] = ir_ifname(bridge);
 		e->lo[1] = e->hi[1] = a;
 		e->lo[2] = b->v[i].plo;
@@ -770,7 +866,6 @@ static void emit_container_net(struct sink *k, long svc,
 	size_t i;
 
 	for (fi = 0; fi < 2; fi++) {
-		int fam = fi ? AF_INET6 : AF_INET;
 		u128 a = fi ? n->ip6 : n->ip4;
 
 		if (!(fi ? n->has6 : n->has4))
@@ -785,9 +880,8 @@ static void emit_container_net(struct sink *k, long svc,
 			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a,
 				 chain_name(k, (size_t)svc, C_HOST));
 			for (i = 0; i < si->ninto; i++)
-				emit_peer(k,
-					  sset(si->into[i].from, S_PEER4 + fi),
-					  n->bridge, a, &si->into[i].b, fam);
+				emit_peer(k, si->into[i].from, n->bridge, a,
+					  &si->into[i].b, fi);
 		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
 			/* not managed: free to go, and "world" to others */
 			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
@@ -796,10 +890,8 @@ static void emit_container_net(struct sink *k, long svc,
 			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a, NULL);
 			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a, NULL);
 			for (i = 0; i < cc->nworld; i++)
-				emit_peer(
-				    k,
-				    sset(cc->world_from[i].from, S_PEER4 + fi),
-				    n->bridge, a, &cc->world_from[i].b, fam);
+				emit_peer(k, cc->world_from[i].from, n->bridge,
+					  a, &cc->world_from[i].b, fi);
 		}
 		/* unmatched (deny) and conflicting containers get nothing:
 		 * every path ends in the deny chain */
@@ -910,17 +1002,20 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	ir_set_add(rs, gset_names[G_SAME], 0, 2, tif2);
 	for (s = 0; s < p->nservices; s++)
 		for (i = 0; i < S_NSETS; i++) {
-			const enum ir_type *t = i == S_HOST		? thost
-						: i == S_PEER4		? tpeer4
-						: i == S_PEER6		? tpeer6
-						: i % 2 == (S_OUT4 % 2) ? tnet4
-									: tnet6;
-			int nk = i == S_HOST			  ? 2
-				 : (i == S_PEER4 || i == S_PEER6) ? 4
-								  : 3;
+			bool peer = i <= S_RPEER6;
+			const enum ir_type *t = i == S_HOST ? thost
+						: peer
+						    ? (i % 2 ? tpeer6 : tpeer4)
+						: (i - S_OUT4) % 2 ? tnet6
+								   : tnet4;
+			int nk = i == S_HOST ? 2 : peer ? 4 : 3;
 
-			ir_set_add(rs, cc->set_names[sset(s, (int)i)],
-				   IRS_INTERVAL, nk, t);
+			if (sset(cc, s, (int)i) == NO_SET)
+				continue;
+			ir_set_add(rs, cc->set_names[rs->nsets],
+				   i == S_PEER4 || i == S_PEER6 ? 0
+								: IRS_INTERVAL,
+				   nk, t);
 		}
 
 	/* chains: base, dispatch, deny, then three per service */
@@ -997,22 +1092,30 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		struct ir_chain *in = svc + 1, *host = svc + 2;
 		const char *sn[S_NSETS];
 
-		for (i = 0; i < S_NSETS; i++)
-			sn[i] = rs->sets[sset(s, (int)i)].name;
-		for (fi = 0; fi < 2; fi++) {
-			enum ir_expr da = fi ? IRX_DADDR6 : IRX_DADDR4;
+		for (i = 0; i < S_NSETS; i++) {
+			size_t x = sset(cc, s, (int)i);
 
+			sn[i] = x == NO_SET ? NULL : rs->sets[x].name;
+		}
+		/* a rule for each set that exists */
+		for (i = S_PEER4; i <= S_RPEER6; i++) {
+			enum ir_expr da = i % 2 ? IRX_DADDR6 : IRX_DADDR4;
+
+			if (!sn[i])
+				continue;
 			r = ir_rule_add(svc);
 			lookup_match(r, rs->sets[G_SAME].name, false, 2,
 				     IRX_IIFNAME, IRX_OIFNAME);
-			lookup_match(r, sn[S_PEER4 + fi], false, 4, IRX_OIFNAME,
-				     da, IRX_L4PROTO, IRX_DPORT);
+			lookup_match(r, sn[i], false, 4, IRX_OIFNAME, da,
+				     IRX_L4PROTO, IRX_DPORT);
 			rule_verdict(r, IRST_ACCEPT, NULL);
 		}
 		for (i = S_OUT4; i <= S_FQDN6; i++) {
 			enum ir_expr da =
 			    (i - S_OUT4) % 2 ? IRX_DADDR6 : IRX_DADDR4;
 
+			if (!sn[i])
+				continue;
 			r = ir_rule_add(svc);
 			lookup_match(r, bridges, true, 1, IRX_OIFNAME);
 			lookup_match(r, sn[i], false, 3, da, IRX_L4PROTO,
@@ -1021,6 +1124,8 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		}
 		jump_rule(svc, deny);
 		for (fi = 0; fi < 2; fi++) {
+			if (!sn[S_IN4 + fi])
+				continue;
 			r = ir_rule_add(in);
 			lookup_match(r, sn[S_IN4 + fi], false, 3,
 				     fi ? IRX_SADDR6 : IRX_SADDR4, IRX_L4PROTO,
@@ -1028,9 +1133,12 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 			rule_verdict(r, IRST_ACCEPT, NULL);
 		}
 		jump_rule(in, deny);
-		r = ir_rule_add(host);
-		lookup_match(r, sn[S_HOST], false, 2, IRX_L4PROTO, IRX_DPORT);
-		rule_verdict(r, IRST_ACCEPT, NULL);
+		if (sn[S_HOST]) {
+			r = ir_rule_add(host);
+			lookup_match(r, sn[S_HOST], false, 2, IRX_L4PROTO,
+				     IRX_DPORT);
+			rule_verdict(r, IRST_ACCEPT, NULL);
+		}
 		jump_rule(host, deny);
 	}
 }
@@ -1042,12 +1150,16 @@ static void emit_service_sets(const struct compiler *cc, struct ir_ruleset *rs)
 	for (s = 0; s < cc->p->nservices; s++)
 		for (i = S_OUT4; i < S_NSETS; i++) {
 			const struct boxes *b = &cc->svc[s].set[i];
-			struct ir_set *st = &rs->sets[sset(s, (int)i)];
+			size_t x = sset(cc, s, (int)i);
+			struct ir_set *st;
 			int fam = i == S_HOST	     ? 0
 				  : (i - S_OUT4) % 2 ? AF_INET6
 						     : AF_INET;
 			int off = i == S_HOST ? 0 : 1;
 
+			if (x == NO_SET)
+				continue;
+			st = &rs->sets[x];
 			for (j = 0; j < b->n; j++) {
 				struct ir_elem *e;
 

@@ -132,7 +132,7 @@ START_TEST(test_structure)
 
 	have->dormant = true;
 	ir_set_add(have, "extra", 0, 1, k);
-	s = ir_set_find(have, "db_peer4");
+	s = ir_set_find(have, "backend_peer4");
 	s->key[1] = IRT_IPV6;
 	ir_chain_add(have, "stray", IRH_NONE, 0);
 	ir_chain_find(have, "forward")->prio = 0;
@@ -144,7 +144,7 @@ START_TEST(test_structure)
 	ir_diff(want, have, &d);
 	ck_assert_uint_eq(count(&d, IRD_TABLE_DORMANT, "bulkhead"), 1);
 	ck_assert_uint_eq(count(&d, IRD_SET_EXTRA, "extra"), 1);
-	ck_assert_uint_eq(count(&d, IRD_SET_CHANGED, "db_peer4"), 1);
+	ck_assert_uint_eq(count(&d, IRD_SET_CHANGED, "backend_peer4"), 1);
 	ck_assert_uint_eq(count(&d, IRD_CHAIN_EXTRA, "stray"), 1);
 	ck_assert_uint_eq(count(&d, IRD_CHAIN_CHANGED, "forward"), 1);
 	ck_assert_uint_eq(count(&d, IRD_CHAIN_CHANGED, "input"), 1);
@@ -180,7 +180,7 @@ START_TEST(test_rule_eq)
 	b.m[b.nm - 1].neg = !b.m[b.nm - 1].neg;
 	ck_assert(!ir_rule_eq(&a, &b));
 	b = a;
-	b.m[b.nm - 1].set = "db_peer4";
+	b.m[b.nm - 1].set = "backend_peer4";
 	ck_assert(!ir_rule_eq(&a, &b));
 	ir_free(rs);
 }
