@@ -184,14 +184,19 @@ enum gset {
 };
 
 /* Per service. A peer tuple with one protocol and one port is exact and
- * goes into a hash set (peer4/6: constant-time lookups and updates);
- * port and protocol ranges go into an interval set (peer4/6_ranges),
- * whose lookups and updates cost grows with its size. */
+ * goes into a hash set (peer4/6: constant-time lookups and updates). A
+ * port or protocol range to another service becomes a rule of its own,
+ * "destination in D's members set and port in range", so that no
+ * interval set grows with containers (interval sets cost the kernel a
+ * copy of their tables on every change). Only ranges to unmanaged
+ * containers (as "world") go into an interval set, peer4/6_ranges. */
 enum sset {
 	S_PEER4,
 	S_PEER6,
 	S_RPEER4,
 	S_RPEER6,
+	S_MEMB4,
+	S_MEMB6,
 	S_OUT4,
 	S_OUT6,
 	S_FQDN4,
@@ -210,8 +215,9 @@ static const char *const gset_names[G_NSETS] = {
     "bridges", "src4",	"src6", "dst4", "dst6",
     "hsrc4",   "hsrc6", "rl4",	"rl6",	"same_bridge"};
 static const char *const sset_suffix[S_NSETS] = {
-    "peer4", "peer6", "peer4_ranges", "peer6_ranges", "out4", "out6",
-    "fqdn4", "fqdn6", "in4",	      "in6",	      "host"};
+    "peer4",	"peer6", "peer4_ranges", "peer6_ranges", "members4",
+    "members6", "out4",	 "out6",	 "fqdn4",	 "fqdn6",
+    "in4",	"in6",	 "host"};
 static const char *const schain_prefix[C_NCHAINS] = {"svc", "in", "host"};
 
 /* Chains before the per-service ones, in ruleset order. */
@@ -231,9 +237,17 @@ struct into {
 	struct boxes b;
 };
 
+/* A range this service may reach on the containers of service to. */
+struct rrule {
+	size_t to;
+	struct box b;
+};
+
 struct svcinfo {
 	struct into *into; /* who may reach this service, and how */
 	size_t ninto, capinto;
+	struct rrule *rr; /* ranges this service may reach, a rule each */
+	size_t nrr, caprr;
 	struct boxes set[S_NSETS]; /* container-independent set contents */
 };
 
@@ -587,6 +601,31 @@ static void need_peer(bool *nd, const struct boxes *b)
 	}
 }
 
+/* Service to may be reached as x says: exact tuples in the peer sets of
+ * x->from, ranges as rules of x->from over the members of to. */
+static void need_into(struct compiler *cc, bool *need, size_t to,
+		      const struct into *x)
+{
+	size_t j;
+	int fi;
+
+	for (j = 0; j < x->b.n; j++) {
+		const struct box *b = &x->b.v[j];
+
+		for (fi = 0; fi < 2; fi++) {
+			if (!box_in_family(b, fi ? AF_INET6 : AF_INET))
+				continue;
+			if (box_exact(b))
+				need[x->from * S_NSETS + S_PEER4 + fi] = true;
+			else
+				need[to * S_NSETS + S_MEMB4 + fi] = true;
+		}
+		if (!box_exact(b))
+			*PUSH(cc->svc[x->from].rr, cc->svc[x->from].nrr,
+			      cc->svc[x->from].caprr) = (struct rrule){to, *b};
+	}
+}
+
 /* Which per-service sets can ever hold an element, from the policy
  * alone, and their place in the ruleset. */
 static void plan_sets(struct compiler *cc)
@@ -599,8 +638,7 @@ static void plan_sets(struct compiler *cc)
 		const struct svcinfo *si = &cc->svc[s];
 
 		for (i = 0; i < si->ninto; i++)
-			need_peer(&need[si->into[i].from * S_NSETS],
-				  &si->into[i].b);
+			need_into(cc, need, s, &si->into[i]);
 		for (k = S_OUT4; k < S_NSETS; k++)
 			need[s * S_NSETS + k] |=
 			    boxes_have(&si->set[k],
@@ -677,6 +715,7 @@ void compiler_free(struct compiler *cc)
 		for (k = 0; k < S_NSETS; k++)
 			free(si->set[k].v);
 		free(si->into);
+		free(si->rr);
 		for (k = 0; k < C_NCHAINS; k++)
 			free(cc->chain_names[s * C_NCHAINS + k]);
 	}
@@ -834,16 +873,18 @@ static void emit_map(struct sink *k, size_t set, const char *bridge, u128 a,
 }
 
 /* Service from may reach address a on bridge through boxes b: exact
- * tuples into its hash set, ranges into its interval set. */
+ * tuples into its hash set; ranges into its interval set when asked (to
+ * a managed container, ranges are rules over its service's members). */
 static void emit_peer(struct sink *k, size_t from, const char *bridge, u128 a,
-		      const struct boxes *b, int fi)
+		      const struct boxes *b, int fi, bool ranges)
 {
 	int fam = fi ? AF_INET6 : AF_INET;
 	struct ir_elem *e;
 	size_t i;
 
 	for (i = 0; i < b->n; i++) {
-		if (!box_in_family(&b->v[i], fam))
+		if (!box_in_family(&b->v[i], fam) ||
+		    (!ranges && !box_exact(&b->v[i])))
 			continue;
 		e = emit(k,
 			 sset(k->cc, from,
@@ -881,7 +922,14 @@ static void emit_container_net(struct sink *k, long svc,
 				 chain_name(k, (size_t)svc, C_HOST));
 			for (i = 0; i < si->ninto; i++)
 				emit_peer(k, si->into[i].from, n->bridge, a,
-					  &si->into[i].b, fi);
+					  &si->into[i].b, fi, false);
+			if (sset(cc, (size_t)svc, S_MEMB4 + fi) != NO_SET) {
+				struct ir_elem *e = emit(
+				    k, sset(cc, (size_t)svc, S_MEMB4 + fi));
+
+				e->lo[0] = e->hi[0] = ir_ifname(n->bridge);
+				e->lo[1] = e->hi[1] = a;
+			}
 		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
 			/* not managed: free to go, and "world" to others */
 			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
@@ -891,7 +939,7 @@ static void emit_container_net(struct sink *k, long svc,
 			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a, NULL);
 			for (i = 0; i < cc->nworld; i++)
 				emit_peer(k, cc->world_from[i].from, n->bridge,
-					  a, &cc->world_from[i].b, fi);
+					  a, &cc->world_from[i].b, fi, true);
 		}
 		/* unmatched (deny) and conflicting containers get nothing:
 		 * every path ends in the deny chain */
@@ -965,6 +1013,40 @@ static void base_rules(struct ir_chain *c, bool nd)
 	rule_verdict(r, IRST_ACCEPT, NULL);
 }
 
+static void range_match(struct ir_rule *r, enum ir_expr x, unsigned lo,
+			unsigned hi, unsigned max)
+{
+	struct ir_match *m;
+
+	if (lo == 0 && hi == max)
+		return; /* any */
+	m = &r->m[r->nm++];
+	m->kind = IRM_RANGE;
+	m->key[0] = x;
+	m->lo = lo;
+	m->hi = hi;
+}
+
+/* svc may reach rr->b on the containers of service rr->to, on one
+ * bridge: their members set, and the protocol and ports in the rule. */
+static void range_rule(const struct compiler *cc, struct ir_ruleset *rs,
+		       struct ir_chain *svc, const struct rrule *rr, int fi)
+{
+	size_t memb = sset(cc, rr->to, S_MEMB4 + fi);
+	struct ir_rule *r;
+
+	if (!box_in_family(&rr->b, fi ? AF_INET6 : AF_INET) || memb == NO_SET)
+		return;
+	r = ir_rule_add(svc);
+	lookup_match(r, rs->sets[G_SAME].name, false, 2, IRX_IIFNAME,
+		     IRX_OIFNAME);
+	lookup_match(r, rs->sets[memb].name, false, 2, IRX_OIFNAME,
+		     fi ? IRX_DADDR6 : IRX_DADDR4);
+	range_match(r, IRX_L4PROTO, rr->b.plo, rr->b.phi, 255);
+	range_match(r, IRX_DPORT, rr->b.lo, rr->b.hi, 65535);
+	rule_verdict(r, IRST_ACCEPT, NULL);
+}
+
 static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 {
 	static const enum ir_type tmap4[] = {IRT_IFNAME, IRT_IPV4};
@@ -1003,19 +1085,23 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	for (s = 0; s < p->nservices; s++)
 		for (i = 0; i < S_NSETS; i++) {
 			bool peer = i <= S_RPEER6;
-			const enum ir_type *t = i == S_HOST ? thost
-						: peer
-						    ? (i % 2 ? tpeer6 : tpeer4)
-						: (i - S_OUT4) % 2 ? tnet6
-								   : tnet4;
-			int nk = i == S_HOST ? 2 : peer ? 4 : 3;
+			bool memb = i == S_MEMB4 || i == S_MEMB6;
+			bool hash = i == S_PEER4 || i == S_PEER6 || memb;
+			const enum ir_type *t;
+			int nk = i == S_HOST || memb ? 2 : peer ? 4 : 3;
 
+			if (i == S_HOST)
+				t = thost;
+			else if (peer)
+				t = i % 2 ? tpeer6 : tpeer4;
+			else if (memb)
+				t = i % 2 ? tmap6 : tmap4;
+			else
+				t = (i - S_OUT4) % 2 ? tnet6 : tnet4;
 			if (sset(cc, s, (int)i) == NO_SET)
 				continue;
 			ir_set_add(rs, cc->set_names[rs->nsets],
-				   i == S_PEER4 || i == S_PEER6 ? 0
-								: IRS_INTERVAL,
-				   nk, t);
+				   hash ? 0 : IRS_INTERVAL, nk, t);
 		}
 
 	/* chains: base, dispatch, deny, then three per service */
@@ -1110,6 +1196,9 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 				     IRX_L4PROTO, IRX_DPORT);
 			rule_verdict(r, IRST_ACCEPT, NULL);
 		}
+		for (fi = 0; fi < 2; fi++)
+			for (i = 0; i < cc->svc[s].nrr; i++)
+				range_rule(cc, rs, svc, &cc->svc[s].rr[i], fi);
 		for (i = S_OUT4; i <= S_FQDN6; i++) {
 			enum ir_expr da =
 			    (i - S_OUT4) % 2 ? IRX_DADDR6 : IRX_DADDR4;

@@ -244,6 +244,9 @@ static bool match_eq(const struct ir_match *a, const struct ir_match *b)
 {
 	if (a->kind != b->kind)
 		return false;
+	if (a->kind == IRM_RANGE)
+		return a->key[0] == b->key[0] && a->lo == b->lo &&
+		       a->hi == b->hi;
 	if (a->kind != IRM_LOOKUP)
 		return true;
 	return a->neg == b->neg && a->nkey == b->nkey &&
@@ -525,6 +528,13 @@ static enum ir_verdict eval_chain(const struct ir_ruleset *rs,
 			case IRM_NFPROTO:
 				ok = pkt->family == mt->family;
 				break;
+			case IRM_RANGE: {
+				u128 val = 0;
+
+				ok = expr_value(pkt, mt->key[0], &val) &&
+				     val >= mt->lo && val <= mt->hi;
+				break;
+			}
 			case IRM_LOOKUP:
 				s = ir_set_find(rs, mt->set);
 				e = s ? lookup(s, pkt, mt->key, mt->nkey,

@@ -581,6 +581,37 @@ static void e_nd(struct rb *rb)
 	e_cmp(rb, NFT_CMP_LTE, &hi, 1);
 }
 
+/* meta l4proto or th dport, compared with one value or a range (as nft
+ * writes them: cmp for one value, range for two) */
+static void e_range(struct rb *rb, const struct ir_match *m)
+{
+	uint8_t lo[2], hi[2];
+	uint32_t len = m->key[0] == IRX_L4PROTO ? 1 : 2;
+	struct nftnl_expr *e;
+
+	if (len == 1) {
+		lo[0] = (uint8_t)m->lo;
+		hi[0] = (uint8_t)m->hi;
+		e_meta(rb, NFT_META_L4PROTO, NFT_REG_1);
+	} else {
+		lo[0] = (uint8_t)(m->lo >> 8);
+		lo[1] = (uint8_t)m->lo;
+		hi[0] = (uint8_t)(m->hi >> 8);
+		hi[1] = (uint8_t)m->hi;
+		e_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+	}
+	if (m->lo == m->hi) {
+		e_cmp(rb, NFT_CMP_EQ, lo, len);
+		return;
+	}
+	e = nftnl_expr_alloc("range");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
+	nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, lo, len);
+	nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, hi, len);
+	nftnl_rule_add_expr(rb->r, e);
+}
+
 static void e_log(struct rb *rb, const struct ir_rule *r)
 {
 	struct nftnl_expr *e, *lim;
@@ -634,6 +665,9 @@ static void add_rule(struct batch *b, const char *table,
 			break;
 		case IRM_LOOKUP:
 			e_lookup(&rb, m);
+			break;
+		case IRM_RANGE:
+			e_range(&rb, m);
 			break;
 		}
 	}
@@ -1138,16 +1172,27 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 			m->family = v[0] == NFPROTO_IPV4 ? AF_INET : AF_INET6;
 		return;
 	case IRX_L4PROTO:
-		if (op != NFT_CMP_EQ || v[0] != IPPROTO_ICMPV6 || d->nd)
+	case IRX_DPORT:
+		if (op != NFT_CMP_EQ || len != (d->r1 == IRX_DPORT ? 2u : 1u))
 			break;
-		d->nd = 1;
+		m = dec_match(d, IRM_RANGE);
+		if (!m)
+			return;
+		m->key[0] = (enum ir_expr)d->r1;
+		m->lo = m->hi = len == 1 ? v[0] : (uint32_t)(v[0] << 8 | v[1]);
 		return;
 	case X_ICMPTYPE:
-		if (d->nd == 1 && op == NFT_CMP_GTE && v[0] == 133) {
-			d->nd = 2;
+		/* icmpv6 type 133-136: the l4proto match just decoded
+		 * belongs to it */
+		m = d->r->nm ? &d->r->m[d->r->nm - 1] : NULL;
+		if (!d->nd && op == NFT_CMP_GTE && v[0] == 133 && m &&
+		    m->kind == IRM_RANGE && m->key[0] == IRX_L4PROTO &&
+		    m->lo == IPPROTO_ICMPV6 && m->hi == IPPROTO_ICMPV6) {
+			d->r->nm--;
+			d->nd = 1;
 			return;
 		}
-		if (d->nd == 2 && op == NFT_CMP_LTE && v[0] == 136) {
+		if (d->nd == 1 && op == NFT_CMP_LTE && v[0] == 136) {
 			d->nd = 0;
 			dec_match(d, IRM_ND);
 			return;
@@ -1163,6 +1208,31 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 		break;
 	}
 	d->bad = true;
+}
+
+static void dec_range(struct rule_dec *d, struct nftnl_expr *e)
+{
+	uint32_t llo, lhi, want;
+	const uint8_t *lo = nftnl_expr_get(e, NFTNL_EXPR_RANGE_FROM_DATA, &llo);
+	const uint8_t *hi = nftnl_expr_get(e, NFTNL_EXPR_RANGE_TO_DATA, &lhi);
+	struct ir_match *m;
+	int x;
+
+	if (d->nload != 1 || !lo || !hi ||
+	    nftnl_expr_get_u32(e, NFTNL_EXPR_RANGE_OP) != NFT_RANGE_EQ) {
+		d->bad = true;
+		return;
+	}
+	x = d->load[--d->nload];
+	want = x == IRX_DPORT ? 2 : 1;
+	if ((x != IRX_DPORT && x != IRX_L4PROTO) || llo != want ||
+	    lhi != want || !(m = dec_match(d, IRM_RANGE))) {
+		d->bad = true;
+		return;
+	}
+	m->key[0] = (enum ir_expr)x;
+	m->lo = want == 1 ? lo[0] : (uint32_t)(lo[0] << 8 | lo[1]);
+	m->hi = want == 1 ? hi[0] : (uint32_t)(hi[0] << 8 | hi[1]);
 }
 
 static void dec_bitwise(struct rule_dec *d, struct nftnl_expr *e)
@@ -1319,6 +1389,8 @@ static void decode_rule(struct rule_dec *d, struct nftnl_rule *nr,
 			dec_load(d, X_CT);
 		else if (!strcmp(name, "bitwise"))
 			dec_bitwise(d, e);
+		else if (!strcmp(name, "range"))
+			dec_range(d, e);
 		else if (!strcmp(name, "lookup"))
 			dec_lookup(d, e);
 		else if (!strcmp(name, "dynset"))

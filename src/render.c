@@ -166,6 +166,36 @@ static void put_keys(struct strbuf *b, const enum ir_expr *k, int n)
 		sb_printf(b, "%s%s", i ? " . " : "", expr_name(k[i]));
 }
 
+void render_match(const struct ir_match *m, struct strbuf *b)
+{
+	switch (m->kind) {
+	case IRM_CT_ESTABLISHED:
+		sb_puts(b, "ct state established,related");
+		break;
+	case IRM_ND:
+		/* router solicit/advert, neighbour solicit/advert */
+		sb_puts(b, "icmpv6 type 133-136");
+		break;
+	case IRM_NFPROTO:
+		sb_printf(b, "meta nfproto %s",
+			  m->family == AF_INET ? "ipv4" : "ipv6");
+		break;
+	case IRM_LOOKUP:
+		put_keys(b, m->key, m->nkey);
+		sb_printf(b, " %s@%s", m->neg ? "!= " : "", m->set);
+		break;
+	case IRM_RANGE:
+		sb_printf(b, "%s ", expr_name(m->key[0]));
+		if (m->key[0] == IRX_L4PROTO && m->lo == m->hi)
+			put_proto(b, m->lo);
+		else if (m->lo == m->hi)
+			sb_printf(b, "%u", m->lo);
+		else
+			sb_printf(b, "%u-%u", m->lo, m->hi);
+		break;
+	}
+}
+
 void render_rule(const struct ir_rule *r, struct strbuf *b)
 {
 	int i;
@@ -176,25 +206,8 @@ void render_rule(const struct ir_rule *r, struct strbuf *b)
 		return;
 	}
 	for (i = 0; i < r->nm; i++) {
-		const struct ir_match *m = &r->m[i];
-
-		switch (m->kind) {
-		case IRM_CT_ESTABLISHED:
-			sb_puts(b, "ct state established,related ");
-			break;
-		case IRM_ND:
-			/* router solicit/advert, neighbour solicit/advert */
-			sb_puts(b, "icmpv6 type 133-136 ");
-			break;
-		case IRM_NFPROTO:
-			sb_printf(b, "meta nfproto %s ",
-				  m->family == AF_INET ? "ipv4" : "ipv6");
-			break;
-		case IRM_LOOKUP:
-			put_keys(b, m->key, m->nkey);
-			sb_printf(b, " %s@%s ", m->neg ? "!= " : "", m->set);
-			break;
-		}
+		render_match(&r->m[i], b);
+		sb_putc(b, ' ');
 	}
 	switch (r->stmt) {
 	case IRST_ACCEPT:

@@ -344,10 +344,20 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	for (i = 0; i < res.ntrail; i++) {
 		const struct ir_step *st = &res.trail[i];
 
+		const struct ir_chain *c = ir_chain_find(rs, st->chain);
+		int m;
+
 		sb_printf(o, " %s%s", i ? "> " : "", st->chain);
 		if (st->set && !(st->set->flags & IRS_MAP)) {
 			sb_printf(o, " (@%s has ", st->set->name);
 			render_elem(st->set, st->elem, o);
+			/* ports the rule itself checks */
+			for (m = 0;
+			     c && st->rule < c->n && m < c->r[st->rule].nm; m++)
+				if (c->r[st->rule].m[m].kind == IRM_RANGE) {
+					sb_puts(o, ", ");
+					render_match(&c->r[st->rule].m[m], o);
+				}
 			sb_putc(o, ')');
 		}
 	}

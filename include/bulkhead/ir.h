@@ -61,6 +61,7 @@ enum ir_match_kind {
 	IRM_ND,		    /* IPv6 neighbour discovery */
 	IRM_LOOKUP,	    /* key @set, or != @set */
 	IRM_NFPROTO,	    /* meta nfproto ipv4|ipv6 */
+	IRM_RANGE,	    /* key[0] (l4proto or dport) within [lo, hi] */
 };
 
 struct ir_match {
@@ -70,6 +71,7 @@ struct ir_match {
 	int nkey;
 	const char *set; /* owned by the ruleset */
 	int family;	 /* IRM_NFPROTO */
+	uint32_t lo, hi; /* IRM_RANGE */
 };
 
 enum ir_stmt {
@@ -80,7 +82,7 @@ enum ir_stmt {
 	IRST_LOG,  /* rate-limited per source, then continue */
 };
 
-#define IR_MAX_MATCH 3
+#define IR_MAX_MATCH 5 /* 4, and a family check read back */
 
 struct ir_rule {
 	struct ir_match m[IR_MAX_MATCH];

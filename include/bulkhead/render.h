@@ -13,6 +13,7 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out);
 
 void render_elem(const struct ir_set *s, const struct ir_elem *e,
 		 struct strbuf *out);
+void render_match(const struct ir_match *m, struct strbuf *out);
 void render_rule(const struct ir_rule *r, struct strbuf *out);
 void render_set_type(const struct ir_set *s, struct strbuf *out);
 

@@ -18,6 +18,7 @@ fi
 POL=policies/three-tier.yaml
 INV=tests/fixtures/three-tier.json
 NAMES="nginx backend db redis-1 rabbitmq stray"
+PORTS="80 8080 5432 6379 5672 15672 9999 16380 16381"
 . tests/lib/dockerhost.sh
 tmp=$DH_TMP
 trap dh_cleanup EXIT INT TERM
@@ -41,6 +42,11 @@ allowed nginx "$(v6 backend)" 8080
 allowed backend "$(v4 db)" 5432
 allowed backend "$(v6 db)" 5432
 allowed backend "$(v4 redis-1)" 6379
+allowed backend "$(v4 redis-1)" 16380 # a port range: a rule over redis's members
+allowed backend "$(v6 redis-1)" 16380
+denied backend "$(v4 redis-1)" 16381
+denied nginx "$(v4 redis-1)" 16380
+denied db "$(v4 redis-1)" 16380
 allowed backend "$(v4 rabbitmq)" 5672
 allowed backend "$(v4 rabbitmq)" 15672
 allowed backend 172.28.5.1 53

@@ -161,7 +161,8 @@ START_TEST(test_all_kinds_elements)
 	/* api's destinations: itself (7946, both protocols), db with
 	 * three port entries and an ingress merged into one range, and the
 	 * unmanaged toolbox as "world" (443/tcp and icmp, not icmpv6);
-	 * exact tuples in the hash set, ranges in the interval set */
+	 * exact tuples in the hash set; ranges to the toolbox in the
+	 * interval set, ranges to db as a rule over db's members */
 	static const char *const api_peer4[] = {
 	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 . tcp . 7946",
 	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 . udp . 7946",
@@ -173,13 +174,16 @@ START_TEST(test_all_kinds_elements)
 	};
 	static const char *const api_peer4_ranges[] = {
 	    "\"br-aaaaaaaaaaaa\" . 10.1.0.9 . icmp . 0-65535",
-	    "\"br-bbbbbbbbbbbb\" . 10.2.0.3 . tcp . 5432-5440",
 	};
-	/* web may reach api on anything (ingress without ports) */
-	static const char *const web_peer4[] = {
-	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 . 0-255 . 0-65535",
-	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3 . 0-255 . 0-65535",
-	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2 . 0-255 . 0-65535",
+	static const char *const db_members4[] = {
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.3",
+	};
+	/* web may reach api on anything (ingress without ports): a rule
+	 * over api's members */
+	static const char *const api_members4[] = {
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2",
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3",
+	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2",
 	};
 	static const char *const api_out4[] = {
 	    "0.0.0.0/0 . icmp . 0-65535",
@@ -215,8 +219,10 @@ START_TEST(test_all_kinds_elements)
 	ck_assert_ptr_null(ir_set_find(rs, "web_peer4"));
 	ck_assert_ptr_null(ir_set_find(rs, "db_host"));
 	assert_elems(rs, "api_peer4", api_peer4, 7);
-	assert_elems(rs, "api_peer4_ranges", api_peer4_ranges, 2);
-	assert_elems(rs, "web_peer4_ranges", web_peer4, 3);
+	assert_elems(rs, "api_peer4_ranges", api_peer4_ranges, 1);
+	assert_elems(rs, "db_members4", db_members4, 1);
+	assert_elems(rs, "api_members4", api_members4, 3);
+	ck_assert_ptr_null(ir_set_find(rs, "web_peer4_ranges"));
 	assert_elems(rs, "api_out4", api_out4, 3);
 	assert_elems(rs, "api_out6", api_out6, 2);
 	assert_elems(rs, "api_fqdn4", api_fqdn4, 1);
