@@ -89,7 +89,7 @@ clean:
 
 # libFuzzer harnesses, one per parser (clang). FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 30
-FUZZERS := policy inventory
+FUZZERS := policy inventory readback
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 	$(Q)for f in $(FUZZERS); do \

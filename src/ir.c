@@ -509,6 +509,8 @@ static enum ir_verdict eval_chain(const struct ir_ruleset *rs,
 
 	if (depth > 16)
 		return IRV_DROP;
+	if (!c) /* a jump to a chain a read-back ruleset lacks */
+		return IRV_NONE;
 	for (i = 0; i < c->n; i++) {
 		const struct ir_rule *r = &c->r[i];
 
@@ -537,6 +539,7 @@ static enum ir_verdict eval_chain(const struct ir_ruleset *rs,
 			}
 			case IRM_LOOKUP:
 				s = ir_set_find(rs, mt->set);
+				applies = false; /* no such set: no match */
 				e = s ? lookup(s, pkt, mt->key, mt->nkey,
 					       &applies)
 				      : NULL;

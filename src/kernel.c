@@ -375,7 +375,10 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 }
 
 /* Elements go in messages of ELEMS_PER_MSG, each named by its first
- * element for error reports. */
+ * set and count for error reports. Each element is nested as NFTA_LIST_ELEM,
+ * the way the kernel's dumps return them (libnftnl numbers the nests,
+ * which the kernel accepts but libnftnl's own parser does not), so that
+ * what we send decodes as what we read back. */
 static void add_elems(struct batch *b, const char *table,
 		      const struct ir_set *s, const struct ir_elem *e, size_t n,
 		      uint16_t type)
@@ -384,13 +387,20 @@ static void add_elems(struct batch *b, const char *table,
 	size_t i, j;
 
 	for (i = 0; i < n; i += ELEMS_PER_MSG) {
-		struct nftnl_set *ns = nftnl_set_alloc();
+		size_t m = n - i < ELEMS_PER_MSG ? n - i : ELEMS_PER_MSG;
 		struct nlmsghdr *nlh;
+		struct nlattr *list, *one;
 
-		nftnl_set_set_str(ns, NFTNL_SET_TABLE, table);
-		nftnl_set_set_str(ns, NFTNL_SET_NAME, s->name);
-		nftnl_set_set_u32(ns, NFTNL_SET_FAMILY, NFPROTO_INET);
-		for (j = i; j < n && j < i + ELEMS_PER_MSG; j++) {
+		nlh = b_msg(b, type,
+			    type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0,
+			    xasprintf("%s %zu elements of set %s",
+				      type == NFT_MSG_NEWSETELEM ? "adding"
+								 : "deleting",
+				      m, s->name));
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, s->name);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
+		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+		for (j = i; j < i + m; j++) {
 			struct nftnl_set_elem *el = nftnl_set_elem_alloc();
 			unsigned len = key_bytes(s, e[j].lo, key);
 
@@ -412,17 +422,13 @@ static void add_elems(struct batch *b, const char *table,
 					    el, NFTNL_SET_ELEM_CHAIN,
 					    e[j].chain);
 			}
-			nftnl_set_elem_add(ns, el);
+			one = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+			nftnl_set_elem_nlmsg_build_payload(nlh, el);
+			mnl_attr_nest_end(nlh, one);
+			nftnl_set_elem_free(el);
 		}
-		nlh = b_msg(b, type,
-			    type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0,
-			    xasprintf("%s %zu elements of set %s",
-				      type == NFT_MSG_NEWSETELEM ? "adding"
-								 : "deleting",
-				      j - i, s->name));
-		nftnl_set_elems_nlmsg_build_payload(nlh, ns);
+		mnl_attr_nest_end(nlh, list);
 		b_done(b, nlh);
-		nftnl_set_free(ns);
 	}
 }
 
@@ -700,30 +706,51 @@ static void add_rule(struct batch *b, const char *table,
 	nftnl_rule_free(rb.r);
 }
 
+/* The messages of a full apply, between batch begin and end. */
+static void build_apply(struct batch *b, const struct ir_ruleset *rs)
+{
+	size_t i, j;
+
+	/* create (so that the delete cannot fail), delete, create anew:
+	 * one transaction, so the old table stays until the new one is
+	 * complete */
+	add_table(b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	add_table(b, rs->table, NFT_MSG_DELTABLE, 0);
+	add_table(b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	for (i = 0; i < rs->nchains; i++)
+		add_chain(b, rs->table, &rs->chains[i]);
+	for (i = 0; i < rs->nsets; i++)
+		add_set(b, rs->table, &rs->sets[i], (uint32_t)i + 1);
+	for (i = 0; i < rs->nsets; i++)
+		add_elems(b, rs->table, &rs->sets[i], rs->sets[i].e,
+			  rs->sets[i].n, NFT_MSG_NEWSETELEM);
+	for (i = 0; i < rs->nchains; i++)
+		for (j = 0; j < rs->chains[i].n; j++)
+			add_rule(b, rs->table, &rs->chains[i], j);
+}
+
+void kernel_encode(const struct ir_ruleset *rs, char **buf, size_t *len)
+{
+	struct kernel k = {.seq = 1};
+	struct batch b = {0};
+
+	b_begin(&b, &k, 0);
+	build_apply(&b, rs);
+	b_end(&b);
+	*buf = b.buf;
+	*len = b.len;
+	b.buf = NULL;
+	b_free(&b);
+}
+
 int kernel_apply(struct kernel *k, const struct ir_ruleset *rs, char *err,
 		 size_t errlen)
 {
 	struct batch b = {0};
-	size_t i, j;
 	int ret;
 
 	b_begin(&b, k, 0);
-	/* create (so that the delete cannot fail), delete, create anew:
-	 * one transaction, so the old table stays until the new one is
-	 * complete */
-	add_table(&b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-	add_table(&b, rs->table, NFT_MSG_DELTABLE, 0);
-	add_table(&b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-	for (i = 0; i < rs->nchains; i++)
-		add_chain(&b, rs->table, &rs->chains[i]);
-	for (i = 0; i < rs->nsets; i++)
-		add_set(&b, rs->table, &rs->sets[i], (uint32_t)i + 1);
-	for (i = 0; i < rs->nsets; i++)
-		add_elems(&b, rs->table, &rs->sets[i], rs->sets[i].e,
-			  rs->sets[i].n, NFT_MSG_NEWSETELEM);
-	for (i = 0; i < rs->nchains; i++)
-		for (j = 0; j < rs->chains[i].n; j++)
-			add_rule(&b, rs->table, &rs->chains[i], j);
+	build_apply(&b, rs);
 	b_end(&b);
 	ret = b_send(k, &b, err, errlen);
 	b_free(&b);
@@ -801,6 +828,12 @@ struct reader {
 
 typedef int (*dump_cb)(const struct nlmsghdr *nlh, void *data);
 
+/* Attributes may be missing from what is decoded: NULL is nothing. */
+static bool str_is(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
 /* Sends one request and runs cb over every answer until the dump ends.
  * Returns 0, or a negative errno (-EINTR when the dump was interrupted
  * by a concurrent change, -ENOENT when the object does not exist). */
@@ -869,6 +902,8 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_table *t = nftnl_table_alloc();
 
 	if (!nftnl_table_nlmsg_parse(nlh, t) &&
+	    nftnl_table_is_set(t, NFTNL_TABLE_NAME) &&
+	    str_is(nftnl_table_get_str(t, NFTNL_TABLE_NAME), r->table) &&
 	    nftnl_table_is_set(t, NFTNL_TABLE_FLAGS))
 		r->rs->dormant = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) &
 				 NFT_TABLE_F_DORMANT;
@@ -885,8 +920,11 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 	bool foreign = false;
 	uint32_t hooknum;
 
+	/* names are unique in a table: a second one is not the kernel's */
 	if (nftnl_chain_nlmsg_parse(nlh, ch) ||
-	    strcmp(nftnl_chain_get_str(ch, NFTNL_CHAIN_TABLE), r->table))
+	    !str_is(nftnl_chain_get_str(ch, NFTNL_CHAIN_TABLE), r->table) ||
+	    !nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME) ||
+	    ir_chain_find(r->rs, nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME)))
 		goto out;
 	if (nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM)) {
 		hooknum = nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM);
@@ -931,7 +969,9 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 	int n = 0, k;
 
 	if (nftnl_set_nlmsg_parse(nlh, ns) ||
-	    strcmp(nftnl_set_get_str(ns, NFTNL_SET_TABLE), r->table))
+	    !str_is(nftnl_set_get_str(ns, NFTNL_SET_TABLE), r->table) ||
+	    !nftnl_set_get_str(ns, NFTNL_SET_NAME) ||
+	    ir_set_find(r->rs, nftnl_set_get_str(ns, NFTNL_SET_NAME)))
 		goto out;
 	/* the key type is the concatenation of 6-bit datatypes, the first
 	 * component in the highest bits */
@@ -999,6 +1039,7 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 	struct elem_ctx *x = data;
 	struct nftnl_set *ns = nftnl_set_alloc();
 	struct nftnl_set_elems_iter *it;
+	const char *chain;
 	struct nftnl_set_elem *el;
 	struct ir_elem *e;
 	const void *key;
@@ -1006,6 +1047,16 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (nftnl_set_elems_nlmsg_parse(nlh, ns))
 		goto out;
+	if (!x->s) { /* kernel_decode: the message names its set */
+		const char *t = nftnl_set_get_str(ns, NFTNL_SET_TABLE);
+		const char *n = nftnl_set_get_str(ns, NFTNL_SET_NAME);
+
+		if (!t || !n || strcmp(t, x->r->table))
+			goto out;
+		x->s = ir_set_find(x->r->rs, n);
+		if (!x->s || (x->s->flags & IRS_DYNAMIC))
+			goto out;
+	}
 	it = nftnl_set_elems_iter_create(ns);
 	for (el = nftnl_set_elems_iter_cur(it); el;
 	     el = nftnl_set_elems_iter_next(it)) {
@@ -1021,13 +1072,17 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 			memcpy(e->hi, e->lo, sizeof(e->hi));
 		if (!(x->s->flags & IRS_MAP))
 			continue;
+		if (!nftnl_set_elem_is_set(el, NFTNL_SET_ELEM_VERDICT)) {
+			e->verdict = IRV_NONE; /* differs from ours */
+			continue;
+		}
 		switch (
 		    (int)nftnl_set_elem_get_u32(el, NFTNL_SET_ELEM_VERDICT)) {
 		case NFT_JUMP:
-			e->verdict = IRV_JUMP;
-			e->chain = ir_intern(
-			    x->r->rs,
-			    nftnl_set_elem_get_str(el, NFTNL_SET_ELEM_CHAIN));
+			chain =
+			    nftnl_set_elem_get_str(el, NFTNL_SET_ELEM_CHAIN);
+			e->verdict = chain ? IRV_JUMP : IRV_NONE;
+			e->chain = chain ? ir_intern(x->r->rs, chain) : NULL;
 			break;
 		case NF_DROP:
 			e->verdict = IRV_DROP;
@@ -1290,7 +1345,7 @@ static int dec_limit(struct nftnl_expr *e, void *data)
 	struct rule_dec *d = data;
 	uint64_t unit;
 
-	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "limit") ||
+	if (!str_is(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "limit") ||
 	    nftnl_expr_get_u32(e, NFTNL_EXPR_LIMIT_TYPE) != NFT_LIMIT_PKTS) {
 		d->bad = true;
 		return 0;
@@ -1336,6 +1391,10 @@ static void dec_immediate(struct rule_dec *d, struct nftnl_expr *e)
 		d->r->stmt = IRST_DROP;
 		break;
 	case NFT_JUMP:
+		if (!nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN)) {
+			d->bad = true;
+			break;
+		}
 		d->r->stmt = IRST_JUMP;
 		d->r->target = ir_intern(
 		    d->rs, nftnl_expr_get_str(e, NFTNL_EXPR_IMM_CHAIN));
@@ -1374,6 +1433,8 @@ static void decode_rule(struct rule_dec *d, struct nftnl_rule *nr,
 	for (e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
 		const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
 
+		if (!name)
+			name = "?";
 		sb_printf(names, "%s%s", names->len ? " " : "", name);
 		if (d->done) /* nothing follows our verdicts */
 			d->bad = true;
@@ -1416,7 +1477,8 @@ static int rule_cb(const struct nlmsghdr *nlh, void *data)
 	struct ir_chain *c;
 
 	if (nftnl_rule_nlmsg_parse(nlh, nr) ||
-	    strcmp(nftnl_rule_get_str(nr, NFTNL_RULE_TABLE), r->table))
+	    !str_is(nftnl_rule_get_str(nr, NFTNL_RULE_TABLE), r->table) ||
+	    !nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN))
 		goto out;
 	c = ir_chain_find(r->rs, nftnl_rule_get_str(nr, NFTNL_RULE_CHAIN));
 	if (!c)
@@ -1541,4 +1603,36 @@ int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
 	ir_free(r.rs);
 	free(r.buf);
 	return ret;
+}
+
+void kernel_decode(const char *table, const void *buf, size_t len,
+		   struct ir_ruleset *rs)
+{
+	struct reader r = {.table = table, .rs = rs};
+	const struct nlmsghdr *nlh = buf;
+	int n = (int)(len > INT32_MAX ? INT32_MAX : len);
+
+	for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+		struct elem_ctx x = {&r, NULL};
+
+		if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)
+			continue;
+		switch (NFNL_MSG_TYPE(nlh->nlmsg_type)) {
+		case NFT_MSG_NEWTABLE:
+			table_cb(nlh, &r);
+			break;
+		case NFT_MSG_NEWCHAIN:
+			chain_cb(nlh, &r);
+			break;
+		case NFT_MSG_NEWSET:
+			set_cb(nlh, &r);
+			break;
+		case NFT_MSG_NEWSETELEM:
+			elem_cb(nlh, &x);
+			break;
+		case NFT_MSG_NEWRULE:
+			rule_cb(nlh, &r);
+			break;
+		}
+	}
 }

@@ -44,6 +44,18 @@ int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
 int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
 		uint32_t *gen, char *err, size_t errlen);
 
+/* The messages kernel_apply sends for rs, batch frame included, in a
+ * new buffer (*buf, *len) the caller frees: what the read-back decodes,
+ * for tests and the fuzzer's seeds. */
+void kernel_encode(const struct ir_ruleset *rs, char **buf, size_t *len);
+
+/* Decodes netlink messages as the kernel's dumps of table inet TABLE
+ * return them (table, chains, sets, elements, rules; anything else is
+ * skipped) into rs, the way kernel_read does. Never fails: what does not
+ * parse is left out, a rule that is not bulkhead's is kept as foreign. */
+void kernel_decode(const char *table, const void *buf, size_t len,
+		   struct ir_ruleset *rs);
+
 /* Deletes table inet NAME; 0 when it was not there. */
 int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen);
 

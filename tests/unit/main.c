@@ -1,6 +1,7 @@
 /* Runs every unit suite. Needs no root, no Docker and no kernel. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include "unit.h"
 
@@ -23,6 +24,26 @@ struct inventory *load_inventory_fixture(const char *path)
 	ck_assert_int_eq(inventory_load(inv, path, &d), 0);
 	diags_free(&d);
 	return inv;
+}
+
+struct ir_ruleset *compile_fixture(const char *policy, const char *inventory)
+{
+	static const struct compile_fqdn fq[] = {
+	    {"api.example.com", AF_INET, 0xcb007105}, /* 203.0.113.5 */
+	};
+	struct policy *p = load_policy_fixture(policy);
+	struct inventory *inv = load_inventory_fixture(inventory);
+	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
+	struct compiler *cc = compiler_new(p, &o);
+	struct diags d = {0};
+	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
+
+	ck_assert_ptr_nonnull(rs);
+	diags_free(&d);
+	compiler_free(cc);
+	inventory_free(inv);
+	policy_free(p);
+	return rs;
 }
 
 char *read_text(const char *path, size_t *len)
@@ -53,6 +74,7 @@ int main(void)
 	srunner_add_suite(sr, compile_suite());
 	srunner_add_suite(sr, trace_suite());
 	srunner_add_suite(sr, ir_suite());
+	srunner_add_suite(sr, kernel_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

@@ -9,19 +9,8 @@
 
 static struct ir_ruleset *three_tier(void)
 {
-	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
-	struct inventory *inv =
-	    load_inventory_fixture(FIXTURES "/three-tier.json");
-	struct compiler *cc = compiler_new(p, NULL);
-	struct diags d = {0};
-	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
-
-	ck_assert_ptr_nonnull(rs);
-	diags_free(&d);
-	compiler_free(cc);
-	inventory_free(inv);
-	policy_free(p);
-	return rs;
+	return compile_fixture("policies/three-tier.yaml",
+			       FIXTURES "/three-tier.json");
 }
 
 /* Applies the element changes to have, the way the kernel would. */

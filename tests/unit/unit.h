@@ -11,10 +11,13 @@ Suite *inventory_suite(void);
 Suite *compile_suite(void);
 Suite *trace_suite(void);
 Suite *ir_suite(void);
+Suite *kernel_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
 struct inventory *load_inventory_fixture(const char *path);
 char *read_text(const char *path, size_t *len);
+/* The fixture's ruleset (api.example.com resolving to 203.0.113.5). */
+struct ir_ruleset *compile_fixture(const char *policy, const char *inventory);
 
 #endif
