@@ -190,7 +190,7 @@ size_t ir_element_count(const struct ir_ruleset *rs)
 
 /* --- comparison ----------------------------------------------------------- */
 
-static int expr_family(enum ir_expr x)
+int ir_expr_family(enum ir_expr x)
 {
 	switch (x) {
 	case IRX_SADDR4:
@@ -209,7 +209,7 @@ static int keys_family(const enum ir_expr *k, int n)
 	int i, f = 0;
 
 	for (i = 0; i < n && !f; i++)
-		f = expr_family(k[i]);
+		f = ir_expr_family(k[i]);
 	return f;
 }
 
@@ -231,7 +231,7 @@ static int rule_family(const struct ir_rule *r)
 	if (!f && r->stmt == IRST_VMAP)
 		f = keys_family(r->vkey, r->nvkey);
 	if (!f && r->stmt == IRST_LOG)
-		f = expr_family(r->rl_key);
+		f = ir_expr_family(r->rl_key);
 	return f;
 }
 

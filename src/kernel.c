@@ -501,9 +501,8 @@ static uint32_t load_keys(struct rb *rb, const enum ir_expr *key, int n)
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (key[i] >= IRX_SADDR4 && key[i] <= IRX_DADDR6)
-			need_family(rb,
-				    key[i] <= IRX_DADDR4 ? AF_INET : AF_INET6);
+		if (ir_expr_family(key[i]))
+			need_family(rb, ir_expr_family(key[i]));
 	for (i = 0; i < n; i++) {
 		uint32_t reg = NFT_REG32_00 + words;
 

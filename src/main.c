@@ -530,21 +530,18 @@ static int job_kernel(struct job *j, char *err, size_t errlen)
 	return 0;
 }
 
-/* Reads our table back and compares it with the job's ruleset. */
+/* Reads our table back (its generation in *gen) and compares it with
+ * the job's ruleset. 0 or a negative errno, with a message in err. */
 static int job_diff(struct job *j, struct ir_ruleset **have, uint32_t *gen,
-		    struct ir_diff *d)
+		    struct ir_diff *d, char *err, size_t errlen)
 {
-	char err[512];
-	int r;
+	int r = job_kernel(j, err, errlen);
 
-	r = job_kernel(j, err, sizeof(err));
 	if (!r)
-		r = kernel_read(j->k, j->rs->table, have, gen, err,
-				sizeof(err));
-	if (r)
-		return kernel_status(r, err);
-	ir_diff(j->rs, *have, d);
-	return 0;
+		r = kernel_read(j->k, j->rs->table, have, gen, err, errlen);
+	if (!r)
+		ir_diff(j->rs, *have, d);
+	return r;
 }
 
 static int cmd_diff(int argc, char **argv)
@@ -552,6 +549,7 @@ static int cmd_diff(int argc, char **argv)
 	struct job j = {0};
 	struct ir_ruleset *have = NULL;
 	struct ir_diff d = {0};
+	char err[512];
 	int r, ret;
 
 	r = parse_opts(argc, argv, &j.o, usage_diff);
@@ -563,7 +561,8 @@ static int cmd_diff(int argc, char **argv)
 	if (!ret)
 		ret = job_compile(&j);
 	if (!ret)
-		ret = job_diff(&j, &have, NULL, &d);
+		ret = kernel_status(
+		    job_diff(&j, &have, NULL, &d, err, sizeof(err)), err);
 	if (!ret) {
 		print_diff(j.rs, have, &d, stdout);
 		if (!d.nitems && !d.elems.n)
@@ -595,17 +594,13 @@ static int job_apply(struct job *j, char *err, size_t errlen)
 	struct ir_ruleset *have = NULL;
 	struct ir_diff d = {0};
 	uint32_t gen = 0;
-	int r = job_kernel(j, err, errlen);
+	int r = j->o.replace ? job_kernel(j, err, errlen)
+			     : job_diff(j, &have, &gen, &d, err, errlen);
 
 	if (r)
-		return r;
+		goto out;
 	r = -EAGAIN;
 	if (!j->o.replace) {
-		r = kernel_read(j->k, j->rs->table, &have, &gen, err, errlen);
-		if (r)
-			goto out;
-		ir_diff(j->rs, have, &d);
-		r = -EAGAIN;
 		if (!d.nitems) {
 			r = kernel_apply_delta(j->k, j->rs, &d.elems, gen, err,
 					       errlen);

@@ -148,6 +148,9 @@ bool ir_elem_key_eq(const struct ir_set *s, const struct ir_elem *a,
 		    const struct ir_elem *b);
 size_t ir_element_count(const struct ir_ruleset *rs);
 
+/* AF_INET or AF_INET6 for an address expression, 0 for the others. */
+int ir_expr_family(enum ir_expr x);
+
 /* Rules compare by meaning: an address key implies its family, so an
  * explicit `meta nfproto` check before it is the same rule. */
 bool ir_rule_eq(const struct ir_rule *a, const struct ir_rule *b);
