@@ -45,7 +45,9 @@ int main(int argc, char **argv)
 	fputs("[\n", out);
 	for (i = 0; i < n; i++) {
 		int svc = i % services, proj = svc / PER_PROJECT;
-		int host = i / services + 2;
+		/* each container its own address on its project's network:
+		 * the n-th instance of each of the project's services */
+		int host = (i / services) * PER_PROJECT + svc % PER_PROJECT + 2;
 
 		c = json_deep_copy(tpl);
 		snprintf(buf, sizeof(buf), "%08x%056x", i + 1, svc);
