@@ -1,6 +1,7 @@
 /* Renders the IR as nft syntax (loadable with `nft -f`, checked with
  * `nft -c -f`) or JSON. Output depends only on the IR: same IR, same
  * bytes. No I/O: everything goes into a string buffer. */
+#define _GNU_SOURCE /* qsort_r */
 #include <jansson.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -34,6 +35,28 @@ static const char *expr_name(enum ir_expr x)
 	return n[x];
 }
 
+/* Hundreds of thousands of elements are rendered: numbers and names
+ * without printf. */
+static void put_uint(struct strbuf *b, unsigned v)
+{
+	char d[12];
+	int n = 0;
+
+	do
+		d[sizeof(d) - ++n] = (char)('0' + v % 10);
+	while ((v /= 10) && n < (int)sizeof(d));
+	sb_putn(b, d + sizeof(d) - n, (size_t)n);
+}
+
+static void put_range(struct strbuf *b, unsigned lo, unsigned hi)
+{
+	put_uint(b, lo);
+	if (lo == hi)
+		return;
+	sb_putc(b, '-');
+	put_uint(b, hi);
+}
+
 static int prefix_len(u128 lo, u128 hi, int bits)
 {
 	u128 span = hi - lo;
@@ -65,13 +88,16 @@ static void put_addr(struct strbuf *b, int fam, u128 lo, u128 hi)
 		sb_puts(b, a);
 		return;
 	}
+	sb_puts(b, a);
 	pl = prefix_len(lo, hi, bits);
 	if (pl >= 0) {
-		sb_printf(b, "%s/%d", a, pl);
+		sb_putc(b, '/');
+		put_uint(b, (unsigned)pl);
 		return;
 	}
 	addr_format(fam, hi, c, sizeof(c));
-	sb_printf(b, "%s-%s", a, c);
+	sb_putc(b, '-');
+	sb_puts(b, c);
 }
 
 static void put_proto(struct strbuf *b, unsigned v)
@@ -93,7 +119,7 @@ static void put_proto(struct strbuf *b, unsigned v)
 		sb_puts(b, "sctp");
 		return;
 	}
-	sb_printf(b, "%u", v);
+	put_uint(b, v);
 }
 
 static void put_comp(struct strbuf *b, const struct ir_set *s,
@@ -106,7 +132,9 @@ static void put_comp(struct strbuf *b, const struct ir_set *s,
 		char name[IR_IFNAMSIZ + 1];
 
 		ir_ifname_str(e->lo[i], name);
-		sb_printf(b, "\"%s\"", name);
+		sb_putc(b, '"');
+		sb_puts(b, name);
+		sb_putc(b, '"');
 		return;
 	}
 	case IRT_IPV4:
@@ -115,17 +143,13 @@ static void put_comp(struct strbuf *b, const struct ir_set *s,
 			 e->lo[i], e->hi[i]);
 		return;
 	case IRT_PROTO:
-		if (lo == hi) {
+		if (lo == hi)
 			put_proto(b, lo);
-			return;
-		}
-		sb_printf(b, "%u-%u", lo, hi);
+		else
+			put_range(b, lo, hi);
 		return;
 	case IRT_PORT:
-		if (lo == hi)
-			sb_printf(b, "%u", lo);
-		else
-			sb_printf(b, "%u-%u", lo, hi);
+		put_range(b, lo, hi);
 		return;
 	}
 }
@@ -285,7 +309,58 @@ struct order {
 	const struct ir_ruleset *rs;
 	char *done; /* sets first, then chains */
 	struct strbuf *b;
+	/* names sorted, for lookups in O(log n): a map of 10,000 elements
+	 * names a chain in each */
+	const char **names; /* sets first, then chains */
+	size_t *byname;	    /* indexes into names, sorted by name */
 };
+
+static int name_cmp(const void *a, const void *b, void *names)
+{
+	const char **n = names;
+
+	return strcmp(n[*(const size_t *)a], n[*(const size_t *)b]);
+}
+
+static void order_index(struct order *o)
+{
+	const struct ir_ruleset *rs = o->rs;
+	size_t i, n = rs->nsets + rs->nchains;
+
+	o->names = xcalloc(n + 1, sizeof(*o->names));
+	o->byname = xcalloc(n + 1, sizeof(*o->byname));
+	for (i = 0; i < rs->nsets; i++)
+		o->names[i] = rs->sets[i].name;
+	for (i = 0; i < rs->nchains; i++)
+		o->names[rs->nsets + i] = rs->chains[i].name;
+	for (i = 0; i < n; i++)
+		o->byname[i] = i;
+	qsort_r(o->byname, n, sizeof(*o->byname), name_cmp, o->names);
+}
+
+/* The index in names of a set (chain false) or chain called name, or
+ * SIZE_MAX. */
+static size_t order_find(const struct order *o, const char *name, bool chain)
+{
+	size_t lo = 0, hi = o->rs->nsets + o->rs->nchains, mid, x;
+	int c;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		x = o->byname[mid];
+		c = strcmp(name, o->names[x]);
+		/* a set and a chain may share a name: sets sort first */
+		if (!c)
+			c = chain ? (x < o->rs->nsets) : -(x >= o->rs->nsets);
+		if (!c)
+			return x;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return SIZE_MAX;
+}
 
 static void emit_chain_deps(struct order *o, size_t ci);
 
@@ -302,30 +377,28 @@ static bool chain_uses_map(const struct ir_chain *c)
 static void emit_set_deps(struct order *o, size_t si)
 {
 	const struct ir_set *s = &o->rs->sets[si];
-	const struct ir_chain *c;
-	size_t i;
+	size_t i, x;
 
 	if (o->done[si])
 		return;
 	o->done[si] = 1;
 	for (i = 0; i < s->n; i++)
-		if (s->e[i].verdict == IRV_JUMP &&
-		    (c = ir_chain_find(o->rs, s->e[i].chain)))
-			emit_chain_deps(o, (size_t)(c - o->rs->chains));
+		if (s->e[i].verdict == IRV_JUMP && s->e[i].chain &&
+		    (x = order_find(o, s->e[i].chain, true)) != SIZE_MAX)
+			emit_chain_deps(o, x - o->rs->nsets);
 	render_set(s, o->b);
 }
 
 static void emit_name(struct order *o, const char *name, bool chain)
 {
-	const struct ir_chain *c;
-	const struct ir_set *s;
+	size_t x;
 
-	if (!name)
+	if (!name || (x = order_find(o, name, chain)) == SIZE_MAX)
 		return;
-	if (chain && (c = ir_chain_find(o->rs, name)))
-		emit_chain_deps(o, (size_t)(c - o->rs->chains));
-	if (!chain && (s = ir_set_find(o->rs, name)))
-		emit_set_deps(o, (size_t)(s - o->rs->sets));
+	if (chain)
+		emit_chain_deps(o, x - o->rs->nsets);
+	else
+		emit_set_deps(o, x);
 }
 
 static void emit_chain_deps(struct order *o, size_t ci)
@@ -351,9 +424,11 @@ static void emit_chain_deps(struct order *o, size_t ci)
 void render_nft(const struct ir_ruleset *rs, const char *comment,
 		struct strbuf *b)
 {
-	struct order o = {rs, xcalloc(rs->nsets + rs->nchains + 1, 1), b};
+	struct order o = {rs, xcalloc(rs->nsets + rs->nchains + 1, 1), b, NULL,
+			  NULL};
 	size_t i;
 
+	order_index(&o);
 	sb_puts(b, "#!/usr/sbin/nft -f\n");
 	if (comment)
 		sb_printf(b, "# %s\n", comment);
@@ -378,6 +453,8 @@ void render_nft(const struct ir_ruleset *rs, const char *comment,
 		emit_chain_deps(&o, i);
 	sb_puts(b, "}\n");
 	free(o.done);
+	free(o.names);
+	free(o.byname);
 }
 
 void render_json(const struct ir_ruleset *rs, struct strbuf *out)
