@@ -374,8 +374,8 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 	nftnl_set_free(ns);
 }
 
-/* Elements go in messages of ELEMS_PER_MSG, each named by its first
- * set and count for error reports. Each element is nested as NFTA_LIST_ELEM,
+/* Elements go in messages of ELEMS_PER_MSG, each described by its set
+ * and count for error reports. Each element is nested as NFTA_LIST_ELEM,
  * the way the kernel's dumps return them (libnftnl numbers the nests,
  * which the kernel accepts but libnftnl's own parser does not), so that
  * what we send decodes as what we read back. */
