@@ -90,8 +90,24 @@ probes() {
 step "Before bulkhead: every container reaches every other"
 probes
 
+# every table but ours, counters left out (traffic moves them)
+others() {
+	nft list tables | grep -v '^table inet bulkhead$' | while read -r _ fam name; do
+		nft list table "$fam" "$name" 2>/dev/null
+	done | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+}
+
 step "bulkhead apply: one atomic netlink batch into table inet bulkhead"
+others >"$tmp/tables-before"
 ./bulkhead apply -p "$tmp/policy.yaml" --inventory "$tmp/inventory.json" 2>&1 | grep -v "matches no service" || true
+others >"$tmp/tables-after"
+if cmp -s "$tmp/tables-before" "$tmp/tables-after"; then
+	echo "Docker's own tables ($(nft list tables | grep -v 'inet bulkhead' | cut -d' ' -f2- | paste -sd, -); $(wc -l <"$tmp/tables-after") lines) are as they were, byte for byte."
+else
+	echo "Docker's tables changed during apply:"
+	diff "$tmp/tables-before" "$tmp/tables-after" | head -20
+fi
+./bulkhead diff -p "$tmp/policy.yaml" --inventory "$tmp/inventory.json" 2>/dev/null | tail -1
 
 step "After: the allowed pairs connect, everything else is dropped"
 probes

@@ -2,7 +2,9 @@
 # End to end with a real dockerd: runs the demo (three-tier app from the
 # offline image, bulkhead apply on the host) and checks its verdicts:
 # allowed pairs connect, denied pairs are blocked after apply, every pair
-# connects before it, and our table is gone afterwards.
+# connects before it, Docker's own tables are byte for byte the same after
+# apply, `diff` finds the kernel holding the plan, and our table is gone
+# afterwards.
 set -eu
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -23,5 +25,8 @@ for pair in "demo-nginx -> demo-db 5432" "demo-nginx -> demo-redis 6379" "demo-n
 	echo "$after" | tr -s ' ' | grep -q "$pair blocked" || fail "$pair should be blocked"
 done
 grep -q "^denied demo-nginx -> demo-db 5432/tcp" "$out" || fail "trace of a denied pair"
+grep -q "^Docker's own tables (.*ip filter.*; [1-9][0-9]* lines) are as they were, byte for byte" "$out" ||
+	fail "apply changed another table (or Docker has none)"
+grep -q "^diff: the kernel holds the plan" "$out" || fail "after apply, diff finds differences"
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
 echo "ok: demo: 3 allowed pairs connect, 4 denied pairs are blocked, table removed after"
