@@ -916,10 +916,16 @@ static void emit_container_net(struct sink *k, long svc,
 
 			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
 				 chain_name(k, (size_t)svc, C_SVC));
-			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a,
-				 chain_name(k, (size_t)svc, C_IN));
-			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a,
-				 chain_name(k, (size_t)svc, C_HOST));
+			/* an element with a jump makes the kernel validate
+			 * the whole table when it is added: where in_S or
+			 * host_S would only jump to deny, leave it out, and
+			 * the dispatch falls through to deny all the same */
+			if (sset(cc, (size_t)svc, S_IN4 + fi) != NO_SET)
+				emit_map(k, G_DST4 + (size_t)fi, n->bridge, a,
+					 chain_name(k, (size_t)svc, C_IN));
+			if (sset(cc, (size_t)svc, S_HOST) != NO_SET)
+				emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a,
+					 chain_name(k, (size_t)svc, C_HOST));
 			for (i = 0; i < si->ninto; i++)
 				emit_peer(k, si->into[i].from, n->bridge, a,
 					  &si->into[i].b, fi, false);
