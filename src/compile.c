@@ -898,6 +898,24 @@ static void emit_peer(struct sink *k, size_t from, const char *bridge, u128 a,
 	}
 }
 
+/* Whether svc_S has a rule for family fi besides the final jump to deny
+ * (as the layout writes them). */
+static bool svc_egress(const struct compiler *cc, size_t s, int fi)
+{
+	static const int sets[] = {S_PEER4, S_RPEER4, S_OUT4, S_FQDN4};
+	size_t i;
+
+	for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		if (sset(cc, s, sets[i] + fi) != NO_SET)
+			return true;
+	for (i = 0; i < cc->svc[s].nrr; i++)
+		if (box_in_family(&cc->svc[s].rr[i].b,
+				  fi ? AF_INET6 : AF_INET) &&
+		    sset(cc, cc->svc[s].rr[i].to, S_MEMB4 + fi) != NO_SET)
+			return true;
+	return false;
+}
+
 /* Everything one container on one managed network brings. */
 static void emit_container_net(struct sink *k, long svc,
 			       const struct inv_net *n)
@@ -914,12 +932,14 @@ static void emit_container_net(struct sink *k, long svc,
 		if (svc >= 0) {
 			const struct svcinfo *si = &cc->svc[svc];
 
-			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
-				 chain_name(k, (size_t)svc, C_SVC));
 			/* an element with a jump makes the kernel validate
-			 * the whole table when it is added: where in_S or
-			 * host_S would only jump to deny, leave it out, and
-			 * the dispatch falls through to deny all the same */
+			 * the whole table when it is added: where svc_S,
+			 * in_S or host_S would only jump to deny, leave it
+			 * out, and the dispatch falls through to deny all
+			 * the same */
+			if (svc_egress(cc, (size_t)svc, fi))
+				emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
+					 chain_name(k, (size_t)svc, C_SVC));
 			if (sset(cc, (size_t)svc, S_IN4 + fi) != NO_SET)
 				emit_map(k, G_DST4 + (size_t)fi, n->bridge, a,
 					 chain_name(k, (size_t)svc, C_IN));

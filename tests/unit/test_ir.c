@@ -78,7 +78,7 @@ START_TEST(test_elements)
 	struct ir_diff d;
 	size_t i, npeer;
 
-	ck_assert(peer && peer->n > 0 && src && src->n > 2 && rl);
+	ck_assert(peer && peer->n > 0 && src && src->n >= 2 && rl);
 	npeer = peer->n;
 	peer->n = 0; /* missing in the kernel: to add */
 	extra = src->e[0];
