@@ -900,6 +900,16 @@ static void emit_peer(struct sink *k, size_t from, const char *bridge, u128 a,
 
 /* Whether svc_S has a rule for family fi besides the final jump to deny
  * (as the layout writes them). */
+/* The members set a range rule of family fi looks destinations up in,
+ * or NO_SET when the layout writes no such rule. */
+static size_t range_members(const struct compiler *cc, const struct rrule *rr,
+			    int fi)
+{
+	if (!box_in_family(&rr->b, fi ? AF_INET6 : AF_INET))
+		return NO_SET;
+	return sset(cc, rr->to, S_MEMB4 + fi);
+}
+
 static bool svc_egress(const struct compiler *cc, size_t s, int fi)
 {
 	static const int sets[] = {S_PEER4, S_RPEER4, S_OUT4, S_FQDN4};
@@ -909,9 +919,7 @@ static bool svc_egress(const struct compiler *cc, size_t s, int fi)
 		if (sset(cc, s, sets[i] + fi) != NO_SET)
 			return true;
 	for (i = 0; i < cc->svc[s].nrr; i++)
-		if (box_in_family(&cc->svc[s].rr[i].b,
-				  fi ? AF_INET6 : AF_INET) &&
-		    sset(cc, cc->svc[s].rr[i].to, S_MEMB4 + fi) != NO_SET)
+		if (range_members(cc, &cc->svc[s].rr[i], fi) != NO_SET)
 			return true;
 	return false;
 }
@@ -1058,10 +1066,10 @@ static void range_match(struct ir_rule *r, enum ir_expr x, unsigned lo,
 static void range_rule(const struct compiler *cc, struct ir_ruleset *rs,
 		       struct ir_chain *svc, const struct rrule *rr, int fi)
 {
-	size_t memb = sset(cc, rr->to, S_MEMB4 + fi);
+	size_t memb = range_members(cc, rr, fi);
 	struct ir_rule *r;
 
-	if (!box_in_family(&rr->b, fi ? AF_INET6 : AF_INET) || memb == NO_SET)
+	if (memb == NO_SET)
 		return;
 	r = ir_rule_add(svc);
 	lookup_match(r, rs->sets[G_SAME].name, false, 2, IRX_IIFNAME,

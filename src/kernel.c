@@ -1201,6 +1201,12 @@ static void dec_payload(struct rule_dec *d, struct nftnl_expr *e)
 	d->bad = true;
 }
 
+/* A protocol (1 byte) or port (2 bytes, network order) as a number. */
+static uint32_t be_value(const uint8_t *v, uint32_t len)
+{
+	return len == 1 ? v[0] : (uint32_t)(v[0] << 8 | v[1]);
+}
+
 /* A cmp reads the one value just loaded, or (a second bound) the value
  * the previous cmp read. */
 static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
@@ -1233,7 +1239,7 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 		if (!m)
 			return;
 		m->key[0] = (enum ir_expr)d->r1;
-		m->lo = m->hi = len == 1 ? v[0] : (uint32_t)(v[0] << 8 | v[1]);
+		m->lo = m->hi = be_value(v, len);
 		return;
 	case X_ICMPTYPE:
 		/* icmpv6 type 133-136: the l4proto match just decoded
@@ -1285,8 +1291,8 @@ static void dec_range(struct rule_dec *d, struct nftnl_expr *e)
 		return;
 	}
 	m->key[0] = (enum ir_expr)x;
-	m->lo = want == 1 ? lo[0] : (uint32_t)(lo[0] << 8 | lo[1]);
-	m->hi = want == 1 ? hi[0] : (uint32_t)(hi[0] << 8 | hi[1]);
+	m->lo = be_value(lo, want);
+	m->hi = be_value(hi, want);
 }
 
 static void dec_bitwise(struct rule_dec *d, struct nftnl_expr *e)
