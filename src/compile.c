@@ -263,7 +263,7 @@ struct index {
 
 struct compiler {
 	const struct policy *p;
-	bool audit;
+	bool audit, conflicts_deny;
 	struct svcinfo *svc;
 	struct into *world_from; /* services with egress to world */
 	size_t nworld, capworld;
@@ -688,6 +688,7 @@ struct compiler *compiler_new(const struct policy *p,
 		opts = &none;
 	cc->p = p;
 	cc->audit = opts->audit || p->mode == POL_AUDIT;
+	cc->conflicts_deny = opts->conflicts_deny;
 	cc->svc = xcalloc(p->nservices ? p->nservices : 1, sizeof(*cc->svc));
 	cc->chain_names = xcalloc(p->nservices * C_NCHAINS + 1, sizeof(char *));
 	for (s = 0; s < p->nservices; s++) {
@@ -1327,14 +1328,18 @@ static size_t report(const struct compiler *cc, const struct inventory *inv,
 
 		if (assign[i] == COMPILE_CONFLICT) {
 			compiler_assign(cc, c, &a, &b);
-			diags_add(d, DIAG_ERROR, p->file,
-				  p->services[b].loc.line,
+			diags_add(d,
+				  cc->conflicts_deny ? DIAG_WARNING
+						     : DIAG_ERROR,
+				  p->file, p->services[b].loc.line,
 				  p->services[b].loc.col,
 				  "container '%s' matches both service '%s' "
-				  "(line %u) and service '%s' (line %u)",
+				  "(line %u) and service '%s' (line %u)%s",
 				  c->name, p->services[a].name,
 				  p->services[a].loc.line, p->services[b].name,
-				  p->services[b].loc.line);
+				  p->services[b].loc.line,
+				  cc->conflicts_deny ? ": denied until resolved"
+						     : "");
 			continue;
 		}
 		if (assign[i] != COMPILE_UNMATCHED)
@@ -1401,6 +1406,19 @@ out:
 	return rs;
 }
 
+/* Whether a container other than skip is on network net. */
+static bool on_net(const struct inventory *inv, const char *net,
+		   const struct inv_container *skip)
+{
+	size_t i, j;
+
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; &inv->c[i] != skip && j < inv->c[i].nnets; j++)
+			if (!strcmp(inv->c[i].nets[j].name, net))
+				return true;
+	return false;
+}
+
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out)
 {
@@ -1425,6 +1443,11 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		if (!with)
 			continue;
 		emit_container_net(&k, svc, n);
+		/* a listed network is managed from the start, but its bridge
+		 * is known only while some container is on it */
+		if (without && cc->p->networks_set &&
+		    !on_net(inv, n->name, c))
+			emit_bridge(&k, n->bridge);
 		if (without)
 			continue;
 		/* c alone makes this network managed: the bridge and every

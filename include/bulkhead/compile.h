@@ -22,6 +22,10 @@ struct compile_fqdn {
 
 struct compile_opts {
 	bool audit; /* overrides settings.mode */
+	/* a container matching two services is a warning and gets nothing
+	 * (denied), not an error that stops the compile: the daemon must
+	 * keep enforcing everything else */
+	bool conflicts_deny;
 	const struct compile_fqdn *fqdn;
 	size_t nfqdn;
 };
@@ -58,10 +62,10 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 /* The element changes for container idx of inv arriving (inv holds it
  * and everything else running) or leaving (inv still holds it). The
  * elements depend on the container's own edges, not on the size of inv.
- * Two things still look at inv: when networks are left out of the policy,
- * deciding whether a network stays managed scans for another matched
- * container on it (stopping at the first), and a network that becomes
- * managed or unmanaged brings every container on it along. */
+ * Two things still look at inv: whether a network's bridge stays known
+ * scans for another container on it (a matched one when networks are
+ * left out of the policy), stopping at the first; and a network that
+ * becomes managed or unmanaged brings every container on it along. */
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out);
 

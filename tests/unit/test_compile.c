@@ -374,6 +374,24 @@ START_TEST(test_delta_matches_full)
 		ir_delta_free(&dl);
 		free(want_part);
 		ir_free(part);
+
+		/* alone: the first container on a network brings its bridge */
+		less.c = &inv->c[k];
+		less.n = 0;
+		part = compile(p, &less, NULL);
+		less.n = 1;
+		ck_assert_int_eq(compile_delta(cc, &less, 0, true, &dl), 0);
+		got = apply_delta(part, &dl);
+		ir_free(part);
+		part = compile(p, &less, NULL);
+		want_part = sorted_state(part);
+		ck_assert_msg(!strcmp(got, want_part),
+			      "%s: %s alone:\n%s\nwant:\n%s", ex->policy,
+			      inv->c[k].name, got, want_part);
+		free(got);
+		free(want_part);
+		ir_delta_free(&dl);
+		ir_free(part);
 		free(v);
 	}
 	free(want_full);
