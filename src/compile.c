@@ -1328,18 +1328,17 @@ static size_t report(const struct compiler *cc, const struct inventory *inv,
 
 		if (assign[i] == COMPILE_CONFLICT) {
 			compiler_assign(cc, c, &a, &b);
-			diags_add(d,
-				  cc->conflicts_deny ? DIAG_WARNING
-						     : DIAG_ERROR,
-				  p->file, p->services[b].loc.line,
-				  p->services[b].loc.col,
-				  "container '%s' matches both service '%s' "
-				  "(line %u) and service '%s' (line %u)%s",
-				  c->name, p->services[a].name,
-				  p->services[a].loc.line, p->services[b].name,
-				  p->services[b].loc.line,
-				  cc->conflicts_deny ? ": denied until resolved"
-						     : "");
+			diags_add(
+			    d, cc->conflicts_deny ? DIAG_WARNING : DIAG_ERROR,
+			    p->file, p->services[b].loc.line,
+			    p->services[b].loc.col,
+			    "container '%s' matches both service '%s' "
+			    "(line %u) and service '%s' (line %u)%s",
+			    c->name, p->services[a].name,
+			    p->services[a].loc.line, p->services[b].name,
+			    p->services[b].loc.line,
+			    cc->conflicts_deny ? ": denied until resolved"
+					       : "");
 			continue;
 		}
 		if (assign[i] != COMPILE_UNMATCHED)
@@ -1445,8 +1444,7 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		emit_container_net(&k, svc, n);
 		/* a listed network is managed from the start, but its bridge
 		 * is known only while some container is on it */
-		if (without && cc->p->networks_set &&
-		    !on_net(inv, n->name, c))
+		if (without && cc->p->networks_set && !on_net(inv, n->name, c))
 			emit_bridge(&k, n->bridge);
 		if (without)
 			continue;

@@ -49,6 +49,28 @@ void inventory_free(struct inventory *inv)
 	free(inv);
 }
 
+void inventory_remove(struct inventory *inv, size_t idx)
+{
+	container_free(&inv->c[idx]);
+	inv->c[idx] = inv->c[--inv->n];
+}
+
+void inventory_move(struct inventory *dst, struct inventory *src, size_t idx)
+{
+	*PUSH(dst->c, dst->n, dst->cap) = src->c[idx];
+	src->c[idx] = src->c[--src->n];
+}
+
+long inventory_index(const struct inventory *inv, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < inv->n; i++)
+		if (!strcmp(inv->c[i].id, id))
+			return (long)i;
+	return -1;
+}
+
 const char *inv_label(const struct inv_container *c, const char *key)
 {
 	size_t i;

@@ -314,6 +314,37 @@ void ir_delta_free(struct ir_delta *d)
 	d->n = d->cap = 0;
 }
 
+static bool change_same(const struct ir_ruleset *rs, const struct ir_change *a,
+			const struct ir_change *b)
+{
+	return a->set == b->set && a->e.verdict == b->e.verdict &&
+	       ir_elem_key_eq(&rs->sets[a->set], &a->e, &b->e) &&
+	       (a->e.chain == b->e.chain ||
+		(a->e.chain && b->e.chain && !strcmp(a->e.chain, b->e.chain)));
+}
+
+void ir_delta_cancel(const struct ir_ruleset *rs, struct ir_delta *d)
+{
+	bool *gone = xcalloc(d->n + 1, sizeof(*gone));
+	size_t i, j, n = 0;
+
+	for (i = 0; i < d->n; i++) {
+		if (!d->v[i].add)
+			continue;
+		for (j = 0; j < d->n; j++)
+			if (!d->v[j].add && !gone[j] &&
+			    change_same(rs, &d->v[i], &d->v[j])) {
+				gone[i] = gone[j] = true;
+				break;
+			}
+	}
+	for (i = 0; i < d->n; i++)
+		if (!gone[i])
+			d->v[n++] = d->v[i];
+	d->n = n;
+	free(gone);
+}
+
 static void diff_item(struct ir_diff *d, enum ir_diff_kind kind,
 		      const char *name)
 {

@@ -795,6 +795,42 @@ int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
 	return ret;
 }
 
+int kernel_sync(struct kernel *k, const struct ir_ruleset *want, bool replace,
+		struct kernel_sync *res, char *err, size_t errlen)
+{
+	struct ir_ruleset *have = NULL;
+	struct ir_diff d = {0};
+	uint32_t gen = 0;
+	int r = -EAGAIN;
+
+	memset(res, 0, sizeof(*res));
+	if (!replace) {
+		r = kernel_read(k, want->table, &have, &gen, err, errlen);
+		if (r)
+			goto out;
+		ir_diff(want, have, &d);
+		r = -EAGAIN;
+		if (!d.nitems) {
+			r = kernel_apply_delta(k, want, &d.elems, gen, err,
+					       errlen);
+			res->nadd = d.nadd;
+			res->ndel = d.ndel;
+		}
+	}
+	/* a table that differs in shape, or that changed under us since it
+	 * was read, is replaced whole */
+	if (r == -EAGAIN) {
+		res->replaced = true;
+		res->nadd = ir_element_count(want);
+		res->ndel = 0;
+		r = kernel_apply(k, want, err, errlen);
+	}
+out:
+	ir_diff_free(&d);
+	ir_free(have);
+	return r;
+}
+
 int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen)
 {
 	struct batch b = {0};

@@ -58,6 +58,13 @@ int inventory_load_mem(struct inventory *inv, const char *buf, size_t len,
 int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
 		       unsigned line, unsigned col, struct diags *d);
 
+/* Removes container idx (the last one takes its place). */
+void inventory_remove(struct inventory *inv, size_t idx);
+/* The index of the container with this exact id, or -1. */
+long inventory_index(const struct inventory *inv, const char *id);
+/* Moves container idx of src to the end of dst. */
+void inventory_move(struct inventory *dst, struct inventory *src, size_t idx);
+
 const struct inv_container *inventory_find(const struct inventory *inv,
 					   const char *name_or_id);
 const char *inv_label(const struct inv_container *c, const char *key);

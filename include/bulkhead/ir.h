@@ -172,6 +172,10 @@ struct ir_delta {
 };
 
 void ir_delta_free(struct ir_delta *d);
+/* Drops each deletion that an addition of the same element (key and
+ * data) undoes, with that addition: a container that leaves and comes
+ * back the same changes nothing. Sets are rs's. */
+void ir_delta_cancel(const struct ir_ruleset *rs, struct ir_delta *d);
 
 /* What separates a ruleset in the kernel (have) from the one wanted. */
 enum ir_diff_kind {

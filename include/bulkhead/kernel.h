@@ -56,6 +56,20 @@ void kernel_encode(const struct ir_ruleset *rs, char **buf, size_t *len);
 void kernel_decode(const char *table, const void *buf, size_t len,
 		   struct ir_ruleset *rs);
 
+/* What kernel_sync did. */
+struct kernel_sync {
+	bool replaced; /* the whole table, else elements only */
+	size_t nadd, ndel;
+};
+
+/* Converges the kernel on want: reads our table back and, when its
+ * chains, rules and sets already match, changes only the elements that
+ * differ, in one batch tied to the generation it read; otherwise (or
+ * with replace, or when the table changed meanwhile) replaces the table
+ * in one transaction. Never a flush and a refill: no window. */
+int kernel_sync(struct kernel *k, const struct ir_ruleset *want, bool replace,
+		struct kernel_sync *res, char *err, size_t errlen);
+
 /* Deletes table inet NAME; 0 when it was not there. */
 int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen);
 

@@ -111,6 +111,35 @@ START_TEST(test_elements)
 }
 END_TEST
 
+/* A container that leaves and comes back the same changes nothing; one
+ * whose verdict changed keeps its deletion and addition. */
+START_TEST(test_delta_cancel)
+{
+	struct ir_ruleset *rs = three_tier();
+	struct ir_set *src = ir_set_find(rs, "src4");
+	size_t si = (size_t)(src - rs->sets);
+	struct ir_delta d = {0};
+	struct ir_change *c;
+
+	ck_assert(src && src->n >= 2);
+	c = PUSH(d.v, d.n, d.cap);
+	*c = (struct ir_change){false, si, src->name, src->e[0]};
+	c = PUSH(d.v, d.n, d.cap);
+	*c = (struct ir_change){false, si, src->name, src->e[1]};
+	c = PUSH(d.v, d.n, d.cap);
+	*c = (struct ir_change){true, si, src->name, src->e[0]};
+	c = PUSH(d.v, d.n, d.cap);
+	*c = (struct ir_change){true, si, src->name, src->e[1]};
+	c->e.chain = "svc_db";
+	ir_delta_cancel(rs, &d);
+	ck_assert_uint_eq(d.n, 2);
+	ck_assert(!d.v[0].add && d.v[1].add);
+	ck_assert_str_eq(d.v[1].e.chain, "svc_db");
+	ir_delta_free(&d);
+	ir_free(rs);
+}
+END_TEST
+
 START_TEST(test_structure)
 {
 	struct ir_ruleset *want = three_tier(), *have = three_tier();
@@ -183,6 +212,7 @@ Suite *ir_suite(void)
 	tcase_add_test(tc, test_same);
 	tcase_add_test(tc, test_elements);
 	tcase_add_test(tc, test_structure);
+	tcase_add_test(tc, test_delta_cancel);
 	tcase_add_test(tc, test_rule_eq);
 	suite_add_tcase(s, tc);
 	return s;
