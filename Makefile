@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 CC ?= cc
-PKGS := libnftnl libmnl yaml-0.1 jansson
+PKGS := libnftnl libmnl yaml-0.1 jansson libcurl
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -74,8 +74,19 @@ bench: $(BUILD)/bulkhead $(BUILD)/bench/delta
 	$(Q)BUILD=$(BUILD) bench/kernel.sh
 	$(Q)BUILD=$(BUILD) bench/datapath.sh
 
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+
+# The binary, the systemd unit (paths filled in) and the example
+# policies; an existing $(SYSCONFDIR)/bulkhead/policy.yaml is kept.
 install: $(BUILD)/bulkhead
 	install -D -m 0755 $(BUILD)/bulkhead $(DESTDIR)$(PREFIX)/sbin/bulkhead
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/bulkhead/policies
+	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		scripts/systemd/bulkhead.service.in >$(DESTDIR)$(UNITDIR)/bulkhead.service
+	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/bulkhead/policies/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/bulkhead/policy.yaml ] || \
+		install -D -m 0644 policies/three-tier.yaml $(DESTDIR)$(SYSCONFDIR)/bulkhead/policy.yaml
 
 format:
 	clang-format -i src/*.c include/bulkhead/*.h tests/unit/*.c
@@ -89,7 +100,7 @@ clean:
 
 # libFuzzer harnesses, one per parser (clang). FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 30
-FUZZERS := policy inventory readback
+FUZZERS := policy inventory readback docker
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 	$(Q)for f in $(FUZZERS); do \

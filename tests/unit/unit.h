@@ -12,6 +12,7 @@ Suite *compile_suite(void);
 Suite *trace_suite(void);
 Suite *ir_suite(void);
 Suite *kernel_suite(void);
+Suite *docker_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
