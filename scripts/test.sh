@@ -23,8 +23,11 @@ scripts/install-deps.sh || exit 1
 make -j"$(nproc)" >/dev/null || exit 1
 stage "tests" make test
 stage "tests under ASan+UBSan" make asan
-# end to end against a real dockerd (started when none runs)
-stage "end to end" sh -c 'scripts/docker-up.sh && sh tests/e2e/demo.sh'
+# end to end against a real dockerd (started when none runs): the demo,
+# then the daemon, and the daemon again built with the sanitizers
+e2e() { scripts/docker-up.sh && for t in tests/e2e/*.sh; do sh "$t" || return 1; done; }
+stage "end to end" e2e
+stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh tests/e2e/daemon.sh
 # every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
 stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 echo "suite: $pass passed, $fail failed"

@@ -12,6 +12,8 @@
 #include <time.h>
 
 #include "bulkhead/compile.h"
+#include "bulkhead/daemon.h"
+#include "bulkhead/docker.h"
 #include "bulkhead/inventory.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
@@ -22,7 +24,9 @@
 
 struct opts {
 	const char *policy, *inventory, *format;
-	bool audit, resolve, replace, exit_code;
+	const char *docker, *control, *control_group;
+	unsigned resync_s;
+	bool audit, resolve, replace, exit_code, json;
 	struct compile_fqdn *fqdn;
 	size_t nfqdn, capfqdn;
 	char **fqdn_names;
@@ -31,39 +35,73 @@ struct opts {
 	char **argv; /* positional arguments */
 };
 
+#define INVENTORY_HELP                                                         \
+	"Without --inventory, the running containers are read from the\n"      \
+	"Docker API (--docker SOCK, else DOCKER_HOST=unix://..., "             \
+	"else\n" DOCKER_SOCK ").\n"
+
 static const char usage_check[] =
     "usage: bulkhead check -p POLICY [--inventory FILE]\n"
     "Validate POLICY; with an inventory (the output of `docker inspect\n"
     "$(docker ps -q)`), also report containers matching two services\n"
     "(an error) or none (a warning).\n";
 static const char usage_plan[] =
-    "usage: bulkhead plan -p POLICY --inventory FILE [--format nft|json]\n"
+    "usage: bulkhead plan -p POLICY [--inventory FILE] [--format nft|json]\n"
     "                     [--audit] [--fqdn NAME=ADDR]... [--resolve]\n"
+    "                     [--docker SOCK]\n"
     "Dry run: print exactly what would be programmed, as an `nft -f`\n"
     "script (default) or as the IR in JSON. FQDN peers take their\n"
-    "addresses from --fqdn, or from DNS with --resolve.\n";
+    "addresses from --fqdn, or from DNS with --resolve.\n" INVENTORY_HELP;
 static const char usage_trace[] =
     "usage: bulkhead trace -p POLICY --inventory FILE SRC DST PORT/PROTO\n"
+    "       bulkhead trace [--control PATH] SRC DST PORT/PROTO\n"
     "SRC and DST are container names or ids, service names, IP\n"
     "addresses, or 'host' (DST only). Prints allowed or denied and the\n"
-    "edge (file:line) or default that decides. Exit 0 either way.\n";
+    "edge (file:line) or default that decides. Exit 0 either way.\n"
+    "Without --inventory the running daemon answers, with its policy\n"
+    "and the containers it has placed.\n";
 
 static const char usage_apply[] =
-    "usage: bulkhead apply -p POLICY --inventory FILE [--audit] [--replace]\n"
-    "                      [--fqdn NAME=ADDR]... [--resolve]\n"
+    "usage: bulkhead apply -p POLICY [--inventory FILE] [--audit] [--replace]\n"
+    "                      [--fqdn NAME=ADDR]... [--resolve] [--docker SOCK]\n"
     "Program the ruleset that `plan` prints into the kernel, in one atomic\n"
     "transaction. When table inet bulkhead already has the plan's chains,\n"
     "rules and sets, only the elements that differ change; otherwise (or\n"
     "with --replace) the table is replaced whole. Needs root or\n"
-    "CAP_NET_ADMIN. On any error nothing changes.\n";
+    "CAP_NET_ADMIN. On any error nothing changes.\n" INVENTORY_HELP;
 static const char usage_diff[] =
-    "usage: bulkhead diff -p POLICY --inventory FILE [--audit] [--exit-code]\n"
-    "                     [--fqdn NAME=ADDR]... [--resolve]\n"
+    "usage: bulkhead diff -p POLICY [--inventory FILE] [--audit] "
+    "[--exit-code]\n"
+    "                     [--fqdn NAME=ADDR]... [--resolve] [--docker SOCK]\n"
     "Read table inet bulkhead back from the kernel and print what `apply`\n"
     "would change: elements to add (+) and delete (-), and sets, chains\n"
     "and rules that differ (then apply replaces the table). With\n"
     "--exit-code, exit 1 when there is a difference. Needs root or\n"
-    "CAP_NET_ADMIN.\n";
+    "CAP_NET_ADMIN.\n" INVENTORY_HELP;
+static const char usage_run[] =
+    "usage: bulkhead run -p POLICY [--docker SOCK] [--audit]\n"
+    "                    [--control PATH] [--control-group GROUP]\n"
+    "                    [--resync SECONDS]\n"
+    "The daemon: follow Docker's events and keep table inet bulkhead on\n"
+    "the policy. It converges once at start (one atomic batch), then each\n"
+    "container start, stop, connect or disconnect is a delta for that\n"
+    "container; after any gap (Docker restarting) and every --resync\n"
+    "seconds (default 300) it resyncs in full. SIGHUP or `bulkhead\n"
+    "reload` re-reads POLICY (a broken file leaves the running policy in\n"
+    "force); SIGTERM or SIGINT exit and leave the rules in force. The\n"
+    "control socket (default " DAEMON_CONTROL ", mode 0600, or 0660\n"
+    "for --control-group) answers status, reload and trace.\n"
+    "Logs go to stderr, one line per event.\n";
+static const char usage_status[] =
+    "usage: bulkhead status [--control PATH] [--json]\n"
+    "The daemon's view: services and the containers placed in them with\n"
+    "their addresses, containers left unplaced, element counts in the\n"
+    "kernel, Docker's state, last sync, events handled, errors, and how\n"
+    "long a container start takes to be committed.\n";
+static const char usage_reload[] =
+    "usage: bulkhead reload [--control PATH]\n"
+    "Ask the daemon to re-read its policy file. A broken file is reported\n"
+    "(FILE:LINE:COL, exit 2) and the running policy stays in force.\n";
 static const char usage_flush[] =
     "usage: bulkhead flush\n"
     "Remove table inet bulkhead, and nothing else.\n";
@@ -77,7 +115,11 @@ static void usage_all(FILE *f)
 	      "  trace   explain whether a connection is allowed\n"
 	      "  apply   program the ruleset into the kernel, atomically\n"
 	      "  diff    what apply would change in the kernel now\n"
-	      "  flush   remove everything bulkhead programmed\n\n"
+	      "  flush   remove everything bulkhead programmed\n"
+	      "  run     the daemon: follow Docker, keep the kernel on the "
+	      "policy\n"
+	      "  status  what the daemon sees and has programmed\n"
+	      "  reload  make the daemon re-read its policy\n\n"
 	      "`bulkhead COMMAND --help` for each command's options.\n",
 	      f);
 }
@@ -171,6 +213,11 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"resolve", no_argument, NULL, 'r'},
 	    {"replace", no_argument, NULL, 'R'},
 	    {"exit-code", no_argument, NULL, 'x'},
+	    {"docker", required_argument, NULL, 'D'},
+	    {"control", required_argument, NULL, 'C'},
+	    {"control-group", required_argument, NULL, 'G'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"resync", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -201,6 +248,32 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 		case 'x':
 			o->exit_code = true;
 			break;
+		case 'D':
+			o->docker = optarg;
+			break;
+		case 'C':
+			o->control = optarg;
+			break;
+		case 'G':
+			o->control_group = optarg;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case 'S': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !v || v > 86400) {
+				fprintf(stderr,
+					"bulkhead: --resync '%s' is not a "
+					"number of seconds (1-86400)\n",
+					optarg);
+				return -EINVAL;
+			}
+			o->resync_s = (unsigned)v;
+			break;
+		}
 		case 'F':
 			if (add_fqdn(o, optarg)) {
 				fprintf(stderr,
@@ -240,6 +313,7 @@ static void opts_free(struct opts *o)
 /* Everything one command holds, freed in one place. */
 struct job {
 	struct opts o;
+	const char *inv_name; /* the inventory file, or "docker" */
 	struct policy *p;
 	struct inventory *inv;
 	struct compiler *cc;
@@ -267,19 +341,31 @@ static int job_load(struct job *j, bool need_inv, const char *usage)
 {
 	int ret = 0;
 
+	char err[600];
+	const char *sock;
+
 	if (!j->o.policy)
 		return bad_usage(usage, "-p POLICY is required");
-	if (need_inv && !j->o.inventory)
-		return bad_usage(usage,
-				 "--inventory FILE is required (the output of "
-				 "`docker inspect $(docker ps -q)`)");
 	j->p = policy_load(j->o.policy, &j->d);
+	j->inv_name = j->o.inventory;
 	if (!j->p)
 		ret = EXIT_BADINPUT;
 	else if (j->o.inventory) {
 		j->inv = inventory_new();
 		if (inventory_load(j->inv, j->o.inventory, &j->d))
 			ret = EXIT_BADINPUT;
+	} else if (need_inv) {
+		/* the live Docker API stands in for the file */
+		j->inv_name = "docker";
+		sock = docker_sock_path(j->o.docker, err, sizeof(err));
+		if (!sock) {
+			fprintf(stderr, "bulkhead: %s\n", err);
+			ret = EXIT_BADINPUT;
+		} else if (docker_snapshot_wait(sock, &j->inv, err,
+						sizeof(err))) {
+			fprintf(stderr, "bulkhead: %s\n", err);
+			ret = EXIT_FAILURE;
+		}
 	}
 	diags_print(&j->d, stderr);
 	diags_free(&j->d);
@@ -297,7 +383,7 @@ static int job_compile(struct job *j)
 	co.fqdn = j->o.fqdn;
 	co.nfqdn = j->o.nfqdn;
 	j->cc = compiler_new(j->p, &co);
-	j->rs = compile_ruleset(j->cc, j->inv, j->o.inventory, &j->d);
+	j->rs = compile_ruleset(j->cc, j->inv, j->inv_name, &j->d);
 	diags_print(&j->d, stderr);
 	diags_free(&j->d);
 	return j->rs ? 0 : EXIT_BADINPUT;
@@ -374,6 +460,51 @@ out:
 	return ret;
 }
 
+/* Sends one request to the daemon; the reply as JSON, or NULL (said). */
+static json_t *ask_daemon(const struct opts *o, json_t *req)
+{
+	char *q = json_dumps(req, JSON_COMPACT), *reply = NULL, err[600];
+	json_t *rep = NULL;
+
+	if (daemon_request(o->control ? o->control : DAEMON_CONTROL, q, &reply,
+			   err, sizeof(err)))
+		fprintf(stderr, "bulkhead: %s\n", err);
+	else if (!(rep = json_loads(reply, 0, NULL)))
+		fprintf(stderr, "bulkhead: the daemon's answer is not JSON\n");
+	free(q);
+	free(reply);
+	json_decref(req);
+	return rep;
+}
+
+static void print_strings(json_t *arr, FILE *f, const char *prefix)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+	    fprintf(f, "%s%s\n", prefix, json_string_value(v));
+}
+
+static int trace_daemon(const struct opts *o)
+{
+	json_t *rep = ask_daemon(o, json_pack("{s:s, s:s, s:s, s:s}", "cmd",
+					      "trace", "src", o->argv[0], "dst",
+					      o->argv[1], "port", o->argv[2]));
+	int ret;
+
+	if (!rep)
+		return EXIT_FAILURE;
+	fputs(json_string_value(json_object_get(rep, "output")) ?: "", stdout);
+	print_strings(json_object_get(rep, "errors"), stderr, "bulkhead: ");
+	if (json_string_value(json_object_get(rep, "error")))
+		fprintf(stderr, "bulkhead: %s\n",
+			json_string_value(json_object_get(rep, "error")));
+	ret = json_is_true(json_object_get(rep, "ok")) ? 0 : EXIT_BADINPUT;
+	json_decref(rep);
+	return ret;
+}
+
 static int cmd_trace(int argc, char **argv)
 {
 	struct job j = {0};
@@ -384,6 +515,11 @@ static int cmd_trace(int argc, char **argv)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc != 3)
 		return bad_usage(usage_trace, "expected SRC DST PORT/PROTO");
+	if (!j.o.inventory) {
+		ret = trace_daemon(&j.o);
+		job_free(&j);
+		return ret;
+	}
 	ret = job_load(&j, true, usage_trace);
 	if (!ret)
 		ret = job_compile(&j);
@@ -586,51 +722,30 @@ static int cmd_diff(int argc, char **argv)
 	return ret;
 }
 
-/* Converges the kernel on the job's ruleset: element changes only when
- * the table's structure already matches (a restart reconciles instead of
- * rebuilding), else one replace of the whole table. */
+/* Converges the kernel on the job's ruleset (kernel_sync) and says how. */
 static int job_apply(struct job *j, char *err, size_t errlen)
 {
-	struct ir_ruleset *have = NULL;
-	struct ir_diff d = {0};
-	uint32_t gen = 0;
-	int r = j->o.replace ? job_kernel(j, err, errlen)
-			     : job_diff(j, &have, &gen, &d, err, errlen);
+	struct kernel_sync res;
+	int r = job_kernel(j, err, errlen);
 
+	if (!r)
+		r = kernel_sync(j->k, j->rs, j->o.replace, &res, err, errlen);
 	if (r)
-		goto out;
-	r = -EAGAIN;
-	if (!j->o.replace) {
-		if (!d.nitems) {
-			r = kernel_apply_delta(j->k, j->rs, &d.elems, gen, err,
-					       errlen);
-			if (!r && !d.elems.n)
-				printf("applied: table inet %s already "
-				       "holds the plan (%zu elements, %zu "
-				       "containers)\n",
-				       j->rs->table, ir_element_count(j->rs),
-				       j->inv->n);
-			else if (!r)
-				printf("applied: %zu elements added, %zu "
-				       "deleted; chains, rules and sets were "
-				       "in place\n",
-				       d.nadd, d.ndel);
-		}
-	}
-	/* a table that differs in shape, or that changed under us since it
-	 * was read, is replaced whole */
-	if (r == -EAGAIN) {
-		r = kernel_apply(j->k, j->rs, err, errlen);
-		if (!r)
-			printf("applied: table inet %s, %zu chains, %zu sets, "
-			       "%zu elements, %zu containers\n",
-			       j->rs->table, j->rs->nchains, j->rs->nsets,
-			       ir_element_count(j->rs), j->inv->n);
-	}
-out:
-	ir_diff_free(&d);
-	ir_free(have);
-	return r;
+		return r;
+	if (res.replaced)
+		printf("applied: table inet %s, %zu chains, %zu sets, "
+		       "%zu elements, %zu containers\n",
+		       j->rs->table, j->rs->nchains, j->rs->nsets,
+		       ir_element_count(j->rs), j->inv->n);
+	else if (!res.nadd && !res.ndel)
+		printf("applied: table inet %s already holds the plan (%zu "
+		       "elements, %zu containers)\n",
+		       j->rs->table, ir_element_count(j->rs), j->inv->n);
+	else
+		printf("applied: %zu elements added, %zu deleted; chains, "
+		       "rules and sets were in place\n",
+		       res.nadd, res.ndel);
+	return 0;
 }
 
 static int cmd_apply(int argc, char **argv)
@@ -679,12 +794,174 @@ static int cmd_flush(int argc, char **argv)
 	return r;
 }
 
+static int cmd_run(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct daemon_opts d = {0};
+	char err[600];
+	int r = parse_opts(argc, argv, &o, usage_run);
+
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (o.argc)
+		r = bad_usage(usage_run, "unexpected argument");
+	else if (!o.policy)
+		r = bad_usage(usage_run, "-p POLICY is required");
+	else if (!(d.docker = docker_sock_path(o.docker, err, sizeof(err)))) {
+		fprintf(stderr, "bulkhead: %s\n", err);
+		r = EXIT_BADINPUT;
+	} else {
+		d.policy = o.policy;
+		d.control = o.control ? o.control : DAEMON_CONTROL;
+		d.control_group = o.control_group;
+		d.audit = o.audit;
+		d.resync_s = o.resync_s ? o.resync_s : DAEMON_RESYNC_S;
+		check_br_netfilter();
+		r = daemon_run(&d);
+	}
+	opts_free(&o);
+	return r;
+}
+
+static void print_status(json_t *st)
+{
+	json_t *svcs = json_object_get(st, "services"), *v, *c, *n;
+	json_t *lat = json_object_get(st, "start_to_commit");
+	const char *name, *s;
+	size_t i, k;
+
+	printf("daemon: policy %s (%s), docker %s",
+	       json_string_value(json_object_get(st, "policy")),
+	       json_string_value(json_object_get(st, "mode")),
+	       json_string_value(json_object_get(st, "docker")));
+	if ((s = json_string_value(json_object_get(st, "api"))) && *s)
+		printf(" (API %s)", s);
+	if ((s = json_string_value(json_object_get(st, "docker_error"))))
+		printf(": %s", s);
+	if ((s = json_string_value(json_object_get(st, "last_sync"))))
+		printf("\nlast sync: %s (%lld s ago)", s,
+		       (long long)json_integer_value(
+			   json_object_get(st, "last_sync_age_s")));
+	else
+		printf("\nlast sync: never");
+	printf("\nevents %lld, deltas %lld, resyncs %lld, errors %lld",
+	       (long long)json_integer_value(json_object_get(st, "events")),
+	       (long long)json_integer_value(json_object_get(st, "deltas")),
+	       (long long)json_integer_value(json_object_get(st, "resyncs")),
+	       (long long)json_integer_value(json_object_get(st, "errors")));
+	if ((s = json_string_value(json_object_get(st, "last_error"))))
+		printf(" (last: %s)", s);
+	if (json_object_get(st, "kernel_elements"))
+		printf("\nkernel: table inet bulkhead, %lld elements in %lld "
+		       "sets",
+		       (long long)json_integer_value(
+			   json_object_get(st, "kernel_elements")),
+		       (long long)json_integer_value(
+			   json_object_get(st, "kernel_sets")));
+	else
+		printf("\nkernel: %s",
+		       json_string_value(json_object_get(st, "kernel_error")));
+	if (json_object_get(lat, "n"))
+		printf(
+		    "\ncontainer start to committed: median %.0f us, p99 "
+		    "%.0f us; from Docker's answer: median %.0f us, p99 "
+		    "%.0f us (last %lld starts)",
+		    json_real_value(json_object_get(lat, "median_us")),
+		    json_real_value(json_object_get(lat, "p99_us")),
+		    json_real_value(json_object_get(lat, "own_median_us")),
+		    json_real_value(json_object_get(lat, "own_p99_us")),
+		    (long long)json_integer_value(json_object_get(lat, "n")));
+	printf("\nservices:\n");
+	json_object_foreach(svcs, name, v)
+	{
+		printf("  %s: %zu container%s\n", name, json_array_size(v),
+		       json_array_size(v) == 1 ? "" : "s");
+		json_array_foreach(v, i, c)
+		{
+			printf("    %-24s",
+			       json_string_value(json_object_get(c, "name")));
+			json_array_foreach(json_object_get(c, "addresses"), k,
+					   n)
+			{
+				printf(" %s", json_string_value(json_object_get(
+						  n, "network")));
+				if ((s = json_string_value(
+					 json_object_get(n, "ipv4"))))
+					printf(" %s", s);
+				if ((s = json_string_value(
+					 json_object_get(n, "ipv6"))))
+					printf(" %s", s);
+			}
+			printf("\n");
+		}
+	}
+	v = json_object_get(st, "unplaced");
+	if (json_array_size(v))
+		printf("unplaced (denied unless settings.unmatched allows):\n");
+	json_array_foreach(v, i, c) printf(
+	    "  %-26s %s\n", json_string_value(json_object_get(c, "name")),
+	    json_string_value(json_object_get(c, "why")));
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct opts o = {0};
+	json_t *rep;
+	int r = parse_opts(argc, argv, &o, usage_status);
+
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (o.argc)
+		return bad_usage(usage_status, "unexpected argument");
+	rep = ask_daemon(&o, json_pack("{s:s}", "cmd", "status"));
+	if (rep && o.json)
+		json_dumpf(rep, stdout, JSON_INDENT(2)), putchar('\n');
+	else if (rep)
+		print_status(rep);
+	r = rep ? 0 : EXIT_FAILURE;
+	json_decref(rep);
+	opts_free(&o);
+	return r;
+}
+
+static int cmd_reload(int argc, char **argv)
+{
+	struct opts o = {0};
+	json_t *rep;
+	int r = parse_opts(argc, argv, &o, usage_reload);
+
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (o.argc)
+		return bad_usage(usage_reload, "unexpected argument");
+	rep = ask_daemon(&o, json_pack("{s:s}", "cmd", "reload"));
+	if (!rep) {
+		opts_free(&o);
+		return EXIT_FAILURE;
+	}
+	print_strings(json_object_get(rep, "errors"), stderr, "");
+	r = (int)json_integer_value(json_object_get(rep, "exit"));
+	if (!r)
+		printf("reloaded: %lld services, %lld edges\n",
+		       (long long)json_integer_value(
+			   json_object_get(rep, "services")),
+		       (long long)json_integer_value(
+			   json_object_get(rep, "edges")));
+	else
+		fprintf(stderr, "bulkhead: reload failed; the running policy "
+				"stays in force\n");
+	json_decref(rep);
+	opts_free(&o);
+	return r == 2 ? EXIT_BADINPUT : r ? EXIT_FAILURE : 0;
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"check", cmd_check}, {"plan", cmd_plan}, {"trace", cmd_trace},
-    {"apply", cmd_apply}, {"diff", cmd_diff}, {"flush", cmd_flush},
+    {"check", cmd_check}, {"plan", cmd_plan},	  {"trace", cmd_trace},
+    {"apply", cmd_apply}, {"diff", cmd_diff},	  {"flush", cmd_flush},
+    {"run", cmd_run},	  {"status", cmd_status}, {"reload", cmd_reload},
 };
 
 int main(int argc, char **argv)

@@ -21,15 +21,24 @@ expect() { # status, then the command
 
 expect 0 "$B" check -p policies/three-tier.yaml
 expect 0 "$B" check -p policies/shop.yaml --inventory tests/fixtures/shop.json
-for c in check plan trace; do
+for c in check plan trace apply diff flush run status reload; do
 	expect 0 "$B" "$c" --help
 	grep -q "usage: bulkhead $c" "$tmp/out" || fail "$c --help"
 done
 expect 0 "$B" --help
 expect 2 "$B"
 expect 2 "$B" frobnicate
-expect 2 "$B" plan -p policies/shop.yaml
-grep -q "inventory FILE is required" "$tmp/err" || fail "plan without inventory"
+# without --inventory, the live Docker API: unreachable is a runtime
+# failure that names the socket; a DOCKER_HOST that is not unix:// is
+# bad input
+expect 1 "$B" plan -p policies/shop.yaml --docker "$tmp/no-docker.sock"
+grep -q "docker at $tmp/no-docker.sock: " "$tmp/err" || fail "plan without inventory or Docker"
+expect 2 env DOCKER_HOST=tcp://127.0.0.1:2375 "$B" plan -p policies/shop.yaml
+grep -q "only unix:// sockets" "$tmp/err" || fail "DOCKER_HOST=tcp://"
+expect 1 "$B" status --control "$tmp/no-daemon.sock"
+grep -q "cannot reach the daemon at $tmp/no-daemon.sock" "$tmp/err" || fail "status without a daemon"
+expect 2 "$B" run -p policies/shop.yaml --resync 0
+expect 2 "$B" run -p "$tmp/missing.yaml" --docker "$tmp/no-docker.sock" --control "$tmp/ctl"
 
 printf 'version: 1\nservices:\n  a:\n    match: {name: a}\n    egress:\n      - to: b\n        ports: [99999/tcp]\n' >"$tmp/bad.yaml"
 expect 2 "$B" plan -p "$tmp/bad.yaml" --inventory tests/fixtures/shop.json

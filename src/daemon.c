@@ -1,0 +1,1222 @@
+/* The daemon's loop: Docker's event stream, a signalfd, two timerfds
+ * (periodic resync, reconnect backoff) and the control socket, in one
+ * epoll set. Each container event becomes one delta batch; any gap in
+ * what Docker told us becomes a full resync. It never flushes our table:
+ * on exit or failure the last good rules stay (fail closed). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "bulkhead/compile.h"
+#include "bulkhead/daemon.h"
+#include "bulkhead/docker.h"
+#include "bulkhead/kernel.h"
+#include "bulkhead/policy.h"
+#include "bulkhead/trace.h"
+
+#define BACKOFF_MIN_MS 250u
+#define BACKOFF_MAX_MS 15000u
+#define RETRY_KERNEL_S 5u
+#define LAT_N 1024u
+#define REQUEST_MAX 4096u
+
+enum watch_kind { W_DOCKER, W_SIGNAL, W_RESYNC, W_RETRY, W_CONTROL, W_CLIENT };
+
+struct watch {
+	enum watch_kind kind;
+	int fd;
+};
+
+struct client {
+	struct watch w; /* first: the epoll cookie */
+	char buf[REQUEST_MAX];
+	size_t len;
+};
+
+struct pending {
+	struct docker_event ev;
+	double t_read;	/* monotonic ms when its line was read */
+	double t_reply; /* ... and when Docker's inspect answer came */
+};
+
+enum dk_state { DK_DOWN, DK_NEGOTIATING, DK_UP };
+
+struct daemon {
+	const struct daemon_opts *o;
+	struct compile_opts co;
+	struct policy *p;
+	struct compiler *cc;
+	struct inventory *inv;
+	struct ir_ruleset *rs; /* the last full compile: sets for deltas */
+	struct kernel *k;
+	struct docker *dk;
+	int ep;
+	struct watch wdocker, wsignal, wresync, wretry, wcontrol;
+
+	enum dk_state dk_state;
+	bool synced_once, snapshot_running, resync_wanted, busy;
+	bool down_logged, garbage_logged, stop;
+	unsigned backoff_ms;
+	char down_why[256];
+
+	struct pending *q;
+	size_t qhead, qn, qcap;
+
+	unsigned long events, deltas, resyncs, errors;
+	time_t started, last_sync;
+	char last_error[512];
+	char *last_diags;
+	/* microseconds from a start event read (lat) or from Docker's
+	 * inspect answer (own) to its elements committed */
+	double lat[LAT_N], own[LAT_N];
+	size_t nlat, latpos;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* One line per event on stderr, for journald. */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void fail(struct daemon *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(struct daemon *d, const char *fmt, ...)
+{
+	char msg[sizeof(d->last_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	d->errors++;
+	/* the same failure again (a retry that fails alike) is counted,
+	 * not logged again */
+	if (strcmp(msg, d->last_error))
+		say("error: %s", msg);
+	memcpy(d->last_error, msg, sizeof(msg));
+}
+
+/* systemd's readiness protocol: a datagram to $NOTIFY_SOCKET. */
+static void notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') ||
+	    (n = strlen(path)) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+	close(fd);
+}
+
+static void arm(int fd, unsigned ms)
+{
+	struct itimerspec its = {0};
+
+	its.it_value.tv_sec = ms / 1000;
+	its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+	if (!ms)
+		its.it_value.tv_nsec = 1;
+	timerfd_settime(fd, 0, &its, NULL);
+}
+
+static int watch_add(struct daemon *d, struct watch *w, enum watch_kind kind,
+		     int fd)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+
+	w->kind = kind;
+	w->fd = fd;
+	return epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* --- placing containers ------------------------------------------------ */
+
+static void lat_record(struct daemon *d, const struct pending *pe)
+{
+	double now = now_ms();
+
+	d->lat[d->latpos] = (now - pe->t_read) * 1e3;
+	d->own[d->latpos] = (now - pe->t_reply) * 1e3;
+	d->latpos = (d->latpos + 1) % LAT_N;
+	if (d->nlat < LAT_N)
+		d->nlat++;
+}
+
+static const char *svc_name(const struct daemon *d,
+			    const struct inv_container *c)
+{
+	long a, b, s = compiler_assign(d->cc, c, &a, &b);
+
+	return s >= 0		       ? d->p->services[s].name
+	       : s == COMPILE_CONFLICT ? "(two services: denied)"
+				       : "(no service)";
+}
+
+static void where(const struct inv_container *c, struct strbuf *sb)
+{
+	size_t i;
+	char a[64];
+
+	for (i = 0; i < c->nnets; i++) {
+		sb_printf(sb, " %s", c->nets[i].name);
+		if (c->nets[i].has4) {
+			addr_format(AF_INET, c->nets[i].ip4, a, sizeof(a));
+			sb_printf(sb, " %s", a);
+		}
+		if (c->nets[i].has6) {
+			addr_format(AF_INET6, c->nets[i].ip6, a, sizeof(a));
+			sb_printf(sb, " %s", a);
+		}
+	}
+}
+
+static void resync_soon(struct daemon *d)
+{
+	d->resync_wanted = true;
+}
+
+/* Takes container idx out of the inventory, its leaving into delta. */
+static void take_out(struct daemon *d, size_t idx, struct ir_delta *delta)
+{
+	if (compile_delta(d->cc, d->inv, idx, false, delta))
+		resync_soon(d);
+	inventory_remove(d->inv, idx);
+}
+
+/* An address that a new container holds was another's: that one is gone
+ * (its die event is late or lost), and its rights must not pass on. */
+static void drop_stale(struct daemon *d, const struct inv_container *c,
+		       struct ir_delta *delta)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < d->inv->n; i++) {
+		const struct inv_container *o = &d->inv->c[i];
+		bool clash = false;
+
+		for (j = 0; j < c->nnets && !clash; j++)
+			for (k = 0; k < o->nnets && !clash; k++) {
+				const struct inv_net *a = &c->nets[j],
+						     *b = &o->nets[k];
+
+				clash =
+				    !strcmp(a->bridge, b->bridge) &&
+				    ((a->has4 && b->has4 && a->ip4 == b->ip4) ||
+				     (a->has6 && b->has6 && a->ip6 == b->ip6));
+			}
+		if (!clash)
+			continue;
+		say("container %s holds an address of %s, which is gone: "
+		    "removing %s",
+		    c->name, o->name, o->name);
+		take_out(d, i--, delta);
+	}
+}
+
+static bool commit(struct daemon *d, struct ir_delta *delta)
+{
+	char err[512];
+	int r;
+
+	ir_delta_cancel(d->rs, delta);
+	if (!delta->n)
+		return true;
+	r = kernel_apply_delta(d->k, d->rs, delta, 0, err, sizeof(err));
+	if (r) {
+		fail(d, "kernel: %s; resyncing", err);
+		resync_soon(d);
+		return false;
+	}
+	d->deltas++;
+	return true;
+}
+
+static size_t count(const struct ir_delta *delta, bool add)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < delta->n; i++)
+		n += delta->v[i].add == add;
+	return n;
+}
+
+/* The container with this id is as inspect says: scratch holds it, or
+ * nothing when it no longer runs. */
+static void place(struct daemon *d, const char *id, struct inventory *scratch,
+		  const struct pending *pe)
+{
+	struct ir_delta delta = {0};
+	struct strbuf sb = {0};
+	long old = inventory_index(d->inv, id);
+	char *name = NULL;
+
+	if (old >= 0) {
+		name = xstrdup(d->inv->c[old].name);
+		take_out(d, (size_t)old, &delta);
+	}
+	if (scratch->n) {
+		drop_stale(d, &scratch->c[0], &delta);
+		inventory_move(d->inv, scratch, 0);
+		if (compile_delta(d->cc, d->inv, d->inv->n - 1, true, &delta))
+			resync_soon(d);
+	}
+	if (commit(d, &delta)) {
+		long now = inventory_index(d->inv, id);
+
+		if (now >= 0 && pe->ev.kind == DEV_START)
+			lat_record(d, pe);
+		if (now >= 0 && (old < 0 || delta.n)) {
+			const struct inv_container *c = &d->inv->c[now];
+
+			where(c, &sb);
+			say("placed %s (%s) on%s: +%zu -%zu elements", c->name,
+			    svc_name(d, c), sb.s ? sb.s : " no network",
+			    count(&delta, true), count(&delta, false));
+		} else if (now < 0 && old >= 0) {
+			say("removed %s: -%zu elements", name,
+			    count(&delta, false));
+		}
+	}
+	free(name);
+	sb_free(&sb);
+	ir_delta_free(&delta);
+}
+
+/* --- Docker: connection, snapshot, events ------------------------------ */
+
+static void docker_connect(struct daemon *d);
+
+static void docker_lost(struct daemon *d, const char *why)
+{
+	docker_cancel_all(d->dk);
+	d->dk_state = DK_DOWN;
+	d->snapshot_running = d->busy = false;
+	d->qhead = d->qn = 0; /* a resync follows the reconnect */
+	if (!d->down_logged) {
+		snprintf(d->down_why, sizeof(d->down_why), "%s", why);
+		say("docker: %s; reconnecting with backoff (the rules in "
+		    "force stay)",
+		    why);
+		d->down_logged = true;
+		notify("STATUS=Docker unreachable; rules in force stay");
+	}
+	arm(d->wretry.fd, d->backoff_ms);
+	d->backoff_ms = d->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+							   : d->backoff_ms * 2;
+}
+
+/* Diagnostics from a compile, logged only when they change. */
+static void report_diags(struct daemon *d, const struct diags *dg)
+{
+	struct strbuf sb = {0};
+	size_t i;
+
+	for (i = 0; i < dg->n; i++)
+		sb_printf(&sb, "%s: %s\n",
+			  dg->v[i].level == DIAG_ERROR ? "error" : "warning",
+			  dg->v[i].msg);
+	if (!sb.s)
+		sb_puts(&sb, "");
+	if (!d->last_diags || strcmp(d->last_diags, sb.s))
+		fputs(sb.s, stderr);
+	free(d->last_diags);
+	d->last_diags = sb.s;
+}
+
+/* Compiles inv under the current policy and converges the kernel on it;
+ * on success the daemon's inventory and ruleset become these. */
+static int converge(struct daemon *d, struct compiler *cc,
+		    struct inventory *inv, struct ir_ruleset **out)
+{
+	struct diags dg = {0};
+	struct kernel_sync res;
+	struct ir_ruleset *rs = compile_ruleset(cc, inv, "docker", &dg);
+	char err[512];
+	int r = -EINVAL;
+
+	report_diags(d, &dg);
+	diags_free(&dg);
+	if (!rs) {
+		fail(d, "compile failed");
+		return r;
+	}
+	r = kernel_sync(d->k, rs, false, &res, err, sizeof(err));
+	if (r) {
+		fail(d, "kernel: %s", err);
+		ir_free(rs);
+		return r;
+	}
+	if (res.replaced)
+		say("kernel: table inet %s replaced in one transaction: "
+		    "%zu elements, %zu containers",
+		    rs->table, res.nadd, inv->n);
+	else if (res.nadd || res.ndel)
+		say("kernel: mended %zu elements added, %zu deleted "
+		    "(%zu containers)",
+		    res.nadd, res.ndel, inv->n);
+	*out = rs;
+	return 0;
+}
+
+static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
+{
+	struct daemon *d = ctx;
+	struct ir_ruleset *rs = NULL;
+
+	d->snapshot_running = false;
+	if (!inv) {
+		docker_lost(d, err);
+		return;
+	}
+	d->resyncs++;
+	if (converge(d, d->cc, inv, &rs)) {
+		/* the kernel refused: keep what we had, try again soon */
+		inventory_free(inv);
+		arm(d->wresync.fd, RETRY_KERNEL_S * 1000);
+		return;
+	}
+	inventory_free(d->inv);
+	d->inv = inv;
+	ir_free(d->rs);
+	d->rs = rs;
+	d->last_sync = time(NULL);
+	arm(d->wresync.fd, d->o->resync_s * 1000);
+	if (d->down_logged || !d->synced_once)
+		say("docker: in sync (API %s): %zu containers",
+		    docker_api_version(d->dk), inv->n);
+	if (!d->synced_once)
+		notify("READY=1\nSTATUS=enforcing");
+	else if (d->down_logged)
+		notify("STATUS=enforcing");
+	d->synced_once = true;
+	d->down_logged = false;
+	d->backoff_ms = BACKOFF_MIN_MS;
+}
+
+static void start_resync(struct daemon *d)
+{
+	d->resync_wanted = false;
+	if (d->dk_state != DK_UP || d->snapshot_running)
+		return;
+	if (docker_snapshot(d->dk, on_snapshot, d)) {
+		docker_lost(d, "cannot start a snapshot");
+		return;
+	}
+	d->snapshot_running = true;
+}
+
+/* Runs inside libcurl's write callback: queue only, never call back into
+ * the docker client from here. */
+static void on_event_line(void *ctx, const char *line, size_t len)
+{
+	struct daemon *d = ctx;
+	struct pending *pe;
+	struct docker_event ev;
+
+	if (docker_event_parse(line, len, &ev)) {
+		d->errors++;
+		if (!d->garbage_logged)
+			say("warning: docker: an event that does not parse "
+			    "(%.60s); ignored, and the next resync covers it",
+			    line);
+		d->garbage_logged = true;
+		resync_soon(d);
+		return;
+	}
+	if (ev.kind == DEV_OTHER)
+		return;
+	if (d->qhead == d->qn)
+		d->qhead = d->qn = 0;
+	pe = PUSH(d->q, d->qn, d->qcap);
+	pe->ev = ev;
+	pe->t_read = now_ms();
+	pe->t_reply = 0;
+}
+
+static void on_stream_end(void *ctx, long status, const char *body, size_t len,
+			  const char *err)
+{
+	struct daemon *d = ctx;
+	char why[300];
+
+	(void)body;
+	(void)len;
+	if (status && status != 200)
+		snprintf(why, sizeof(why), "event stream: HTTP status %ld",
+			 status);
+	else
+		snprintf(why, sizeof(why), "event stream ended%s%s",
+			 err && *err ? ": " : "", err ? err : "");
+	docker_lost(d, why);
+}
+
+static void on_negotiated(void *ctx, long status, const char *body, size_t len,
+			  const char *err)
+{
+	struct daemon *d = ctx;
+	char why[300];
+
+	(void)body;
+	(void)len;
+	if (status != 200) {
+		if (status)
+			snprintf(why, sizeof(why), "/version: HTTP status %ld",
+				 status);
+		else
+			snprintf(why, sizeof(why), "%s", err);
+		docker_lost(d, why);
+		return;
+	}
+	/* the stream first, then the list: nothing falls between them */
+	if (docker_events(d->dk, on_event_line, on_stream_end, d)) {
+		docker_lost(d, "cannot open the event stream");
+		return;
+	}
+	d->dk_state = DK_UP;
+	d->garbage_logged = false;
+	start_resync(d);
+}
+
+static void docker_connect(struct daemon *d)
+{
+	docker_cancel_all(d->dk);
+	d->dk_state = DK_NEGOTIATING;
+	if (docker_negotiate(d->dk, on_negotiated, d))
+		docker_lost(d, "cannot start a request");
+}
+
+static void process_queue(struct daemon *d);
+
+static void on_event_reply(void *ctx, long status, const char *body, size_t len,
+			   const char *err)
+{
+	struct daemon *d = ctx;
+	struct pending pe = d->q[d->qhead++];
+	struct inventory *scratch = inventory_new();
+	char why[512];
+
+	pe.t_reply = now_ms();
+	d->busy = false;
+	d->events++;
+	if (pe.ev.kind == DEV_NETWORK_NEW) {
+		if (status == 200)
+			docker_learn_network(d->dk, body, len);
+	} else if (status == 200) {
+		if (docker_parse_inspect(d->dk, body, len, scratch, why,
+					 sizeof(why))) {
+			fail(d, "docker: container %.12s: %s", pe.ev.id, why);
+			resync_soon(d);
+		} else
+			place(d, pe.ev.id, scratch, &pe);
+	} else if (status == 404) {
+		place(d, pe.ev.id, scratch, &pe); /* gone already */
+	} else {
+		fail(d, "docker: container %.12s: %s", pe.ev.id,
+		     status ? "unexpected HTTP status" : err);
+		resync_soon(d);
+	}
+	inventory_free(scratch);
+	process_queue(d);
+}
+
+/* One event at a time, in order: a container's start and its connect
+ * can never be applied the wrong way round. */
+static void process_queue(struct daemon *d)
+{
+	while (!d->busy && !d->snapshot_running && d->dk_state == DK_UP) {
+		struct pending *pe;
+		char *path;
+
+		if (d->qhead == d->qn) {
+			if (d->resync_wanted)
+				start_resync(d);
+			return;
+		}
+		pe = &d->q[d->qhead];
+		if (pe->ev.kind == DEV_STOP) {
+			struct inventory *none = inventory_new();
+
+			d->qhead++;
+			d->events++;
+			if (inventory_index(d->inv, pe->ev.id) >= 0)
+				place(d, pe->ev.id, none, pe);
+			inventory_free(none);
+			continue;
+		}
+		path = xasprintf(pe->ev.kind == DEV_NETWORK_NEW
+				     ? "/networks/%s"
+				     : "/containers/%s/json",
+				 pe->ev.id);
+		if (docker_get(d->dk, path, on_event_reply, d))
+			docker_lost(d, "cannot start a request");
+		else
+			d->busy = true;
+		free(path);
+	}
+}
+
+/* --- policy ------------------------------------------------------------ */
+
+/* Loads the policy file anew; a broken one leaves the running policy in
+ * force. Diagnostics go to errs (as lines) too. Returns 0, or 2 for a
+ * bad file, 1 when the kernel refused the new ruleset. */
+static int reload(struct daemon *d, json_t *errs)
+{
+	struct diags dg = {0};
+	struct policy *p = policy_load(d->o->policy, &dg);
+	struct compiler *cc;
+	struct ir_ruleset *rs = NULL;
+	size_t i;
+
+	for (i = 0; i < dg.n; i++) {
+		char *line = xasprintf(
+		    "%s:%u:%u: %s: %s", dg.v[i].file ? dg.v[i].file : "",
+		    dg.v[i].line, dg.v[i].col,
+		    dg.v[i].level == DIAG_ERROR ? "error" : "warning",
+		    dg.v[i].msg);
+
+		say("reload: %s", line);
+		json_array_append_new(errs, json_string(line));
+		free(line);
+	}
+	diags_free(&dg);
+	if (!p) {
+		fail(d,
+		     "reload: %s does not load; the running policy stays "
+		     "in force",
+		     d->o->policy);
+		return 2;
+	}
+	cc = compiler_new(p, &d->co);
+	if (converge(d, cc, d->inv, &rs)) {
+		json_array_append_new(errs, json_string(d->last_error));
+		compiler_free(cc);
+		policy_free(p);
+		return 1;
+	}
+	compiler_free(d->cc);
+	policy_free(d->p);
+	ir_free(d->rs);
+	d->p = p;
+	d->cc = cc;
+	d->rs = rs;
+	say("reloaded %s: %zu services, %zu edges", p->file, p->nservices,
+	    p->nedges);
+	return 0;
+}
+
+/* --- the control socket ------------------------------------------------ */
+
+static int dcmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void iso_time(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static long rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	long pages = 0, rss = 0;
+
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Median and 99th percentile of n samples, as PREFIXmedian_us and
+ * PREFIXp99_us. */
+static void percentiles(json_t *o, const char *prefix, const double *samples,
+			size_t n)
+{
+	double v[LAT_N];
+	char key[32];
+
+	memcpy(v, samples, n * sizeof(*v));
+	qsort(v, n, sizeof(*v), dcmp);
+	json_object_set_new(o, "n", json_integer((json_int_t)n));
+	snprintf(key, sizeof(key), "%smedian_us", prefix);
+	json_object_set_new(o, key, json_real(v[n / 2]));
+	snprintf(key, sizeof(key), "%sp99_us", prefix);
+	json_object_set_new(o, key, json_real(v[(n * 99) / 100]));
+}
+
+static json_t *status_json(struct daemon *d)
+{
+	json_t *st = json_object(), *svcs = json_object(), *un = json_array();
+	json_t *lat = json_object(), *sets = json_object();
+	struct ir_ruleset *have = NULL;
+	char err[256], ts[32];
+	size_t i, j, total = 0;
+	int r;
+
+	json_object_set_new(st, "ok", json_true());
+	json_object_set_new(st, "policy", json_string(d->p->file));
+	json_object_set_new(st, "mode",
+			    json_string(d->co.audit || d->p->mode == POL_AUDIT
+					    ? "audit"
+					    : "enforce"));
+	json_object_set_new(
+	    st, "docker",
+	    json_string(d->dk_state == DK_UP ? "connected" : "unreachable"));
+	if (d->dk_state != DK_UP && d->down_logged)
+		json_object_set_new(st, "docker_error",
+				    json_string(d->down_why));
+	json_object_set_new(st, "api", json_string(docker_api_version(d->dk)));
+	if (d->last_sync) {
+		iso_time(d->last_sync, ts, sizeof(ts));
+		json_object_set_new(st, "last_sync", json_string(ts));
+		json_object_set_new(
+		    st, "last_sync_age_s",
+		    json_integer((json_int_t)(time(NULL) - d->last_sync)));
+	}
+	json_object_set_new(st, "events", json_integer((json_int_t)d->events));
+	json_object_set_new(st, "deltas", json_integer((json_int_t)d->deltas));
+	json_object_set_new(st, "resyncs",
+			    json_integer((json_int_t)d->resyncs));
+	json_object_set_new(st, "errors", json_integer((json_int_t)d->errors));
+	if (d->last_error[0])
+		json_object_set_new(st, "last_error",
+				    json_string(d->last_error));
+	json_object_set_new(st, "rss_kb", json_integer(rss_kb()));
+	for (i = 0; i < d->p->nservices; i++)
+		json_object_set_new(svcs, d->p->services[i].name, json_array());
+	for (i = 0; i < d->inv->n; i++) {
+		const struct inv_container *c = &d->inv->c[i];
+		json_t *o = json_object(), *addrs = json_array();
+		long a, b, s = compiler_assign(d->cc, c, &a, &b);
+
+		json_object_set_new(o, "name", json_string(c->name));
+		json_object_set_new(o, "id", json_stringn(c->id, 12));
+		for (j = 0; j < c->nnets; j++) {
+			json_t *n = json_object();
+			char buf[64];
+
+			json_object_set_new(n, "network",
+					    json_string(c->nets[j].name));
+			if (c->nets[j].has4) {
+				addr_format(AF_INET, c->nets[j].ip4, buf,
+					    sizeof(buf));
+				json_object_set_new(n, "ipv4",
+						    json_string(buf));
+			}
+			if (c->nets[j].has6) {
+				addr_format(AF_INET6, c->nets[j].ip6, buf,
+					    sizeof(buf));
+				json_object_set_new(n, "ipv6",
+						    json_string(buf));
+			}
+			json_array_append_new(addrs, n);
+		}
+		json_object_set_new(o, "addresses", addrs);
+		if (s >= 0) {
+			json_array_append_new(
+			    json_object_get(svcs, d->p->services[s].name), o);
+		} else {
+			json_object_set_new(
+			    o, "why",
+			    json_string(s == COMPILE_CONFLICT
+					    ? "matches two services"
+					    : "matches no service"));
+			json_array_append_new(un, o);
+		}
+	}
+	json_object_set_new(st, "services", svcs);
+	json_object_set_new(st, "unplaced", un);
+	r = kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err));
+	if (!r && have) {
+		for (i = 0; i < have->nsets; i++) {
+			total += have->sets[i].n;
+			if (have->sets[i].n)
+				json_object_set_new(
+				    sets, have->sets[i].name,
+				    json_integer((json_int_t)have->sets[i].n));
+		}
+		json_object_set_new(st, "kernel_sets",
+				    json_integer((json_int_t)have->nsets));
+		json_object_set_new(st, "kernel_elements",
+				    json_integer((json_int_t)total));
+		json_object_set_new(st, "elements", sets);
+	} else {
+		json_object_set_new(
+		    st, "kernel_error",
+		    json_string(r ? err : "table inet bulkhead is missing"));
+		json_decref(sets);
+	}
+	ir_free(have);
+	if (d->nlat) {
+		percentiles(lat, "", d->lat, d->nlat);
+		percentiles(lat, "own_", d->own, d->nlat);
+	}
+	json_object_set_new(st, "start_to_commit", lat);
+	return st;
+}
+
+static json_t *trace_json(struct daemon *d, json_t *req)
+{
+	const char *src = json_string_value(json_object_get(req, "src"));
+	const char *dst = json_string_value(json_object_get(req, "dst"));
+	const char *port = json_string_value(json_object_get(req, "port"));
+	json_t *rep = json_object(), *errs = json_array();
+	struct diags dg = {0};
+	struct strbuf out = {0};
+	struct ir_ruleset *rs;
+	size_t i;
+	int r = -EINVAL;
+
+	if (!src || !dst || !port) {
+		json_object_set_new(rep, "ok", json_false());
+		json_object_set_new(rep, "error",
+				    json_string("trace needs src, dst, port"));
+		json_decref(errs);
+		return rep;
+	}
+	rs = compile_ruleset(d->cc, d->inv, "docker", &dg);
+	if (rs)
+		r = trace_run(d->cc, d->p, rs, d->inv, src, dst, port, &out,
+			      &dg);
+	for (i = 0; i < dg.n; i++)
+		if (dg.v[i].level == DIAG_ERROR)
+			json_array_append_new(errs, json_string(dg.v[i].msg));
+	json_object_set_new(rep, "ok", json_boolean(r >= 0));
+	json_object_set_new(rep, "output", json_string(out.s ? out.s : ""));
+	json_object_set_new(rep, "errors", errs);
+	json_object_set_new(rep, "policy", json_string(d->p->file));
+	ir_free(rs);
+	sb_free(&out);
+	diags_free(&dg);
+	return rep;
+}
+
+static json_t *answer(struct daemon *d, const char *line, size_t len)
+{
+	json_t *req = json_loadb(line, len, 0, NULL), *rep;
+	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+
+	if (cmd && !strcmp(cmd, "status")) {
+		rep = status_json(d);
+	} else if (cmd && !strcmp(cmd, "trace")) {
+		rep = trace_json(d, req);
+	} else if (cmd && !strcmp(cmd, "reload")) {
+		json_t *errs = json_array();
+		int r = reload(d, errs);
+
+		rep = json_object();
+		json_object_set_new(rep, "ok", json_boolean(!r));
+		json_object_set_new(rep, "exit", json_integer(r));
+		json_object_set_new(rep, "errors", errs);
+		json_object_set_new(rep, "services",
+				    json_integer((json_int_t)d->p->nservices));
+		json_object_set_new(rep, "edges",
+				    json_integer((json_int_t)d->p->nedges));
+	} else {
+		rep = json_object();
+		json_object_set_new(rep, "ok", json_false());
+		json_object_set_new(rep, "error",
+				    json_string("unknown request"));
+	}
+	json_decref(req);
+	return rep;
+}
+
+static void client_close(struct daemon *d, struct client *c)
+{
+	epoll_ctl(d->ep, EPOLL_CTL_DEL, c->w.fd, NULL);
+	close(c->w.fd);
+	free(c);
+}
+
+/* Who may ask: root, our own user, or a member of the control group. */
+static bool peer_allowed(const struct daemon *d, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	struct group *g;
+	struct passwd *pw;
+	gid_t groups[64];
+	int ng = 64, i;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return false;
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return true;
+	if (!d->o->control_group || !(g = getgrnam(d->o->control_group)))
+		return false;
+	if (cr.gid == g->gr_gid)
+		return true;
+	pw = getpwuid(cr.uid);
+	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
+		return false;
+	for (i = 0; i < ng; i++)
+		if (groups[i] == g->gr_gid)
+			return true;
+	return false;
+}
+
+static void client_read(struct daemon *d, struct client *c)
+{
+	ssize_t n = read(c->w.fd, c->buf + c->len, sizeof(c->buf) - c->len);
+	char *nl;
+	json_t *rep;
+	char *s;
+	struct timeval tv = {.tv_sec = 2};
+
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n > 0)
+		c->len += (size_t)n;
+	nl = memchr(c->buf, '\n', c->len);
+	if (!nl && n > 0 && c->len < sizeof(c->buf))
+		return;
+	if (!nl) {
+		client_close(d, c);
+		return;
+	}
+	rep = answer(d, c->buf, (size_t)(nl - c->buf));
+	s = json_dumps(rep, JSON_COMPACT);
+	json_decref(rep);
+	/* a reader that stalls gets two seconds, not the loop */
+	fcntl(c->w.fd, F_SETFL, 0);
+	setsockopt(c->w.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (s) {
+		size_t off = 0, len = strlen(s);
+
+		while (off < len) {
+			n = send(c->w.fd, s + off, len - off, MSG_NOSIGNAL);
+			if (n <= 0)
+				break;
+			off += (size_t)n;
+		}
+		free(s);
+	}
+	client_close(d, c);
+}
+
+static void client_accept(struct daemon *d)
+{
+	int fd =
+	    accept4(d->wcontrol.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct client *c;
+
+	if (fd < 0)
+		return;
+	if (!peer_allowed(d, fd)) {
+		say("control: a peer that is not allowed was refused");
+		close(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	if (watch_add(d, &c->w, W_CLIENT, fd)) {
+		close(fd);
+		free(c);
+	}
+}
+
+static int control_open(const struct daemon_opts *o, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = -1, probe;
+	struct group *g = NULL;
+	mode_t mode = 0600;
+
+	if (strlen(o->control) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control socket path too long: %s",
+			 o->control);
+		return -1;
+	}
+	strcpy(sa.sun_path, o->control);
+	if (o->control_group && !(g = getgrnam(o->control_group))) {
+		snprintf(err, errlen, "control group '%s' does not exist",
+			 o->control_group);
+		return -1;
+	}
+	/* a live daemon answers: refuse to take its socket */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (probe >= 0 && !connect(probe, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(probe);
+		snprintf(err, errlen, "%s: another bulkhead daemon is running",
+			 o->control);
+		return -1;
+	}
+	if (probe >= 0)
+		close(probe);
+	unlink(o->control);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    (g && chown(o->control, (uid_t)-1, g->gr_gid)) ||
+	    chmod(o->control, g ? (mode = 0660) : mode) || listen(fd, 16)) {
+		snprintf(err, errlen, "control socket %s: %s", o->control,
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int daemon_request(const char *control, const char *request, char **reply,
+		   char *err, size_t errlen)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct strbuf sb = {0};
+	struct timeval tv = {.tv_sec = 30};
+	char buf[4096];
+	ssize_t n;
+	int fd, r = 0;
+
+	*reply = NULL;
+	if (strlen(control) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, control);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		r = -errno;
+		snprintf(err, errlen,
+			 "cannot reach the daemon at %s: %s (is `bulkhead "
+			 "run` running?)",
+			 control, strerror(errno));
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
+	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", control, strerror(errno));
+		goto out;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		sb_putn(&sb, buf, (size_t)n);
+	if (n < 0 || !sb.len) {
+		r = n < 0 ? -errno : -ECONNRESET;
+		snprintf(err, errlen, "%s: no answer from the daemon%s%s",
+			 control, n < 0 ? ": " : "",
+			 n < 0 ? strerror(errno) : "");
+		goto out;
+	}
+	sb_putc(&sb, '\0');
+	*reply = sb.s;
+	sb.s = NULL;
+out:
+	sb_free(&sb);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* --- the loop ---------------------------------------------------------- */
+
+static void on_signal(struct daemon *d)
+{
+	struct signalfd_siginfo si;
+	json_t *errs;
+
+	while (read(d->wsignal.fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGHUP:
+			notify("RELOADING=1");
+			errs = json_array();
+			reload(d, errs);
+			json_decref(errs);
+			notify("READY=1");
+			break;
+		case SIGTERM:
+		case SIGINT:
+			say("exiting on signal %u; the rules stay in force",
+			    si.ssi_signo);
+			d->stop = true;
+			break;
+		}
+	}
+}
+
+static void drain(int fd)
+{
+	uint64_t ticks;
+
+	if (read(fd, &ticks, sizeof(ticks)) < 0)
+		return;
+}
+
+static int setup(struct daemon *d, char *err, size_t errlen)
+{
+	sigset_t mask;
+	int fd;
+
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->ep < 0 || fd < 0 || watch_add(d, &d->wsignal, W_SIGNAL, fd))
+		goto sys;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0 || watch_add(d, &d->wresync, W_RESYNC, fd))
+		goto sys;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0 || watch_add(d, &d->wretry, W_RETRY, fd))
+		goto sys;
+	if (watch_add(d, &d->wdocker, W_DOCKER, docker_fd(d->dk)))
+		goto sys;
+	fd = control_open(d->o, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (watch_add(d, &d->wcontrol, W_CONTROL, fd))
+		goto sys;
+	return 0;
+sys:
+	snprintf(err, errlen, "setting up the event loop: %s", strerror(errno));
+	return -1;
+}
+
+static void teardown(struct daemon *d)
+{
+	struct watch *w[] = {&d->wsignal, &d->wresync, &d->wretry,
+			     &d->wcontrol};
+	size_t i;
+
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		if (w[i]->fd > 0)
+			close(w[i]->fd);
+	if (d->wcontrol.fd > 0)
+		unlink(d->o->control);
+	if (d->ep >= 0)
+		close(d->ep);
+	docker_free(d->dk);
+	kernel_close(d->k);
+	ir_free(d->rs);
+	inventory_free(d->inv);
+	compiler_free(d->cc);
+	policy_free(d->p);
+	free(d->q);
+	free(d->last_diags);
+}
+
+int daemon_run(const struct daemon_opts *o)
+{
+	struct daemon d = {.o = o, .ep = -1, .backoff_ms = BACKOFF_MIN_MS};
+	struct diags dg = {0};
+	char err[512];
+	int ret = 1;
+
+	d.started = time(NULL);
+	d.co.audit = o->audit;
+	d.co.conflicts_deny = true;
+	d.p = policy_load(o->policy, &dg);
+	diags_print(&dg, stderr);
+	diags_free(&dg);
+	if (!d.p)
+		return 2;
+	d.cc = compiler_new(d.p, &d.co);
+	d.inv = inventory_new();
+	d.k = kernel_open(err, sizeof(err));
+	if (!d.k) {
+		say("error: %s", err);
+		goto out;
+	}
+	d.dk = docker_new(o->docker, err, sizeof(err));
+	if (!d.dk || setup(&d, err, sizeof(err))) {
+		say("error: %s", err);
+		goto out;
+	}
+	say("bulkhead: policy %s (%zu services, %zu edges), docker %s, "
+	    "control %s",
+	    d.p->file, d.p->nservices, d.p->nedges, o->docker, o->control);
+	docker_connect(&d);
+	while (!d.stop) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(d.ep, ev, 16, -1), i;
+
+		if (n < 0 && errno != EINTR) {
+			say("error: epoll: %s", strerror(errno));
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			struct watch *w = ev[i].data.ptr;
+
+			switch (w->kind) {
+			case W_DOCKER:
+				docker_dispatch(d.dk);
+				break;
+			case W_SIGNAL:
+				on_signal(&d);
+				break;
+			case W_RESYNC:
+				drain(w->fd);
+				resync_soon(&d);
+				break;
+			case W_RETRY:
+				drain(w->fd);
+				if (d.dk_state == DK_DOWN)
+					docker_connect(&d);
+				break;
+			case W_CONTROL:
+				client_accept(&d);
+				break;
+			case W_CLIENT:
+				client_read(&d, (struct client *)w);
+				break;
+			}
+		}
+		process_queue(&d);
+	}
+	notify("STOPPING=1");
+	ret = 0;
+out:
+	teardown(&d);
+	return ret;
+}

@@ -1,0 +1,28 @@
+#!/bin/sh
+# `make install` with PREFIX and DESTDIR: the binary, the systemd unit with
+# its paths filled in (and systemd-analyze content with it, where present),
+# the example policies, and a default policy that a reinstall keeps.
+set -eu
+cd "$(dirname "$0")/../.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+make -s install DESTDIR="$tmp/root" PREFIX=/usr >/dev/null
+unit=$tmp/root/usr/lib/systemd/system/bulkhead.service
+[ -x "$tmp/root/usr/sbin/bulkhead" ] || fail "no binary in sbin"
+grep -qx "ExecStart=/usr/sbin/bulkhead run -p /etc/bulkhead/policy.yaml" "$unit" || fail "unit ExecStart"
+grep -qx "Type=notify" "$unit" || fail "unit type"
+! grep -q "@" "$unit" || fail "unit placeholders left"
+[ -f "$tmp/root/usr/share/bulkhead/policies/three-tier.yaml" ] || fail "example policies"
+"$tmp/root/usr/sbin/bulkhead" check -p "$tmp/root/etc/bulkhead/policy.yaml" >/dev/null || fail "default policy"
+echo "# mine" >>"$tmp/root/etc/bulkhead/policy.yaml"
+make -s install DESTDIR="$tmp/root" PREFIX=/usr >/dev/null
+grep -q "^# mine" "$tmp/root/etc/bulkhead/policy.yaml" || fail "reinstall overwrote the operator's policy"
+
+# installed where it runs, systemd's own checker reads the unit
+if command -v systemd-analyze >/dev/null 2>&1; then
+	make -s install PREFIX="$tmp/p" SYSCONFDIR="$tmp/p/etc" >/dev/null
+	systemd-analyze verify "$tmp/p/lib/systemd/system/bulkhead.service" || fail "systemd-analyze verify"
+fi
+echo "ok: install: binary, unit, policies; the operator's policy survives a reinstall"
