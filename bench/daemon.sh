@@ -1,0 +1,102 @@
+#!/bin/sh
+# The daemon against a real dockerd (design §6, issue "The daemon"): with
+# N containers running, 200 containers are started one after another and
+# the daemon's own clock gives the time from each start event read to
+# its elements committed (median, p99), and separately from Docker's
+# inspect answer to commit (what bulkhead itself costs). Also the
+# daemon's RSS once steady. Prints the ratio between the sizes.
+#
+# usage: bench/daemon.sh [SIZE...]   (default: 10 1000; STARTS=200)
+# Needs root; starts dockerd when none runs; removes what it started.
+set -eu
+cd "$(dirname "$0")/.."
+B=$PWD/${BUILD:-build}/bulkhead
+STARTS=${STARTS:-200}
+SIZES=${*:-10 1000}
+if [ "$(id -u)" -ne 0 ]; then
+	echo "bench/daemon.sh: needs root (dockerd, nftables)" >&2
+	exit 1
+fi
+scripts/docker-up.sh
+scripts/test-image.sh >/dev/null
+IMG=bulkhead-test/busybox:latest
+tmp=$(mktemp -d)
+pid=""
+cleanup() {
+	set +e
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null
+	docker ps -aq --filter name=bench- | xargs -r docker rm -f >/dev/null 2>&1
+	docker network rm bench1 bench2 >/dev/null 2>&1
+	"$B" flush
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+cleanup
+tmp=$(mktemp -d)
+docker network create --subnet 10.201.0.0/16 bench1 >/dev/null
+docker network create --subnet 10.202.0.0/16 bench2 >/dev/null
+
+cat >"$tmp/policy.yaml" <<'P'
+version: 1
+settings: { networks: [bench1, bench2] }
+services:
+  web:
+    match: { name: "bench-web-*" }
+    ingress: [ { from: world, ports: [80/tcp] } ]
+    egress: [ { to: app, ports: [8080/tcp] } ]
+  app:
+    match: { name: "bench-app-*" }
+    egress:
+      - { to: db, ports: [5432/tcp] }
+      - { to: { cidr: [203.0.113.0/24] }, ports: [443/tcp] }
+  db:
+    match: { name: "bench-db-*" }
+  probe:
+    match: { name: "bench-probe-*" }
+    ingress: [ { from: web, ports: [9000/tcp] } ]
+    egress: [ { to: app, ports: [8080/tcp, 9100-9199/tcp] }, { to: db, ports: [5432/tcp] } ]
+P
+
+running=0
+grow_to() { # background containers, spread over services and networks
+	[ "$1" -gt "$running" ] || return 0
+	seq $((running + 1)) "$1" | xargs -P 8 -I{} sh -c '
+		i={}; set -- web app db; shift $((i % 3)); net=bench$((i % 2 + 1))
+		docker run -d --name "bench-$1-$i" --network "$net" --log-driver none \
+			--stop-signal SIGKILL '"$IMG"' sleep 1000000 >/dev/null'
+	running=$1
+}
+st() { "$B" status --control "$tmp/ctl" --json; }
+
+printf '%-10s %12s %12s %12s %12s %10s\n' containers median_us p99_us own_med_us own_p99_us rss_kb
+for n in $SIZES; do
+	grow_to "$n"
+	"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon-$n.log" 2>&1 &
+	pid=$!
+	i=0
+	until grep -q "in sync" "$tmp/daemon-$n.log"; do
+		i=$((i + 1)); [ $i -lt 300 ] || { cat "$tmp/daemon-$n.log"; exit 1; }
+		sleep 0.2
+	done
+	k=1
+	while [ $k -le "$STARTS" ]; do
+		docker run -d --name "bench-probe-$k" --network bench$((k % 2 + 1)) --log-driver none \
+			--stop-signal SIGKILL "$IMG" sleep 1000000 >/dev/null
+		docker rm -f "bench-probe-$k" >/dev/null
+		k=$((k + 1))
+	done
+	i=0
+	until [ "$(st | jq '.start_to_commit.n // 0')" -ge "$STARTS" ]; do
+		i=$((i + 1)); [ $i -lt 150 ] || { echo "not every start was placed" >&2; cat "$tmp/daemon-$n.log" >&2; exit 1; }
+		sleep 0.2
+	done
+	"$B" diff -p "$tmp/policy.yaml" --exit-code >/dev/null || { echo "the kernel is not exact after the starts" >&2; exit 1; }
+	st | jq -r --arg n "$n" '[$n, (.start_to_commit | .median_us, .p99_us, .own_median_us, .own_p99_us | floor), .rss_kb] | @tsv' |
+		awk '{ printf "%-10s %12s %12s %12s %12s %10s\n", $1, $2, $3, $4, $5, $6 }' | tee -a "$tmp/rows"
+	[ "$(st | jq .errors)" -eq 0 ] || { echo "the daemon counted errors" >&2; cat "$tmp/daemon-$n.log" >&2; exit 1; }
+	kill "$pid"
+	wait "$pid" || true
+	pid=""
+done
+awk 'NR == 1 { m = $2; o = $4 } END { if (NR > 1) printf "ratio %s/%s containers: start-to-commit median %.2fx, own median %.2fx (target: within 2x, under 2000 us)\n", $1, first, $2 / m, $4 / o }
+	NR == 1 { first = $1 }' "$tmp/rows"
