@@ -25,7 +25,7 @@ pid=""
 cleanup() {
 	set +e
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null
-	docker ps -aq --filter name=bench- | xargs -r docker rm -f >/dev/null 2>&1
+	docker ps -aq --filter name=bench- | xargs -r -n 25 -P 4 docker rm -f >/dev/null 2>&1
 	docker network rm bench1 bench2 >/dev/null 2>&1
 	"$B" flush
 	rm -rf "$tmp"

@@ -15,10 +15,12 @@ scripts/docker-up.sh
 scripts/test-image.sh >/dev/null
 
 tmp=$(mktemp -d)
+daemon=""
 cleanup() {
+	[ -z "$daemon" ] || kill "$daemon" 2>/dev/null || true
 	if [ "${KEEP:-0}" != 1 ]; then
 		./bulkhead flush 2>/dev/null || true
-		docker rm -f demo-nginx demo-backend demo-db demo-redis demo-rabbitmq >/dev/null 2>&1 || true
+		docker rm -f demo-nginx demo-backend demo-db demo-redis demo-rabbitmq demo-db2 >/dev/null 2>&1 || true
 		docker network rm appnet >/dev/null 2>&1 || true
 	fi
 	rm -rf "$tmp"
@@ -27,7 +29,7 @@ trap cleanup EXIT
 cleanup_net() { docker network rm appnet >/dev/null 2>&1 || true; }
 
 step "Starting the three-tier app on network appnet"
-docker rm -f demo-nginx demo-backend demo-db demo-redis demo-rabbitmq >/dev/null 2>&1 || true
+docker rm -f demo-nginx demo-backend demo-db demo-redis demo-rabbitmq demo-db2 >/dev/null 2>&1 || true
 cleanup_net
 docker network create appnet >/dev/null
 img=bulkhead-test
@@ -112,7 +114,38 @@ fi
 step "After: the allowed pairs connect, everything else is dropped"
 probes
 
+step "bulkhead run: the daemon follows Docker as containers come and go"
+./bulkhead run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon.log" 2>&1 &
+daemon=$!
+st() { ./bulkhead status --control "$tmp/ctl" "$@" 2>/dev/null; }
+waitfor() { # what, a command that succeeds when it is so
+	what=$1
+	shift
+	i=0
+	until "$@"; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || { cat "$tmp/daemon.log"; echo "demo: $what did not happen" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+waitfor "the daemon's first sync" sh -c "grep -q 'in sync' '$tmp/daemon.log'"
+echo "  \$ docker run -d --name demo-db2 --network appnet $img/postgres:16 ..."
+docker run -d --name demo-db2 --network appnet "$img/postgres:16" httpd -f -p 5432 -h /www >/dev/null
+placed() { st --json | grep -q '"name": "demo-db2"'; }
+waitfor "demo-db2's placement" placed
+probe demo-backend demo-db2 5432
+probe demo-nginx demo-db2 5432
+echo "  \$ docker rm -f demo-db2"
+docker rm -f demo-db2 >/dev/null
+gone() { ! placed; }
+waitfor "demo-db2's removal" gone
+echo "  daemon log:"
+sed 's/^/    /' "$tmp/daemon.log"
+echo "  \$ bulkhead status"
+st | sed 's/^/    /'
+
 step "Done"
-echo "The daemon (bulkhead run), that follows containers as they come and go,"
-echo "and the denied-flow log come next. On exit the demo runs bulkhead flush;"
-echo "KEEP=1 $0 leaves the containers and the table in place."
+echo "The daemon placed demo-db2 when it started and removed it when it went;"
+echo "the denied-flow log comes next. On exit the demo stops the daemon (its"
+echo "rules would stay in force) and runs bulkhead flush; KEEP=1 $0 leaves"
+echo "the containers and the table in place."

@@ -28,5 +28,10 @@ grep -q "^denied demo-nginx -> demo-db 5432/tcp" "$out" || fail "trace of a deni
 grep -q "^Docker's own tables (.*ip filter.*; [1-9][0-9]* lines) are as they were, byte for byte" "$out" ||
 	fail "apply changed another table (or Docker has none)"
 grep -q "^diff: the kernel holds the plan" "$out" || fail "after apply, diff finds differences"
+daemon=$(sed -n '/== bulkhead run/,/== Done/p' "$out" | tr -s ' ')
+echo "$daemon" | grep -q "demo-backend -> demo-db2 5432 connects" || fail "the daemon did not let backend reach a late db"
+echo "$daemon" | grep -q "demo-nginx -> demo-db2 5432 blocked" || fail "the daemon let nginx reach a late db"
+echo "$daemon" | grep -q "placed demo-db2 (db) on appnet" || fail "the daemon's log lacks the placement"
+echo "$daemon" | grep -q "removed demo-db2: -" || fail "the daemon's log lacks the removal"
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
-echo "ok: demo: 3 allowed pairs connect, 4 denied pairs are blocked, table removed after"
+echo "ok: demo: 3 allowed pairs connect, 4 denied pairs are blocked; the daemon places and removes a late container; table removed after"
