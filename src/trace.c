@@ -123,6 +123,100 @@ static bool port_fits(const struct pol_edge *e, uint8_t proto, uint16_t port,
 	return false;
 }
 
+/* Which ends are managed: a placed container on a managed network
+ * (unmatched ones too when settings.unmatched denies them). */
+static void managed(const struct compiler *cc, const struct policy *p,
+		    const struct inventory *inv, const struct endpoint *s,
+		    const struct endpoint *t, const struct inv_net *sn,
+		    const struct inv_net *dn, bool *s_managed, bool *t_managed)
+{
+	*s_managed = sn && s->svc != COMPILE_UNMATCHED;
+	*s_managed |= sn && !p->unmatched_allow;
+	*t_managed = dn && (t->svc != COMPILE_UNMATCHED || !p->unmatched_allow);
+	if (sn && !compiler_net_managed(cc, inv, sn->name))
+		*s_managed = false;
+}
+
+/* The model's answer: the first edge that allows it, or the default and
+ * the reason it denies. */
+static void decide(const struct policy *p, const struct endpoint *s,
+		   const struct endpoint *t, const struct inv_net *sn,
+		   const struct inv_net *dn, bool s_managed, bool t_managed,
+		   uint8_t proto, uint16_t port, int fam,
+		   struct trace_decision *out)
+{
+	bool port_other = false;
+	size_t k;
+
+	memset(out, 0, sizeof(*out));
+	out->edge = -1;
+	if (!s_managed && !t_managed) {
+		out->allowed = true;
+		out->why = "touches no managed container, not filtered";
+		return;
+	}
+	if ((s_managed && s->svc == COMPILE_UNMATCHED) ||
+	    (t_managed && t->svc == COMPILE_UNMATCHED)) {
+		out->why = "a container that matches no service "
+			   "(settings.unmatched: deny)";
+		out->reason = "unmatched-container";
+		return;
+	}
+	if (s->svc == COMPILE_CONFLICT || t->svc == COMPILE_CONFLICT) {
+		out->why = "a container that matches two services is denied";
+		out->reason = "unmatched-container";
+		return;
+	}
+	for (k = 0; k < p->nedges; k++) {
+		const struct pol_edge *e = &p->edges[k];
+
+		if (!peer_fits(&e->src, s, s_managed) ||
+		    !peer_fits(&e->dst, t, t_managed))
+			continue;
+		if (s_managed && t_managed && sn && dn &&
+		    strcmp(sn->name, dn->name))
+			continue; /* no shared network */
+		if (!port_fits(e, proto, port, fam)) {
+			port_other = true;
+			continue;
+		}
+		out->edge = (long)k;
+		out->allowed = true;
+		return;
+	}
+	if (s_managed && t_managed && sn && dn && strcmp(sn->name, dn->name)) {
+		out->why = "the two containers share no managed network";
+		out->reason = "no-edge";
+		return;
+	}
+	out->why = "deny";
+	out->reason = port_other ? "port-not-allowed" : "no-edge";
+}
+
+int trace_decide(const struct compiler *cc, const struct policy *p,
+		 const struct inventory *inv, int family, u128 saddr,
+		 u128 daddr, bool to_host, uint8_t proto, uint16_t port,
+		 struct trace_decision *out)
+{
+	struct endpoint s, t;
+	char a[64];
+	bool sm, tm;
+
+	addr_format(family, saddr, a, sizeof(a));
+	resolve(cc, p, inv, a, &s);
+	addr_format(family, daddr, a, sizeof(a));
+	resolve(cc, p, inv, to_host ? "host" : a, &t);
+	t.family = family;
+	t.addr = daddr;
+	managed(cc, p, inv, &s, &t, s.net, t.net, &sm, &tm);
+	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, out);
+	out->src = s.c;
+	out->dst = t.c;
+	out->src_net = s.net;
+	out->dst_net = t.net;
+	return 0;
+}
+
 static void describe(struct strbuf *o, const char *label,
 		     const struct endpoint *ep, const struct policy *p,
 		     const char *bridge_net)
@@ -197,11 +291,11 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	struct ir_result res;
 	const char *why, *args[2] = {src, dst};
 	struct endpoint *eps[2] = {&s, &t};
-	bool s_managed, t_managed, port_other = false, model_allow = false;
+	struct trace_decision dec;
+	bool s_managed, t_managed, model_allow = false;
 	bool audit_deny;
 	long edge = -1;
 	int fam = 0, i, r;
-	size_t k;
 
 	for (i = 0; i < 2; i++) {
 		r = resolve(cc, p, inv, args[i], eps[i]);
@@ -258,11 +352,7 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	set_addr(&s, sn, fam);
 	set_addr(&t, dn, fam);
 
-	s_managed = sn && s.svc != COMPILE_UNMATCHED;
-	s_managed |= sn && !p->unmatched_allow;
-	t_managed = dn && (t.svc != COMPILE_UNMATCHED || !p->unmatched_allow);
-	if (sn && !compiler_net_managed(cc, inv, sn->name))
-		s_managed = false;
+	managed(cc, p, inv, &s, &t, sn, dn, &s_managed, &t_managed);
 
 	pkt.family = fam;
 	pkt.saddr = s.addr;
@@ -280,29 +370,10 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	ir_eval(rs, &pkt, &res);
 
 	/* the model's answer */
-	if (!s_managed && !t_managed) {
-		model_allow = true;
-	} else if ((s_managed && s.svc < 0) || (t_managed && t.svc < 0)) {
-		model_allow = false;
-	} else {
-		for (k = 0; k < p->nedges; k++) {
-			const struct pol_edge *e = &p->edges[k];
-
-			if (!peer_fits(&e->src, &s, s_managed) ||
-			    !peer_fits(&e->dst, &t, t_managed))
-				continue;
-			if (s_managed && t_managed && sn && dn &&
-			    strcmp(sn->name, dn->name))
-				continue; /* no shared network */
-			if (!port_fits(e, pp.proto_lo, pp.lo, fam)) {
-				port_other = true;
-				continue;
-			}
-			edge = (long)k;
-			model_allow = true;
-			break;
-		}
-	}
+	decide(p, &s, &t, sn, dn, s_managed, t_managed, pp.proto_lo, pp.lo, fam,
+	       &dec);
+	model_allow = dec.allowed;
+	edge = dec.edge;
 
 	/* in audit mode the deny chain logs and accepts */
 	audit_deny = !model_allow && res.logged && res.verdict == IRV_ACCEPT;
@@ -321,24 +392,11 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 		    e->loc.line, e->loc.col, e->ingress ? "ingress" : "egress",
 		    p->services[e->ingress ? e->dst.service : e->src.service]
 			.name);
-	} else if (!s_managed && !t_managed) {
-		sb_puts(o, "  default: touches no managed container, not "
-			   "filtered\n");
-	} else if ((s_managed && s.svc == COMPILE_UNMATCHED) ||
-		   (t_managed && t.svc == COMPILE_UNMATCHED)) {
-		sb_puts(o, "  default: a container that matches no service "
-			   "(settings.unmatched: deny) (reason: "
-			   "unmatched-container)\n");
-	} else if (s.svc == COMPILE_CONFLICT || t.svc == COMPILE_CONFLICT) {
-		sb_puts(o, "  default: a container that matches two services "
-			   "is denied\n");
-	} else if (s_managed && t_managed && sn && dn &&
-		   strcmp(sn->name, dn->name)) {
-		sb_puts(o, "  default: the two containers share no managed "
-			   "network (reason: no-edge)\n");
 	} else {
-		sb_printf(o, "  default: deny (reason: %s)\n",
-			  port_other ? "port-not-allowed" : "no-edge");
+		sb_printf(o, "  default: %s", dec.why);
+		if (dec.reason)
+			sb_printf(o, " (reason: %s)", dec.reason);
+		sb_putc(o, '\n');
 	}
 	sb_puts(o, "  path:");
 	for (i = 0; i < res.ntrail; i++) {

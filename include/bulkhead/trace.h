@@ -17,4 +17,22 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	      const char *src, const char *dst, const char *port,
 	      struct strbuf *out, struct diags *d);
 
+/* The policy model's answer for a new connection between two addresses
+ * (to_host: to the host's own address, the input hook): allowed by an
+ * edge (index into p->edges) or denied, with the reason: "no-edge",
+ * "port-not-allowed" (an edge exists for other ports) or
+ * "unmatched-container". The containers and networks found for each
+ * address (NULL: world or host) are borrowed from inv. */
+struct trace_decision {
+	bool allowed;
+	long edge;
+	const char *reason, *why;
+	const struct inv_container *src, *dst;
+	const struct inv_net *src_net, *dst_net;
+};
+int trace_decide(const struct compiler *cc, const struct policy *p,
+		 const struct inventory *inv, int family, u128 saddr,
+		 u128 daddr, bool to_host, uint8_t proto, uint16_t port,
+		 struct trace_decision *out);
+
 #endif
