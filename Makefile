@@ -100,7 +100,7 @@ clean:
 
 # libFuzzer harnesses, one per parser (clang). FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 30
-FUZZERS := policy inventory readback docker
+FUZZERS := policy inventory readback docker flowlog
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 	$(Q)for f in $(FUZZERS); do \

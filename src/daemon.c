@@ -27,6 +27,7 @@
 #include "bulkhead/compile.h"
 #include "bulkhead/daemon.h"
 #include "bulkhead/docker.h"
+#include "bulkhead/flowlog.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
 #include "bulkhead/trace.h"
@@ -37,7 +38,15 @@
 #define LAT_N 1024u
 #define REQUEST_MAX 4096u
 
-enum watch_kind { W_DOCKER, W_SIGNAL, W_RESYNC, W_RETRY, W_CONTROL, W_CLIENT };
+enum watch_kind {
+	W_DOCKER,
+	W_SIGNAL,
+	W_RESYNC,
+	W_RETRY,
+	W_CONTROL,
+	W_CLIENT,
+	W_NFLOG,
+};
 
 struct watch {
 	enum watch_kind kind;
@@ -68,7 +77,15 @@ struct daemon {
 	struct kernel *k;
 	struct docker *dk;
 	int ep;
-	struct watch wdocker, wsignal, wresync, wretry, wcontrol;
+	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog;
+	struct flowlog *fl;
+	struct flowlog_sink *sink;
+	/* containers gone lately, so that a record still names them */
+	struct inventory *gone;
+	time_t *gone_at;
+	size_t capgone;
+	time_t last_summary;
+	struct flowlog_stats summarized;
 
 	enum dk_state dk_state;
 	bool synced_once, snapshot_running, resync_wanted, busy;
@@ -219,9 +236,20 @@ static void resync_soon(struct daemon *d)
 /* Takes container idx out of the inventory, its leaving into delta. */
 static void take_out(struct daemon *d, size_t idx, struct ir_delta *delta)
 {
+	time_t now = time(NULL);
+	size_t i;
+
 	if (compile_delta(d->cc, d->inv, idx, false, delta))
 		resync_soon(d);
-	inventory_remove(d->inv, idx);
+	for (i = 0; i < d->gone->n; i++)
+		if (now - d->gone_at[i] > DAEMON_GONE_S) {
+			inventory_remove(d->gone, i);
+			d->gone_at[i] = d->gone_at[d->gone->n];
+			i--;
+		}
+	grow(&d->gone_at, &d->capgone, d->gone->n + 1, sizeof(*d->gone_at));
+	d->gone_at[d->gone->n] = now;
+	inventory_move(d->gone, d->inv, idx);
 }
 
 /* An address that a new container holds was another's: that one is gone
@@ -596,6 +624,83 @@ static void process_queue(struct daemon *d)
 	}
 }
 
+/* --- denied flows ------------------------------------------------------ */
+
+static void iso_time_us(uint64_t us, char *buf, size_t len)
+{
+	time_t t = (time_t)(us / 1000000u);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03uZ", (unsigned)(us / 1000 % 1000));
+}
+
+static uint64_t wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void on_flow(void *ctx, const struct flow_pkt *pkt)
+{
+	struct daemon *d = ctx;
+	struct trace_decision dec;
+	char ts[40];
+	json_t *rec;
+
+	trace_decide(d->cc, d->p, d->inv, pkt->family, pkt->saddr, pkt->daddr,
+		     pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
+		     &dec);
+	/* our clock, at most the NFLOG batch timeout (0.1 s) late: not
+	 * every packet carries a timestamp, nor one on the wall clock */
+	iso_time_us(wall_us(), ts, sizeof(ts));
+	rec = flowlog_record(pkt, &dec, d->cc, d->p, d->gone, ts);
+	if (flowlog_sink_write(d->sink, rec))
+		fail(d, "denied-flow log %s: cannot write", d->o->log);
+	json_decref(rec);
+}
+
+/* What the records cannot say themselves (the kernel dropped messages,
+ * some did not parse) goes in a summary record, at most once a minute
+ * and only when it changed: counted, never silently lost. */
+static void flow_summary(struct daemon *d)
+{
+	const struct flowlog_stats *st = flowlog_stats(d->fl);
+	time_t now = time(NULL);
+	char ts[40];
+	json_t *rec;
+
+	if (now - d->last_summary < 60 ||
+	    (st->overruns == d->summarized.overruns &&
+	     st->malformed == d->summarized.malformed))
+		return;
+	iso_time_us(wall_us(), ts, sizeof(ts));
+	rec = json_pack(
+	    "{s:s, s:s, s:I, s:I, s:I}", "ts", ts, "verdict", "summary",
+	    "overruns", (json_int_t)(st->overruns - d->summarized.overruns),
+	    "malformed", (json_int_t)(st->malformed - d->summarized.malformed),
+	    "records", (json_int_t)flowlog_sink_written(d->sink));
+	flowlog_sink_write(d->sink, rec);
+	json_decref(rec);
+	if (st->overruns != d->summarized.overruns)
+		say("warning: denied-flow log: the kernel dropped %lu NFLOG "
+		    "batches (overrun); counted in the log's summary",
+		    st->overruns - d->summarized.overruns);
+	d->summarized = *st;
+	d->last_summary = now;
+}
+
+static void on_nflog(struct daemon *d)
+{
+	flowlog_read(d->fl, on_flow, d);
+	flow_summary(d);
+	flowlog_sink_flush(d->sink);
+}
+
 /* --- policy ------------------------------------------------------------ */
 
 /* Loads the policy file anew; a broken one leaves the running policy in
@@ -801,6 +906,18 @@ static json_t *status_json(struct daemon *d)
 		percentiles(lat, "own_", d->own, d->nlat);
 	}
 	json_object_set_new(st, "start_to_commit", lat);
+	if (d->fl) {
+		const struct flowlog_stats *fs = flowlog_stats(d->fl);
+
+		json_object_set_new(
+		    st, "denied_flows",
+		    json_pack("{s:s, s:I, s:I, s:I, s:I}", "log", d->o->log,
+			      "records",
+			      (json_int_t)flowlog_sink_written(d->sink),
+			      "overruns", (json_int_t)fs->overruns, "malformed",
+			      (json_int_t)fs->malformed, "foreign",
+			      (json_int_t)fs->foreign));
+	}
 	return st;
 }
 
@@ -1066,6 +1183,9 @@ static void on_signal(struct daemon *d)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			notify("RELOADING=1");
+			if (d->sink && flowlog_sink_reopen(d->sink))
+				fail(d, "denied-flow log %s: cannot reopen",
+				     d->o->log);
 			errs = json_array();
 			reload(d, errs);
 			json_decref(errs);
@@ -1112,6 +1232,13 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		goto sys;
 	if (watch_add(d, &d->wdocker, W_DOCKER, docker_fd(d->dk)))
 		goto sys;
+	d->fl = flowlog_open(d->p->log_group, err, errlen);
+	if (!d->fl)
+		return -1;
+	d->sink = flowlog_sink_open(d->o->log, d->o->log_max, DAEMON_LOG_KEEP,
+				    err, errlen);
+	if (!d->sink || watch_add(d, &d->wnflog, W_NFLOG, flowlog_fd(d->fl)))
+		return -1;
 	fd = control_open(d->o, err, errlen);
 	if (fd < 0)
 		return -1;
@@ -1137,6 +1264,10 @@ static void teardown(struct daemon *d)
 	if (d->ep >= 0)
 		close(d->ep);
 	docker_free(d->dk);
+	flowlog_close(d->fl);
+	flowlog_sink_close(d->sink);
+	inventory_free(d->gone);
+	free(d->gone_at);
 	kernel_close(d->k);
 	ir_free(d->rs);
 	inventory_free(d->inv);
@@ -1163,6 +1294,7 @@ int daemon_run(const struct daemon_opts *o)
 		return 2;
 	d.cc = compiler_new(d.p, &d.co);
 	d.inv = inventory_new();
+	d.gone = inventory_new();
 	d.k = kernel_open(err, sizeof(err));
 	if (!d.k) {
 		say("error: %s", err);
@@ -1174,8 +1306,9 @@ int daemon_run(const struct daemon_opts *o)
 		goto out;
 	}
 	say("bulkhead: policy %s (%zu services, %zu edges), docker %s, "
-	    "control %s",
-	    d.p->file, d.p->nservices, d.p->nedges, o->docker, o->control);
+	    "control %s, denied flows from NFLOG group %u to %s",
+	    d.p->file, d.p->nservices, d.p->nedges, o->docker, o->control,
+	    d.p->log_group, o->log);
 	docker_connect(&d);
 	while (!d.stop) {
 		struct epoll_event ev[16];
@@ -1209,6 +1342,9 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_CLIENT:
 				client_read(&d, (struct client *)w);
+				break;
+			case W_NFLOG:
+				on_nflog(&d);
 				break;
 			}
 		}

@@ -9,11 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "bulkhead/compile.h"
 #include "bulkhead/daemon.h"
+#include "bulkhead/denials.h"
 #include "bulkhead/docker.h"
+#include "bulkhead/flowlog.h"
 #include "bulkhead/inventory.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
@@ -24,9 +28,11 @@
 
 struct opts {
 	const char *policy, *inventory, *format;
-	const char *docker, *control, *control_group;
+	const char *docker, *control, *control_group, *log;
 	unsigned resync_s;
 	bool audit, resolve, replace, exit_code, json;
+	bool follow, summary, suggest;
+	const char *since, *service, *container;
 	struct compile_fqdn *fqdn;
 	size_t nfqdn, capfqdn;
 	char **fqdn_names;
@@ -79,7 +85,7 @@ static const char usage_diff[] =
     "--exit-code, exit 1 when there is a difference. Needs root or\n"
     "CAP_NET_ADMIN.\n" INVENTORY_HELP;
 static const char usage_run[] =
-    "usage: bulkhead run -p POLICY [--docker SOCK] [--audit]\n"
+    "usage: bulkhead run -p POLICY [--docker SOCK] [--audit] [--log FILE]\n"
     "                    [--control PATH] [--control-group GROUP]\n"
     "                    [--resync SECONDS]\n"
     "The daemon: follow Docker's events and keep table inet bulkhead on\n"
@@ -91,7 +97,10 @@ static const char usage_run[] =
     "force); SIGTERM or SIGINT exit and leave the rules in force. The\n"
     "control socket (default " DAEMON_CONTROL ", mode 0600, or 0660\n"
     "for --control-group) answers status, reload and trace.\n"
-    "Logs go to stderr, one line per event.\n";
+    "Logs go to stderr, one line per event. Denied flows (NFLOG group\n"
+    "settings.log_group) go to --log FILE (default " FLOWLOG_DEFAULT ")\n"
+    "as JSON lines naming both ends, rotated past 64 MB (5 kept) and\n"
+    "reopened on SIGHUP.\n";
 static const char usage_status[] =
     "usage: bulkhead status [--control PATH] [--json]\n"
     "The daemon's view: services and the containers placed in them with\n"
@@ -102,6 +111,19 @@ static const char usage_reload[] =
     "usage: bulkhead reload [--control PATH]\n"
     "Ask the daemon to re-read its policy file. A broken file is reported\n"
     "(FILE:LINE:COL, exit 2) and the running policy stays in force.\n";
+static const char usage_denials[] =
+    "usage: bulkhead denials [--log FILE] [--since 10m|ISO-TIME]\n"
+    "                        [--service S] [--container C]\n"
+    "                        [--json | --summary | --suggest [-p POLICY]]\n"
+    "                        [--follow]\n"
+    "Read the denied-flow log (default " FLOWLOG_DEFAULT ", its\n"
+    "rotated files first): one line per record, or the records as JSON\n"
+    "lines (--json). --since takes 90s, 10m, 2h, 7d or an ISO time;\n"
+    "--service and --container match either end. --summary counts per\n"
+    "(source, destination, port, reason) with first and last seen;\n"
+    "--suggest prints the policy edges that would allow exactly those\n"
+    "flows, as YAML to merge, or with -p POLICY that policy with them\n"
+    "added. --follow keeps printing as records arrive (lines or JSON).\n";
 static const char usage_flush[] =
     "usage: bulkhead flush\n"
     "Remove table inet bulkhead, and nothing else.\n";
@@ -119,7 +141,8 @@ static void usage_all(FILE *f)
 	      "  run     the daemon: follow Docker, keep the kernel on the "
 	      "policy\n"
 	      "  status  what the daemon sees and has programmed\n"
-	      "  reload  make the daemon re-read its policy\n\n"
+	      "  reload  make the daemon re-read its policy\n"
+	      "  denials read the denied-flow log, count it, suggest edges\n\n"
 	      "`bulkhead COMMAND --help` for each command's options.\n",
 	      f);
 }
@@ -218,6 +241,13 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"control-group", required_argument, NULL, 'G'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"resync", required_argument, NULL, 'S'},
+	    {"log", required_argument, NULL, 'L'},
+	    {"follow", no_argument, NULL, 'w'},
+	    {"summary", no_argument, NULL, 'm'},
+	    {"suggest", no_argument, NULL, 'g'},
+	    {"since", required_argument, NULL, 's'},
+	    {"service", required_argument, NULL, 'e'},
+	    {"container", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -259,6 +289,27 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'L':
+			o->log = optarg;
+			break;
+		case 'w':
+			o->follow = true;
+			break;
+		case 'm':
+			o->summary = true;
+			break;
+		case 'g':
+			o->suggest = true;
+			break;
+		case 's':
+			o->since = optarg;
+			break;
+		case 'e':
+			o->service = optarg;
+			break;
+		case 'c':
+			o->container = optarg;
 			break;
 		case 'S': {
 			char *end;
@@ -816,6 +867,8 @@ static int cmd_run(int argc, char **argv)
 		d.control_group = o.control_group;
 		d.audit = o.audit;
 		d.resync_s = o.resync_s ? o.resync_s : DAEMON_RESYNC_S;
+		d.log = o.log ? o.log : FLOWLOG_DEFAULT;
+		d.log_max = DAEMON_LOG_MAX;
 		check_br_netfilter();
 		r = daemon_run(&d);
 	}
@@ -924,6 +977,158 @@ static int cmd_status(int argc, char **argv)
 	return r;
 }
 
+struct reader {
+	const struct opts *o;
+	struct denials_filter f;
+	struct denials_summary *sum;
+	struct strbuf sb;
+	size_t shown;
+};
+
+static void one_record(struct reader *r, const char *line, size_t len)
+{
+	json_t *rec = json_loadb(line, len, 0, NULL);
+
+	if (!rec || !denials_match(rec, &r->f)) {
+		json_decref(rec);
+		return;
+	}
+	if (r->sum) {
+		denials_summary_add(r->sum, rec);
+	} else if (r->o->json) {
+		fwrite(line, 1, len, stdout);
+		putchar('\n');
+	} else {
+		r->sb.len = 0;
+		if (!r->shown) {
+			denials_header(&r->sb);
+			sb_putc(&r->sb, '\n');
+		}
+		denials_format(rec, &r->sb);
+		puts(r->sb.s);
+	}
+	r->shown++;
+	json_decref(rec);
+}
+
+/* Every complete line of f from where it is; returns the bytes read. */
+static long read_lines(struct reader *r, FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	long total = 0;
+
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] != '\n') {
+			/* a record being written: read it whole next time */
+			fseek(f, -n, SEEK_CUR);
+			break;
+		}
+		total += n;
+		one_record(r, line, (size_t)n - 1);
+	}
+	clearerr(f);
+	free(line);
+	return total;
+}
+
+static int cmd_denials(int argc, char **argv)
+{
+	struct opts o = {0};
+	struct reader rd = {.o = &o};
+	struct policy *p = NULL;
+	struct diags dg = {0};
+	struct timespec ts;
+	const char *log;
+	FILE *f = NULL;
+	int r = parse_opts(argc, argv, &o, usage_denials), i;
+
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (o.argc)
+		return bad_usage(usage_denials, "unexpected argument");
+	if ((o.summary || o.suggest) && (o.follow || o.json))
+		return bad_usage(usage_denials, "--summary and --suggest count "
+						"what is there: no --follow or "
+						"--json with them");
+	log = o.log ? o.log : FLOWLOG_DEFAULT;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (o.since &&
+	    denials_since(o.since, (int64_t)ts.tv_sec * 1000, &rd.f.since_ms))
+		return bad_usage(usage_denials, "--since takes 90s, 10m, 2h, "
+						"7d or an ISO time");
+	rd.f.service = o.service;
+	rd.f.container = o.container;
+	if (o.suggest && o.policy) {
+		p = policy_load(o.policy, &dg);
+		diags_print(&dg, stderr);
+		diags_free(&dg);
+		if (!p)
+			return EXIT_BADINPUT;
+	}
+	if (o.summary || o.suggest)
+		rd.sum = denials_summary_new();
+	/* the rotated files, oldest first, then the live one */
+	for (i = DAEMON_LOG_KEEP; i >= 0; i--) {
+		char *path = i ? xasprintf("%s.%d", log, i) : xstrdup(log);
+
+		f = fopen(path, "r");
+		if (!f && !i && !o.follow) {
+			fprintf(stderr, "bulkhead: %s: %s\n", path,
+				strerror(errno));
+			free(path);
+			r = EXIT_FAILURE;
+			goto out;
+		}
+		if (f)
+			read_lines(&rd, f);
+		if (f && (i || !o.follow)) {
+			fclose(f);
+			f = NULL;
+		}
+		free(path);
+	}
+	fflush(stdout);
+	while (o.follow) {
+		struct stat a, b;
+
+		/* rotated or created meanwhile: start the new file over */
+		if (stat(log, &a) == 0 &&
+		    (!f || fstat(fileno(f), &b) || a.st_ino != b.st_ino ||
+		     a.st_size < ftell(f))) {
+			if (f) {
+				read_lines(&rd, f);
+				fclose(f);
+			}
+			f = fopen(log, "r");
+		}
+		if (f)
+			read_lines(&rd, f);
+		fflush(stdout);
+		usleep(200 * 1000);
+	}
+	if (o.summary) {
+		denials_summary_print(rd.sum, &rd.sb);
+		fputs(rd.sb.s ? rd.sb.s : "", stdout);
+	} else if (o.suggest) {
+		rd.sb.len = 0;
+		denials_suggest(rd.sum, p, &rd.sb);
+		fputs(rd.sb.s ? rd.sb.s : "", stdout);
+	} else if (!rd.shown && !o.json)
+		fprintf(stderr, "bulkhead: no denied flows in %s%s\n", log,
+			o.since || o.service || o.container ? " that match"
+							    : "");
+out:
+	if (f)
+		fclose(f);
+	denials_summary_free(rd.sum);
+	sb_free(&rd.sb);
+	policy_free(p);
+	opts_free(&o);
+	return r;
+}
+
 static int cmd_reload(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -959,9 +1164,10 @@ static const struct {
 	const char *name;
 	int (*fn)(int argc, char **argv);
 } commands[] = {
-    {"check", cmd_check}, {"plan", cmd_plan},	  {"trace", cmd_trace},
-    {"apply", cmd_apply}, {"diff", cmd_diff},	  {"flush", cmd_flush},
-    {"run", cmd_run},	  {"status", cmd_status}, {"reload", cmd_reload},
+    {"check", cmd_check},     {"plan", cmd_plan},     {"trace", cmd_trace},
+    {"apply", cmd_apply},     {"diff", cmd_diff},     {"flush", cmd_flush},
+    {"run", cmd_run},	      {"status", cmd_status}, {"reload", cmd_reload},
+    {"denials", cmd_denials},
 };
 
 int main(int argc, char **argv)

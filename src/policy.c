@@ -1111,6 +1111,31 @@ static void dump_peer(struct strbuf *b, const struct policy *p,
 	}
 }
 
+void policy_add_edge(struct policy *p, const struct pol_edge *e)
+{
+	struct pol_edge *n;
+	size_t cap = p->nedges, i;
+	struct pol_peer *peers[2];
+
+	n = PUSH(p->edges, p->nedges, cap);
+	*n = *e;
+	n->ports = xmalloc(sizeof(*n->ports) * (e->nports + 1));
+	memcpy(n->ports, e->ports, sizeof(*n->ports) * e->nports);
+	peers[0] = &n->src;
+	peers[1] = &n->dst;
+	for (i = 0; i < 2; i++) {
+		struct pol_peer *q = peers[i];
+		struct pol_cidr *c = q->cidrs;
+
+		if (q->ncidrs) {
+			q->cidrs = xmalloc(sizeof(*c) * q->ncidrs);
+			memcpy(q->cidrs, c, sizeof(*c) * q->ncidrs);
+		}
+		if (q->fqdn)
+			q->fqdn = xstrdup(q->fqdn);
+	}
+}
+
 void policy_dump(const struct policy *p, struct strbuf *b)
 {
 	char port[32];
@@ -1151,13 +1176,14 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 			}
 		}
 		/* egress edges stay with their source, ingress with their
-		 * destination, in file order */
-		for (i = 0; i < p->nedges; i++) {
-			const struct pol_edge *e = &p->edges[i];
+		 * destination, each in file order */
+		for (i = 0; i < 2 * p->nedges; i++) {
+			const struct pol_edge *e = &p->edges[i % p->nedges];
 			int in = e->ingress;
 			const struct pol_peer *self = in ? &e->dst : &e->src;
 
-			if (self->kind != PEER_SERVICE || self->service != s)
+			if ((size_t)in != i / p->nedges ||
+			    self->kind != PEER_SERVICE || self->service != s)
 				continue;
 			if (!any[in])
 				sb_puts(b, in ? "    ingress:\n"

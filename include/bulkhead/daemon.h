@@ -16,9 +16,15 @@ struct daemon_opts {
 	const char *docker;	   /* socket path */
 	const char *control;	   /* control socket path */
 	const char *control_group; /* may also use it; NULL: owner only */
+	const char *log;	   /* denied-flow records (JSON lines) */
+	size_t log_max;		   /* rotate past this many bytes */
 	bool audit;
 	unsigned resync_s;
 };
+
+#define DAEMON_LOG_MAX (64u << 20)
+#define DAEMON_LOG_KEEP 5
+#define DAEMON_GONE_S 300 /* records still name containers gone this long */
 
 /* Runs until SIGTERM or SIGINT (0; rules stay in place). Returns 2 when
  * the policy does not load at start, 1 on a runtime failure. */

@@ -104,6 +104,10 @@ void policy_free(struct policy *p);
  * order): parsing the output gives the same model. */
 void policy_dump(const struct policy *p, struct strbuf *out);
 
+/* Adds a copy of e (ports, CIDRs and name copied): for `denials
+ * --suggest`, which prints the policy with the edges it proposes. */
+void policy_add_edge(struct policy *p, const struct pol_edge *e);
+
 /* -1 when no service has that name. */
 long policy_service_index(const struct policy *p, const char *name);
 

@@ -9,16 +9,7 @@
 # with a broken file, SIGHUP, SIGTERM.
 set -eu
 cd "$(dirname "$0")/../.."
-if [ "$(id -u)" -ne 0 ]; then
-	echo "SKIP: needs root for dockerd and nftables"
-	exit 0
-fi
-B=$PWD/${BUILD:-build}/bulkhead
-scripts/docker-up.sh
-scripts/test-image.sh >/dev/null
-tmp=$(mktemp -d)
-pid=""
-compose() { docker-compose -p bh -f tests/e2e/three-tier/docker-compose.yml "$@"; }
+. tests/lib/e2e.sh
 cleanup() {
 	set +e
 	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
@@ -35,14 +26,11 @@ fail() {
 	exit 1
 }
 
-sed -e 's/{ name: nginx }/{ name: bh-nginx }/' -e 's/"db\*"/"bh-db*"/' \
-	-e 's/{ name: rabbitmq }/{ name: bh-rabbitmq }/' \
-	-e 's/networks: \[appnet\]/networks: [bhnet, bhback]/' \
-	policies/three-tier.yaml >"$tmp/policy.yaml"
+bh_policy "bhnet, bhback" "$tmp/policy.yaml"
 cp "$tmp/policy.yaml" "$tmp/good.yaml"
 
 start_daemon() {
-	"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >>"$tmp/daemon.log" 2>&1 &
+	"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" >>"$tmp/daemon.log" 2>&1 &
 	pid=$!
 }
 # the kernel holds exactly what a full compile of the running containers

@@ -13,6 +13,7 @@ Suite *trace_suite(void);
 Suite *ir_suite(void);
 Suite *kernel_suite(void);
 Suite *docker_suite(void);
+Suite *flowlog_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);

@@ -1,0 +1,87 @@
+/* Denied flows: the NFLOG subscriber (netlink, libmnl), the decoder of
+ * the packets our deny chain logs, the record that names both ends
+ * (design §4) and the JSON-lines sink with size-capped rotation. The
+ * decoder and the record are pure; only the subscriber and the sink
+ * touch the outside world. */
+#ifndef BULKHEAD_FLOWLOG_H
+#define BULKHEAD_FLOWLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "bulkhead/trace.h"
+
+#define FLOWLOG_DEFAULT "/var/log/bulkhead/denied.jsonl"
+#define FLOWLOG_COPY_RANGE 128u /* headers only */
+
+struct flow_pkt {
+	bool audit; /* logged by the audit prefix: let through */
+	bool input; /* no output interface: to the host itself */
+	int family; /* AF_INET, AF_INET6 */
+	u128 saddr, daddr;
+	uint8_t proto;
+	bool has_ports; /* tcp, udp (and sctp, udplite) */
+	uint16_t sport, dport;
+	int icmp_type, icmp_code; /* -1 outside icmp and icmpv6 */
+	uint32_t indev, outdev;	  /* ifindex, 0 when absent */
+	uint64_t ts_us;		  /* the kernel's timestamp, 0 when absent */
+};
+
+/* Decodes one NFLOG packet message (header included, len bytes).
+ * Returns 0; -ENOMSG for a message that is not a packet logged by
+ * bulkhead (another prefix, another message type); -EBADMSG for one that
+ * is malformed (attributes, or a payload too short for its IP header).
+ * A transport header cut short leaves the ports out, never fails. */
+int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt);
+
+/* The record of design §4 for pkt, as decided by the policy model (dec,
+ * from trace_decide), at ts (ISO 8601, UTC). Ends the inventory no
+ * longer holds may be named from gone (containers that left lately). */
+json_t *flowlog_record(const struct flow_pkt *pkt,
+		       const struct trace_decision *dec,
+		       const struct compiler *cc, const struct policy *p,
+		       const struct inventory *gone, const char *ts);
+
+/* --- the subscriber -------------------------------------------------- */
+
+struct flowlog;
+struct flowlog_stats {
+	unsigned long packets, foreign, malformed, overruns;
+};
+
+/* Binds NFLOG group with a copy range of FLOWLOG_COPY_RANGE bytes.
+ * NULL with a message in err (another program may hold the group). */
+struct flowlog *flowlog_open(unsigned group, char *err, size_t errlen);
+void flowlog_close(struct flowlog *fl);
+int flowlog_fd(const struct flowlog *fl);
+typedef void (*flowlog_fn)(void *ctx, const struct flow_pkt *pkt);
+/* Reads everything pending, without blocking; each decoded packet of
+ * ours goes to cb. An overrun (ENOBUFS: the kernel dropped messages) is
+ * counted, never fatal. */
+void flowlog_read(struct flowlog *fl, flowlog_fn cb, void *ctx);
+const struct flowlog_stats *flowlog_stats(const struct flowlog *fl);
+/* What flowlog_read does with one datagram (len bytes of messages):
+ * decodes each, counts it in st, hands ours to cb. */
+void flowlog_feed(struct flowlog_stats *st, const void *buf, size_t len,
+		  flowlog_fn cb, void *ctx);
+
+/* --- the sink ---------------------------------------------------------- */
+
+struct flowlog_sink;
+
+/* Appends to path (its directory is created), rotating to path.1 ..
+ * path.KEEP when it grows past max_bytes. NULL with a message in err. */
+struct flowlog_sink *flowlog_sink_open(const char *path, size_t max_bytes,
+				       unsigned keep, char *err, size_t errlen);
+void flowlog_sink_close(struct flowlog_sink *s);
+/* One JSON line; buffered until flowlog_sink_flush. 0 or -errno. */
+int flowlog_sink_write(struct flowlog_sink *s, json_t *rec);
+int flowlog_sink_flush(struct flowlog_sink *s);
+/* Opens the path anew (after logrotate moved it): SIGHUP. */
+int flowlog_sink_reopen(struct flowlog_sink *s);
+unsigned long flowlog_sink_written(const struct flowlog_sink *s);
+
+#endif

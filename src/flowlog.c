@@ -1,0 +1,589 @@
+/* Denied flows: an NFLOG subscriber bound to our log group, a decoder of
+ * the headers the kernel copies (IPv4, IPv6, TCP, UDP, ICMP, ICMPv6),
+ * the record naming both ends, and a JSON-lines file with rotation.
+ * Malformed input is counted and skipped, never trusted; the reader
+ * never blocks. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+
+#include "bulkhead/flowlog.h"
+
+#define PREFIX_DENY "bulkhead deny "
+#define PREFIX_AUDIT "bulkhead would-deny "
+#define RCVBUF (4u << 20)
+
+/* --- decoding ---------------------------------------------------------- */
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+
+	if (mnl_attr_type_valid(a, NFULA_MAX) < 0)
+		return MNL_CB_OK; /* newer than us: skip */
+	switch (type) {
+	case NFULA_IFINDEX_INDEV:
+	case NFULA_IFINDEX_OUTDEV:
+		if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+			return MNL_CB_ERROR;
+		break;
+	case NFULA_TIMESTAMP:
+		if (mnl_attr_validate2(
+			a, MNL_TYPE_UNSPEC,
+			sizeof(struct nfulnl_msg_packet_timestamp)) < 0)
+			return MNL_CB_ERROR;
+		break;
+	case NFULA_PREFIX:
+		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
+			return MNL_CB_ERROR;
+		break;
+	}
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static u128 be_addr(const uint8_t *p, size_t n)
+{
+	u128 v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* The transport header at p (n bytes left). */
+static void l4(struct flow_pkt *pkt, const uint8_t *p, size_t n)
+{
+	switch (pkt->proto) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+	case IPPROTO_UDPLITE:
+		if (n < 4)
+			return;
+		pkt->has_ports = true;
+		pkt->sport = (uint16_t)(p[0] << 8 | p[1]);
+		pkt->dport = (uint16_t)(p[2] << 8 | p[3]);
+		return;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6:
+		if (n < 2)
+			return;
+		pkt->icmp_type = p[0];
+		pkt->icmp_code = p[1];
+		return;
+	}
+}
+
+static int ipv4(struct flow_pkt *pkt, const uint8_t *p, size_t n)
+{
+	size_t hl;
+
+	if (n < 20 || (hl = (size_t)(p[0] & 0x0f) * 4) < 20 || hl > n)
+		return -EBADMSG;
+	pkt->family = AF_INET;
+	pkt->proto = p[9];
+	pkt->saddr = be_addr(p + 12, 4);
+	pkt->daddr = be_addr(p + 16, 4);
+	/* a later fragment carries no transport header */
+	if (((p[6] << 8 | p[7]) & 0x1fff) == 0)
+		l4(pkt, p + hl, n - hl);
+	return 0;
+}
+
+static int ipv6(struct flow_pkt *pkt, const uint8_t *p, size_t n)
+{
+	size_t off = 40, len;
+	uint8_t nh;
+	int hops;
+
+	if (n < 40)
+		return -EBADMSG;
+	pkt->family = AF_INET6;
+	pkt->saddr = be_addr(p + 8, 16);
+	pkt->daddr = be_addr(p + 24, 16);
+	nh = p[6];
+	/* extension headers, as far as the copy reaches */
+	for (hops = 0; hops < 8; hops++) {
+		if (nh != 0 && nh != 43 && nh != 60 && nh != 44 && nh != 51)
+			break;
+		if (off + 8 > n) {
+			pkt->proto = nh;
+			return 0;
+		}
+		if (nh == 44) {
+			if (((p[off + 2] << 8 | p[off + 3]) & 0xfff8) != 0) {
+				pkt->proto = p[off];
+				return 0; /* a later fragment */
+			}
+			len = 8;
+		} else if (nh == 51)
+			len = ((size_t)p[off + 1] + 2) * 4;
+		else
+			len = ((size_t)p[off + 1] + 1) * 8;
+		nh = p[off];
+		off += len;
+	}
+	pkt->proto = nh;
+	if (off <= n)
+		l4(pkt, p + off, n - off);
+	return 0;
+}
+
+int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt)
+{
+	const struct nlmsghdr *nlh = msg;
+	const struct nlattr *tb[NFULA_MAX + 1] = {0}, *a;
+	const char *prefix;
+	size_t seen;
+	const uint8_t *pl;
+	size_t n;
+
+	memset(pkt, 0, sizeof(*pkt));
+	pkt->icmp_type = pkt->icmp_code = -1;
+	if (len < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) ||
+	    nlh->nlmsg_len > len)
+		return -EBADMSG;
+	if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET))
+		return -ENOMSG;
+	if (nlh->nlmsg_len <
+	    MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg)))
+		return -EBADMSG;
+	/* every attribute must fit: libmnl's own walk stops quietly at
+	 * the first that does not */
+	seen = MNL_NLMSG_HDRLEN + MNL_ALIGN(sizeof(struct nfgenmsg));
+	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+	{
+		if (attr_cb(a, tb) != MNL_CB_OK)
+			return -EBADMSG;
+		seen += MNL_ALIGN(a->nla_len);
+	}
+	if (seen < nlh->nlmsg_len)
+		return -EBADMSG;
+	if (!tb[NFULA_PREFIX])
+		return -ENOMSG;
+	prefix = mnl_attr_get_str(tb[NFULA_PREFIX]);
+	if (!strcmp(prefix, PREFIX_AUDIT))
+		pkt->audit = true;
+	else if (strcmp(prefix, PREFIX_DENY))
+		return -ENOMSG;
+	if (tb[NFULA_IFINDEX_INDEV])
+		pkt->indev = ntohl(mnl_attr_get_u32(tb[NFULA_IFINDEX_INDEV]));
+	if (tb[NFULA_IFINDEX_OUTDEV])
+		pkt->outdev = ntohl(mnl_attr_get_u32(tb[NFULA_IFINDEX_OUTDEV]));
+	pkt->input = !pkt->outdev;
+	if (tb[NFULA_TIMESTAMP]) {
+		const struct nfulnl_msg_packet_timestamp *t =
+		    mnl_attr_get_payload(tb[NFULA_TIMESTAMP]);
+
+		pkt->ts_us = be64toh(t->sec) * 1000000u + be64toh(t->usec);
+	}
+	if (!tb[NFULA_PAYLOAD])
+		return -EBADMSG;
+	pl = mnl_attr_get_payload(tb[NFULA_PAYLOAD]);
+	n = mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]);
+	if (!n)
+		return -EBADMSG;
+	switch (pl[0] >> 4) {
+	case 4:
+		return ipv4(pkt, pl, n);
+	case 6:
+		return ipv6(pkt, pl, n);
+	}
+	return -EBADMSG;
+}
+
+/* --- the record -------------------------------------------------------- */
+
+static const char *proto_name(uint8_t p, char *buf, size_t len)
+{
+	switch (p) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	case IPPROTO_SCTP:
+		return "sctp";
+	case IPPROTO_UDPLITE:
+		return "udplite";
+	}
+	snprintf(buf, len, "%u", p);
+	return buf;
+}
+
+/* The container of gone holding addr, and the network it held it on. */
+static const struct inv_container *find_gone(const struct inventory *gone,
+					     int fam, u128 addr,
+					     const struct inv_net **net)
+{
+	size_t i, j;
+
+	for (i = 0; gone && i < gone->n; i++)
+		for (j = 0; j < gone->c[i].nnets; j++) {
+			const struct inv_net *n = &gone->c[i].nets[j];
+
+			if ((fam == AF_INET && n->has4 && n->ip4 == addr) ||
+			    (fam == AF_INET6 && n->has6 && n->ip6 == addr)) {
+				*net = n;
+				return &gone->c[i];
+			}
+		}
+	return NULL;
+}
+
+static json_t *end(const struct flow_pkt *pkt, bool src,
+		   const struct inv_container *c, const struct inv_net *net,
+		   const struct compiler *cc, const struct policy *p,
+		   const struct inventory *gone)
+{
+	json_t *o = json_object();
+	u128 a = src ? pkt->saddr : pkt->daddr;
+	char buf[64];
+	long s, x, y;
+
+	addr_format(pkt->family, a, buf, sizeof(buf));
+	json_object_set_new(o, "ip", json_string(buf));
+	if (pkt->has_ports)
+		json_object_set_new(
+		    o, "port", json_integer(src ? pkt->sport : pkt->dport));
+	if (!c)
+		c = find_gone(gone, pkt->family, a, &net);
+	if (c) {
+		json_object_set_new(o, "container", json_string(c->name));
+		s = compiler_assign(cc, c, &x, &y);
+		if (s >= 0)
+			json_object_set_new(o, "service",
+					    json_string(p->services[s].name));
+		if (net)
+			json_object_set_new(o, "network",
+					    json_string(net->name));
+	} else {
+		json_object_set_new(
+		    o, "peer",
+		    json_string(!src && pkt->input ? "host" : "world"));
+	}
+	return o;
+}
+
+json_t *flowlog_record(const struct flow_pkt *pkt,
+		       const struct trace_decision *dec,
+		       const struct compiler *cc, const struct policy *p,
+		       const struct inventory *gone, const char *ts)
+{
+	json_t *r = json_object();
+	char buf[16];
+
+	json_object_set_new(r, "ts", json_string(ts));
+	json_object_set_new(r, "verdict",
+			    json_string(pkt->audit ? "would-deny" : "denied"));
+	json_object_set_new(
+	    r, "proto", json_string(proto_name(pkt->proto, buf, sizeof(buf))));
+	if (pkt->icmp_type >= 0) {
+		json_object_set_new(r, "icmp_type",
+				    json_integer(pkt->icmp_type));
+		json_object_set_new(r, "icmp_code",
+				    json_integer(pkt->icmp_code));
+	}
+	json_object_set_new(
+	    r, "src", end(pkt, true, dec->src, dec->src_net, cc, p, gone));
+	json_object_set_new(
+	    r, "dst", end(pkt, false, dec->dst, dec->dst_net, cc, p, gone));
+	/* the model allowing what the kernel logged means the kernel was
+	 * behind (a container not placed yet) */
+	json_object_set_new(r, "reason",
+			    json_string(dec->allowed  ? "not-placed-yet"
+					: dec->reason ? dec->reason
+						      : "no-edge"));
+	return r;
+}
+
+/* --- the subscriber ---------------------------------------------------- */
+
+struct flowlog {
+	struct mnl_socket *nl;
+	unsigned group;
+	struct flowlog_stats st;
+	char buf[1 << 16];
+};
+
+static int config(struct flowlog *fl, unsigned group, int kind,
+		  const void *data, size_t len)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+	int n;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = 1;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = AF_UNSPEC;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons((uint16_t)group);
+	mnl_attr_put(nlh, (uint16_t)kind, len, data);
+	if (mnl_socket_sendto(fl->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	n = (int)mnl_socket_recvfrom(fl->nl, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	return mnl_cb_run(buf, (size_t)n, 1, mnl_socket_get_portid(fl->nl),
+			  NULL, NULL) < 0
+		   ? -errno
+		   : 0;
+}
+
+struct flowlog *flowlog_open(unsigned group, char *err, size_t errlen)
+{
+	struct flowlog *fl = xcalloc(1, sizeof(*fl));
+	struct nfulnl_msg_config_cmd bind = {NFULNL_CFG_CMD_BIND};
+	struct nfulnl_msg_config_mode mode = {
+	    .copy_range = htonl(FLOWLOG_COPY_RANGE),
+	    .copy_mode = NFULNL_COPY_PACKET,
+	};
+	/* batch up to 32 packets, but never hold one longer than 0.1 s */
+	uint32_t qthresh = htonl(32), timeout = htonl(10);
+	int r, rcvbuf = RCVBUF;
+
+	fl->group = group;
+	fl->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
+	if (!fl->nl || mnl_socket_bind(fl->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(err, errlen, "NFLOG socket: %s", strerror(errno));
+		goto fail;
+	}
+	r = config(fl, group, NFULA_CFG_CMD, &bind, sizeof(bind));
+	if (!r)
+		r = config(fl, group, NFULA_CFG_MODE, &mode, sizeof(mode));
+	if (!r)
+		r = config(fl, group, NFULA_CFG_QTHRESH, &qthresh,
+			   sizeof(qthresh));
+	if (!r)
+		r = config(fl, group, NFULA_CFG_TIMEOUT, &timeout,
+			   sizeof(timeout));
+	if (r) {
+		snprintf(err, errlen, "NFLOG group %u: %s%s", group,
+			 strerror(-r),
+			 r == -EBUSY ? " (another program, ulogd perhaps, "
+				       "holds it; settings.log_group picks "
+				       "another)"
+				     : "");
+		goto fail;
+	}
+	/* a flood must not turn into ENOBUFS at once; and asking for no
+	 * ENOBUFS at all would hide the overruns we count */
+	setsockopt(mnl_socket_get_fd(fl->nl), SOL_SOCKET, SO_RCVBUFFORCE,
+		   &rcvbuf, sizeof(rcvbuf));
+	setsockopt(mnl_socket_get_fd(fl->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS,
+		   &(int){0}, sizeof(int));
+	fcntl(mnl_socket_get_fd(fl->nl), F_SETFL, O_NONBLOCK);
+	return fl;
+fail:
+	flowlog_close(fl);
+	return NULL;
+}
+
+void flowlog_close(struct flowlog *fl)
+{
+	if (!fl)
+		return;
+	if (fl->nl)
+		mnl_socket_close(fl->nl);
+	free(fl);
+}
+
+int flowlog_fd(const struct flowlog *fl)
+{
+	return mnl_socket_get_fd(fl->nl);
+}
+
+const struct flowlog_stats *flowlog_stats(const struct flowlog *fl)
+{
+	return &fl->st;
+}
+
+void flowlog_feed(struct flowlog_stats *st, const void *buf, size_t len,
+		  flowlog_fn cb, void *ctx)
+{
+	const char *p = buf;
+
+	/* checked by hand: libmnl's mnl_nlmsg_ok takes a length past 2 GB
+	 * for a negative one */
+	while (len >= sizeof(struct nlmsghdr)) {
+		const struct nlmsghdr *nlh = (const void *)p;
+		size_t step = MNL_ALIGN(nlh->nlmsg_len);
+		struct flow_pkt pkt;
+		int r;
+
+		if (nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len)
+			return;
+		r = flowlog_decode(nlh, nlh->nlmsg_len, &pkt);
+		if (r == -ENOMSG)
+			st->foreign++;
+		else if (r)
+			st->malformed++;
+		else {
+			st->packets++;
+			cb(ctx, &pkt);
+		}
+		if (step >= len)
+			return;
+		p += step;
+		len -= step;
+	}
+}
+
+void flowlog_read(struct flowlog *fl, flowlog_fn cb, void *ctx)
+{
+	int rounds;
+
+	/* a bounded number of datagrams per wakeup: a flood never starves
+	 * the rest of the loop */
+	for (rounds = 0; rounds < 256; rounds++) {
+		ssize_t n = recv(mnl_socket_get_fd(fl->nl), fl->buf,
+				 sizeof(fl->buf), 0);
+
+		if (n < 0 && errno == ENOBUFS) {
+			fl->st.overruns++;
+			continue;
+		}
+		if (n <= 0)
+			return;
+		flowlog_feed(&fl->st, fl->buf, (size_t)n, cb, ctx);
+	}
+}
+
+/* --- the sink ---------------------------------------------------------- */
+
+struct flowlog_sink {
+	char *path;
+	FILE *f;
+	size_t size, max;
+	unsigned keep;
+	unsigned long written;
+};
+
+static int sink_open(struct flowlog_sink *s)
+{
+	struct stat st;
+	int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+
+	if (fd < 0)
+		return -errno;
+	s->f = fdopen(fd, "a");
+	if (!s->f) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->size = fstat(fd, &st) ? 0 : (size_t)st.st_size;
+	return 0;
+}
+
+struct flowlog_sink *flowlog_sink_open(const char *path, size_t max_bytes,
+				       unsigned keep, char *err, size_t errlen)
+{
+	struct flowlog_sink *s = xcalloc(1, sizeof(*s));
+	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+	int r;
+
+	if (slash && slash != dir) {
+		*slash = '\0';
+		mkdir(dir, 0750); /* one level: /var/log/bulkhead */
+	}
+	free(dir);
+	s->path = xstrdup(path);
+	s->max = max_bytes;
+	s->keep = keep ? keep : 1;
+	r = sink_open(s);
+	if (r) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		flowlog_sink_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+void flowlog_sink_close(struct flowlog_sink *s)
+{
+	if (!s)
+		return;
+	if (s->f)
+		fclose(s->f);
+	free(s->path);
+	free(s);
+}
+
+int flowlog_sink_reopen(struct flowlog_sink *s)
+{
+	if (s->f)
+		fclose(s->f);
+	s->f = NULL;
+	return sink_open(s);
+}
+
+static int rotate(struct flowlog_sink *s)
+{
+	unsigned i;
+
+	fflush(s->f);
+	for (i = s->keep; i > 0; i--) {
+		char *from = i > 1 ? xasprintf("%s.%u", s->path, i - 1)
+				   : xstrdup(s->path);
+		char *to = xasprintf("%s.%u", s->path, i);
+
+		rename(from, to);
+		free(from);
+		free(to);
+	}
+	return flowlog_sink_reopen(s);
+}
+
+int flowlog_sink_write(struct flowlog_sink *s, json_t *rec)
+{
+	char *line = json_dumps(rec, JSON_COMPACT);
+	size_t n;
+	int r = 0;
+
+	if (!s->f && (r = sink_open(s)))
+		goto out;
+	if (!line) {
+		r = -ENOMEM;
+		goto out;
+	}
+	n = strlen(line);
+	if (fputs(line, s->f) < 0 || fputc('\n', s->f) < 0)
+		r = -EIO;
+	s->size += n + 1;
+	s->written++;
+	if (s->max && s->size >= s->max)
+		r = rotate(s);
+out:
+	free(line);
+	return r;
+}
+
+int flowlog_sink_flush(struct flowlog_sink *s)
+{
+	return s->f && fflush(s->f) ? -errno : 0;
+}
+
+unsigned long flowlog_sink_written(const struct flowlog_sink *s)
+{
+	return s->written;
+}

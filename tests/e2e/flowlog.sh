@@ -1,0 +1,113 @@
+#!/bin/sh
+# End to end: denied flows from real containers become records that name
+# both ends, within a second, with the reason; `denials` reads them back, counts them and suggests the edges that,
+# reloaded, let the same flows through; in audit mode the flow passes and
+# the record says would-deny.
+set -eu
+cd "$(dirname "$0")/../.."
+. tests/lib/e2e.sh
+cleanup() {
+	set +e
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null
+	compose down -t 0 >/dev/null 2>&1
+	docker rm -f bh-db2 >/dev/null 2>&1
+	"$B" flush
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+	{
+		echo "--- daemon log"; cat "$tmp/daemon.log"
+		echo "--- records"; cat "$tmp/flows.jsonl" 2>/dev/null
+		echo "FAIL: $*"
+	} >&2
+	exit 1
+}
+
+bh_policy bhnet "$tmp/policy.yaml"
+compose down -t 0 >/dev/null 2>&1 || true
+compose up -d >/dev/null 2>&1 || fail "docker-compose up"
+
+start_daemon() {
+	"$B" run -p "$1" --control "$tmp/ctl" --log "$tmp/flows.jsonl" ${2:-} >>"$tmp/daemon.log" 2>&1 &
+	pid=$!
+	i=0
+	until "$B" diff -p "$1" ${2:-} --exit-code >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -lt 50 ] || fail "the daemon did not converge"
+		sleep 0.2
+	done
+}
+stop_daemon() { kill "$pid"; wait "$pid" || true; pid=""; }
+ip() { docker inspect -f '{{.NetworkSettings.Networks.bhnet.IPAddress}}' "$1"; }
+can() { docker exec "$1" nc -w 1 "$2" "$3" </dev/null >/dev/null 2>&1; }
+ms() { echo $(($(date +%s%N) / 1000000)); }
+# waits up to a second for a record to DST:PORT; prints how long it took
+record_to() {
+	t0=$1
+	while ! jq -e --arg ip "$2" --argjson p "$3" 'select(.dst.ip == $ip and .dst.port == $p)' \
+		"$tmp/flows.jsonl" >/dev/null 2>&1; do
+		[ $(($(ms) - t0)) -lt 1000 ] || fail "no record to $2:$3 within a second"
+		sleep 0.02
+	done
+	echo $(($(ms) - t0))
+}
+rec() { jq -c --arg ip "$1" --argjson p "$2" 'select(.dst.ip == $ip and .dst.port == $p)' "$tmp/flows.jsonl" | tail -1; }
+
+start_daemon "$tmp/policy.yaml"
+ngx=$(ip bh-nginx)
+db=$(ip bh-db)
+be=$(ip bh-backend)
+
+# 1. nginx -> db:5432: a record naming both ends within a second
+t0=$(ms)
+can bh-nginx "$db" 5432 &
+probe=$!
+took=$(record_to "$t0" "$db" 5432)
+wait "$probe" || true
+r=$(rec "$db" 5432)
+echo "$r" | jq -e --arg s "$ngx" '.verdict == "denied" and .proto == "tcp" and .reason == "no-edge"
+	and .src.ip == $s and .src.container == "bh-nginx" and .src.service == "nginx" and .src.network == "bhnet"
+	and (.src.port | type) == "number"
+	and .dst.container == "bh-db" and .dst.service == "db" and .dst.network == "bhnet"
+	and (.ts | test("^[0-9-]+T[0-9:.]+Z$"))' >/dev/null || fail "record: $r"
+echo "ok: nginx -> db:5432 logged in $took ms with both ends named: $r"
+
+# 2. an edge to backend exists, for other ports
+t0=$(ms)
+can bh-nginx "$be" 9999 &
+probe=$!
+record_to "$t0" "$be" 9999 >/dev/null
+wait "$probe" || true
+rec "$be" 9999 | jq -e '.reason == "port-not-allowed" and .dst.service == "backend"' >/dev/null ||
+	fail "nginx -> backend:9999 is not port-not-allowed"
+echo "ok: nginx -> backend:9999 is port-not-allowed"
+
+# 3. denials reads them back, counts, suggests
+"$B" denials --log "$tmp/flows.jsonl" >"$tmp/table"
+grep -q "bh-nginx (nginx) $ngx .* bh-db (db) $db .* 5432/tcp .* no-edge" "$tmp/table" || { cat "$tmp/table"; fail "denials table"; }
+[ "$("$B" denials --log "$tmp/flows.jsonl" --json --service backend | wc -l)" -ge 1 ] || fail "denials --service"
+[ "$("$B" denials --log "$tmp/flows.jsonl" --json --container bh-redis | wc -l)" -eq 0 ] || fail "denials --container"
+"$B" denials --log "$tmp/flows.jsonl" --summary | grep -q "^ *[1-9][0-9]*  nginx  *db  *5432/tcp  *no-edge" ||
+	fail "denials --summary"
+"$B" denials --log "$tmp/flows.jsonl" --service db --container bh-db --suggest -p "$tmp/policy.yaml" >"$tmp/suggested.yaml"
+"$B" check -p "$tmp/suggested.yaml" >/dev/null || { cat "$tmp/suggested.yaml"; fail "the suggested policy does not check"; }
+cp "$tmp/suggested.yaml" "$tmp/policy.yaml"
+"$B" reload --control "$tmp/ctl" >/dev/null || fail "reload of the suggested policy"
+can bh-nginx "$db" 5432 || fail "after the suggested edges, nginx still cannot reach db:5432"
+can bh-nginx "$be" 9999 && fail "the suggestion allowed more than was asked"
+echo "ok: denials: table, filters, summary; --suggest's policy, reloaded, lets exactly that flow through"
+stop_daemon
+
+# 4. audit mode: the flow passes and is logged as would-deny
+bh_policy bhnet "$tmp/policy.yaml"
+start_daemon "$tmp/policy.yaml" --audit
+t0=$(ms)
+can bh-nginx "$(ip bh-redis)" 6379 || fail "in audit mode nginx -> redis:6379 did not connect"
+record_to "$t0" "$(ip bh-redis)" 6379 >/dev/null || exit 1
+rec "$(ip bh-redis)" 6379 | jq -e '.verdict == "would-deny" and .dst.service == "redis"' >/dev/null ||
+	fail "audit mode record"
+"$B" status --control "$tmp/ctl" --json | jq -e '.mode == "audit" and .denied_flows.records >= 1' >/dev/null ||
+	fail "status in audit mode"
+echo "ok: audit mode: nginx -> redis:6379 connects and is logged as would-deny"
+stop_daemon

@@ -1,0 +1,21 @@
+# Shared by the end-to-end tests (sourced from the repository's root):
+# skips when not root, brings dockerd and the offline image up, and gives
+# $B (the binary under test), $tmp, `compose` for the three-tier app of
+# tests/e2e/three-tier, and `bh_policy NETWORKS OUT`: the three-tier
+# example policy matching that app's bh- names, managing NETWORKS.
+if [ "$(id -u)" -ne 0 ]; then
+	echo "SKIP: needs root for dockerd and nftables"
+	exit 0
+fi
+B=$PWD/${BUILD:-build}/bulkhead
+scripts/docker-up.sh
+scripts/test-image.sh >/dev/null
+tmp=$(mktemp -d)
+pid=""
+compose() { docker-compose -p bh -f tests/e2e/three-tier/docker-compose.yml "$@"; }
+bh_policy() {
+	sed -e 's/{ name: nginx }/{ name: bh-nginx }/' -e 's/"db\*"/"bh-db*"/' \
+		-e 's/{ name: rabbitmq }/{ name: bh-rabbitmq }/' \
+		-e "s/networks: \[appnet\]/networks: [$1]/" \
+		policies/three-tier.yaml >"$2"
+}

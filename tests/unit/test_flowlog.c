@@ -1,0 +1,356 @@
+/* The NFLOG decoder on crafted messages (every protocol, extension
+ * headers, fragments, truncated and malformed payloads), the record that
+ * names both ends (and a container that left), and the query side:
+ * --since, filters, --summary and --suggest. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+
+#include "bulkhead/denials.h"
+#include "bulkhead/flowlog.h"
+#include "unit.h"
+
+static char buf[4096];
+
+/* An NFLOG packet message as the kernel sends it. */
+static size_t nflog(const char *prefix, const void *payload, size_t plen,
+		    uint32_t indev, uint32_t outdev)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct nfgenmsg *g;
+
+	nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->nfgen_family = AF_INET;
+	g->res_id = htons(100);
+	if (indev)
+		mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(indev));
+	if (outdev)
+		mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(outdev));
+	if (payload)
+		mnl_attr_put(nlh, NFULA_PAYLOAD, plen, payload);
+	if (prefix)
+		mnl_attr_put_strz(nlh, NFULA_PREFIX, prefix);
+	return nlh->nlmsg_len;
+}
+
+static size_t v4(uint8_t *p, uint8_t proto, const uint8_t *l4, size_t n)
+{
+	static const uint8_t h[20] = {0x45, 0, 0,   0,	0, 0, 0x40, 0,	64, 0,
+				      0,    0, 172, 28, 5, 2, 172,  28, 5,  4};
+
+	memcpy(p, h, 20);
+	p[9] = proto;
+	memcpy(p + 20, l4, n);
+	return 20 + n;
+}
+
+static size_t v6(uint8_t *p, uint8_t nh, const uint8_t *rest, size_t n)
+{
+	memset(p, 0, 40);
+	p[0] = 0x60;
+	p[6] = nh;
+	p[8] = 0xfd; /* fd00::2 -> fd00::4 */
+	p[23] = 2;
+	p[24] = 0xfd;
+	p[39] = 4;
+	memcpy(p + 40, rest, n);
+	return 40 + n;
+}
+
+static const uint8_t tcp[] = {0x9c, 0x40, 0x15, 0x38,
+			      0,    0,	  0,	0}; /* 40000 -> 5432 */
+static const uint8_t udp[] = {0x30, 0x39, 0x00, 0x35,
+			      0,    8,	  0,	0}; /* 12345 -> 53 */
+static const uint8_t echo[] = {8, 0, 0, 0};
+
+START_TEST(test_decode_protocols)
+{
+	uint8_t p[128];
+	struct flow_pkt k;
+	size_t n;
+
+	n = v4(p, IPPROTO_TCP, tcp, sizeof(tcp));
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 3), &k), 0);
+	ck_assert(k.family == AF_INET && k.proto == IPPROTO_TCP &&
+		  k.has_ports && k.sport == 40000 && k.dport == 5432);
+	ck_assert(k.saddr == 0xac1c0502 && k.daddr == 0xac1c0504);
+	ck_assert(!k.audit && !k.input && k.indev == 3 && k.icmp_type == -1);
+
+	n = v4(p, IPPROTO_UDP, udp, sizeof(udp));
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead would-deny ", p, n, 3, 0), &k),
+	    0);
+	ck_assert(k.audit && k.input && k.proto == IPPROTO_UDP &&
+		  k.dport == 53);
+
+	n = v4(p, IPPROTO_ICMP, echo, sizeof(echo));
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4), &k), 0);
+	ck_assert(!k.has_ports && k.icmp_type == 8 && k.icmp_code == 0);
+
+	n = v6(p, IPPROTO_TCP, tcp, sizeof(tcp));
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4), &k), 0);
+	ck_assert(k.family == AF_INET6 && k.dport == 5432);
+	ck_assert(k.saddr == (((u128)0xfd00) << 112 | 2));
+
+	{
+		/* hop-by-hop options (8 bytes), then udp */
+		uint8_t ext[16] = {IPPROTO_UDP, 0};
+
+		memcpy(ext + 8, udp, 8);
+		n = v6(p, 0, ext, sizeof(ext));
+		ck_assert_int_eq(
+		    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4),
+				   &k),
+		    0);
+		ck_assert(k.proto == IPPROTO_UDP && k.dport == 53);
+	}
+	{
+		uint8_t icmp6[] = {128, 0, 0, 0};
+
+		n = v6(p, IPPROTO_ICMPV6, icmp6, sizeof(icmp6));
+		ck_assert_int_eq(
+		    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4),
+				   &k),
+		    0);
+		ck_assert(k.proto == IPPROTO_ICMPV6 && k.icmp_type == 128);
+	}
+}
+END_TEST
+
+START_TEST(test_decode_damaged)
+{
+	uint8_t p[128];
+	struct flow_pkt k;
+	size_t n;
+
+	/* a later fragment: addresses, no ports */
+	n = v4(p, IPPROTO_TCP, tcp, sizeof(tcp));
+	p[7] = 0x10;
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4), &k), 0);
+	ck_assert(!k.has_ports && k.daddr == 0xac1c0504);
+	/* the transport header cut short: no ports, no failure */
+	n = v4(p, IPPROTO_TCP, tcp, 2);
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4), &k), 0);
+	ck_assert(!k.has_ports);
+	/* an IP header cut short, a header length past the copy, no IP */
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, 10, 3, 4), &k),
+	    -EBADMSG);
+	n = v4(p, IPPROTO_TCP, tcp, 0);
+	p[0] = 0x4f;
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4), &k),
+	    -EBADMSG);
+	p[0] = 0x75;
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, n, 3, 4), &k),
+	    -EBADMSG);
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", p, 39, 3, 4), &k),
+	    -EBADMSG);
+	ck_assert_int_eq(
+	    flowlog_decode(buf, nflog("bulkhead deny ", NULL, 0, 3, 4), &k),
+	    -EBADMSG);
+	/* not ours: another prefix, none, another message type */
+	n = v4(p, IPPROTO_TCP, tcp, sizeof(tcp));
+	ck_assert_int_eq(flowlog_decode(buf, nflog("ulogd ", p, n, 3, 4), &k),
+			 -ENOMSG);
+	ck_assert_int_eq(flowlog_decode(buf, nflog(NULL, p, n, 3, 4), &k),
+			 -ENOMSG);
+	n = nflog("bulkhead deny ", p, n, 3, 4);
+	((struct nlmsghdr *)buf)->nlmsg_type = NLMSG_NOOP;
+	ck_assert_int_eq(flowlog_decode(buf, n, &k), -ENOMSG);
+	/* an attribute longer than the message */
+	n = v4(p, IPPROTO_TCP, tcp, sizeof(tcp));
+	n = nflog("bulkhead deny ", p, n, 3, 4);
+	((struct nlattr *)(buf + MNL_NLMSG_HDRLEN +
+			   MNL_ALIGN(sizeof(struct nfgenmsg))))
+	    ->nla_len = 4000;
+	ck_assert_int_eq(flowlog_decode(buf, n, &k), -EBADMSG);
+	ck_assert_int_eq(flowlog_decode(buf, 8, &k), -EBADMSG);
+}
+END_TEST
+
+static const char *at(json_t *r, const char *end, const char *key)
+{
+	return json_string_value(json_object_get(json_object_get(r, end), key));
+}
+
+/* nginx -> db:5432 in the three-tier fixture, and the same once db left */
+START_TEST(test_record)
+{
+	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
+	struct inventory *inv =
+	    load_inventory_fixture(FIXTURES "/three-tier.json");
+	struct inventory *gone = inventory_new();
+	struct compiler *cc = compiler_new(p, NULL);
+	struct trace_decision dec;
+	struct flow_pkt k;
+	uint8_t pk[64];
+	json_t *r;
+
+	ck_assert_int_eq(
+	    flowlog_decode(buf,
+			   nflog("bulkhead deny ", pk,
+				 v4(pk, IPPROTO_TCP, tcp, sizeof(tcp)), 3, 3),
+			   &k),
+	    0);
+	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
+		     k.dport, &dec);
+	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "verdict")),
+			 "denied");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "proto")), "tcp");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "reason")),
+			 "no-edge");
+	ck_assert_str_eq(at(r, "src", "container"), "nginx");
+	ck_assert_str_eq(at(r, "src", "service"), "nginx");
+	ck_assert_str_eq(at(r, "src", "network"), "appnet");
+	ck_assert_str_eq(at(r, "dst", "container"), "db");
+	ck_assert_str_eq(at(r, "dst", "service"), "db");
+	ck_assert_int_eq(json_integer_value(json_object_get(
+			     json_object_get(r, "dst"), "port")),
+			 5432);
+	json_decref(r);
+
+	/* db left a moment ago: still named */
+	inventory_move(
+	    gone, inv,
+	    (size_t)inventory_index(inv, inventory_find(inv, "db")->id));
+	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
+		     k.dport, &dec);
+	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	ck_assert_str_eq(at(r, "dst", "container"), "db");
+	ck_assert_str_eq(at(r, "dst", "service"), "db");
+	json_decref(r);
+
+	/* nginx -> backend on a port the edge does not list */
+	k.daddr = 0xac1c0503;
+	k.dport = 9999;
+	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
+		     k.dport, &dec);
+	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "reason")),
+			 "port-not-allowed");
+	json_decref(r);
+	/* to the world */
+	k.daddr = 0xcb007109;
+	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
+		     k.dport, &dec);
+	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	ck_assert_str_eq(at(r, "dst", "peer"), "world");
+	json_decref(r);
+
+	compiler_free(cc);
+	inventory_free(gone);
+	inventory_free(inv);
+	policy_free(p);
+}
+END_TEST
+
+static json_t *flow(const char *ts, const char *src_svc, const char *dst,
+		    int port, const char *reason)
+{
+	json_t *d =
+	    strcmp(dst, "world")
+		? json_pack("{s:s, s:s, s:s, s:i}", "ip", "172.28.5.4",
+			    "container", dst, "service", dst, "port", port)
+		: json_pack("{s:s, s:s, s:i}", "ip", "203.0.113.9", "peer",
+			    "world", "port", port);
+
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:s}", "ts",
+			 ts, "verdict", "denied", "proto", "tcp", "src", "ip",
+			 "172.28.5.2", "container", src_svc, "service", src_svc,
+			 "dst", d, "reason", reason);
+}
+
+START_TEST(test_query)
+{
+	struct denials_filter f = {0};
+	struct denials_summary *s = denials_summary_new();
+	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
+	struct strbuf out = {0};
+	struct diags dg = {0};
+	struct policy *q;
+	json_t *a =
+	    flow("2026-11-22T16:00:00Z", "nginx", "db", 5432, "no-edge");
+	json_t *b =
+	    flow("2026-11-22T16:05:00.5Z", "nginx", "db", 5432, "no-edge");
+	json_t *c = flow("2026-11-22T16:06:00Z", "db", "world", 443, "no-edge");
+	int64_t since;
+	size_t before = p->nedges;
+
+	ck_assert_int_eq(denials_time_ms("2026-11-22T16:05:00.5Z"),
+			 1795363500500);
+	ck_assert_int_eq(denials_time_ms("yesterday"), -1);
+	ck_assert_int_eq(denials_since("10m", 1795363800000, &since), 0);
+	ck_assert_int_eq(since, 1795363200000);
+	ck_assert_int_eq(denials_since("soon", 0, &since), -EINVAL);
+	f.since_ms = 1795363200000; /* 16:00:00 */
+	ck_assert(denials_match(a, &f) && denials_match(c, &f));
+	f.since_ms = 1795363201000;
+	ck_assert(!denials_match(a, &f) && denials_match(b, &f));
+	f.since_ms = 0;
+	f.service = "db";
+	ck_assert(denials_match(a, &f) && denials_match(c, &f));
+	f.service = "redis";
+	ck_assert(!denials_match(a, &f));
+
+	denials_summary_add(s, a);
+	denials_summary_add(s, b);
+	denials_summary_add(s, c);
+	denials_summary_print(s, &out);
+	ck_assert_ptr_nonnull(strstr(out.s, "       2  nginx"));
+	ck_assert_ptr_nonnull(strstr(out.s, "2026-11-22T16:00:00Z "));
+	ck_assert_ptr_nonnull(strstr(out.s, " 2026-11-22T16:05:00.5Z\n"));
+	out.len = 0;
+	denials_suggest(s, NULL, &out);
+	ck_assert_ptr_nonnull(strstr(out.s, "  nginx:\n    egress:\n      - "
+					    "to: db\n        ports: "
+					    "[5432/tcp]\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(out.s, "- to: { cidr: [\"203.0.113.9/32\"] }\n        "
+			  "ports: [443/tcp]"));
+	/* with the policy: it parses, and has exactly the two new edges */
+	out.len = 0;
+	denials_suggest(s, p, &out);
+	q = policy_parse("suggested.yaml", out.s, out.len, &dg);
+	diags_print(&dg, stderr);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(q->nedges, before + 2);
+	policy_free(q);
+	diags_free(&dg);
+	sb_free(&out);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	denials_summary_free(s);
+	policy_free(p);
+}
+END_TEST
+
+Suite *flowlog_suite(void)
+{
+	Suite *s = suite_create("flowlog");
+	TCase *tc = tcase_create("flowlog");
+
+	tcase_add_test(tc, test_decode_protocols);
+	tcase_add_test(tc, test_decode_damaged);
+	tcase_add_test(tc, test_record);
+	tcase_add_test(tc, test_query);
+	suite_add_tcase(s, tc);
+	return s;
+}
