@@ -115,7 +115,7 @@ step "After: the allowed pairs connect, everything else is dropped"
 probes
 
 step "bulkhead run: the daemon follows Docker as containers come and go"
-./bulkhead run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon.log" 2>&1 &
+./bulkhead run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/denied.jsonl" >"$tmp/daemon.log" 2>&1 &
 daemon=$!
 st() { ./bulkhead status --control "$tmp/ctl" "$@" 2>/dev/null; }
 waitfor() { # what, a command that succeeds when it is so
@@ -144,8 +144,18 @@ sed 's/^/    /' "$tmp/daemon.log"
 echo "  \$ bulkhead status"
 st | sed 's/^/    /'
 
+step "bulkhead denials: every denied flow, both ends named"
+probe demo-nginx demo-db 5432 >/dev/null
+probe demo-nginx demo-redis 6379 >/dev/null
+sleep 0.3
+./bulkhead denials --log "$tmp/denied.jsonl"
+echo "  \$ bulkhead denials --summary"
+./bulkhead denials --log "$tmp/denied.jsonl" --summary | sed 's/^/    /'
+echo "  \$ bulkhead denials --suggest    (the edges that would allow them)"
+./bulkhead denials --log "$tmp/denied.jsonl" --suggest | sed 's/^/    /'
+
 step "Done"
-echo "The daemon placed demo-db2 when it started and removed it when it went;"
-echo "the denied-flow log comes next. On exit the demo stops the daemon (its"
-echo "rules would stay in force) and runs bulkhead flush; KEEP=1 $0 leaves"
-echo "the containers and the table in place."
+echo "The daemon placed demo-db2 when it started, removed it when it went, and"
+echo "logged every denied flow with both ends named. On exit the demo stops the"
+echo "daemon (its rules would stay in force) and runs bulkhead flush; KEEP=1"
+echo "$0 leaves the containers and the table in place."

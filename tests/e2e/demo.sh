@@ -33,5 +33,8 @@ echo "$daemon" | grep -q "demo-backend -> demo-db2 5432 connects" || fail "the d
 echo "$daemon" | grep -q "demo-nginx -> demo-db2 5432 blocked" || fail "the daemon let nginx reach a late db"
 echo "$daemon" | grep -q "placed demo-db2 (db) on appnet" || fail "the daemon's log lacks the placement"
 echo "$daemon" | grep -q "removed demo-db2: -" || fail "the daemon's log lacks the removal"
+den=$(sed -n '/== bulkhead denials/,/== Done/p' "$out" | tr -s ' ')
+echo "$den" | grep -q "denied demo-nginx (nginx) [0-9.]* demo-db (db) [0-9.]* 5432/tcp no-edge" || fail "denials lacks nginx -> db"
+echo "$den" | grep -q "^ - to: db$" || fail "denials --suggest lacks nginx's edge to db"
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
 echo "ok: demo: 3 allowed pairs connect, 4 denied pairs are blocked; the daemon places and removes a late container; table removed after"
