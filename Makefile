@@ -69,10 +69,16 @@ $(BUILD)/bench/delta: bench/delta.c $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/bulkhead $(BUILD)/bench/delta
+$(BUILD)/bench/flowlog: bench/flowlog.c $(LIB_OBJS)
+	$(Q)mkdir -p $(BUILD)/bench
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+bench: $(BUILD)/bulkhead $(BUILD)/bench/delta $(BUILD)/bench/flowlog
 	$(Q)BUILD=$(BUILD) bench/plan.sh
 	$(Q)BUILD=$(BUILD) bench/kernel.sh
 	$(Q)BUILD=$(BUILD) bench/datapath.sh
+	$(Q)BUILD=$(BUILD) bench/flowlog.sh
 
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system

@@ -648,17 +648,13 @@ static uint64_t wall_us(void)
 static void on_flow(void *ctx, const struct flow_pkt *pkt)
 {
 	struct daemon *d = ctx;
-	struct trace_decision dec;
 	char ts[40];
 	json_t *rec;
 
-	trace_decide(d->cc, d->p, d->inv, pkt->family, pkt->saddr, pkt->daddr,
-		     pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
-		     &dec);
 	/* our clock, at most the NFLOG batch timeout (0.1 s) late: not
 	 * every packet carries a timestamp, nor one on the wall clock */
 	iso_time_us(wall_us(), ts, sizeof(ts));
-	rec = flowlog_record(pkt, &dec, d->cc, d->p, d->gone, ts);
+	rec = flowlog_attribute(pkt, d->cc, d->p, d->inv, d->gone, ts);
 	if (flowlog_sink_write(d->sink, rec))
 		fail(d, "denied-flow log %s: cannot write", d->o->log);
 	json_decref(rec);

@@ -314,6 +314,19 @@ json_t *flowlog_record(const struct flow_pkt *pkt,
 	return r;
 }
 
+json_t *flowlog_attribute(const struct flow_pkt *pkt,
+			  const struct compiler *cc, const struct policy *p,
+			  const struct inventory *inv,
+			  const struct inventory *gone, const char *ts)
+{
+	struct trace_decision dec;
+
+	trace_decide(cc, p, inv, pkt->family, pkt->saddr, pkt->daddr,
+		     pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
+		     &dec);
+	return flowlog_record(pkt, &dec, cc, p, gone, ts);
+}
+
 /* --- the subscriber ---------------------------------------------------- */
 
 struct flowlog {

@@ -45,6 +45,13 @@ json_t *flowlog_record(const struct flow_pkt *pkt,
 		       const struct compiler *cc, const struct policy *p,
 		       const struct inventory *gone, const char *ts);
 
+/* trace_decide against inv, then flowlog_record: what the daemon does
+ * with each packet. */
+json_t *flowlog_attribute(const struct flow_pkt *pkt,
+			  const struct compiler *cc, const struct policy *p,
+			  const struct inventory *inv,
+			  const struct inventory *gone, const char *ts);
+
 /* --- the subscriber -------------------------------------------------- */
 
 struct flowlog;
