@@ -105,7 +105,8 @@ static double run(char **bufs, size_t *lens, unsigned long records,
 	c->n = 0;
 	while (c->n < records)
 		flowlog_feed(&st, bufs[i % DATAGRAMS], lens[i % DATAGRAMS], fn,
-			     c), i++;
+			     c),
+		    i++;
 	if (c->sink)
 		flowlog_sink_flush(c->sink);
 	return (double)c->n / (now_s() - t);

@@ -473,3 +473,67 @@ void denials_suggest(const struct denials_summary *s, struct policy *p,
 	}
 	free(v);
 }
+
+/* --- pairs, for the graph ----------------------------------------------- */
+
+static void node_name(enum end_kind k, const char *name, struct strbuf *sb)
+{
+	if (k == K_SERVICE)
+		sb_puts(sb, name);
+	else if (k == K_UNMATCHED)
+		sb_printf(sb, "container %s", name);
+	else
+		sb_puts(sb, k == K_HOST ? "host" : "world");
+}
+
+/* Whether tok is one of the ", "-separated items of list. */
+static bool has_token(const char *list, const char *tok)
+{
+	size_t n = strlen(tok);
+
+	while (list && *list) {
+		if (!strncmp(list, tok, n) && (!list[n] || list[n] == ','))
+			return true;
+		list = strchr(list, ',');
+		list = list ? list + 2 : NULL;
+	}
+	return false;
+}
+
+void denials_summary_pairs(const struct denials_summary *s, denials_pair_fn fn,
+			   void *ctx)
+{
+	bool *done = xcalloc(s->n + 1, sizeof(*done));
+	struct strbuf a = {0}, b = {0}, x = {0}, y = {0}, ports = {0};
+	size_t i, j;
+
+	for (i = 0; i < s->n; i++) {
+		unsigned long count = 0;
+
+		if (done[i])
+			continue;
+		a.len = b.len = ports.len = 0;
+		node_name(s->v[i].sk, s->v[i].src, &a);
+		node_name(s->v[i].dk, s->v[i].dst, &b);
+		for (j = i; j < s->n; j++) {
+			x.len = y.len = 0;
+			node_name(s->v[j].sk, s->v[j].src, &x);
+			node_name(s->v[j].dk, s->v[j].dst, &y);
+			if (done[j] || strcmp(a.s, x.s) || strcmp(b.s, y.s))
+				continue;
+			done[j] = true;
+			count += s->v[j].count;
+			/* each port once */
+			if (!has_token(ports.s, s->v[j].port))
+				sb_printf(&ports, "%s%s", ports.len ? ", " : "",
+					  s->v[j].port);
+		}
+		fn(ctx, a.s, b.s, ports.s, count);
+	}
+	sb_free(&a);
+	sb_free(&b);
+	sb_free(&x);
+	sb_free(&y);
+	sb_free(&ports);
+	free(done);
+}

@@ -18,6 +18,7 @@
 #include "bulkhead/denials.h"
 #include "bulkhead/docker.h"
 #include "bulkhead/flowlog.h"
+#include "bulkhead/graph.h"
 #include "bulkhead/inventory.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
@@ -32,7 +33,7 @@ struct opts {
 	unsigned resync_s;
 	bool audit, resolve, replace, exit_code, json;
 	bool follow, summary, suggest;
-	const char *since, *service, *container;
+	const char *since, *service, *container, *denials;
 	struct compile_fqdn *fqdn;
 	size_t nfqdn, capfqdn;
 	char **fqdn_names;
@@ -124,6 +125,13 @@ static const char usage_denials[] =
     "--suggest prints the policy edges that would allow exactly those\n"
     "flows, as YAML to merge, or with -p POLICY that policy with them\n"
     "added. --follow keeps printing as records arrive (lines or JSON).\n";
+static const char usage_graph[] =
+    "usage: bulkhead graph -p POLICY [--inventory FILE] [--denials FILE]\n"
+    "The allowed-peer graph as Graphviz DOT (render it with `dot -Tsvg`):\n"
+    "services (with their containers' count from an inventory), the\n"
+    "world, the host, CIDR and FQDN peers, each allowed edge labelled\n"
+    "with its ports, and, from a denied-flow log, the denied pairs as red\n"
+    "dashed edges with their ports and counts.\n";
 static const char usage_flush[] =
     "usage: bulkhead flush\n"
     "Remove table inet bulkhead, and nothing else.\n";
@@ -142,7 +150,8 @@ static void usage_all(FILE *f)
 	      "policy\n"
 	      "  status  what the daemon sees and has programmed\n"
 	      "  reload  make the daemon re-read its policy\n"
-	      "  denials read the denied-flow log, count it, suggest edges\n\n"
+	      "  denials read the denied-flow log, count it, suggest edges\n"
+	      "  graph   the allowed-peer graph (and denied pairs) as DOT\n\n"
 	      "`bulkhead COMMAND --help` for each command's options.\n",
 	      f);
 }
@@ -248,6 +257,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"since", required_argument, NULL, 's'},
 	    {"service", required_argument, NULL, 'e'},
 	    {"container", required_argument, NULL, 'c'},
+	    {"denials", required_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -310,6 +320,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			break;
 		case 'c':
 			o->container = optarg;
+			break;
+		case 'n':
+			o->denials = optarg;
 			break;
 		case 'S': {
 			char *end;
@@ -1129,6 +1142,66 @@ out:
 	return r;
 }
 
+struct pairs {
+	struct graph_denied *v;
+	size_t n, cap;
+};
+
+static void add_pair(void *ctx, const char *src, const char *dst,
+		     const char *ports, unsigned long count)
+{
+	struct pairs *ps = ctx;
+
+	*PUSH(ps->v, ps->n, ps->cap) = (struct graph_denied){
+	    xstrdup(src), xstrdup(dst), xstrdup(ports), count};
+}
+
+static int cmd_graph(int argc, char **argv)
+{
+	struct job j = {0};
+	struct reader rd = {.o = &j.o};
+	struct pairs ps = {0};
+	FILE *f = NULL;
+	size_t i;
+	int r, ret;
+
+	r = parse_opts(argc, argv, &j.o, usage_graph);
+	if (r)
+		return r > 0 ? 0 : EXIT_BADINPUT;
+	if (j.o.argc)
+		return bad_usage(usage_graph, "unexpected argument");
+	ret = job_load(&j, false, usage_graph);
+	if (!ret && j.o.denials) {
+		f = fopen(j.o.denials, "r");
+		if (!f) {
+			fprintf(stderr, "bulkhead: %s: %s\n", j.o.denials,
+				strerror(errno));
+			ret = EXIT_FAILURE;
+		} else {
+			rd.sum = denials_summary_new();
+			read_lines(&rd, f);
+			fclose(f);
+			denials_summary_pairs(rd.sum, add_pair, &ps);
+		}
+	}
+	if (!ret) {
+		if (j.inv)
+			j.cc = compiler_new(j.p, NULL);
+		graph_dot(j.p, j.cc, j.inv, ps.v, ps.n, &j.out);
+		fputs(j.out.s, stdout);
+	}
+	for (i = 0; i < ps.n; i++) {
+		free((char *)ps.v[i].src);
+		free((char *)ps.v[i].dst);
+		free((char *)ps.v[i].ports);
+	}
+	free(ps.v);
+	denials_summary_free(rd.sum);
+	sb_free(&rd.sb);
+	job_free(&j);
+	return ret;
+}
+
 static int cmd_reload(int argc, char **argv)
 {
 	struct opts o = {0};
@@ -1167,7 +1240,7 @@ static const struct {
     {"check", cmd_check},     {"plan", cmd_plan},     {"trace", cmd_trace},
     {"apply", cmd_apply},     {"diff", cmd_diff},     {"flush", cmd_flush},
     {"run", cmd_run},	      {"status", cmd_status}, {"reload", cmd_reload},
-    {"denials", cmd_denials},
+    {"denials", cmd_denials}, {"graph", cmd_graph},
 };
 
 int main(int argc, char **argv)

@@ -47,4 +47,11 @@ void denials_summary_print(const struct denials_summary *s, struct strbuf *out);
 void denials_suggest(const struct denials_summary *s, struct policy *p,
 		     struct strbuf *out);
 
+/* The counted flows per pair of graph nodes (a service's name, "world",
+ * "host", "container NAME"), with the ports seen and the total. */
+typedef void (*denials_pair_fn)(void *ctx, const char *src, const char *dst,
+				const char *ports, unsigned long count);
+void denials_summary_pairs(const struct denials_summary *s, denials_pair_fn fn,
+			   void *ctx);
+
 #endif

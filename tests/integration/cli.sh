@@ -67,4 +67,40 @@ expect 2 "$B" trace -p policies/three-tier.yaml --inventory tests/fixtures/three
 "$B" plan -p policies/shop.yaml --inventory tests/fixtures/shop.json >"$tmp/a" 2>/dev/null
 "$B" plan -p policies/shop.yaml --inventory tests/fixtures/shop.json >"$tmp/b" 2>/dev/null
 cmp -s "$tmp/a" "$tmp/b" || fail "plan is not deterministic"
+# the denied-flow log read back (a fixture: no root, no daemon)
+D=tests/fixtures/denied.jsonl
+expect 0 "$B" denials --log "$D"
+[ "$(grep -c ' denied ' "$tmp/out")" -eq 5 ] || fail "denials: 5 flow records (the summary record left out)"
+grep -q "^2026-11-22T16:01:02.123Z denied  *nginx (nginx) 172.28.5.2  *db (db) 172.28.5.4  *5432/tcp  *no-edge$" "$tmp/out" ||
+	fail "denials line"
+expect 0 "$B" denials --log "$D" --json --service backend
+[ "$(wc -l <"$tmp/out")" -eq 3 ] || fail "denials --service backend: either end"
+expect 0 "$B" denials --log "$D" --since 2026-11-22T16:03:00Z --json
+[ "$(wc -l <"$tmp/out")" -eq 2 ] || fail "denials --since ISO"
+expect 2 "$B" denials --log "$D" --since yesterday
+expect 1 "$B" denials --log "$tmp/none.jsonl"
+expect 0 "$B" denials --log "$D" --summary
+grep -q "^ *2  nginx  *db  *5432/tcp  *no-edge  *2026-11-22T16:01:02.123Z 2026-11-22T16:01:03.500Z$" "$tmp/out" ||
+	fail "denials --summary"
+expect 0 "$B" denials --log "$D" --suggest -p policies/three-tier.yaml
+grep -q "^# stray matches no service" "$tmp/out" || fail "suggest: the unmatched container"
+grep -q "^      - to: { cidr: \[\"198.51.100.7/32\"\] }$" "$tmp/out" || fail "suggest: a world address"
+cp "$tmp/out" "$tmp/suggested.yaml"
+expect 0 "$B" check -p "$tmp/suggested.yaml"
+# the suggested policy allows exactly the denied flows
+expect 0 "$B" trace -p "$tmp/suggested.yaml" --inventory tests/fixtures/three-tier.json nginx db 5432/tcp
+grep -q "^allowed" "$tmp/out" || fail "suggested policy: nginx -> db:5432"
+expect 0 "$B" trace -p "$tmp/suggested.yaml" --inventory tests/fixtures/three-tier.json nginx db 5433/tcp
+grep -q "^denied" "$tmp/out" || fail "suggested policy allows more than asked"
+expect 0 "$B" trace -p "$tmp/suggested.yaml" --inventory tests/fixtures/three-tier.json backend 198.51.100.7 443/tcp
+grep -q "^allowed" "$tmp/out" || fail "suggested policy: backend -> 198.51.100.7:443"
+
+# the graph, rendered by Graphviz
+expect 0 "$B" graph -p policies/three-tier.yaml --inventory tests/fixtures/three-tier.json --denials "$D"
+grep -q '^  "nginx" -> "backend" \[label="8080/tcp, 8125/udp"\];$' "$tmp/out" || fail "graph: an allowed edge"
+grep -q '^  "nginx" -> "db" \[color=red.*label="5432/tcp (2 denied)"\];$' "$tmp/out" || fail "graph: a denied pair"
+grep -q '"container stray" -> "backend"' "$tmp/out" || fail "graph: the unmatched container"
+grep -q '"nginx" \[label="nginx\\n1 container"\]' "$tmp/out" || fail "graph: container counts"
+dot -Tsvg "$tmp/out" >"$tmp/g.svg" || fail "dot cannot render the graph"
+grep -q "<svg" "$tmp/g.svg" || fail "dot made no svg"
 echo "ok: cli"

@@ -1,0 +1,136 @@
+/* The allowed-peer graph in DOT: one node per service and per peer the
+ * policy names, one edge per policy edge (ports as its label), and the
+ * denied pairs drawn in red. Pure: text into a buffer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulkhead/graph.h"
+
+/* A DOT string: quoted, quotes and backslashes escaped. */
+static void q(struct strbuf *b, const char *s)
+{
+	sb_putc(b, '"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			sb_putc(b, '\\');
+		sb_putc(b, *s);
+	}
+	sb_putc(b, '"');
+}
+
+/* The node a peer is drawn as. */
+static void peer_id(const struct policy *p, const struct pol_peer *peer,
+		    struct strbuf *b)
+{
+	char a[64];
+	size_t i;
+
+	switch (peer->kind) {
+	case PEER_SERVICE:
+		sb_puts(b, p->services[peer->service].name);
+		return;
+	case PEER_WORLD:
+		sb_puts(b, "world");
+		return;
+	case PEER_HOST:
+		sb_puts(b, "host");
+		return;
+	case PEER_FQDN:
+		sb_puts(b, peer->fqdn);
+		return;
+	case PEER_CIDR:
+		for (i = 0; i < peer->ncidrs; i++) {
+			addr_format(peer->cidrs[i].family, peer->cidrs[i].lo, a,
+				    sizeof(a));
+			sb_printf(b, "%s%s/%d", i ? ", " : "", a,
+				  peer->cidrs[i].plen);
+		}
+		return;
+	}
+}
+
+static void node(struct strbuf *out, const char *id, const char *attrs)
+{
+	sb_puts(out, "  ");
+	q(out, id);
+	sb_printf(out, " [%s];\n", attrs);
+}
+
+void graph_dot(const struct policy *p, const struct compiler *cc,
+	       const struct inventory *inv, const struct graph_denied *d,
+	       size_t nd, struct strbuf *out)
+{
+	struct strbuf a = {0}, b = {0};
+	size_t s, i, j, *count = xcalloc(p->nservices + 1, sizeof(*count));
+	char port[32];
+	long x, y, k;
+
+	for (i = 0; cc && inv && i < inv->n; i++)
+		if ((k = compiler_assign(cc, &inv->c[i], &x, &y)) >= 0)
+			count[k]++;
+	sb_printf(out, "digraph bulkhead {\n  rankdir=LR;\n  node [shape=box, "
+		       "style=rounded, fontname=\"sans-serif\"];\n  edge "
+		       "[fontname=\"sans-serif\", fontsize=10];\n");
+	for (s = 0; s < p->nservices; s++) {
+		a.len = 0;
+		sb_printf(&a, "label=\"%s", p->services[s].name);
+		if (cc && inv)
+			sb_printf(&a, "\\n%zu container%s", count[s],
+				  count[s] == 1 ? "" : "s");
+		sb_putc(&a, '"');
+		node(out, p->services[s].name, a.s);
+	}
+	node(out, "world", "shape=ellipse");
+	node(out, "host", "shape=ellipse");
+	for (i = 0; i < p->nedges; i++) {
+		const struct pol_edge *e = &p->edges[i];
+		const struct pol_peer *ends[2] = {&e->src, &e->dst};
+
+		for (j = 0; j < 2; j++)
+			if (ends[j]->kind == PEER_CIDR ||
+			    ends[j]->kind == PEER_FQDN) {
+				a.len = 0;
+				peer_id(p, ends[j], &a);
+				node(out, a.s, "shape=note");
+			}
+	}
+	for (i = 0; i < p->nedges; i++) {
+		const struct pol_edge *e = &p->edges[i];
+
+		a.len = b.len = 0;
+		peer_id(p, &e->src, &a);
+		peer_id(p, &e->dst, &b);
+		sb_puts(out, "  ");
+		q(out, a.s);
+		sb_puts(out, " -> ");
+		q(out, b.s);
+		a.len = 0;
+		for (j = 0; j < e->nports; j++) {
+			policy_port_format(&e->ports[j], port, sizeof(port));
+			sb_printf(&a, "%s%s", j ? ", " : "", port);
+		}
+		sb_puts(out, " [label=");
+		q(out, a.s);
+		sb_puts(out, "];\n");
+	}
+	for (i = 0; i < nd; i++) {
+		if (!strncmp(d[i].src, "container ", 10))
+			node(out, d[i].src, "color=red, fontcolor=red");
+		if (!strncmp(d[i].dst, "container ", 10))
+			node(out, d[i].dst, "color=red, fontcolor=red");
+		a.len = 0;
+		sb_printf(&a, "%s (%lu denied)", d[i].ports, d[i].count);
+		sb_puts(out, "  ");
+		q(out, d[i].src);
+		sb_puts(out, " -> ");
+		q(out, d[i].dst);
+		sb_puts(out,
+			" [color=red, fontcolor=red, style=dashed, label=");
+		q(out, a.s);
+		sb_puts(out, "];\n");
+	}
+	sb_puts(out, "}\n");
+	sb_free(&a);
+	sb_free(&b);
+	free(count);
+}
