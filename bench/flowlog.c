@@ -3,8 +3,8 @@
  * bulkhead's prefix and a 128-byte copy each, between containers of the
  * inventory picked at random, TCP, UDP and ICMP) are replayed through
  * what the daemon runs for each: decode, attribution against the
- * inventory, the JSON record, the write to a file. Prints the rate of
- * decode alone and of the whole path, and the ratio to the target.
+ * inventory's address index, the JSON line, the write to a file. Prints the
+ * rate of decode alone and of the whole path, and the ratio to the target.
  *
  * usage: flowlog POLICY INVENTORY OUT.jsonl [RECORDS] */
 #include <arpa/inet.h>
@@ -28,6 +28,8 @@ struct sinkctx {
 	const struct compiler *cc;
 	const struct policy *p;
 	const struct inventory *inv, *gone;
+	struct trace_index *ix;
+	struct strbuf line;
 	struct flowlog_sink *sink;
 	unsigned long n;
 };
@@ -87,11 +89,11 @@ static void count_only(void *ctx, const struct flow_pkt *pkt)
 static void write_record(void *ctx, const struct flow_pkt *pkt)
 {
 	struct sinkctx *c = ctx;
-	json_t *r = flowlog_attribute(pkt, c->cc, c->p, c->inv, c->gone,
-				      "2026-11-23T02:00:00.000Z");
 
-	flowlog_sink_write(c->sink, r);
-	json_decref(r);
+	c->line.len = 0;
+	flowlog_attribute(pkt, c->cc, c->p, c->ix, c->gone,
+			  "2026-11-23T02:00:00.000Z", &c->line);
+	flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
 	c->n++;
 }
 
@@ -143,6 +145,7 @@ int main(int argc, char **argv)
 	c.inv = inv;
 	c.gone = gone;
 	decode = run(bufs, lens, records, count_only, &c);
+	c.ix = trace_index_new(cc, p, inv);
 	c.sink = flowlog_sink_open(argv[3], 0, 1, err, sizeof(err));
 	if (!c.sink) {
 		fprintf(stderr, "flowlog: %s\n", err);
@@ -153,6 +156,8 @@ int main(int argc, char **argv)
 	       "write %.0f records/s (%.2fx the 200000 target)\n",
 	       inv->n, decode, whole, whole / 200000);
 	flowlog_sink_close(c.sink);
+	trace_index_free(c.ix);
+	sb_free(&c.line);
 	for (i = 0; i < DATAGRAMS; i++)
 		free(bufs[i]);
 	compiler_free(cc);

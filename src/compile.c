@@ -1302,9 +1302,8 @@ static void emit_service_sets(const struct compiler *cc, struct ir_ruleset *rs)
 		}
 }
 
-/* The service of every container, and which of its networks are managed. */
-static long *classify(const struct compiler *cc, const struct inventory *inv,
-		      bool **mf)
+long *compile_classify(const struct compiler *cc, const struct inventory *inv,
+		       bool **mf)
 {
 	long a, b, *assign = xcalloc(inv->n + 1, sizeof(*assign));
 	size_t i;
@@ -1362,7 +1361,7 @@ size_t compile_check(const struct compiler *cc, const struct inventory *inv,
 		     const char *inv_name, struct diags *d)
 {
 	bool *mf;
-	long *assign = classify(cc, inv, &mf);
+	long *assign = compile_classify(cc, inv, &mf);
 	size_t n = report(cc, inv, inv_name, assign, mf, d);
 
 	free(mf);
@@ -1378,7 +1377,7 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 	struct sink k = {0};
 	size_t i, j, off = 0;
 	bool *mf;
-	long *assign = classify(cc, inv, &mf);
+	long *assign = compile_classify(cc, inv, &mf);
 
 	if (report(cc, inv, inv_name, assign, mf, d))
 		goto out;

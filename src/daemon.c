@@ -86,6 +86,8 @@ struct daemon {
 	size_t capgone;
 	time_t last_summary;
 	struct flowlog_stats summarized;
+	struct trace_index *ix; /* NULL when the inventory or policy moved */
+	struct strbuf line;
 
 	enum dk_state dk_state;
 	bool synced_once, snapshot_running, resync_wanted, busy;
@@ -228,6 +230,13 @@ static void where(const struct inv_container *c, struct strbuf *sb)
 	}
 }
 
+/* The inventory or policy changed: the addresses' index is stale. */
+static void inv_changed(struct daemon *d)
+{
+	trace_index_free(d->ix);
+	d->ix = NULL;
+}
+
 static void resync_soon(struct daemon *d)
 {
 	d->resync_wanted = true;
@@ -250,6 +259,7 @@ static void take_out(struct daemon *d, size_t idx, struct ir_delta *delta)
 	grow(&d->gone_at, &d->capgone, d->gone->n + 1, sizeof(*d->gone_at));
 	d->gone_at[d->gone->n] = now;
 	inventory_move(d->gone, d->inv, idx);
+	inv_changed(d);
 }
 
 /* An address that a new container holds was another's: that one is gone
@@ -326,6 +336,7 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 	if (scratch->n) {
 		drop_stale(d, &scratch->c[0], &delta);
 		inventory_move(d->inv, scratch, 0);
+		inv_changed(d);
 		if (compile_delta(d->cc, d->inv, d->inv->n - 1, true, &delta))
 			resync_soon(d);
 	}
@@ -446,6 +457,7 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 	}
 	inventory_free(d->inv);
 	d->inv = inv;
+	inv_changed(d);
 	ir_free(d->rs);
 	d->rs = rs;
 	d->last_sync = time(NULL);
@@ -649,15 +661,14 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 {
 	struct daemon *d = ctx;
 	char ts[40];
-	json_t *rec;
 
 	/* our clock, at most the NFLOG batch timeout (0.1 s) late: not
 	 * every packet carries a timestamp, nor one on the wall clock */
 	iso_time_us(wall_us(), ts, sizeof(ts));
-	rec = flowlog_attribute(pkt, d->cc, d->p, d->inv, d->gone, ts);
-	if (flowlog_sink_write(d->sink, rec))
+	d->line.len = 0;
+	flowlog_attribute(pkt, d->cc, d->p, d->ix, d->gone, ts, &d->line);
+	if (flowlog_sink_write_line(d->sink, d->line.s, d->line.len))
 		fail(d, "denied-flow log %s: cannot write", d->o->log);
-	json_decref(rec);
 }
 
 /* What the records cannot say themselves (the kernel dropped messages,
@@ -692,6 +703,9 @@ static void flow_summary(struct daemon *d)
 
 static void on_nflog(struct daemon *d)
 {
+	/* addresses indexed once per change of the inventory or policy */
+	if (!d->ix)
+		d->ix = trace_index_new(d->cc, d->p, d->inv);
 	flowlog_read(d->fl, on_flow, d);
 	flow_summary(d);
 	flowlog_sink_flush(d->sink);
@@ -741,6 +755,7 @@ static int reload(struct daemon *d, json_t *errs)
 	ir_free(d->rs);
 	d->p = p;
 	d->cc = cc;
+	inv_changed(d);
 	d->rs = rs;
 	say("reloaded %s: %zu services, %zu edges", p->file, p->nservices,
 	    p->nedges);
@@ -1261,6 +1276,8 @@ static void teardown(struct daemon *d)
 		close(d->ep);
 	docker_free(d->dk);
 	flowlog_close(d->fl);
+	trace_index_free(d->ix);
+	sb_free(&d->line);
 	flowlog_sink_close(d->sink);
 	inventory_free(d->gone);
 	free(d->gone_at);

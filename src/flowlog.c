@@ -248,38 +248,132 @@ static const struct inv_container *find_gone(const struct inventory *gone,
 	return NULL;
 }
 
-static json_t *end(const struct flow_pkt *pkt, bool src,
-		   const struct inv_container *c, const struct inv_net *net,
-		   const struct compiler *cc, const struct policy *p,
-		   const struct inventory *gone)
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void jstr(struct strbuf *b, const char *s)
 {
-	json_t *o = json_object();
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+
+	sb_putc(b, '"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		sb_putn(b, run, (size_t)(s - run));
+		run = s + 1;
+		if (c == '"' || c == '\\') {
+			sb_putc(b, '\\');
+			sb_putc(b, (char)c);
+		} else {
+			sb_puts(b, "\\u00");
+			sb_putc(b, hex[c >> 4]);
+			sb_putc(b, hex[c & 15]);
+		}
+	}
+	sb_putn(b, run, (size_t)(s - run));
+	sb_putc(b, '"');
+}
+
+static void juint(struct strbuf *b, unsigned long v)
+{
+	char d[24];
+	int n = 0;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		sb_putc(b, d[--n]);
+}
+
+static void key(struct strbuf *b, const char *k)
+{
+	sb_putc(b, '"');
+	sb_puts(b, k);
+	sb_puts(b, "\":");
+}
+
+static void end(const struct flow_pkt *pkt, bool src,
+		const struct inv_container *c, const struct inv_net *net,
+		long svc, const struct compiler *cc, const struct policy *p,
+		const struct inventory *gone, struct strbuf *b)
+{
 	u128 a = src ? pkt->saddr : pkt->daddr;
 	char buf[64];
-	long s, x, y;
+	long x, y;
 
 	addr_format(pkt->family, a, buf, sizeof(buf));
-	json_object_set_new(o, "ip", json_string(buf));
-	if (pkt->has_ports)
-		json_object_set_new(
-		    o, "port", json_integer(src ? pkt->sport : pkt->dport));
-	if (!c)
-		c = find_gone(gone, pkt->family, a, &net);
-	if (c) {
-		json_object_set_new(o, "container", json_string(c->name));
-		s = compiler_assign(cc, c, &x, &y);
-		if (s >= 0)
-			json_object_set_new(o, "service",
-					    json_string(p->services[s].name));
-		if (net)
-			json_object_set_new(o, "network",
-					    json_string(net->name));
-	} else {
-		json_object_set_new(
-		    o, "peer",
-		    json_string(!src && pkt->input ? "host" : "world"));
+	sb_putc(b, '{');
+	key(b, "ip");
+	jstr(b, buf);
+	if (pkt->has_ports) {
+		sb_putc(b, ',');
+		key(b, "port");
+		juint(b, src ? pkt->sport : pkt->dport);
 	}
-	return o;
+	if (!c && (c = find_gone(gone, pkt->family, a, &net)))
+		svc = compiler_assign(cc, c, &x, &y);
+	if (c) {
+		sb_putc(b, ',');
+		key(b, "container");
+		jstr(b, c->name);
+		if (svc >= 0) {
+			sb_putc(b, ',');
+			key(b, "service");
+			jstr(b, p->services[svc].name);
+		}
+		if (net) {
+			sb_putc(b, ',');
+			key(b, "network");
+			jstr(b, net->name);
+		}
+	} else {
+		sb_putc(b, ',');
+		key(b, "peer");
+		jstr(b, !src && pkt->input ? "host" : "world");
+	}
+	sb_putc(b, '}');
+}
+
+void flowlog_format(const struct flow_pkt *pkt,
+		    const struct trace_decision *dec, const struct compiler *cc,
+		    const struct policy *p, const struct inventory *gone,
+		    const char *ts, struct strbuf *b)
+{
+	char buf[16];
+
+	sb_putc(b, '{');
+	key(b, "ts");
+	jstr(b, ts);
+	sb_putc(b, ',');
+	key(b, "verdict");
+	jstr(b, pkt->audit ? "would-deny" : "denied");
+	sb_putc(b, ',');
+	key(b, "proto");
+	jstr(b, proto_name(pkt->proto, buf, sizeof(buf)));
+	if (pkt->icmp_type >= 0) {
+		sb_putc(b, ',');
+		key(b, "icmp_type");
+		juint(b, (unsigned long)pkt->icmp_type);
+		sb_putc(b, ',');
+		key(b, "icmp_code");
+		juint(b, (unsigned long)pkt->icmp_code);
+	}
+	sb_putc(b, ',');
+	key(b, "src");
+	end(pkt, true, dec->src, dec->src_net, dec->src_svc, cc, p, gone, b);
+	sb_putc(b, ',');
+	key(b, "dst");
+	end(pkt, false, dec->dst, dec->dst_net, dec->dst_svc, cc, p, gone, b);
+	sb_putc(b, ',');
+	key(b, "reason");
+	/* the model allowing what the kernel logged means the kernel was
+	 * behind (a container not placed yet) */
+	jstr(b, dec->allowed  ? "not-placed-yet"
+		: dec->reason ? dec->reason
+			      : "no-edge");
+	sb_putc(b, '}');
 }
 
 json_t *flowlog_record(const struct flow_pkt *pkt,
@@ -287,44 +381,26 @@ json_t *flowlog_record(const struct flow_pkt *pkt,
 		       const struct compiler *cc, const struct policy *p,
 		       const struct inventory *gone, const char *ts)
 {
-	json_t *r = json_object();
-	char buf[16];
+	struct strbuf b = {0};
+	json_t *r;
 
-	json_object_set_new(r, "ts", json_string(ts));
-	json_object_set_new(r, "verdict",
-			    json_string(pkt->audit ? "would-deny" : "denied"));
-	json_object_set_new(
-	    r, "proto", json_string(proto_name(pkt->proto, buf, sizeof(buf))));
-	if (pkt->icmp_type >= 0) {
-		json_object_set_new(r, "icmp_type",
-				    json_integer(pkt->icmp_type));
-		json_object_set_new(r, "icmp_code",
-				    json_integer(pkt->icmp_code));
-	}
-	json_object_set_new(
-	    r, "src", end(pkt, true, dec->src, dec->src_net, cc, p, gone));
-	json_object_set_new(
-	    r, "dst", end(pkt, false, dec->dst, dec->dst_net, cc, p, gone));
-	/* the model allowing what the kernel logged means the kernel was
-	 * behind (a container not placed yet) */
-	json_object_set_new(r, "reason",
-			    json_string(dec->allowed  ? "not-placed-yet"
-					: dec->reason ? dec->reason
-						      : "no-edge"));
+	flowlog_format(pkt, dec, cc, p, gone, ts, &b);
+	r = json_loadb(b.s, b.len, 0, NULL);
+	sb_free(&b);
 	return r;
 }
 
-json_t *flowlog_attribute(const struct flow_pkt *pkt,
-			  const struct compiler *cc, const struct policy *p,
-			  const struct inventory *inv,
-			  const struct inventory *gone, const char *ts)
+void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
+		       const struct policy *p, const struct trace_index *ix,
+		       const struct inventory *gone, const char *ts,
+		       struct strbuf *out)
 {
 	struct trace_decision dec;
 
-	trace_decide(cc, p, inv, pkt->family, pkt->saddr, pkt->daddr,
-		     pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
-		     &dec);
-	return flowlog_record(pkt, &dec, cc, p, gone, ts);
+	trace_decide_ix(cc, p, ix, pkt->family, pkt->saddr, pkt->daddr,
+			pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
+			&dec);
+	flowlog_format(pkt, &dec, cc, p, gone, ts, out);
 }
 
 /* --- the subscriber ---------------------------------------------------- */
@@ -567,26 +643,26 @@ static int rotate(struct flowlog_sink *s)
 	return flowlog_sink_reopen(s);
 }
 
-int flowlog_sink_write(struct flowlog_sink *s, json_t *rec)
+int flowlog_sink_write_line(struct flowlog_sink *s, const char *line, size_t n)
 {
-	char *line = json_dumps(rec, JSON_COMPACT);
-	size_t n;
 	int r = 0;
 
 	if (!s->f && (r = sink_open(s)))
-		goto out;
-	if (!line) {
-		r = -ENOMEM;
-		goto out;
-	}
-	n = strlen(line);
-	if (fputs(line, s->f) < 0 || fputc('\n', s->f) < 0)
+		return r;
+	if (fwrite(line, 1, n, s->f) != n || fputc('\n', s->f) == EOF)
 		r = -EIO;
 	s->size += n + 1;
 	s->written++;
 	if (s->max && s->size >= s->max)
 		r = rotate(s);
-out:
+	return r;
+}
+
+int flowlog_sink_write(struct flowlog_sink *s, json_t *rec)
+{
+	char *line = json_dumps(rec, JSON_COMPACT);
+	int r = line ? flowlog_sink_write_line(s, line, strlen(line)) : -ENOMEM;
+
 	free(line);
 	return r;
 }

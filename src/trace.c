@@ -142,11 +142,11 @@ static void managed(const struct compiler *cc, const struct policy *p,
 static void decide(const struct policy *p, const struct endpoint *s,
 		   const struct endpoint *t, const struct inv_net *sn,
 		   const struct inv_net *dn, bool s_managed, bool t_managed,
-		   uint8_t proto, uint16_t port, int fam,
-		   struct trace_decision *out)
+		   uint8_t proto, uint16_t port, int fam, const size_t *cand,
+		   size_t ncand, struct trace_decision *out)
 {
 	bool port_other = false;
-	size_t k;
+	size_t k, ci;
 
 	memset(out, 0, sizeof(*out));
 	out->edge = -1;
@@ -167,9 +167,13 @@ static void decide(const struct policy *p, const struct endpoint *s,
 		out->reason = "unmatched-container";
 		return;
 	}
-	for (k = 0; k < p->nedges; k++) {
-		const struct pol_edge *e = &p->edges[k];
+	/* cand: the edges that can fit this source, in order (all when
+	 * NULL) */
+	for (ci = 0; ci < (cand ? ncand : p->nedges); ci++) {
+		const struct pol_edge *e;
 
+		k = cand ? cand[ci] : ci;
+		e = &p->edges[k];
 		if (!peer_fits(&e->src, s, s_managed) ||
 		    !peer_fits(&e->dst, t, t_managed))
 			continue;
@@ -209,11 +213,183 @@ int trace_decide(const struct compiler *cc, const struct policy *p,
 	t.family = family;
 	t.addr = daddr;
 	managed(cc, p, inv, &s, &t, s.net, t.net, &sm, &tm);
-	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, out);
+	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, NULL, 0,
+	       out);
 	out->src = s.c;
 	out->dst = t.c;
 	out->src_net = s.net;
 	out->dst_net = t.net;
+	out->src_svc = s.c ? s.svc : COMPILE_UNMATCHED;
+	out->dst_svc = t.c ? t.svc : COMPILE_UNMATCHED;
+	return 0;
+}
+
+/* --- the same for many packets: addresses indexed --------------------- */
+
+struct slot {
+	int family; /* 0: empty */
+	u128 addr;
+	const struct inv_container *c;
+	const struct inv_net *net;
+	long svc;
+	bool managed; /* the network */
+};
+
+/* Per service, the edges a source of it can fit (its own and those
+ * whose source is not a service), in order; then those of a source that
+ * is no managed service. */
+struct cands {
+	size_t *v;
+	size_t n, cap;
+};
+
+struct trace_index {
+	struct slot *v;
+	size_t mask;
+	struct cands *by_svc; /* nservices + 1: the last for the others */
+	size_t nsvc;
+};
+
+static size_t slot_hash(int family, u128 a)
+{
+	uint64_t h = (uint64_t)a ^ (uint64_t)(a >> 64) ^ (uint64_t)family;
+
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (size_t)h;
+}
+
+static const struct slot *slot_find(const struct trace_index *ix, int family,
+				    u128 a)
+{
+	size_t i = slot_hash(family, a) & ix->mask;
+
+	for (; ix->v[i].family; i = (i + 1) & ix->mask)
+		if (ix->v[i].family == family && ix->v[i].addr == a)
+			return &ix->v[i];
+	return NULL;
+}
+
+static void slot_put(struct trace_index *ix, const struct slot *sl)
+{
+	size_t i = slot_hash(sl->family, sl->addr) & ix->mask;
+
+	for (; ix->v[i].family; i = (i + 1) & ix->mask)
+		if (ix->v[i].family == sl->family && ix->v[i].addr == sl->addr)
+			break; /* the last holder wins, as in resolve() */
+	ix->v[i] = *sl;
+}
+
+struct trace_index *trace_index_new(const struct compiler *cc,
+				    const struct policy *p,
+				    const struct inventory *inv)
+{
+	struct trace_index *ix = xcalloc(1, sizeof(*ix));
+	bool *mf;
+	long *assign = compile_classify(cc, inv, &mf);
+	size_t i, j, n = 0, off = 0, cap = 16;
+
+	ix->nsvc = p->nservices;
+	ix->by_svc = xcalloc(p->nservices + 1, sizeof(*ix->by_svc));
+	for (i = 0; i < p->nedges; i++) {
+		const struct pol_peer *src = &p->edges[i].src;
+
+		for (j = 0; j <= p->nservices; j++) {
+			struct cands *c = &ix->by_svc[j];
+
+			if (src->kind != PEER_SERVICE ||
+			    (j < p->nservices && src->service == j))
+				*PUSH(c->v, c->n, c->cap) = i;
+		}
+	}
+
+	for (i = 0; i < inv->n; i++)
+		n += 2 * inv->c[i].nnets;
+	while (cap < 2 * n)
+		cap *= 2;
+	ix->v = xcalloc(cap, sizeof(*ix->v));
+	ix->mask = cap - 1;
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; j < inv->c[i].nnets; j++, off++) {
+			const struct inv_net *net = &inv->c[i].nets[j];
+			struct slot sl = {.c = &inv->c[i],
+					  .net = net,
+					  .svc = assign[i],
+					  .managed = mf[off]};
+
+			if (net->has4) {
+				sl.family = AF_INET;
+				sl.addr = net->ip4;
+				slot_put(ix, &sl);
+			}
+			if (net->has6) {
+				sl.family = AF_INET6;
+				sl.addr = net->ip6;
+				slot_put(ix, &sl);
+			}
+		}
+	free(mf);
+	free(assign);
+	return ix;
+}
+
+void trace_index_free(struct trace_index *ix)
+{
+	size_t i;
+
+	if (!ix)
+		return;
+	for (i = 0; i <= ix->nsvc; i++)
+		free(ix->by_svc[i].v);
+	free(ix->by_svc);
+	free(ix->v);
+	free(ix);
+}
+
+static void from_slot(struct endpoint *ep, const struct slot *sl, int family,
+		      u128 a)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->family = family;
+	ep->addr = a;
+	ep->kind = sl ? EP_CONTAINER : EP_EXTERNAL;
+	if (sl) {
+		ep->c = sl->c;
+		ep->net = sl->net;
+		ep->svc = sl->svc;
+	}
+}
+
+int trace_decide_ix(const struct compiler *cc, const struct policy *p,
+		    const struct trace_index *ix, int family, u128 saddr,
+		    u128 daddr, bool to_host, uint8_t proto, uint16_t port,
+		    struct trace_decision *out)
+{
+	const struct slot *ss = slot_find(ix, family, saddr);
+	const struct slot *ts = to_host ? NULL : slot_find(ix, family, daddr);
+	const struct cands *c;
+	struct endpoint s, t;
+	bool sm, tm;
+
+	(void)cc;
+	from_slot(&s, ss, family, saddr);
+	from_slot(&t, ts, family, daddr);
+	if (to_host)
+		t.kind = EP_HOST;
+	/* managed() with the network's flag from the index */
+	sm = ss && (s.svc != COMPILE_UNMATCHED || !p->unmatched_allow) &&
+	     ss->managed;
+	tm = ts && (t.svc != COMPILE_UNMATCHED || !p->unmatched_allow);
+	c = &ix->by_svc[sm && s.svc >= 0 ? (size_t)s.svc : ix->nsvc];
+	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, c->v, c->n,
+	       out);
+	out->src = s.c;
+	out->dst = t.c;
+	out->src_net = s.net;
+	out->dst_net = t.net;
+	out->src_svc = s.c ? s.svc : COMPILE_UNMATCHED;
+	out->dst_svc = t.c ? t.svc : COMPILE_UNMATCHED;
 	return 0;
 }
 
@@ -371,7 +547,7 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 
 	/* the model's answer */
 	decide(p, &s, &t, sn, dn, s_managed, t_managed, pp.proto_lo, pp.lo, fam,
-	       &dec);
+	       NULL, 0, &dec);
 	model_allow = dec.allowed;
 	edge = dec.edge;
 

@@ -47,6 +47,12 @@ long compiler_assign(const struct compiler *cc, const struct inv_container *c,
 bool compiler_net_managed(const struct compiler *cc,
 			  const struct inventory *inv, const char *net);
 
+/* Every container's service (compiler_assign), and in *managed one flag
+ * per (container, network), in order, saying whether that network is
+ * managed: in one pass. The caller frees both. */
+long *compile_classify(const struct compiler *cc, const struct inventory *inv,
+		       bool **managed);
+
 /* Reports containers matching two services (errors) and containers on a
  * managed network matching none (warnings), against inventory file name.
  * Returns the number of errors added. */

@@ -38,19 +38,26 @@ struct flow_pkt {
 int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt);
 
 /* The record of design §4 for pkt, as decided by the policy model (dec,
- * from trace_decide), at ts (ISO 8601, UTC). Ends the inventory no
- * longer holds may be named from gone (containers that left lately). */
+ * from trace_decide), at ts (ISO 8601, UTC), as one line of JSON text
+ * appended to out (written directly: the log's hot path). Ends the
+ * decision found no container for may be named from gone (containers
+ * that left lately). */
+void flowlog_format(const struct flow_pkt *pkt,
+		    const struct trace_decision *dec, const struct compiler *cc,
+		    const struct policy *p, const struct inventory *gone,
+		    const char *ts, struct strbuf *out);
+/* The same record as a JSON object. */
 json_t *flowlog_record(const struct flow_pkt *pkt,
 		       const struct trace_decision *dec,
 		       const struct compiler *cc, const struct policy *p,
 		       const struct inventory *gone, const char *ts);
 
-/* trace_decide against inv, then flowlog_record: what the daemon does
- * with each packet. */
-json_t *flowlog_attribute(const struct flow_pkt *pkt,
-			  const struct compiler *cc, const struct policy *p,
-			  const struct inventory *inv,
-			  const struct inventory *gone, const char *ts);
+/* trace_decide_ix, then flowlog_format: what the daemon does with each
+ * packet. */
+void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
+		       const struct policy *p, const struct trace_index *ix,
+		       const struct inventory *gone, const char *ts,
+		       struct strbuf *out);
 
 /* --- the subscriber -------------------------------------------------- */
 
@@ -86,6 +93,7 @@ struct flowlog_sink *flowlog_sink_open(const char *path, size_t max_bytes,
 void flowlog_sink_close(struct flowlog_sink *s);
 /* One JSON line; buffered until flowlog_sink_flush. 0 or -errno. */
 int flowlog_sink_write(struct flowlog_sink *s, json_t *rec);
+int flowlog_sink_write_line(struct flowlog_sink *s, const char *line, size_t n);
 int flowlog_sink_flush(struct flowlog_sink *s);
 /* Opens the path anew (after logrotate moved it): SIGHUP. */
 int flowlog_sink_reopen(struct flowlog_sink *s);

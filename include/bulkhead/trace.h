@@ -29,10 +29,25 @@ struct trace_decision {
 	const char *reason, *why;
 	const struct inv_container *src, *dst;
 	const struct inv_net *src_net, *dst_net;
+	long src_svc, dst_svc; /* service indexes, or COMPILE_* */
 };
 int trace_decide(const struct compiler *cc, const struct policy *p,
 		 const struct inventory *inv, int family, u128 saddr,
 		 u128 daddr, bool to_host, uint8_t proto, uint16_t port,
 		 struct trace_decision *out);
+
+/* Every address of inv with its container's service and whether its
+ * network is managed, built in one pass, for many decisions in a row
+ * (the denied-flow log). inv must not change while it is in use. */
+struct trace_index;
+struct trace_index *trace_index_new(const struct compiler *cc,
+				    const struct policy *p,
+				    const struct inventory *inv);
+void trace_index_free(struct trace_index *ix);
+/* trace_decide, answered from the index: the same decision. */
+int trace_decide_ix(const struct compiler *cc, const struct policy *p,
+		    const struct trace_index *ix, int family, u128 saddr,
+		    u128 daddr, bool to_host, uint8_t proto, uint16_t port,
+		    struct trace_decision *out);
 
 #endif

@@ -155,6 +155,67 @@ START_TEST(test_trace_bad_args)
 }
 END_TEST
 
+/* The index answers as trace_decide does, for every pair of addresses of
+ * every example (and the world and the host), on a few ports. */
+START_TEST(test_index_agrees)
+{
+	static const char *const ex[][2] = {
+	    {"policies/three-tier.yaml", FIXTURES "/three-tier.json"},
+	    {"policies/shop.yaml", FIXTURES "/shop.json"},
+	    {FIXTURES "/policy-all-kinds.yaml", FIXTURES "/all-kinds.json"},
+	};
+	static const uint16_t ports[] = {5432, 8080, 443, 53, 9999};
+	size_t e, i, j, k, pi;
+
+	for (e = 0; e < sizeof(ex) / sizeof(ex[0]); e++) {
+		struct policy *p = load_policy_fixture(ex[e][0]);
+		struct inventory *inv = load_inventory_fixture(ex[e][1]);
+		struct compiler *cc = compiler_new(p, NULL);
+		struct trace_index *ix = trace_index_new(cc, p, inv);
+		u128 addrs[256];
+		size_t n = 0;
+
+		for (i = 0; i < inv->n; i++)
+			for (j = 0; j < inv->c[i].nnets && n < 250; j++)
+				if (inv->c[i].nets[j].has4)
+					addrs[n++] = inv->c[i].nets[j].ip4;
+		addrs[n++] = 0xcb007109; /* 203.0.113.9 */
+		for (i = 0; i < n; i++)
+			for (j = 0; j < n; j++)
+				for (k = 0; k < 2; k++)
+					for (pi = 0; pi < 5; pi++) {
+						struct trace_decision a, b;
+						uint8_t pr = pi == 3 ? 17 : 6;
+
+						trace_decide(cc, p, inv,
+							     AF_INET, addrs[i],
+							     addrs[j], k, pr,
+							     ports[pi], &a);
+						trace_decide_ix(
+						    cc, p, ix, AF_INET,
+						    addrs[i], addrs[j], k, pr,
+						    ports[pi], &b);
+						ck_assert_int_eq(a.allowed,
+								 b.allowed);
+						ck_assert_int_eq(a.edge,
+								 b.edge);
+						ck_assert_ptr_eq(a.src, b.src);
+						ck_assert_ptr_eq(a.dst, b.dst);
+						ck_assert_int_eq(a.src_svc,
+								 b.src_svc);
+						ck_assert(a.reason ==
+							      b.reason ||
+							  !strcmp(a.reason,
+								  b.reason));
+					}
+		trace_index_free(ix);
+		compiler_free(cc);
+		inventory_free(inv);
+		policy_free(p);
+	}
+}
+END_TEST
+
 Suite *trace_suite(void)
 {
 	Suite *s = suite_create("trace");
@@ -163,6 +224,7 @@ Suite *trace_suite(void)
 	tcase_add_loop_test(tc, test_trace, 0,
 			    (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_trace_bad_args);
+	tcase_add_test(tc, test_index_agrees);
 	suite_add_tcase(s, tc);
 	return s;
 }
