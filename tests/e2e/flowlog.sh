@@ -1,6 +1,7 @@
 #!/bin/sh
 # End to end: denied flows from real containers become records that name
-# both ends, within a second, with the reason; `denials` reads them back, counts them and suggests the edges that,
+# both ends, within a second, with the reason; a flood is capped in the
+# kernel while the daemon stays responsive; `denials` reads them back, counts them and suggests the edges that,
 # reloaded, let the same flows through; in audit mode the flow passes and
 # the record says would-deny.
 set -eu
@@ -97,9 +98,34 @@ cp "$tmp/suggested.yaml" "$tmp/policy.yaml"
 can bh-nginx "$db" 5432 || fail "after the suggested edges, nginx still cannot reach db:5432"
 can bh-nginx "$be" 9999 && fail "the suggestion allowed more than was asked"
 echo "ok: denials: table, filters, summary; --suggest's policy, reloaded, lets exactly that flow through"
+
+# 4. a flood: hundreds of thousands of denied datagrams from nginx, capped
+# by the kernel's per-source limit; the daemon answers all along and its
+# memory stays flat
+cc -O2 -o "$tmp/udpflood" tests/lib/udpflood.c
+st() { "$B" status --control "$tmp/ctl" --json; }
+rss0=$(st | jq .rss_kb)
+before=$(grep -c '"dst":{"ip":"'"$db"'","port":9' "$tmp/flows.jsonl" || true)
+t0=$(ms)
+nsenter -t "$(docker inspect -f '{{.State.Pid}}' bh-nginx)" -n "$tmp/udpflood" "$db" 9 400000 >"$tmp/sent" &
+flood=$!
+sleep 0.5
+st >/dev/null || fail "status did not answer during the flood"
+wait "$flood"
+secs=$(( ($(ms) - t0 + 999) / 1000 ))
+sleep 0.3
+sent=$(cat "$tmp/sent")
+got=$(( $(grep -c '"dst":{"ip":"'"$db"'","port":9' "$tmp/flows.jsonl") - before ))
+rss1=$(st | jq .rss_kb)
+# log_rate 20/second a source (and the limit's burst of 5)
+[ "$sent" -ge 300000 ] || fail "the flood sent only $sent datagrams"
+[ "$got" -ge 1 ] && [ "$got" -le $((20 * secs + 5)) ] || fail "$got records in $secs s: not capped at 20 a second"
+[ $((rss1 - rss0)) -le 1024 ] || fail "memory grew from $rss0 to $rss1 kB in the flood"
+st | jq -e '.errors == 0' >/dev/null || fail "errors counted in the flood"
+echo "ok: a flood of $sent denied datagrams in ${secs} s gave $got records (capped in the kernel); status answered; RSS $rss0 -> $rss1 kB"
 stop_daemon
 
-# 4. audit mode: the flow passes and is logged as would-deny
+# 5. audit mode: the flow passes and is logged as would-deny
 bh_policy bhnet "$tmp/policy.yaml"
 start_daemon "$tmp/policy.yaml" --audit
 t0=$(ms)

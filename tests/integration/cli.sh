@@ -95,6 +95,21 @@ grep -q "^denied" "$tmp/out" || fail "suggested policy allows more than asked"
 expect 0 "$B" trace -p "$tmp/suggested.yaml" --inventory tests/fixtures/three-tier.json backend 198.51.100.7 443/tcp
 grep -q "^allowed" "$tmp/out" || fail "suggested policy: backend -> 198.51.100.7:443"
 
+# --follow: records appended later, and the file rotated under it
+head -1 "$D" >"$tmp/live.jsonl"
+"$B" denials --log "$tmp/live.jsonl" --follow --json >"$tmp/followed" 2>&1 &
+follower=$!
+sleep 0.5
+sed -n 3p "$D" >>"$tmp/live.jsonl"
+sleep 0.5
+mv "$tmp/live.jsonl" "$tmp/live.jsonl.1"
+sed -n 5p "$D" >"$tmp/live.jsonl"
+sleep 0.7
+kill "$follower"
+wait "$follower" 2>/dev/null || true
+[ "$(wc -l <"$tmp/followed")" -eq 3 ] || { cat "$tmp/followed"; fail "denials --follow: want 3 records"; }
+grep -q '"port":9999' "$tmp/followed" && grep -q '"198.51.100.7"' "$tmp/followed" || fail "denials --follow missed one"
+
 # the graph, rendered by Graphviz
 expect 0 "$B" graph -p policies/three-tier.yaml --inventory tests/fixtures/three-tier.json --denials "$D"
 grep -q '^  "nginx" -> "backend" \[label="8080/tcp, 8125/udp"\];$' "$tmp/out" || fail "graph: an allowed edge"
