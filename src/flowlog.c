@@ -186,10 +186,12 @@ int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt)
 		pkt->outdev = ntohl(mnl_attr_get_u32(tb[NFULA_IFINDEX_OUTDEV]));
 	pkt->input = !pkt->outdev;
 	if (tb[NFULA_TIMESTAMP]) {
-		const struct nfulnl_msg_packet_timestamp *t =
-		    mnl_attr_get_payload(tb[NFULA_TIMESTAMP]);
+		/* attributes are 4-aligned, the struct wants 8: copy it */
+		struct nfulnl_msg_packet_timestamp t;
 
-		pkt->ts_us = be64toh(t->sec) * 1000000u + be64toh(t->usec);
+		memcpy(&t, mnl_attr_get_payload(tb[NFULA_TIMESTAMP]),
+		       sizeof(t));
+		pkt->ts_us = be64toh(t.sec) * 1000000u + be64toh(t.usec);
 	}
 	if (!tb[NFULA_PAYLOAD])
 		return -EBADMSG;

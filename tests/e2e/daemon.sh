@@ -66,6 +66,8 @@ denied bh-nginx bh-rabbitmq 5672
 [ "$(st | jq -r '.services.db[0].addresses[0].ipv4')" = "$(ip bh-db)" ] || fail "status: bh-db's address"
 "$B" status --control "$tmp/ctl" | grep -q "^kernel: table inet bulkhead, [1-9][0-9]* elements" ||
 	fail "status: element counts"
+"$B" status --control "$tmp/ctl" | grep -q "^denied flows: [0-9]* records to $tmp/flows.jsonl" ||
+	fail "status: the denied-flow log"
 "$B" trace --control "$tmp/ctl" bh-nginx bh-db 5432/tcp | grep -q "^denied bh-nginx -> bh-db" ||
 	fail "trace through the daemon"
 if setpriv --reuid=nobody --regid=nogroup --clear-groups "$B" status --control "$tmp/ctl" >/dev/null 2>&1; then

@@ -101,7 +101,8 @@ echo "ok: denials: table, filters, summary; --suggest's policy, reloaded, lets e
 
 # 4. a flood: hundreds of thousands of denied datagrams from nginx, capped
 # by the kernel's per-source limit; the daemon answers all along and its
-# memory stays flat
+# memory stays flat (under 2 MB of growth for 400,000 packets, room for
+# the sanitizers' quarantine; LeakSanitizer checks the rest at exit)
 cc -O2 -o "$tmp/udpflood" tests/lib/udpflood.c
 st() { "$B" status --control "$tmp/ctl" --json; }
 rss0=$(st | jq .rss_kb)
@@ -120,7 +121,7 @@ rss1=$(st | jq .rss_kb)
 # log_rate 20/second a source (and the limit's burst of 5)
 [ "$sent" -ge 300000 ] || fail "the flood sent only $sent datagrams"
 [ "$got" -ge 1 ] && [ "$got" -le $((20 * secs + 5)) ] || fail "$got records in $secs s: not capped at 20 a second"
-[ $((rss1 - rss0)) -le 1024 ] || fail "memory grew from $rss0 to $rss1 kB in the flood"
+[ $((rss1 - rss0)) -le 2048 ] || fail "memory grew from $rss0 to $rss1 kB in the flood"
 st | jq -e '.errors == 0' >/dev/null || fail "errors counted in the flood"
 echo "ok: a flood of $sent denied datagrams in ${secs} s gave $got records (capped in the kernel); status answered; RSS $rss0 -> $rss1 kB"
 stop_daemon

@@ -43,6 +43,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET;
 		mnl_nlmsg_put_extra_header(nlh, sizeof(struct nfgenmsg));
 		mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(3));
+		if (data[0] & 8) {
+			/* at a 4-aligned, not 8-aligned place, as the
+			 * kernel puts it */
+			char ts[16] = {0};
+
+			mnl_attr_put(nlh, NFULA_TIMESTAMP, sizeof(ts), ts);
+		}
 		if (data[0] & 2)
 			mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(4));
 		mnl_attr_put(nlh, NFULA_PAYLOAD, size - 1, data + 1);

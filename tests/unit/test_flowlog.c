@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <libmnl/libmnl.h>
 
@@ -17,7 +19,10 @@
 #include "bulkhead/flowlog.h"
 #include "unit.h"
 
-static char buf[4096];
+/* messages start 4 bytes into an 8-aligned buffer, as they do inside a
+ * datagram of several: nothing may assume more than 4-byte alignment */
+static char storage[4096 + 8] __attribute__((aligned(8)));
+static char *const buf = storage + 4;
 
 /* An NFLOG packet message as the kernel sends it. */
 static size_t nflog(const char *prefix, const void *payload, size_t plen,
@@ -32,6 +37,13 @@ static size_t nflog(const char *prefix, const void *payload, size_t plen,
 	g->res_id = htons(100);
 	if (indev)
 		mnl_attr_put_u32(nlh, NFULA_IFINDEX_INDEV, htonl(indev));
+	{
+		/* as the kernel puts it: 4-aligned, after a 4-byte one */
+		struct nfulnl_msg_packet_timestamp ts = {
+		    .sec = htobe64(1795363262), .usec = htobe64(123000)};
+
+		mnl_attr_put(nlh, NFULA_TIMESTAMP, sizeof(ts), &ts);
+	}
 	if (outdev)
 		mnl_attr_put_u32(nlh, NFULA_IFINDEX_OUTDEV, htonl(outdev));
 	if (payload)
@@ -84,6 +96,7 @@ START_TEST(test_decode_protocols)
 		  k.has_ports && k.sport == 40000 && k.dport == 5432);
 	ck_assert(k.saddr == 0xac1c0502 && k.daddr == 0xac1c0504);
 	ck_assert(!k.audit && !k.input && k.indev == 3 && k.icmp_type == -1);
+	ck_assert(k.ts_us == 1795363262123000ull);
 
 	n = v4(p, IPPROTO_UDP, udp, sizeof(udp));
 	ck_assert_int_eq(
@@ -342,6 +355,57 @@ START_TEST(test_query)
 }
 END_TEST
 
+/* Size-capped rotation keeps KEEP files; a reopen after logrotate moved
+ * the file starts a new one. */
+START_TEST(test_sink)
+{
+	char dir[] = "/tmp/bulkhead-sink-XXXXXX", path[128], p1[160], p2[160],
+	     p3[160], moved[160], err[256];
+	struct flowlog_sink *s;
+	struct stat st;
+	int i;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sub/denied.jsonl", dir);
+	snprintf(p1, sizeof(p1), "%s.1", path);
+	snprintf(p2, sizeof(p2), "%s.2", path);
+	snprintf(p3, sizeof(p3), "%s.3", path);
+	snprintf(moved, sizeof(moved), "%s/moved", dir);
+	/* its directory is made; 100-byte files, two kept */
+	s = flowlog_sink_open(path, 100, 2, err, sizeof(err));
+	ck_assert_msg(s != NULL, "%s", err);
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(
+		    flowlog_sink_write_line(s, "{\"n\":123456789012345}", 21),
+		    0);
+	ck_assert_int_eq(flowlog_sink_flush(s), 0);
+	ck_assert_uint_eq(flowlog_sink_written(s), 20);
+	ck_assert_int_eq(stat(p1, &st), 0);
+	ck_assert_int_ge(st.st_size, 100);
+	ck_assert_int_eq(stat(p2, &st), 0);
+	ck_assert_int_ne(stat(p3, &st), 0);
+	/* logrotate moves it, SIGHUP reopens: a new file */
+	ck_assert_int_eq(rename(path, moved), 0);
+	ck_assert_int_eq(flowlog_sink_reopen(s), 0);
+	ck_assert_int_eq(flowlog_sink_write_line(s, "{}", 2), 0);
+	ck_assert_int_eq(flowlog_sink_flush(s), 0);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_size, 3);
+	flowlog_sink_close(s);
+	/* a path that cannot be opened says so */
+	ck_assert_ptr_null(flowlog_sink_open("/proc/none/x.jsonl", 0, 1, err,
+					     sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "/proc/none/x.jsonl"));
+	unlink(path);
+	unlink(p1);
+	unlink(p2);
+	unlink(moved);
+	snprintf(p1, sizeof(p1), "%s/sub", dir);
+	rmdir(p1);
+	rmdir(dir);
+}
+END_TEST
+
 Suite *flowlog_suite(void)
 {
 	Suite *s = suite_create("flowlog");
@@ -351,6 +415,7 @@ Suite *flowlog_suite(void)
 	tcase_add_test(tc, test_decode_damaged);
 	tcase_add_test(tc, test_record);
 	tcase_add_test(tc, test_query);
+	tcase_add_test(tc, test_sink);
 	suite_add_tcase(s, tc);
 	return s;
 }
