@@ -1193,8 +1193,11 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		    cc->audit ? "bulkhead would-deny " : "bulkhead deny ";
 		r->group = p->log_group;
 	}
-	rule_verdict(ir_rule_add(c[B_DENY]),
-		     cc->audit ? IRST_ACCEPT : IRST_DROP, NULL);
+	/* every denied packet, logged or not: what the rate limit kept
+	 * out of the log is this count less the records */
+	r = ir_rule_add(c[B_DENY]);
+	r->counter = true;
+	rule_verdict(r, cc->audit ? IRST_ACCEPT : IRST_DROP, NULL);
 
 	/* A container that matches no service, with unmatched: allow, is
 	 * not managed: it goes where it likes, except that a managed

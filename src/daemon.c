@@ -87,6 +87,11 @@ struct daemon {
 	time_t last_summary;
 	struct flowlog_stats summarized;
 	struct trace_index *ix; /* NULL when the inventory or policy moved */
+	/* what the rate limit kept out of the log: the deny chain's count
+	 * since base, less the records written since then */
+	unsigned long records, records_base, suppressed, summarized_supp;
+	uint64_t denied_base;
+	bool based;
 	struct strbuf line;
 
 	enum dk_state dk_state;
@@ -426,6 +431,11 @@ static int converge(struct daemon *d, struct compiler *cc,
 		ir_free(rs);
 		return r;
 	}
+	/* a new table counts from zero */
+	if (res.replaced && d->based) {
+		d->denied_base = 0;
+		d->records_base = d->records;
+	}
 	if (res.replaced)
 		say("kernel: table inet %s replaced in one transaction: "
 		    "%zu elements, %zu containers",
@@ -437,6 +447,8 @@ static int converge(struct daemon *d, struct compiler *cc,
 	*out = rs;
 	return 0;
 }
+
+static void count_suppressed(struct daemon *d);
 
 static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 {
@@ -457,6 +469,8 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 	}
 	inventory_free(d->inv);
 	d->inv = inv;
+	if (!d->based)
+		count_suppressed(d); /* the count starts here */
 	inv_changed(d);
 	ir_free(d->rs);
 	d->rs = rs;
@@ -666,9 +680,47 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 	 * every packet carries a timestamp, nor one on the wall clock */
 	iso_time_us(wall_us(), ts, sizeof(ts));
 	d->line.len = 0;
+	d->records++;
 	flowlog_attribute(pkt, d->cc, d->p, d->ix, d->gone, ts, &d->line);
 	if (flowlog_sink_write_line(d->sink, d->line.s, d->line.len))
 		fail(d, "denied-flow log %s: cannot write", d->o->log);
+}
+
+/* The deny chain's count of denied packets (its last rule's counter),
+ * or -1 when it cannot be read. */
+static int64_t denied_packets(struct daemon *d)
+{
+	struct ir_ruleset *have = NULL;
+	const struct ir_chain *c;
+	char err[256];
+	int64_t n = -1;
+	size_t i;
+
+	if (!kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err)) &&
+	    have && (c = ir_chain_find(have, "deny")))
+		for (i = 0; i < c->n; i++)
+			if (c->r[i].counter)
+				n = (int64_t)c->r[i].packets;
+	ir_free(have);
+	return n;
+}
+
+static void count_suppressed(struct daemon *d)
+{
+	int64_t n = denied_packets(d);
+	uint64_t denied, logged;
+
+	if (n < 0)
+		return;
+	if (!d->based || (uint64_t)n < d->denied_base) {
+		/* first look, or the table was replaced under us */
+		d->denied_base = d->based ? 0 : (uint64_t)n;
+		d->records_base = d->records;
+		d->based = true;
+	}
+	denied = (uint64_t)n - d->denied_base;
+	logged = d->records - d->records_base;
+	d->suppressed = denied > logged ? (unsigned long)(denied - logged) : 0;
 }
 
 /* What the records cannot say themselves (the kernel dropped messages,
@@ -681,16 +733,24 @@ static void flow_summary(struct daemon *d)
 	char ts[40];
 	json_t *rec;
 
-	if (now - d->last_summary < 60 ||
-	    (st->overruns == d->summarized.overruns &&
-	     st->malformed == d->summarized.malformed))
+	if (now - d->last_summary < 60)
+		return;
+	count_suppressed(d);
+	if (st->overruns == d->summarized.overruns &&
+	    st->malformed == d->summarized.malformed &&
+	    d->suppressed == d->summarized_supp)
 		return;
 	iso_time_us(wall_us(), ts, sizeof(ts));
 	rec = json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I}", "ts", ts, "verdict", "summary",
+	    "{s:s, s:s, s:I, s:I, s:I, s:I}", "ts", ts, "verdict", "summary",
+	    "suppressed",
+	    (json_int_t)(d->suppressed > d->summarized_supp
+			     ? d->suppressed - d->summarized_supp
+			     : 0),
 	    "overruns", (json_int_t)(st->overruns - d->summarized.overruns),
 	    "malformed", (json_int_t)(st->malformed - d->summarized.malformed),
-	    "records", (json_int_t)flowlog_sink_written(d->sink));
+	    "records", (json_int_t)d->records);
+	d->summarized_supp = d->suppressed;
 	flowlog_sink_write(d->sink, rec);
 	json_decref(rec);
 	if (st->overruns != d->summarized.overruns)
@@ -920,11 +980,12 @@ static json_t *status_json(struct daemon *d)
 	if (d->fl) {
 		const struct flowlog_stats *fs = flowlog_stats(d->fl);
 
+		count_suppressed(d);
 		json_object_set_new(
 		    st, "denied_flows",
-		    json_pack("{s:s, s:I, s:I, s:I, s:I}", "log", d->o->log,
-			      "records",
-			      (json_int_t)flowlog_sink_written(d->sink),
+		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "log",
+			      d->o->log, "records", (json_int_t)d->records,
+			      "suppressed", (json_int_t)d->suppressed,
 			      "overruns", (json_int_t)fs->overruns, "malformed",
 			      (json_int_t)fs->malformed, "foreign",
 			      (json_int_t)fs->foreign));

@@ -259,7 +259,7 @@ bool ir_rule_eq(const struct ir_rule *a, const struct ir_rule *b)
 	int i = 0, j = 0;
 
 	if (a->foreign || b->foreign || a->stmt != b->stmt ||
-	    rule_family(a) != rule_family(b))
+	    a->counter != b->counter || rule_family(a) != rule_family(b))
 		return false;
 	for (;;) {
 		while (i < a->nm && a->m[i].kind == IRM_NFPROTO)

@@ -676,6 +676,8 @@ static void add_rule(struct batch *b, const char *table,
 			break;
 		}
 	}
+	if (r->counter)
+		nftnl_rule_add_expr(rb.r, nftnl_expr_alloc("counter"));
 	switch (r->stmt) {
 	case IRST_ACCEPT:
 		e_verdict(&rb, NF_ACCEPT, NULL);
@@ -1499,7 +1501,12 @@ static void decode_rule(struct rule_dec *d, struct nftnl_rule *nr,
 			dec_dynset(d, e);
 		else if (!strcmp(name, "log"))
 			dec_log(d, e);
-		else if (!strcmp(name, "immediate"))
+		else if (!strcmp(name, "counter") && !d->r->counter &&
+			 !d->nload) {
+			d->r->counter = true;
+			d->r->packets =
+			    nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		} else if (!strcmp(name, "immediate"))
 			dec_immediate(d, e);
 		else
 			d->bad = true;

@@ -938,11 +938,14 @@ static void print_status(json_t *st)
 		    json_real_value(json_object_get(lat, "own_p99_us")),
 		    (long long)json_integer_value(json_object_get(lat, "n")));
 	if ((v = json_object_get(st, "denied_flows")))
-		printf("\ndenied flows: %lld records to %s (%lld NFLOG "
+		printf("\ndenied flows: %lld records to %s (%lld more "
+		       "held back by the rate limit, %lld NFLOG "
 		       "overruns, %lld malformed)",
 		       (long long)json_integer_value(
 			   json_object_get(v, "records")),
 		       json_string_value(json_object_get(v, "log")),
+		       (long long)json_integer_value(
+			   json_object_get(v, "suppressed")),
 		       (long long)json_integer_value(
 			   json_object_get(v, "overruns")),
 		       (long long)json_integer_value(

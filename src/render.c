@@ -233,6 +233,8 @@ void render_rule(const struct ir_rule *r, struct strbuf *b)
 		render_match(&r->m[i], b);
 		sb_putc(b, ' ');
 	}
+	if (r->counter)
+		sb_puts(b, "counter ");
 	switch (r->stmt) {
 	case IRST_ACCEPT:
 		sb_puts(b, "accept");

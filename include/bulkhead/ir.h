@@ -98,6 +98,10 @@ struct ir_rule {
 	const char *rate_unit;
 	const char *prefix;
 	unsigned group;
+	/* a counter before the verdict (the deny chain's last rule: every
+	 * denied packet, logged or not); packets as read back */
+	bool counter;
+	uint64_t packets;
 	/* read back from the kernel in a shape bulkhead does not write:
 	 * what it holds (owned by the ruleset); never equal to any rule */
 	const char *foreign;
