@@ -782,6 +782,8 @@ static int reload(struct daemon *d, json_t *errs)
 	struct policy *p = policy_load(d->o->policy, &dg);
 	struct compiler *cc;
 	struct ir_ruleset *rs = NULL;
+	struct flowlog *fl = NULL;
+	char err[512];
 	size_t i;
 
 	for (i = 0; i < dg.n; i++) {
@@ -803,12 +805,29 @@ static int reload(struct daemon *d, json_t *errs)
 		     d->o->policy);
 		return 2;
 	}
+	/* a new log group is bound before the ruleset that logs to it */
+	if (p->log_group != d->p->log_group &&
+	    !(fl = flowlog_open(p->log_group, err, sizeof(err)))) {
+		fail(d, "reload: %s; the running policy stays in force", err);
+		json_array_append_new(errs, json_string(d->last_error));
+		policy_free(p);
+		return 1;
+	}
 	cc = compiler_new(p, &d->co);
 	if (converge(d, cc, d->inv, &rs)) {
 		json_array_append_new(errs, json_string(d->last_error));
+		flowlog_close(fl);
 		compiler_free(cc);
 		policy_free(p);
 		return 1;
+	}
+	if (fl) {
+		flowlog_close(d->fl); /* its fd leaves the epoll set */
+		d->fl = fl;
+		memset(&d->summarized, 0, sizeof(d->summarized));
+		if (watch_add(d, &d->wnflog, W_NFLOG, flowlog_fd(fl)))
+			fail(d, "reload: NFLOG group %u: %s", p->log_group,
+			     strerror(errno));
 	}
 	compiler_free(d->cc);
 	policy_free(d->p);

@@ -131,6 +131,19 @@ supp=$(st | jq .denied_flows.suppressed)
 "$B" status --control "$tmp/ctl" | grep -q "^denied flows: [0-9]* records to .* ([0-9]* more held back by the rate limit" ||
 	fail "status does not say what the rate limit held back"
 echo "ok: a flood of $sent denied datagrams in ${secs} s gave $got records (capped in the kernel), $supp counted as held back; status answered; RSS $rss0 -> $rss1 kB"
+
+# a reload that moves the log to another NFLOG group takes it along
+sed -i -e '/^  log_group:/d' -e 's/^  log_rate: 20\/second$/  log_rate: 20\/second\n  log_group: 101/' "$tmp/policy.yaml"
+grep -q "log_group: 101" "$tmp/policy.yaml" || fail "test setup: no log_group line"
+"$B" reload --control "$tmp/ctl" >/dev/null || fail "reload to log group 101"
+nft list chain inet bulkhead deny | grep -q "group 101" || fail "the deny chain does not log to group 101"
+redis=$(ip bh-redis)
+t0=$(ms)
+can bh-nginx "$redis" 6379 &
+probe=$!
+record_to "$t0" "$redis" 6379 >/dev/null
+wait "$probe" || true
+echo "ok: a reload to NFLOG group 101 keeps the records coming"
 stop_daemon
 
 # 5. audit mode: the flow passes and is logged as would-deny

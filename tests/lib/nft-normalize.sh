@@ -2,11 +2,14 @@
 # Prints `nft -j list table inet bulkhead` in a canonical form: no
 # handles, sets and chains sorted by name, set elements as sets, and
 # each chain's rules in their order, and without the elements of
-# timeout sets (the rate limiter's per-source state, filled by packets).
+# timeout sets (the rate limiter's per-source state, filled by packets)
+# and without counter values (the deny chain's count of packets).
 # Two tables that print the same describe the same ruleset.
 nft -j list table inet bulkhead | jq -S '
 	.nftables | map(select(.metainfo | not))
 	| walk(if type == "object" then del(.handle) else . end)
+	| walk(if type == "object" and (.counter | type) == "object"
+	       then .counter = {} else . end)
 	| map(if .set and any(.set.flags[]?; . == "timeout")
 	      then del(.set.elem) else . end)
 	| walk(if type == "object" and (.elem | type) == "array" then .elem |= sort else . end)
