@@ -150,6 +150,12 @@ static void decide(const struct policy *p, const struct endpoint *s,
 
 	memset(out, 0, sizeof(*out));
 	out->edge = -1;
+	out->src = s->c;
+	out->dst = t->c;
+	out->src_net = sn;
+	out->dst_net = dn;
+	out->src_svc = s->c ? s->svc : COMPILE_UNMATCHED;
+	out->dst_svc = t->c ? t->svc : COMPILE_UNMATCHED;
 	if (!s_managed && !t_managed) {
 		out->allowed = true;
 		out->why = "touches no managed container, not filtered";
@@ -215,12 +221,6 @@ int trace_decide(const struct compiler *cc, const struct policy *p,
 	managed(cc, p, inv, &s, &t, s.net, t.net, &sm, &tm);
 	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, NULL, 0,
 	       out);
-	out->src = s.c;
-	out->dst = t.c;
-	out->src_net = s.net;
-	out->dst_net = t.net;
-	out->src_svc = s.c ? s.svc : COMPILE_UNMATCHED;
-	out->dst_svc = t.c ? t.svc : COMPILE_UNMATCHED;
 	return 0;
 }
 
@@ -384,12 +384,6 @@ int trace_decide_ix(const struct compiler *cc, const struct policy *p,
 	c = &ix->by_svc[sm && s.svc >= 0 ? (size_t)s.svc : ix->nsvc];
 	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, c->v, c->n,
 	       out);
-	out->src = s.c;
-	out->dst = t.c;
-	out->src_net = s.net;
-	out->dst_net = t.net;
-	out->src_svc = s.c ? s.svc : COMPILE_UNMATCHED;
-	out->dst_svc = t.c ? t.svc : COMPILE_UNMATCHED;
 	return 0;
 }
 
