@@ -448,7 +448,7 @@ static int converge(struct daemon *d, struct compiler *cc,
 	return 0;
 }
 
-static void count_suppressed(struct daemon *d);
+static void count_suppressed(struct daemon *d, const struct ir_ruleset *have);
 
 static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 {
@@ -470,7 +470,7 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 	inventory_free(d->inv);
 	d->inv = inv;
 	if (!d->based)
-		count_suppressed(d); /* the count starts here */
+		count_suppressed(d, NULL); /* the count starts here */
 	inv_changed(d);
 	ir_free(d->rs);
 	d->rs = rs;
@@ -688,28 +688,33 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 
 /* The deny chain's count of denied packets (its last rule's counter),
  * or -1 when it cannot be read. */
-static int64_t denied_packets(struct daemon *d)
+/* The deny chain's count of denied packets (its last rule's counter) in
+ * a ruleset read back, or -1. */
+static int64_t denied_packets(const struct ir_ruleset *have)
 {
-	struct ir_ruleset *have = NULL;
-	const struct ir_chain *c;
-	char err[256];
+	const struct ir_chain *c = have ? ir_chain_find(have, "deny") : NULL;
 	int64_t n = -1;
 	size_t i;
 
-	if (!kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err)) &&
-	    have && (c = ir_chain_find(have, "deny")))
-		for (i = 0; i < c->n; i++)
-			if (c->r[i].counter)
-				n = (int64_t)c->r[i].packets;
-	ir_free(have);
+	for (i = 0; c && i < c->n; i++)
+		if (c->r[i].counter)
+			n = (int64_t)c->r[i].packets;
 	return n;
 }
 
-static void count_suppressed(struct daemon *d)
+/* have: our table as just read back, or NULL to read it here. */
+static void count_suppressed(struct daemon *d, const struct ir_ruleset *have)
 {
-	int64_t n = denied_packets(d);
+	struct ir_ruleset *own = NULL;
+	char err[256];
+	int64_t n;
 	uint64_t denied, logged;
 
+	if (!have &&
+	    !kernel_read(d->k, COMPILE_TABLE, &own, NULL, err, sizeof(err)))
+		have = own;
+	n = denied_packets(have);
+	ir_free(own);
 	if (n < 0)
 		return;
 	if (!d->based || (uint64_t)n < d->denied_base) {
@@ -735,7 +740,7 @@ static void flow_summary(struct daemon *d)
 
 	if (now - d->last_summary < 60)
 		return;
-	count_suppressed(d);
+	count_suppressed(d, NULL);
 	if (st->overruns == d->summarized.overruns &&
 	    st->malformed == d->summarized.malformed &&
 	    d->suppressed == d->summarized_supp)
@@ -971,6 +976,8 @@ static json_t *status_json(struct daemon *d)
 	json_object_set_new(st, "services", svcs);
 	json_object_set_new(st, "unplaced", un);
 	r = kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err));
+	if (!r && have && d->fl)
+		count_suppressed(d, have); /* the same read, for the log */
 	if (!r && have) {
 		for (i = 0; i < have->nsets; i++) {
 			total += have->sets[i].n;
@@ -999,7 +1006,6 @@ static json_t *status_json(struct daemon *d)
 	if (d->fl) {
 		const struct flowlog_stats *fs = flowlog_stats(d->fl);
 
-		count_suppressed(d);
 		json_object_set_new(
 		    st, "denied_flows",
 		    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "log",
