@@ -154,8 +154,7 @@ int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt)
 
 	memset(pkt, 0, sizeof(*pkt));
 	pkt->icmp_type = pkt->icmp_code = -1;
-	if (len < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) ||
-	    nlh->nlmsg_len > len)
+	if (!nlmsg_fits(nlh, len))
 		return -EBADMSG;
 	if (nlh->nlmsg_type != ((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET))
 		return -ENOMSG;
@@ -512,19 +511,12 @@ const struct flowlog_stats *flowlog_stats(const struct flowlog *fl)
 void flowlog_feed(struct flowlog_stats *st, const void *buf, size_t len,
 		  flowlog_fn cb, void *ctx)
 {
-	const char *p = buf;
+	const struct nlmsghdr *nlh;
 
-	/* checked by hand: libmnl's mnl_nlmsg_ok takes a length past 2 GB
-	 * for a negative one */
-	while (len >= sizeof(struct nlmsghdr)) {
-		const struct nlmsghdr *nlh = (const void *)p;
-		size_t step = MNL_ALIGN(nlh->nlmsg_len);
+	for (nlh = buf; nlmsg_fits(nlh, len); nlh = nlmsg_next(nlh, &len)) {
 		struct flow_pkt pkt;
-		int r;
+		int r = flowlog_decode(nlh, nlh->nlmsg_len, &pkt);
 
-		if (nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len)
-			return;
-		r = flowlog_decode(nlh, nlh->nlmsg_len, &pkt);
 		if (r == -ENOMSG)
 			st->foreign++;
 		else if (r)
@@ -533,10 +525,6 @@ void flowlog_feed(struct flowlog_stats *st, const void *buf, size_t len,
 			st->packets++;
 			cb(ctx, &pkt);
 		}
-		if (step >= len)
-			return;
-		p += step;
-		len -= step;
 	}
 }
 

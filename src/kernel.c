@@ -178,7 +178,8 @@ static int b_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 	}
 	while (!done) {
 		struct pollfd pfd = {fd, POLLIN, 0};
-		struct nlmsghdr *nlh;
+		const struct nlmsghdr *nlh;
+		size_t left;
 
 		/* after an error the kernel may stay silent about the rest */
 		if (poll(&pfd, 1, ret ? 100 : 60000) <= 0)
@@ -192,8 +193,9 @@ static int b_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 			}
 			break;
 		}
-		for (nlh = (struct nlmsghdr *)rbuf; mnl_nlmsg_ok(nlh, (int)n);
-		     nlh = mnl_nlmsg_next(nlh, (int *)&n)) {
+		left = (size_t)n;
+		for (nlh = (const void *)rbuf; nlmsg_fits(nlh, left);
+		     nlh = nlmsg_next(nlh, &left)) {
 			const struct nlmsgerr *e;
 			size_t idx = nlh->nlmsg_seq - b->first_seq;
 
@@ -1657,10 +1659,9 @@ void kernel_decode(const char *table, const void *buf, size_t len,
 		   struct ir_ruleset *rs)
 {
 	struct reader r = {.table = table, .rs = rs};
-	const struct nlmsghdr *nlh = buf;
-	int n = (int)(len > INT32_MAX ? INT32_MAX : len);
+	const struct nlmsghdr *nlh;
 
-	for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+	for (nlh = buf; nlmsg_fits(nlh, len); nlh = nlmsg_next(nlh, &len)) {
 		struct elem_ctx x = {&r, NULL};
 
 		if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES)

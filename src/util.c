@@ -2,6 +2,7 @@
  * Pure helpers: no file or network I/O. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netlink.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,4 +204,21 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen)
 	*hi = a | mask;
 	*plen = bits;
 	return 0;
+}
+
+bool nlmsg_fits(const void *buf, size_t len)
+{
+	const struct nlmsghdr *nlh = buf;
+
+	return len >= sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) &&
+	       nlh->nlmsg_len <= len;
+}
+
+const void *nlmsg_next(const void *buf, size_t *len)
+{
+	size_t step = NLMSG_ALIGN(((const struct nlmsghdr *)buf)->nlmsg_len);
+
+	step = step < *len ? step : *len;
+	*len -= step;
+	return (const char *)buf + step;
 }

@@ -5,6 +5,7 @@
 #define BULKHEAD_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,13 @@ int addr_parse(const char *s, int *family, u128 *a);
 /* "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128).
  * Returns 0, -EINVAL for bad syntax, -EDOM when host bits are set. */
 int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen);
+
+/* Netlink messages walked by hand: libmnl's mnl_nlmsg_ok reads a length
+ * past 2 GB as a negative int and lets it through, and mnl_nlmsg_next
+ * then steps gigabytes ahead. nlmsg_fits: a whole message, header
+ * included, starts at buf within len bytes. nlmsg_next: the message
+ * after the one at buf (which fits), *len lessened to what is left. */
+bool nlmsg_fits(const void *buf, size_t len);
+const void *nlmsg_next(const void *buf, size_t *len);
 
 #endif

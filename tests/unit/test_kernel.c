@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 
 #include "bulkhead/kernel.h"
 #include "unit.h"
@@ -50,6 +52,27 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* A header claiming nearly 4 GB: libmnl's mnl_nlmsg_ok reads the length
+ * as a negative int and lets it through, and mnl_nlmsg_next then steps
+ * 4 GB ahead; the walk must stop instead. */
+START_TEST(test_huge_length)
+{
+	struct ir_ruleset *back = ir_new("bulkhead");
+	struct nlmsghdr *nlh = calloc(1, 64);
+
+	nlh->nlmsg_len = 0xfffffff0u;
+	nlh->nlmsg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE;
+	/* one attribute filling the 64 bytes: the next would be read past
+	 * them */
+	((struct nlattr *)((char *)nlh + 20))->nla_len = 44;
+	((struct nlattr *)((char *)nlh + 20))->nla_type = NFTA_TABLE_NAME;
+	kernel_decode("bulkhead", nlh, 64, back);
+	ck_assert_uint_eq(back->nchains + back->nsets, 0);
+	ir_free(back);
+	free(nlh);
+}
+END_TEST
+
 /* Cut anywhere, or decoded one message at a time (elements before their
  * set, rules before their chain): no crash, and nothing invented. The
  * bytes inside a message are libnftnl's to parse; tests/fuzz's readback
@@ -58,9 +81,8 @@ START_TEST(test_partial)
 {
 	struct ir_ruleset *rs = example(0), *back;
 	const struct nlmsghdr *nlh;
-	size_t len, cut;
+	size_t len, cut, left;
 	char *buf;
-	int n;
 
 	kernel_encode(rs, &buf, &len);
 	for (cut = 0; cut < len; cut += 97) {
@@ -70,9 +92,9 @@ START_TEST(test_partial)
 		ck_assert_uint_le(back->nchains, rs->nchains);
 		ir_free(back);
 	}
-	n = (int)len;
-	for (nlh = (const void *)buf; mnl_nlmsg_ok(nlh, n);
-	     nlh = mnl_nlmsg_next(nlh, &n)) {
+	left = len;
+	for (nlh = (const void *)buf; nlmsg_fits(nlh, left);
+	     nlh = nlmsg_next(nlh, &left)) {
 		back = ir_new(rs->table);
 		kernel_decode(rs->table, nlh, nlh->nlmsg_len, back);
 		ck_assert_uint_le(back->nsets + back->nchains, 1);
@@ -92,6 +114,7 @@ Suite *kernel_suite(void)
 	tcase_add_loop_test(tc, test_round_trip, 0,
 			    sizeof(examples) / sizeof(examples[0]));
 	tcase_add_test(tc, test_partial);
+	tcase_add_test(tc, test_huge_length);
 	suite_add_tcase(s, tc);
 	return s;
 }
