@@ -36,6 +36,7 @@
 #define BACKOFF_MAX_MS 15000u
 #define RETRY_KERNEL_S 5u
 #define LAT_N 1024u
+#define EARLY_N 64u
 #define REQUEST_MAX 4096u
 
 enum watch_kind {
@@ -62,7 +63,22 @@ struct client {
 struct pending {
 	struct docker_event ev;
 	double t_read;	/* monotonic ms when its line was read */
-	double t_reply; /* ... and when Docker's inspect answer came */
+	double t_reply; /* ... and when Docker's (last) answer came */
+	bool listed;	/* CONNECT: the list entry is in, the network next */
+};
+
+/* Microseconds from an event read (v) or from Docker's last answer (own)
+ * to the container's elements committed. */
+struct lat {
+	double v[LAT_N], own[LAT_N];
+	size_t n, pos;
+};
+
+/* A container placed when it joined a network, before its start event:
+ * when that was committed, and what bulkhead itself took. */
+struct early {
+	char id[DOCKER_ID_MAX + 1];
+	double t_commit, own_us;
 };
 
 enum dk_state { DK_DOWN, DK_NEGOTIATING, DK_UP };
@@ -107,10 +123,11 @@ struct daemon {
 	time_t started, last_sync;
 	char last_error[512];
 	char *last_diags;
-	/* microseconds from a start event read (lat) or from Docker's
-	 * inspect answer (own) to its elements committed */
-	double lat[LAT_N], own[LAT_N];
-	size_t nlat, latpos;
+	struct strbuf listed; /* a CONNECT's list entry, while it waits */
+	struct lat lstart, lconnect;
+	struct early early[EARLY_N];
+	size_t earlypos;
+	unsigned long before_start; /* starts placed before they were read */
 };
 
 static double now_ms(void)
@@ -196,15 +213,55 @@ static int watch_add(struct daemon *d, struct watch *w, enum watch_kind kind,
 
 /* --- placing containers ------------------------------------------------ */
 
-static void lat_record(struct daemon *d, const struct pending *pe)
+static void lat_add(struct lat *l, double us, double own_us)
+{
+	l->v[l->pos] = us;
+	l->own[l->pos] = own_us;
+	l->pos = (l->pos + 1) % LAT_N;
+	if (l->n < LAT_N)
+		l->n++;
+}
+
+/* A start or connect handled. A start whose container a connect placed
+ * already counts the time from its read to that commit, zero when the
+ * commit came first (the usual case: Docker sends the connect while it
+ * creates the process, the start once it runs). */
+static void lat_record(struct daemon *d, const struct pending *pe,
+		       bool committed)
 {
 	double now = now_ms();
+	size_t i;
 
-	d->lat[d->latpos] = (now - pe->t_read) * 1e3;
-	d->own[d->latpos] = (now - pe->t_reply) * 1e3;
-	d->latpos = (d->latpos + 1) % LAT_N;
-	if (d->nlat < LAT_N)
-		d->nlat++;
+	if (pe->ev.kind == DEV_CONNECT) {
+		struct early *e;
+
+		if (!committed)
+			return;
+		for (i = 0; i < EARLY_N; i++)
+			if (!strcmp(d->early[i].id, pe->ev.id))
+				d->early[i].id[0] = 0;
+		e = &d->early[d->earlypos++ % EARLY_N];
+		lat_add(&d->lconnect, (now - pe->t_read) * 1e3,
+			(now - pe->t_reply) * 1e3);
+		snprintf(e->id, sizeof(e->id), "%s", pe->ev.id);
+		e->t_commit = now;
+		e->own_us = (now - pe->t_reply) * 1e3;
+		return;
+	}
+	if (!committed)
+		for (i = 0; i < EARLY_N; i++) {
+			struct early *e = &d->early[i];
+			double us = (e->t_commit - pe->t_read) * 1e3;
+
+			if (strcmp(e->id, pe->ev.id))
+				continue;
+			e->id[0] = 0;
+			d->before_start += us <= 0;
+			lat_add(&d->lstart, us > 0 ? us : 0, e->own_us);
+			return;
+		}
+	lat_add(&d->lstart, (now - pe->t_read) * 1e3,
+		(now - pe->t_reply) * 1e3);
 }
 
 static const char *svc_name(const struct daemon *d,
@@ -324,7 +381,7 @@ static size_t count(const struct ir_delta *delta, bool add)
 	return n;
 }
 
-/* The container with this id is as inspect says: scratch holds it, or
+/* The container with this id is as Docker says: scratch holds it, or
  * nothing when it no longer runs. */
 static void place(struct daemon *d, const char *id, struct inventory *scratch,
 		  const struct pending *pe)
@@ -348,8 +405,9 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 	if (commit(d, &delta)) {
 		long now = inventory_index(d->inv, id);
 
-		if (now >= 0 && pe->ev.kind == DEV_START)
-			lat_record(d, pe);
+		if (now >= 0 &&
+		    (pe->ev.kind == DEV_START || pe->ev.kind == DEV_CONNECT))
+			lat_record(d, pe, delta.n > 0);
 		if (now >= 0 && (old < 0 || delta.n)) {
 			const struct inv_container *c = &d->inv->c[now];
 
@@ -526,6 +584,7 @@ static void on_event_line(void *ctx, const char *line, size_t len)
 	pe->ev = ev;
 	pe->t_read = now_ms();
 	pe->t_reply = 0;
+	pe->listed = false;
 }
 
 static void on_stream_end(void *ctx, long status, const char *body, size_t len,
@@ -581,18 +640,77 @@ static void docker_connect(struct daemon *d)
 }
 
 static void process_queue(struct daemon *d);
+static void on_event_reply(void *ctx, long status, const char *body, size_t len,
+			   const char *err);
+
+static void ask(struct daemon *d, const char *path)
+{
+	if (docker_get(d->dk, path, on_event_reply, d))
+		docker_lost(d, "cannot start a request");
+	else
+		d->busy = true;
+}
+
+/* A container joined a network: its list entry, then the network's
+ * object with the address it holds there (both answer while the
+ * container starts; inspect would wait for the start to finish). */
+static void on_connect_reply(struct daemon *d, struct pending *pe, long status,
+			     const char *body, size_t len)
+{
+	struct inventory *scratch;
+	char why[512], *path;
+	long old;
+
+	if (status != 200) {
+		/* the slow way, which also covers a network gone since */
+		pe->ev.kind = DEV_UPDATE;
+		process_queue(d);
+		return;
+	}
+	if (!pe->listed) {
+		pe->listed = true;
+		d->listed.len = 0;
+		sb_putn(&d->listed, body, len);
+		path = xasprintf("/networks/%s", pe->ev.net);
+		ask(d, path);
+		free(path);
+		return;
+	}
+	pe->t_reply = now_ms();
+	d->qhead++;
+	d->events++;
+	scratch = inventory_new();
+	if (docker_parse_connect(d->dk, d->listed.s, d->listed.len, body, len,
+				 pe->ev.id, scratch, why, sizeof(why))) {
+		fail(d, "docker: container %.12s: %s", pe->ev.id, why);
+		resync_soon(d);
+	} else if (scratch->n) {
+		old = inventory_index(d->inv, pe->ev.id);
+		if (old >= 0)
+			inventory_merge_nets(&scratch->c[0], &d->inv->c[old]);
+		place(d, pe->ev.id, scratch, pe);
+	}
+	inventory_free(scratch);
+	process_queue(d);
+}
 
 static void on_event_reply(void *ctx, long status, const char *body, size_t len,
 			   const char *err)
 {
 	struct daemon *d = ctx;
-	struct pending pe = d->q[d->qhead++];
-	struct inventory *scratch = inventory_new();
+	struct pending pe;
+	struct inventory *scratch;
 	char why[512];
 
-	pe.t_reply = now_ms();
 	d->busy = false;
+	if (d->q[d->qhead].ev.kind == DEV_CONNECT) {
+		on_connect_reply(d, &d->q[d->qhead], status, body, len);
+		return;
+	}
+	pe = d->q[d->qhead++];
+	pe.t_reply = now_ms();
 	d->events++;
+	scratch = inventory_new();
 	if (pe.ev.kind == DEV_NETWORK_NEW) {
 		if (status == 200)
 			docker_learn_network(d->dk, body, len);
@@ -638,14 +756,17 @@ static void process_queue(struct daemon *d)
 			inventory_free(none);
 			continue;
 		}
-		path = xasprintf(pe->ev.kind == DEV_NETWORK_NEW
-				     ? "/networks/%s"
-				     : "/containers/%s/json",
-				 pe->ev.id);
-		if (docker_get(d->dk, path, on_event_reply, d))
-			docker_lost(d, "cannot start a request");
+		if (pe->ev.kind == DEV_CONNECT)
+			path = xasprintf(
+			    "/containers/json?all=1&filters="
+			    "%%7B%%22id%%22%%3A%%5B%%22%s%%22%%5D%%7D",
+			    pe->ev.id);
 		else
-			d->busy = true;
+			path = xasprintf(pe->ev.kind == DEV_NETWORK_NEW
+					     ? "/networks/%s"
+					     : "/containers/%s/json",
+					 pe->ev.id);
+		ask(d, path);
 		free(path);
 	}
 }
@@ -893,10 +1014,21 @@ static void percentiles(json_t *o, const char *prefix, const double *samples,
 	json_object_set_new(o, key, json_real(v[(n * 99) / 100]));
 }
 
+static void lat_json(json_t *st, const char *key, const struct lat *l)
+{
+	json_t *o = json_object();
+
+	if (l->n) {
+		percentiles(o, "", l->v, l->n);
+		percentiles(o, "own_", l->own, l->n);
+	}
+	json_object_set_new(st, key, o);
+}
+
 static json_t *status_json(struct daemon *d)
 {
 	json_t *st = json_object(), *svcs = json_object(), *un = json_array();
-	json_t *lat = json_object(), *sets = json_object();
+	json_t *sets = json_object();
 	struct ir_ruleset *have = NULL;
 	char err[256], ts[32];
 	size_t i, j, total = 0;
@@ -998,11 +1130,11 @@ static json_t *status_json(struct daemon *d)
 		json_decref(sets);
 	}
 	ir_free(have);
-	if (d->nlat) {
-		percentiles(lat, "", d->lat, d->nlat);
-		percentiles(lat, "own_", d->own, d->nlat);
-	}
-	json_object_set_new(st, "start_to_commit", lat);
+	lat_json(st, "start_to_commit", &d->lstart);
+	json_object_set_new(json_object_get(st, "start_to_commit"),
+			    "placed_before_start",
+			    json_integer((json_int_t)d->before_start));
+	lat_json(st, "connect_to_commit", &d->lconnect);
 	if (d->fl) {
 		const struct flowlog_stats *fs = flowlog_stats(d->fl);
 
@@ -1364,6 +1496,7 @@ static void teardown(struct daemon *d)
 	flowlog_close(d->fl);
 	trace_index_free(d->ix);
 	sb_free(&d->line);
+	sb_free(&d->listed);
 	flowlog_sink_close(d->sink);
 	inventory_free(d->gone);
 	free(d->gone_at);

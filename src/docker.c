@@ -475,27 +475,292 @@ static void rename_bridges(struct docker *d, struct inv_container *c)
 			}
 }
 
-int docker_parse_inspect(struct docker *d, const char *body, size_t len,
-			 struct inventory *inv, char *err, size_t errlen)
+/* Adds the inspect-shaped object j (a container) to inv. */
+static int add_container(struct docker *d, json_t *j, struct inventory *inv,
+			 char *err, size_t errlen)
 {
 	struct diags dg = {0};
-	json_error_t je;
-	json_t *j = json_loadb(body, len, 0, &je);
 	size_t before = inv->n;
 	int r = -EINVAL;
 
-	if (!j)
-		snprintf(err, errlen, "inspect reply: %s at %d:%d", je.text,
-			 je.line, je.column);
-	else if (inventory_add_json(inv, j, "docker", 0, 0, &dg))
+	if (inventory_add_json(inv, j, "docker", 0, 0, &dg))
 		snprintf(err, errlen, "%s",
 			 dg.n ? dg.v[0].msg : "bad inspect object");
 	else
 		r = 0;
 	if (!r && inv->n > before)
 		rename_bridges(d, &inv->c[inv->n - 1]);
-	json_decref(j);
 	diags_free(&dg);
+	return r;
+}
+
+int docker_parse_inspect(struct docker *d, const char *body, size_t len,
+			 struct inventory *inv, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *j = json_loadb(body, len, 0, &je);
+	int r = -EINVAL;
+
+	if (!j)
+		snprintf(err, errlen, "inspect reply: %s at %d:%d", je.text,
+			 je.line, je.column);
+	else
+		r = add_container(d, j, inv, err, errlen);
+	json_decref(j);
+	return r;
+}
+
+/* An endpoint's "ADDR/PLEN" as inspect's address and prefix fields. */
+static int endpoint_addr(json_t *out, const char *cidr, const char *akey,
+			 const char *pkey, char *err, size_t errlen)
+{
+	const char *slash;
+	char *end;
+	long plen;
+
+	if (!cidr || !*cidr)
+		return 0;
+	slash = strchr(cidr, '/');
+	if (!slash) {
+		json_object_set_new(out, akey, json_string(cidr));
+		return 0;
+	}
+	plen = strtol(slash + 1, &end, 10);
+	if (end == slash + 1 || *end || plen < 0 || plen > 128) {
+		snprintf(err, errlen,
+			 "network reply: bad endpoint address "
+			 "'%.60s'",
+			 cidr);
+		return -EINVAL;
+	}
+	json_object_set_new(out, akey,
+			    json_stringn(cidr, (size_t)(slash - cidr)));
+	json_object_set_new(out, pkey, json_integer(plen));
+	return 0;
+}
+
+/* The list entry with exactly this id (Docker's id filter also matches
+ * prefixes), or NULL. */
+static json_t *list_entry(json_t *list, const char *id)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e)
+	{
+		const char *eid = json_string_value(json_object_get(e, "Id"));
+
+		if (eid && !strcmp(eid, id))
+			return e;
+	}
+	return NULL;
+}
+
+/* --- a network object, sliced ------------------------------------------ */
+
+/* The index of the quote that closes the string opening at s[i], or len. */
+static size_t skip_string(const char *s, size_t len, size_t i)
+{
+	for (i++; i < len; i++) {
+		if (s[i] == '\\')
+			i++;
+		else if (s[i] == '"')
+			return i;
+	}
+	return len;
+}
+
+/* From the start of a value, the index just past it (a scalar ends at the
+ * ',' or closing bracket that follows it), or len. */
+static size_t skip_value(const char *s, size_t len, size_t i)
+{
+	size_t depth = 0;
+
+	for (; i < len; i++) {
+		char c = s[i];
+
+		if (c == '"') {
+			i = skip_string(s, len, i);
+			if (i < len && !depth)
+				return i + 1;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			if (!depth)
+				return i;
+			if (!--depth)
+				return i + 1;
+		} else if (c == ',' && !depth) {
+			return i;
+		}
+	}
+	return len;
+}
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+	while (i < len && strchr(" \t\r\n", s[i]) && s[i])
+		i++;
+	return i;
+}
+
+typedef bool (*member_fn)(void *ctx, const char *key, size_t klen,
+			  const char *s, size_t len, size_t v);
+
+/* Calls fn for each member of the object that opens at s[i], with the
+ * key's bytes (as written: escapes are not undone) and the index of its
+ * value; fn returns false to stop. Returns false when the text is not an
+ * object of that shape. */
+static bool each_member(const char *s, size_t len, size_t i, member_fn fn,
+			void *ctx)
+{
+	i = skip_ws(s, len, i);
+	if (i >= len || s[i] != '{')
+		return false;
+	i = skip_ws(s, len, i + 1);
+	if (i < len && s[i] == '}')
+		return true;
+	while (i < len && s[i] == '"') {
+		size_t k = i + 1, kend = skip_string(s, len, i), v;
+
+		if (kend >= len)
+			return false;
+		i = skip_ws(s, len, kend + 1);
+		if (i >= len || s[i] != ':')
+			return false;
+		v = skip_ws(s, len, i + 1);
+		if (!fn(ctx, s + k, kend - k, s, len, v))
+			return true;
+		i = skip_ws(s, len, skip_value(s, len, v));
+		if (i < len && s[i] == '}')
+			return true;
+		if (i >= len || s[i] != ',')
+			return false;
+		i = skip_ws(s, len, i + 1);
+	}
+	return false;
+}
+
+static json_t *value_at(const char *s, size_t len, size_t v)
+{
+	return json_loadb(s + v, len - v,
+			  JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, NULL);
+}
+
+static bool key_is(const char *key, size_t klen, const char *want)
+{
+	return klen == strlen(want) && !memcmp(key, want, klen);
+}
+
+struct slice {
+	json_t *out, *containers;
+	const char *id;
+	bool bad;
+};
+
+static bool slice_container(void *ctx, const char *key, size_t klen,
+			    const char *s, size_t len, size_t v)
+{
+	struct slice *sl = ctx;
+
+	if (!key_is(key, klen, sl->id))
+		return true;
+	json_object_set_new(sl->containers, sl->id, value_at(s, len, v));
+	return false;
+}
+
+static bool slice_top(void *ctx, const char *key, size_t klen, const char *s,
+		      size_t len, size_t v)
+{
+	static const char *const keep[] = {"Name", "Id", "Options"};
+	struct slice *sl = ctx;
+	size_t i;
+
+	if (key_is(key, klen, "Containers")) {
+		/* null when no container is attached */
+		if (len - v < 4 || memcmp(s + v, "null", 4))
+			sl->bad |= !each_member(s, len, v, slice_container, sl);
+		return true;
+	}
+	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		if (key_is(key, klen, keep[i]))
+			json_object_set_new(sl->out, keep[i],
+					    value_at(s, len, v));
+	return true;
+}
+
+/* What a connect needs of a network object (Name, Id, Options, and the
+ * one container's entry under Containers) without building all of it: on
+ * a busy network the object lists every container, and parsing it whole
+ * cost more than the rest of a placement. The walk above only follows
+ * strings and nesting; jansson parses each value kept. NULL when the text
+ * is not an object of that shape. */
+static json_t *network_slice(const char *s, size_t len, const char *id)
+{
+	struct slice sl = {json_object(), json_object(), id, false};
+
+	if (!each_member(s, len, 0, slice_top, &sl) || sl.bad) {
+		json_decref(sl.out);
+		json_decref(sl.containers);
+		return NULL;
+	}
+	json_object_set_new(sl.out, "Containers", sl.containers);
+	return sl.out;
+}
+
+int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
+			 const char *net, size_t net_len, const char *id,
+			 struct inventory *inv, char *err, size_t errlen)
+{
+	json_t *l = json_loadb(list, list_len, 0, NULL);
+	json_t *n = network_slice(net, net_len, id);
+	json_t *e, *ep, *names, *obj = NULL, *cfg, *nets, *one;
+	const char *state, *netid, *netname, *name;
+	int r = -EINVAL;
+
+	if (!json_is_array(l)) {
+		snprintf(err, errlen, "container list reply: not an array");
+		goto out;
+	}
+	if (!json_is_object(n) ||
+	    !(netid = json_string_value(json_object_get(n, "Id"))) ||
+	    !(netname = json_string_value(json_object_get(n, "Name")))) {
+		snprintf(err, errlen, "network reply: not a network object");
+		goto out;
+	}
+	learn(d, n);
+	r = 0;
+	e = list_entry(l, id);
+	state = json_string_value(json_object_get(e, "State"));
+	ep = json_object_get(json_object_get(n, "Containers"), id);
+	if (!state || (strcmp(state, "created") && strcmp(state, "running")) ||
+	    !json_is_object(ep))
+		goto out; /* gone, or left the network again */
+	names = json_object_get(e, "Names");
+	name = json_string_value(json_array_get(names, 0));
+	obj = json_pack("{s:s, s:s?}", "Id", id, "Name", name);
+	cfg = json_object();
+	json_object_set(cfg, "Image", json_object_get(e, "Image"));
+	json_object_set(cfg, "Labels", json_object_get(e, "Labels"));
+	json_object_set_new(obj, "Config", cfg);
+	one = json_pack("{s:s}", "NetworkID", netid);
+	r = endpoint_addr(one,
+			  json_string_value(json_object_get(ep, "IPv4Address")),
+			  "IPAddress", "IPPrefixLen", err, errlen);
+	if (!r)
+		r = endpoint_addr(
+		    one, json_string_value(json_object_get(ep, "IPv6Address")),
+		    "GlobalIPv6Address", "GlobalIPv6PrefixLen", err, errlen);
+	nets = json_object();
+	json_object_set_new(nets, netname, one);
+	json_object_set_new(obj, "NetworkSettings",
+			    json_pack("{s:o}", "Networks", nets));
+	if (!r)
+		r = add_container(d, obj, inv, err, errlen);
+out:
+	json_decref(obj);
+	json_decref(l);
+	json_decref(n);
 	return r;
 }
 
@@ -736,12 +1001,12 @@ int docker_event_parse(const char *line, size_t len, struct docker_event *ev)
 	    {"container", "stop", DEV_STOP},
 	    {"container", "destroy", DEV_STOP},
 	    {"container", "rename", DEV_UPDATE},
-	    {"network", "connect", DEV_UPDATE},
+	    {"network", "connect", DEV_CONNECT},
 	    {"network", "disconnect", DEV_UPDATE},
 	    {"network", "create", DEV_NETWORK_NEW},
 	};
 	json_t *j = json_loadb(line, len, 0, NULL), *actor;
-	const char *type, *action, *id = NULL;
+	const char *type, *action, *id = NULL, *net = NULL;
 	size_t i;
 	int r = -EINVAL;
 
@@ -758,16 +1023,19 @@ int docker_event_parse(const char *line, size_t len, struct docker_event *ev)
 			break;
 	if (i == sizeof(acts) / sizeof(acts[0]))
 		goto out; /* DEV_OTHER */
-	if (!strcmp(type, "network") && acts[i].kind == DEV_UPDATE)
+	if (!strcmp(type, "network") && acts[i].kind != DEV_NETWORK_NEW) {
 		id = jstr(json_object_get(actor, "Attributes"), "container");
-	else
+		net = jstr(actor, "ID");
+	} else
 		id = jstr(actor, "ID");
-	if (!hex_id(id)) {
+	if (!hex_id(id) || (acts[i].kind == DEV_CONNECT && !hex_id(net))) {
 		r = -EINVAL;
 		goto out;
 	}
 	ev->kind = acts[i].kind;
 	strcpy(ev->id, id);
+	if (acts[i].kind == DEV_CONNECT)
+		strcpy(ev->net, net);
 out:
 	json_decref(j);
 	return r;

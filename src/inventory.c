@@ -61,6 +61,28 @@ void inventory_move(struct inventory *dst, struct inventory *src, size_t idx)
 	src->c[idx] = src->c[--src->n];
 }
 
+void inventory_merge_nets(struct inv_container *c,
+			  const struct inv_container *old)
+{
+	size_t i, j, cap = c->nnets;
+
+	for (i = 0; i < old->nnets; i++) {
+		const struct inv_net *o = &old->nets[i];
+		struct inv_net *n;
+
+		for (j = 0; j < c->nnets; j++)
+			if (!strcmp(c->nets[j].id, o->id))
+				break;
+		if (j < c->nnets)
+			continue;
+		n = PUSH(c->nets, c->nnets, cap);
+		*n = *o;
+		n->name = xstrdup(o->name);
+		n->id = xstrdup(o->id);
+		n->bridge = xstrdup(o->bridge);
+	}
+}
+
 long inventory_index(const struct inventory *inv, const char *id)
 {
 	size_t i;

@@ -928,10 +928,20 @@ static void print_status(json_t *st)
 		printf("\nkernel: %s",
 		       json_string_value(json_object_get(st, "kernel_error")));
 	if (json_object_get(lat, "n"))
+		printf("\ncontainer start to committed: median %.0f us, p99 "
+		       "%.0f us (last %lld starts, %lld placed before their "
+		       "start event)",
+		       json_real_value(json_object_get(lat, "median_us")),
+		       json_real_value(json_object_get(lat, "p99_us")),
+		       (long long)json_integer_value(json_object_get(lat, "n")),
+		       (long long)json_integer_value(
+			   json_object_get(lat, "placed_before_start")));
+	lat = json_object_get(st, "connect_to_commit");
+	if (json_object_get(lat, "n"))
 		printf(
-		    "\ncontainer start to committed: median %.0f us, p99 "
+		    "\nnetwork connect to committed: median %.0f us, p99 "
 		    "%.0f us; from Docker's answer: median %.0f us, p99 "
-		    "%.0f us (last %lld starts)",
+		    "%.0f us (last %lld)",
 		    json_real_value(json_object_get(lat, "median_us")),
 		    json_real_value(json_object_get(lat, "p99_us")),
 		    json_real_value(json_object_get(lat, "own_median_us")),

@@ -74,6 +74,18 @@ int docker_snapshot_wait(const char *sock, struct inventory **out, char *err,
 int docker_parse_inspect(struct docker *d, const char *body, size_t len,
 			 struct inventory *inv, char *err, size_t errlen);
 
+/* A container as it joins a network: Docker sends the network connect
+ * event while it starts a container, before its process runs and before
+ * inspect would answer (it waits for the start to finish). The list
+ * entry (body of /containers/json?all=1 filtered to the id) gives the
+ * name, image and labels; the network object (/networks/NET) gives the
+ * address the container holds there. Adds the container with that one
+ * network to inv, or nothing when it is neither created nor running or
+ * holds no address there. Returns 0, or -EINVAL with err. */
+int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
+			 const char *net, size_t net_len, const char *id,
+			 struct inventory *inv, char *err, size_t errlen);
+
 /* Records a network's bridge name from its /networks/ID object (after a
  * network is created). */
 void docker_learn_network(struct docker *d, const char *body, size_t len);
@@ -84,13 +96,15 @@ enum docker_ev_kind {
 	DEV_OTHER,	 /* not something that moves a container */
 	DEV_START,	 /* a container started */
 	DEV_STOP,	 /* died, was killed, stopped or destroyed */
-	DEV_UPDATE,	 /* connected, disconnected or renamed */
+	DEV_CONNECT,	 /* joined a network (before a start, too) */
+	DEV_UPDATE,	 /* disconnected or renamed */
 	DEV_NETWORK_NEW, /* a network was created */
 };
 
 struct docker_event {
 	enum docker_ev_kind kind;
-	char id[DOCKER_ID_MAX + 1]; /* the container's (network's: NEW) */
+	char id[DOCKER_ID_MAX + 1];  /* the container's (network's: NEW) */
+	char net[DOCKER_ID_MAX + 1]; /* CONNECT: the network's */
 };
 
 /* Parses one event line. Returns 0, or -EINVAL for anything that is not

@@ -62,6 +62,10 @@ int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
 void inventory_remove(struct inventory *inv, size_t idx);
 /* The index of the container with this exact id, or -1. */
 long inventory_index(const struct inventory *inv, const char *id);
+/* Copies into c the networks of old that c does not list (by id): what
+ * was known of a container before one more network joined. */
+void inventory_merge_nets(struct inv_container *c,
+			  const struct inv_container *old);
 /* Moves container idx of src to the end of dst. */
 void inventory_move(struct inventory *dst, struct inventory *src, size_t idx);
 

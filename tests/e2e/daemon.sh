@@ -14,7 +14,7 @@ cleanup() {
 	set +e
 	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
 	compose down -t 0 >/dev/null 2>&1
-	docker rm -f bh-db2 bh-backend2 >/dev/null 2>&1
+	docker rm -f bh-db2 bh-backend2 bh-dbfail >/dev/null 2>&1
 	docker network rm bhback bhnet >/dev/null 2>&1
 	"$B" flush
 	rm -rf "$tmp"
@@ -78,13 +78,23 @@ echo "ok: start: nginx->backend and backend->db connect, nginx->db/redis/rabbitm
 # 2. a container started after the daemon is placed; stopped, its elements go
 docker run -d --name bh-db2 --network bhnet bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null
 converged "after bh-db2 started"
+[ "$(st | jq '.start_to_commit.placed_before_start')" -ge 1 ] || fail "bh-db2 was not placed at its network connect, before its start"
 allowed bh-backend bh-db2 5432
 denied bh-nginx bh-db2 5432
 db2=$(ip bh-db2)
 docker stop -t 0 bh-db2 >/dev/null
 converged "after bh-db2 stopped"
 if nft list table inet bulkhead | grep -q "$db2 "; then fail "stopped bh-db2 ($db2) left elements"; fi
-echo "ok: a late container is placed and works; stopped, none of its elements remain"
+# placed at its connect, a container whose start then fails is removed
+if docker run -d --name bh-dbfail --network bhnet bulkhead-test/postgres:16 /nonexistent >/dev/null 2>&1; then
+	fail "a container with no command started"
+fi
+converged "after bh-dbfail failed to start"
+st | jq -e '[.services[][] | .name] | index("bh-dbfail") == null' >/dev/null || fail "bh-dbfail is still placed"
+grep -q "placed bh-dbfail (db)" "$tmp/daemon.log" || fail "bh-dbfail was not placed at its connect"
+grep -q "removed bh-dbfail" "$tmp/daemon.log" || fail "bh-dbfail was not removed"
+docker rm -f bh-dbfail >/dev/null
+echo "ok: a late container is placed (before its start event) and works; stopped, none of its elements remain; a failed start leaves nothing"
 
 # 3. a second network connected at run time
 for c in bh-backend bh-nginx bh-db; do docker network connect bhback "$c"; done

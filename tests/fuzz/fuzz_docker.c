@@ -1,6 +1,7 @@
 /* libFuzzer harness for what the Docker client parses: the event stream
  * (split into lines at chunk boundaries the input chooses, each line an
- * event), a container's inspect object and a network object. Any bytes
+ * event), a container's inspect object, a network object, and a
+ * connect's list entry and network object (the input cut in two). Any bytes
  * must give events, a clean refusal, or an error, never a crash, a leak
  * or undefined behaviour. */
 #include <stdint.h>
@@ -24,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct docker *d;
 	struct docker_lines l = {0};
 	struct inventory *inv = inventory_new();
-	size_t step, off;
+	size_t step, off, cut;
 	char err[256];
 
 	if (!d)
@@ -42,6 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    !err[0])
 		abort(); /* refused without saying why */
 	docker_learn_network(d, (const char *)data + 1, size - 1);
+	cut = 1 + (size - 1) * data[0] / 256;
+	if (docker_parse_connect(d, (const char *)data + 1, cut - 1,
+				 (const char *)data + cut, size - cut, "ab",
+				 inv, err, sizeof(err)) &&
+	    !err[0])
+		abort();
 out:
 	docker_lines_free(&l);
 	inventory_free(inv);

@@ -1,6 +1,7 @@
 /* The Docker client's pure parts: events as a real dockerd sends them
  * (tests/fixtures/docker-events.jsonl was recorded from one), the line
  * splitter across arbitrary chunk boundaries, and the socket's path. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,7 @@
 #include "unit.h"
 
 static const char *const want_kinds[] = {
-    "network connect:update",	   "container start:start",
+    "network connect:connect",	   "container start:start",
     "container exec_create:other", "container exec_start:other",
     "container exec_die:other",	   "container kill:other",
     "container die:stop",	   "network disconnect:update",
@@ -23,6 +24,8 @@ static const char *kind_name(enum docker_ev_kind k)
 		return "start";
 	case DEV_STOP:
 		return "stop";
+	case DEV_CONNECT:
+		return "connect";
 	case DEV_UPDATE:
 		return "update";
 	case DEV_NETWORK_NEW:
@@ -79,9 +82,13 @@ START_TEST(test_recorded_events)
 				  sizeof(want_kinds) / sizeof(want_kinds[0]));
 		for (i = 0; i < c.n; i++)
 			ck_assert_str_eq(c.kinds[i], want_kinds[i]);
-		/* a network event names the container, not the network */
+		/* a network event names the container, and a connect the
+		 * network too */
 		ck_assert_uint_eq(strlen(c.ev[0].id), 64);
 		ck_assert_str_eq(c.ev[0].id, c.ev[1].id);
+		ck_assert_str_eq(c.ev[0].net,
+				 "de180f5281bcd6aad38f48ff3eafa61c"
+				 "af0298c4d7d497a3e5f55bc170e1fc04");
 		docker_lines_free(&l);
 	}
 	free(buf);
@@ -116,6 +123,13 @@ START_TEST(test_event_shapes)
 	    {"{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":"
 	     "{\"ID\":\"ab\",\"Attributes\":{}}}",
 	     -EINVAL, DEV_OTHER},
+	    /* the network's id goes into a request path too */
+	    {"{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":"
+	     "{\"ID\":\"../x\",\"Attributes\":{\"container\":\"ab\"}}}",
+	     -EINVAL, DEV_OTHER},
+	    {"{\"Type\":\"network\",\"Action\":\"disconnect\",\"Actor\":"
+	     "{\"ID\":\"cd\",\"Attributes\":{\"container\":\"ab\"}}}",
+	     0, DEV_UPDATE},
 	    {"{\"Type\":\"container\",\"Action\":\"start\"}", -EINVAL,
 	     DEV_OTHER},
 	    {"[1,2]", -EINVAL, DEV_OTHER},
@@ -187,6 +201,225 @@ START_TEST(test_sock_path)
 }
 END_TEST
 
+#define CONNECT_ID                                                             \
+	"104a7e5457a8e610600730bd0ffc3bf169a340b6d28e57be66910f92bfaf3539"
+
+/* Replaces the first from in *s with to (a test's small edit of a
+ * recorded answer). */
+static void edit(char **s, const char *from, const char *to)
+{
+	char *at = strstr(*s, from), *out;
+
+	ck_assert_ptr_nonnull(at);
+	out = xasprintf("%.*s%s%s", (int)(at - *s), *s, to, at + strlen(from));
+	free(*s);
+	*s = out;
+}
+
+static int connect_parse(const char *list, const char *net,
+			 struct inventory *inv, char *err, size_t errlen)
+{
+	struct docker *d = docker_new("/nonexistent", err, errlen);
+	int r;
+
+	ck_assert_ptr_nonnull(d);
+	r = docker_parse_connect(d, list, strlen(list), net, strlen(net),
+				 CONNECT_ID, inv, err, errlen);
+	docker_free(d);
+	return r;
+}
+
+/* Answers recorded from dockerd the moment its connect event came, before
+ * the start: the list entry has no address yet, the network object has. */
+START_TEST(test_connect_recorded)
+{
+	size_t n;
+	char *list = read_text(FIXTURES "/docker-connect-list.json", &n);
+	char *net = read_text(FIXTURES "/docker-connect-network.json", &n);
+	struct inventory *inv = inventory_new();
+	const struct inv_container *c;
+	char err[256], a[64];
+
+	ck_assert_int_eq(connect_parse(list, net, inv, err, sizeof(err)), 0);
+	ck_assert_uint_eq(inv->n, 1);
+	c = &inv->c[0];
+	ck_assert_str_eq(c->id, CONNECT_ID);
+	ck_assert_str_eq(c->name, "bh-fix-web");
+	ck_assert_str_eq(c->image, "bulkhead-test/nginx:1.25");
+	ck_assert_str_eq(inv_label(c, "app"), "web");
+	ck_assert_str_eq(c->compose_service, "web");
+	ck_assert_uint_eq(c->nnets, 1);
+	ck_assert_str_eq(c->nets[0].name, "bhfix");
+	ck_assert_str_eq(c->nets[0].bridge, "bhfix0"); /* from Options */
+	ck_assert(c->nets[0].has4 && !c->nets[0].has6);
+	addr_format(AF_INET, c->nets[0].ip4, a, sizeof(a));
+	ck_assert_str_eq(a, "10.77.0.2");
+	ck_assert_int_eq(c->nets[0].plen4, 24);
+
+	/* dual stack */
+	edit(&net, "\"IPv6Address\":\"\"", "\"IPv6Address\":\"fd00:77::2/64\"");
+	ck_assert_int_eq(connect_parse(list, net, inv, err, sizeof(err)), 0);
+	ck_assert_uint_eq(inv->n, 2);
+	ck_assert(inv->c[1].nets[0].has6);
+	addr_format(AF_INET6, inv->c[1].nets[0].ip6, a, sizeof(a));
+	ck_assert_str_eq(a, "fd00:77::2");
+	ck_assert_int_eq(inv->c[1].nets[0].plen6, 64);
+	inventory_free(inv);
+	free(list);
+	free(net);
+}
+END_TEST
+
+/* Nothing to place, or a clear refusal: never a guess. */
+START_TEST(test_connect_cases)
+{
+	size_t n;
+	char *list0 = read_text(FIXTURES "/docker-connect-list.json", &n);
+	char *net0 = read_text(FIXTURES "/docker-connect-network.json", &n);
+	static const struct {
+		bool in_net; /* else in list */
+		const char *from, *to;
+		int ret;
+		size_t placed;
+		const char *err;
+	} cases[] = {
+	    /* exited in between: nothing */
+	    {false, "\"created\"", "\"exited\"", 0, 0, NULL},
+	    {false, "\"created\"", "\"running\"", 0, 1, NULL},
+	    /* another container whose id has ours as prefix is not ours */
+	    {false, CONNECT_ID, CONNECT_ID "0", 0, 0, NULL},
+	    /* left the network again */
+	    {true, CONNECT_ID, "ff", 0, 0, NULL},
+	    {true, "10.77.0.2/24", "10.77.0.2/240", -EINVAL, 0,
+	     "bad endpoint address"},
+	    {true, "10.77.0.2/24", "10.77.0.2/x", -EINVAL, 0,
+	     "bad endpoint address"},
+	    {true, "10.77.0.2/24", "banana/24", -EINVAL, 0, "not an IPv4"},
+	    {true, "\"Name\":\"bhfix\"", "\"Name\":7", -EINVAL, 0,
+	     "not a network object"},
+	    {false, "[", "{", -EINVAL, 0, "not an array"},
+	    {false, "\"Labels\":{", "\"Labels\":7,\"L\":{", -EINVAL, 0,
+	     "Labels"},
+	    {false, "\"/bh-fix-web\"", "7", -EINVAL, 0, "Id and Name"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *list = xstrdup(list0), *net = xstrdup(net0),
+		     err[256] = "";
+		struct inventory *inv = inventory_new();
+
+		edit(cases[i].in_net ? &net : &list, cases[i].from,
+		     cases[i].to);
+		ck_assert_msg(connect_parse(list, net, inv, err, sizeof(err)) ==
+				  cases[i].ret,
+			      "case %zu: %s", i, err);
+		ck_assert_uint_eq(inv->n, cases[i].placed);
+		if (cases[i].err)
+			ck_assert_msg(strstr(err, cases[i].err), "case %zu: %s",
+				      i, err);
+		inventory_free(inv);
+		free(list);
+		free(net);
+	}
+	free(list0);
+	free(net0);
+}
+END_TEST
+
+static char *addr_of(const struct inventory *inv)
+{
+	char a[64];
+
+	ck_assert_uint_eq(inv->n, 1);
+	ck_assert_uint_eq(inv->c[0].nnets, 1);
+	addr_format(AF_INET, inv->c[0].nets[0].ip4, a, sizeof(a));
+	return xstrdup(a);
+}
+
+/* The network object is read in slices (only our container's entry is
+ * parsed): however it is laid out, the answer is the same as parsing it
+ * whole, and strings that look like our entry are not taken for it. */
+START_TEST(test_connect_network_shapes)
+{
+	size_t n, i;
+	char *list = read_text(FIXTURES "/docker-connect-list.json", &n);
+	char *net = read_text(FIXTURES "/docker-connect-network.json", &n);
+	json_t *j = json_loads(net, 0, NULL), *cs, *ours;
+	char err[256], *text, *a;
+	struct inventory *inv;
+
+	ck_assert_ptr_nonnull(j);
+	/* pretty-printed, and keys in another order */
+	text = json_dumps(j, JSON_INDENT(3) | JSON_SORT_KEYS);
+	inv = inventory_new();
+	ck_assert_int_eq(connect_parse(list, text, inv, err, sizeof(err)), 0);
+	a = addr_of(inv);
+	ck_assert_str_eq(a, "10.77.0.2");
+	ck_assert_str_eq(inv->c[0].nets[0].bridge, "bhfix0");
+	free(a);
+	free(text);
+	inventory_free(inv);
+
+	/* a crowded network, ours last, and a decoy in a string before */
+	cs = json_object_get(j, "Containers");
+	ours = json_incref(json_object_get(cs, CONNECT_ID));
+	json_object_del(cs, CONNECT_ID);
+	for (i = 0; i < 2000; i++) {
+		char key[80];
+
+		snprintf(key, sizeof(key), "%064zx", i);
+		json_object_set_new(cs, key,
+				    json_pack("{s:s, s:s}", "Name", "other",
+					      "IPv4Address", "10.77.1.1/24"));
+	}
+	json_object_set_new(cs, CONNECT_ID, ours);
+	json_object_set_new(j, "Labels",
+			    json_pack("{s:s}", "decoy",
+				      "\"" CONNECT_ID
+				      "\":{\"IPv4Address\":\"10.9.9.9/24\"}"));
+	text = json_dumps(j, JSON_COMPACT);
+	edit(&text, "\"Labels\"",
+	     "\"Containers\":{\"" CONNECT_ID "x\":{},"
+	     "\"\\\"" CONNECT_ID "\":{}},\"Labels\"");
+	inv = inventory_new();
+	ck_assert_int_eq(connect_parse(list, text, inv, err, sizeof(err)), 0);
+	a = addr_of(inv);
+	ck_assert_str_eq(a, "10.77.0.2");
+	free(a);
+	free(text);
+	inventory_free(inv);
+
+	/* no container attached: Docker writes null */
+	json_object_set_new(j, "Containers", json_null());
+	text = json_dumps(j, JSON_COMPACT);
+	inv = inventory_new();
+	ck_assert_int_eq(connect_parse(list, text, inv, err, sizeof(err)), 0);
+	ck_assert_uint_eq(inv->n, 0);
+	free(text);
+	inventory_free(inv);
+
+	/* cut anywhere: an error or nothing, never a wrong address */
+	n = strlen(net);
+	for (i = 0; i < n; i++) {
+		char *cut = xasprintf("%.*s", (int)i, net);
+
+		inv = inventory_new();
+		if (!connect_parse(list, cut, inv, err, sizeof(err)) &&
+		    inv->n) {
+			a = addr_of(inv);
+			ck_assert_str_eq(a, "10.77.0.2");
+			free(a);
+		}
+		inventory_free(inv);
+		free(cut);
+	}
+	json_decref(j);
+	free(list);
+	free(net);
+}
+END_TEST
+
 Suite *docker_suite(void)
 {
 	Suite *s = suite_create("docker");
@@ -195,6 +428,9 @@ Suite *docker_suite(void)
 	tcase_add_test(tc, test_recorded_events);
 	tcase_add_test(tc, test_event_shapes);
 	tcase_add_test(tc, test_lines);
+	tcase_add_test(tc, test_connect_recorded);
+	tcase_add_test(tc, test_connect_cases);
+	tcase_add_test(tc, test_connect_network_shapes);
 	tcase_add_test(tc, test_sock_path);
 	suite_add_tcase(s, tc);
 	return s;

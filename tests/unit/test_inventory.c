@@ -158,6 +158,40 @@ START_TEST(test_skips_stopped)
 }
 END_TEST
 
+/* A container that joins one more network keeps the others it holds,
+ * and the joining network's entry is the new one. */
+START_TEST(test_merge_nets)
+{
+	const char *j =
+	    "[{\"Id\": \"a1\", \"Name\": \"/a\", \"NetworkSettings\": "
+	    "{\"Networks\": {\"n1\": {\"NetworkID\": \"11\", \"IPAddress\": "
+	    "\"10.0.1.2\"}, \"n2\": {\"NetworkID\": \"22\", \"IPAddress\": "
+	    "\"10.0.2.2\"}}}},"
+	    "{\"Id\": \"a1\", \"Name\": \"/a\", \"NetworkSettings\": "
+	    "{\"Networks\": {\"n2\": {\"NetworkID\": \"22\", \"IPAddress\": "
+	    "\"10.0.2.9\"}}}}]";
+	struct inventory *inv = inventory_new();
+	struct diags d = {0};
+	const struct inv_container *c;
+	char a[64];
+
+	ck_assert_int_eq(inventory_load_mem(inv, j, strlen(j), "t", &d), 0);
+	ck_assert_uint_eq(inv->n, 2);
+	inventory_merge_nets(&inv->c[1], &inv->c[0]);
+	inventory_remove(inv, 0);
+	c = &inv->c[0];
+	ck_assert_uint_eq(c->nnets, 2);
+	ck_assert_str_eq(c->nets[0].name, "n2");
+	addr_format(AF_INET, c->nets[0].ip4, a, sizeof(a));
+	ck_assert_str_eq(a, "10.0.2.9");
+	ck_assert_str_eq(c->nets[1].name, "n1");
+	ck_assert_str_eq(c->nets[1].bridge, "br-11");
+	addr_format(AF_INET, c->nets[1].ip4, a, sizeof(a));
+	ck_assert_str_eq(a, "10.0.1.2");
+	inventory_free(inv);
+}
+END_TEST
+
 Suite *inventory_suite(void)
 {
 	Suite *s = suite_create("inventory");
@@ -169,6 +203,7 @@ Suite *inventory_suite(void)
 			    (int)(sizeof(badjson) / sizeof(badjson[0])));
 	tcase_add_test(tc, test_truncations);
 	tcase_add_test(tc, test_skips_stopped);
+	tcase_add_test(tc, test_merge_nets);
 	suite_add_tcase(s, tc);
 	return s;
 }
