@@ -1035,17 +1035,30 @@ static void jump_rule(struct ir_chain *c, const char *to)
 	rule_verdict(ir_rule_add(c), IRST_JUMP, to);
 }
 
+/* ICMPv6 that keeps a link working, from addresses bulkhead never places
+ * (link-local, unspecified) to link-scope multicast: MLD queries, reports
+ * and done (130-132), router and neighbour solicitations and
+ * advertisements (133-136), MLDv2 reports (143). Redirects (137) are not
+ * among them. */
+static const struct {
+	uint32_t lo, hi;
+} link_icmpv6[] = {{130, 136}, {143, 143}};
+
 static void base_rules(struct ir_chain *c, bool nd)
 {
 	struct ir_rule *r = ir_rule_add(c);
+	size_t i;
 
 	r->m[r->nm++].kind = IRM_CT_ESTABLISHED;
 	rule_verdict(r, IRST_ACCEPT, NULL);
-	if (!nd)
-		return;
-	r = ir_rule_add(c);
-	r->m[r->nm++].kind = IRM_ND;
-	rule_verdict(r, IRST_ACCEPT, NULL);
+	for (i = 0; nd && i < sizeof(link_icmpv6) / sizeof(link_icmpv6[0]);
+	     i++) {
+		r = ir_rule_add(c);
+		r->m[r->nm].kind = IRM_ND;
+		r->m[r->nm].lo = link_icmpv6[i].lo;
+		r->m[r->nm++].hi = link_icmpv6[i].hi;
+		rule_verdict(r, IRST_ACCEPT, NULL);
+	}
 }
 
 static void range_match(struct ir_rule *r, enum ir_expr x, unsigned lo,

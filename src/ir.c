@@ -247,6 +247,8 @@ static bool match_eq(const struct ir_match *a, const struct ir_match *b)
 	if (a->kind == IRM_RANGE)
 		return a->key[0] == b->key[0] && a->lo == b->lo &&
 		       a->hi == b->hi;
+	if (a->kind == IRM_ND)
+		return a->lo == b->lo && a->hi == b->hi;
 	if (a->kind != IRM_LOOKUP)
 		return true;
 	return a->neg == b->neg && a->nkey == b->nkey &&

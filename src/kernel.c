@@ -576,14 +576,20 @@ static void e_ct_established(struct rb *rb)
 	e_cmp(rb, NFT_CMP_NEQ, &zero, 4);
 }
 
-static void e_nd(struct rb *rb)
+/* icmpv6 type LO-HI (two compares, as nft writes a range) or one type */
+static void e_nd(struct rb *rb, const struct ir_match *m)
 {
-	uint8_t icmpv6 = IPPROTO_ICMPV6, lo = 133, hi = 136;
+	uint8_t icmpv6 = IPPROTO_ICMPV6, lo = (uint8_t)m->lo,
+		hi = (uint8_t)m->hi;
 
 	need_family(rb, AF_INET6);
 	e_meta(rb, NFT_META_L4PROTO, NFT_REG_1);
 	e_cmp(rb, NFT_CMP_EQ, &icmpv6, 1);
 	e_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, NFT_REG_1);
+	if (lo == hi) {
+		e_cmp(rb, NFT_CMP_EQ, &lo, 1);
+		return;
+	}
 	e_cmp(rb, NFT_CMP_GTE, &lo, 1);
 	e_cmp(rb, NFT_CMP_LTE, &hi, 1);
 }
@@ -665,7 +671,7 @@ static void add_rule(struct batch *b, const char *table,
 			e_ct_established(&rb);
 			break;
 		case IRM_ND:
-			e_nd(&rb);
+			e_nd(&rb, m);
 			break;
 		case IRM_NFPROTO:
 			need_family(&rb, m->family);
@@ -1151,6 +1157,7 @@ struct rule_dec {
 	struct ir_rule *r;
 	int load[IR_MAX_KEY];
 	int nload, r1, nd;
+	uint8_t nd_lo;
 	bool bad, done;
 	struct ir_rule log; /* dynset seen, waiting for its log */
 	bool have_log;
@@ -1282,19 +1289,32 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 		m->lo = m->hi = be_value(v, len);
 		return;
 	case X_ICMPTYPE:
-		/* icmpv6 type 133-136: the l4proto match just decoded
-		 * belongs to it */
+		/* icmpv6 type LO-HI or one type: the l4proto match just
+		 * decoded belongs to it */
 		m = d->r->nm ? &d->r->m[d->r->nm - 1] : NULL;
-		if (!d->nd && op == NFT_CMP_GTE && v[0] == 133 && m &&
-		    m->kind == IRM_RANGE && m->key[0] == IRX_L4PROTO &&
-		    m->lo == IPPROTO_ICMPV6 && m->hi == IPPROTO_ICMPV6) {
+		if (!d->nd && (op == NFT_CMP_GTE || op == NFT_CMP_EQ) && m &&
+		    len == 1 && m->kind == IRM_RANGE &&
+		    m->key[0] == IRX_L4PROTO && m->lo == IPPROTO_ICMPV6 &&
+		    m->hi == IPPROTO_ICMPV6) {
 			d->r->nm--;
-			d->nd = 1;
+			if (op == NFT_CMP_GTE) {
+				d->nd = 1;
+				d->nd_lo = v[0];
+				return;
+			}
+			m = dec_match(d, IRM_ND);
+			if (m)
+				m->lo = m->hi = v[0];
 			return;
 		}
-		if (d->nd == 1 && op == NFT_CMP_LTE && v[0] == 136) {
+		if (d->nd == 1 && op == NFT_CMP_LTE && len == 1 &&
+		    v[0] >= d->nd_lo) {
 			d->nd = 0;
-			dec_match(d, IRM_ND);
+			m = dec_match(d, IRM_ND);
+			if (m) {
+				m->lo = d->nd_lo;
+				m->hi = v[0];
+			}
 			return;
 		}
 		break;

@@ -197,8 +197,13 @@ void render_match(const struct ir_match *m, struct strbuf *b)
 		sb_puts(b, "ct state established,related");
 		break;
 	case IRM_ND:
-		/* router solicit/advert, neighbour solicit/advert */
-		sb_puts(b, "icmpv6 type 133-136");
+		/* as nft lists it: a single type by its name */
+		if (m->lo == 143 && m->hi == 143)
+			sb_puts(b, "icmpv6 type mld2-listener-report");
+		else if (m->lo == m->hi)
+			sb_printf(b, "icmpv6 type %u", m->lo);
+		else
+			sb_printf(b, "icmpv6 type %u-%u", m->lo, m->hi);
 		break;
 	case IRM_NFPROTO:
 		sb_printf(b, "meta nfproto %s",

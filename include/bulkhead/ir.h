@@ -58,7 +58,7 @@ enum ir_expr {
 
 enum ir_match_kind {
 	IRM_CT_ESTABLISHED, /* ct state established,related */
-	IRM_ND,		    /* IPv6 neighbour discovery */
+	IRM_ND,		    /* ICMPv6 link control (ND, MLD): types [lo, hi] */
 	IRM_LOOKUP,	    /* key @set, or != @set */
 	IRM_NFPROTO,	    /* meta nfproto ipv4|ipv6 */
 	IRM_RANGE,	    /* key[0] (l4proto or dport) within [lo, hi] */
@@ -71,7 +71,7 @@ struct ir_match {
 	int nkey;
 	const char *set; /* owned by the ruleset */
 	int family;	 /* IRM_NFPROTO */
-	uint32_t lo, hi; /* IRM_RANGE */
+	uint32_t lo, hi; /* IRM_RANGE, IRM_ND */
 };
 
 enum ir_stmt {
