@@ -83,10 +83,14 @@ bench: $(BUILD)/bulkhead $(BUILD)/bench/delta $(BUILD)/bench/flowlog
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
-# The binary, the systemd unit (paths filled in) and the example
-# policies; an existing $(SYSCONFDIR)/bulkhead/policy.yaml is kept.
+# The binary, the systemd unit (paths filled in), the manual page, bash
+# completion and the example policies; an existing
+# $(SYSCONFDIR)/bulkhead/policy.yaml is kept.
 install: $(BUILD)/bulkhead
 	install -D -m 0755 $(BUILD)/bulkhead $(DESTDIR)$(PREFIX)/sbin/bulkhead
+	install -D -m 0644 scripts/man/bulkhead.8 $(DESTDIR)$(PREFIX)/share/man/man8/bulkhead.8
+	install -D -m 0644 scripts/completion/bulkhead.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/bulkhead
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/share/bulkhead/policies
 	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		scripts/systemd/bulkhead.service.in >$(DESTDIR)$(UNITDIR)/bulkhead.service

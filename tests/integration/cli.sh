@@ -27,6 +27,30 @@ for c in check plan trace apply diff flush run status reload; do
 done
 expect 0 "$B" --help
 expect 2 "$B"
+
+# --help, the manual's synopsis and bash completion name the same options
+# for every command
+opts_help() { "$B" "$1" --help | sed -n '/^usage:/,/^[^ u]/p' | grep -oE -- '(^| |\[)(-p|--[a-z][a-z-]*)' | tr -d ' [' | sort -u; }
+opts_man() {
+	sed -n "/^\.B bulkhead $1\$/,/^\.br\$/p;/^\.B bulkhead $1\$/,/^\.SH/{/^\.SH/q}" scripts/man/bulkhead.8 |
+		sed 's/\\-/-/g' | grep -oE -- '(^| )(-p|--[a-z][a-z-]*)' | tr -d ' ' | sort -u
+}
+opts_comp() { bash -c '. scripts/completion/bulkhead.bash; _bulkhead_opts "$1"' _ "$1" | tr ' ' '\n' | grep -v -e '^--help$' -e '^--policy$' | sort -u; }
+for c in check plan trace apply diff run status reload denials graph flush; do
+	opts_help "$c" >"$tmp/h"
+	opts_comp "$c" >"$tmp/c"
+	opts_man "$c" >"$tmp/m"
+	cmp -s "$tmp/h" "$tmp/c" || { diff "$tmp/h" "$tmp/c"; fail "$c: --help and bash completion disagree"; }
+	cmp -s "$tmp/h" "$tmp/m" || { diff "$tmp/h" "$tmp/m"; fail "$c: --help and the manual's synopsis disagree"; }
+	grep -q "^\.B $c\$" scripts/man/bulkhead.8 || fail "$c: no section in the manual"
+done
+complete_words() { # the words typed so far: what completion offers
+	bash -c '. scripts/completion/bulkhead.bash; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bulkhead; printf "%s\n" "${COMPREPLY[@]}"' _ "$@"
+}
+[ "$(complete_words bulkhead pl)" = plan ] || fail "completion of a command"
+[ "$(complete_words bulkhead plan --form)" = --format ] || fail "completion of an option"
+[ "$(complete_words bulkhead plan --format "" | sort | paste -sd,)" = json,nft ] || fail "completion of --format"
+complete_words bulkhead check -p policies/sh | grep -qx policies/shop.yaml || fail "completion of a policy file"
 expect 2 "$B" frobnicate
 # without --inventory, the live Docker API: unreachable is a runtime
 # failure that names the socket; a DOCKER_HOST that is not unix:// is

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make install` with PREFIX and DESTDIR: the binary, the systemd unit with
 # its paths filled in (and systemd-analyze content with it, where present),
-# the example policies, and a default policy that a reinstall keeps.
+# the manual page, bash completion, the example policies, and a default
+# policy that a reinstall keeps.
 set -eu
 cd "$(dirname "$0")/../.."
 tmp=$(mktemp -d)
@@ -15,6 +16,13 @@ grep -qx "ExecStart=/usr/sbin/bulkhead run -p /etc/bulkhead/policy.yaml" "$unit"
 grep -qx "Type=notify" "$unit" || fail "unit type"
 ! grep -q "@" "$unit" || fail "unit placeholders left"
 [ -f "$tmp/root/usr/share/bulkhead/policies/three-tier.yaml" ] || fail "example policies"
+[ -f "$tmp/root/usr/share/man/man8/bulkhead.8" ] || fail "manual page"
+grep -q '^complete -F _bulkhead bulkhead$' "$tmp/root/usr/share/bash-completion/completions/bulkhead" || fail "bash completion"
+# the manual renders without warnings, where a formatter is installed
+if command -v groff >/dev/null 2>&1; then
+	w=$(groff -man -Tutf8 -ww -z "$tmp/root/usr/share/man/man8/bulkhead.8" 2>&1)
+	[ -z "$w" ] || { echo "$w"; fail "the manual page has formatting warnings"; }
+fi
 "$tmp/root/usr/sbin/bulkhead" check -p "$tmp/root/etc/bulkhead/policy.yaml" >/dev/null || fail "default policy"
 echo "# mine" >>"$tmp/root/etc/bulkhead/policy.yaml"
 make -s install DESTDIR="$tmp/root" PREFIX=/usr >/dev/null
@@ -25,4 +33,4 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 	make -s install PREFIX="$tmp/p" SYSCONFDIR="$tmp/p/etc" >/dev/null
 	systemd-analyze verify "$tmp/p/lib/systemd/system/bulkhead.service" || fail "systemd-analyze verify"
 fi
-echo "ok: install: binary, unit, policies; the operator's policy survives a reinstall"
+echo "ok: install: binary, unit, manual, completion, policies; the operator's policy survives a reinstall"
