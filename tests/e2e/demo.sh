@@ -1,10 +1,12 @@
 #!/bin/sh
-# End to end with a real dockerd: runs the demo (three-tier app from the
-# offline image, bulkhead apply on the host) and checks its verdicts:
-# allowed pairs connect, denied pairs are blocked after apply, every pair
-# connects before it, Docker's own tables are byte for byte the same after
-# apply, `diff` finds the kernel holding the plan, and our table is gone
-# afterwards.
+# End to end with a real dockerd: runs the demo (the shop from
+# docker-compose, bulkhead's daemon on policies/shop.yaml) and checks its
+# verdicts: every pair connects before, after the daemon takes over the
+# allowed pairs connect and the others are blocked, Docker's own tables
+# are byte for byte the same, `diff` finds the kernel holding the plan, a
+# scaled-up backend is placed and reachable, denied flows are recorded
+# with both ends named, summarised and turned into a YAML edge, the graph
+# is rendered to SVG, and on exit the table and the shop are gone.
 set -eu
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -12,29 +14,41 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 0
 fi
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-scripts/demo.sh >"$out" 2>&1 || { cat "$out"; echo "FAIL: the demo exited non-zero"; exit 1; }
+dir=$(mktemp -d)
+trap 'rm -rf "$out" "$dir"' EXIT
+DEMO_OUT=$dir scripts/demo.sh >"$out" 2>&1 || { cat "$out"; echo "FAIL: the demo exited non-zero"; exit 1; }
 fail() { cat "$out"; echo "FAIL: $*"; exit 1; }
-after=$(sed -n '/== After:/,/== Done/p' "$out")
-before=$(sed -n '/== Before bulkhead/,/== bulkhead apply/p' "$out")
-[ "$(echo "$before" | grep -c ' connects$')" -eq 7 ] || fail "before apply, not every pair connected"
-for pair in "demo-nginx -> demo-backend 8080" "demo-backend -> demo-db 5432" "demo-backend -> demo-redis 6379"; do
-	echo "$after" | tr -s ' ' | grep -q "$pair connects" || fail "$pair should connect"
+part() { sed -n "/== $1/,/== /p" "$out" | tr -s ' '; }
+
+before=$(part "Before bulkhead")
+[ "$(echo "$before" | grep -c ' connects$')" -eq 8 ] || fail "before bulkhead, not every pair connected"
+with=$(part "With bulkhead")
+for pair in "nginx -> backend_1 8080" "backend -> db_1 5432" "backend -> redis_1 6379" "backend -> rabbitmq_1 5672"; do
+	echo "$with" | grep -q " $pair connects" || fail "$pair should connect"
 done
-for pair in "demo-nginx -> demo-db 5432" "demo-nginx -> demo-redis 6379" "demo-nginx -> demo-rabbitmq 5672" "demo-db -> demo-backend 8080"; do
-	echo "$after" | tr -s ' ' | grep -q "$pair blocked" || fail "$pair should be blocked"
+for pair in "nginx -> redis_1 6379" "nginx -> rabbitmq_1 5672" "redis -> backend_1 8080" "rabbitmq -> db_1 5432"; do
+	echo "$with" | grep -q " $pair blocked" || fail "$pair should be blocked"
 done
-grep -q "^denied demo-nginx -> demo-db 5432/tcp" "$out" || fail "trace of a denied pair"
-grep -q "^Docker's own tables (.*ip filter.*; [1-9][0-9]* lines) are as they were, byte for byte" "$out" ||
-	fail "apply changed another table (or Docker has none)"
-grep -q "^diff: the kernel holds the plan" "$out" || fail "after apply, diff finds differences"
-daemon=$(sed -n '/== bulkhead run/,/== Done/p' "$out" | tr -s ' ')
-echo "$daemon" | grep -q "demo-backend -> demo-db2 5432 connects" || fail "the daemon did not let backend reach a late db"
-echo "$daemon" | grep -q "demo-nginx -> demo-db2 5432 blocked" || fail "the daemon let nginx reach a late db"
-echo "$daemon" | grep -q "placed demo-db2 (db) on appnet" || fail "the daemon's log lacks the placement"
-echo "$daemon" | grep -q "removed demo-db2: -" || fail "the daemon's log lacks the removal"
-den=$(sed -n '/== bulkhead denials/,/== Done/p' "$out" | tr -s ' ')
-echo "$den" | grep -q "denied demo-nginx (nginx) [0-9.]* demo-db (db) [0-9.]* 5432/tcp no-edge" || fail "denials lacks nginx -> db"
-echo "$den" | grep -q "^ - to: db$" || fail "denials --suggest lacks nginx's edge to db"
+part "bulkhead plan" | grep -q "chain svc_nginx {" || fail "the plan's excerpt"
+run=$(part "bulkhead run")
+echo "$run" | grep -q "docker: in sync (API [0-9.]*): 5 containers" || fail "the daemon's first sync"
+echo "$run" | grep -q "Docker's own tables (.*ip filter.*) are as they were, byte for byte" ||
+	fail "the daemon changed another table (or Docker has none)"
+echo "$run" | grep -q "diff: the kernel holds the plan" || fail "diff finds differences after the sync"
+late=$(part "A container that comes later")
+echo "$late" | grep -q "placed shop_backend_2 (backend) on" || fail "the daemon's log lacks the late backend"
+echo "$late" | grep -q " nginx -> backend_2 8080 connects" || fail "nginx cannot reach the late backend"
+echo "$late" | grep -q " db -> backend_2 8080 blocked" || fail "db reaches the late backend"
+part "bulkhead status" | grep -q "backend: 2 containers" || fail "status lacks the two backends"
+den=$(part "bulkhead denials:")
+echo "$den" | grep -q "denied shop_nginx_1 (nginx) [0-9.]* shop_redis_1 (redis) [0-9.]* 6379/tcp no-edge" ||
+	fail "denials lacks nginx -> redis with both ends named"
+echo "$den" | grep -q "shop_rabbitmq_1 (rabbitmq) .* shop_db_1 (db) .* 5432/tcp" || fail "denials lacks rabbitmq -> db"
+part "bulkhead graph" | grep -q "edges drawn: $dir/peers.svg" || fail "the graph's path"
+grep -q "<svg" "$dir/peers.svg" || fail "no SVG graph"
+grep -q '"nginx" -> "redis" \[color=red' "$dir/peers.dot" || fail "the graph lacks the denied pair"
+sug=$(part "bulkhead denials --suggest")
+echo "$sug" | grep -q "^ - to: redis$" || fail "--suggest lacks nginx's edge to redis"
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
-echo "ok: demo: 3 allowed pairs connect, 4 denied pairs are blocked; the daemon places and removes a late container; table removed after"
+[ -z "$(docker ps -aq --filter label=com.docker.compose.project=shop)" ] || fail "the demo left the shop running"
+echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed; denials named, graphed and suggested; all removed after"
