@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 CC ?= cc
-PKGS := libnftnl libmnl yaml-0.1 jansson libcurl
+PKGS := libnftnl libmnl yaml-0.1 jansson libcurl libcap-ng
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -110,7 +110,7 @@ clean:
 
 # libFuzzer harnesses, one per parser (clang). FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 30
-FUZZERS := policy inventory readback docker flowlog
+FUZZERS := policy inventory readback docker flowlog nftevents
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 	$(Q)for f in $(FUZZERS); do \

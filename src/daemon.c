@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cap-ng.h>
 #include <jansson.h>
 
 #include "bulkhead/compile.h"
@@ -47,6 +49,7 @@ enum watch_kind {
 	W_CONTROL,
 	W_CLIENT,
 	W_NFLOG,
+	W_NFT,
 };
 
 struct watch {
@@ -93,7 +96,8 @@ struct daemon {
 	struct kernel *k;
 	struct docker *dk;
 	int ep;
-	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog;
+	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog, wnft;
+	struct kernel_watch *kw; /* nftables events: others' changes */
 	struct flowlog *fl;
 	struct flowlog_sink *sink;
 	/* containers gone lately, so that a record still names them */
@@ -119,7 +123,9 @@ struct daemon {
 	struct pending *q;
 	size_t qhead, qn, qcap;
 
-	unsigned long events, deltas, resyncs, errors;
+	unsigned long events, deltas, resyncs, errors, restores;
+	time_t last_restore;
+	char last_restore_why[160];
 	time_t started, last_sync;
 	char last_error[512];
 	char *last_diags;
@@ -771,6 +777,44 @@ static void process_queue(struct daemon *d)
 	}
 }
 
+/* --- others' changes to our table ------------------------------------- */
+
+/* Someone else changed our table (nft delete table, flush ruleset, a rule
+ * or element removed by hand): put back what the daemon holds, at once,
+ * by the same read-back and converge as at start. */
+static void on_nft_event(struct daemon *d)
+{
+	struct kernel_sync res;
+	char what[160], err[512];
+	double t0;
+
+	if (!kernel_watch_read(d->kw, d->k, d->rs, what, sizeof(what)) ||
+	    !d->rs)
+		return;
+	t0 = now_ms();
+	if (kernel_sync(d->k, d->rs, false, &res, err, sizeof(err))) {
+		fail(d,
+		     "kernel: restoring table inet %s after another "
+		     "process changed it (%s): %s; retrying",
+		     d->rs->table, what, err);
+		resync_soon(d);
+		return;
+	}
+	if (!res.replaced && !res.nadd && !res.ndel)
+		return; /* nothing of ours had changed after all */
+	if (res.replaced && d->based) {
+		d->denied_base = 0; /* a new table counts from zero */
+		d->records_base = d->records;
+	}
+	d->restores++;
+	d->last_restore = time(NULL);
+	snprintf(d->last_restore_why, sizeof(d->last_restore_why), "%s", what);
+	say("kernel: table inet %s changed by another process (%s): "
+	    "restored in %.1f ms (%s)",
+	    d->rs->table, what, now_ms() - t0,
+	    res.replaced ? "table replaced" : "elements mended");
+}
+
 /* --- denied flows ------------------------------------------------------ */
 
 static void iso_time_us(uint64_t us, char *buf, size_t len)
@@ -984,6 +1028,25 @@ static void iso_time(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A line of /proc/self/status ("CapEff", "NoNewPrivs"), for status. */
+static json_t *proc_status(const char *key)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t n = strlen(key);
+	json_t *v = NULL;
+
+	while (f && !v && fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, n) && line[n] == ':') {
+			line[strcspn(line, "\n")] = 0;
+			v = json_string(line + n + 1 +
+					strspn(line + n + 1, " \t"));
+		}
+	if (f)
+		fclose(f);
+	return v ? v : json_null();
+}
+
 static long rss_kb(void)
 {
 	FILE *f = fopen("/proc/self/statm", "r");
@@ -1059,6 +1122,18 @@ static json_t *status_json(struct daemon *d)
 	json_object_set_new(st, "resyncs",
 			    json_integer((json_int_t)d->resyncs));
 	json_object_set_new(st, "errors", json_integer((json_int_t)d->errors));
+	json_object_set_new(st, "capabilities", proc_status("CapEff"));
+	json_object_set_new(st, "no_new_privs", proc_status("NoNewPrivs"));
+	json_object_set_new(st, "restores",
+			    json_integer((json_int_t)d->restores));
+	if (d->restores) {
+		char t[32];
+
+		iso_time(d->last_restore, t, sizeof(t));
+		json_object_set_new(st, "last_restore",
+				    json_pack("{s:s, s:s}", "at", t, "why",
+					      d->last_restore_why));
+	}
 	if (d->last_error[0])
 		json_object_set_new(st, "last_error",
 				    json_string(d->last_error));
@@ -1473,6 +1548,9 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	if (watch_add(d, &d->wcontrol, W_CONTROL, fd))
 		goto sys;
+	d->kw = kernel_watch_open(err, errlen);
+	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
+		return -1;
 	return 0;
 sys:
 	snprintf(err, errlen, "setting up the event loop: %s", strerror(errno));
@@ -1493,6 +1571,7 @@ static void teardown(struct daemon *d)
 	if (d->ep >= 0)
 		close(d->ep);
 	docker_free(d->dk);
+	kernel_watch_close(d->kw);
 	flowlog_close(d->fl);
 	trace_index_free(d->ix);
 	sb_free(&d->line);
@@ -1507,6 +1586,31 @@ static void teardown(struct daemon *d)
 	policy_free(d->p);
 	free(d->q);
 	free(d->last_diags);
+}
+
+/* Every socket and file that needs more is open now: keep CAP_NET_ADMIN
+ * alone (kernel batches, the nftables events, the NFLOG group a reload
+ * may move), in the bounding set too where we may change it, and never
+ * gain a privilege again (no_new_privs). A daemon started without
+ * CAP_NET_ADMIN has already failed to read its table. */
+static int drop_privileges(char *err, size_t errlen)
+{
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
+		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
+		return -1;
+	}
+	capng_clear(CAPNG_SELECT_BOTH);
+	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED,
+		     CAP_NET_ADMIN);
+	capng_update(CAPNG_ADD, CAPNG_BOUNDING_SET, CAP_NET_ADMIN);
+	/* the bounding set needs CAP_SETPCAP, which a unit that already
+	 * bounds us to CAP_NET_ADMIN has taken away */
+	if (capng_apply(CAPNG_SELECT_BOTH) && capng_apply(CAPNG_SELECT_CAPS)) {
+		snprintf(err, errlen, "dropping capabilities: %s",
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 int daemon_run(const struct daemon_opts *o)
@@ -1541,6 +1645,10 @@ int daemon_run(const struct daemon_opts *o)
 	    "control %s, denied flows from NFLOG group %u to %s",
 	    d.p->file, d.p->nservices, d.p->nedges, o->docker, o->control,
 	    d.p->log_group, o->log);
+	if (drop_privileges(err, sizeof(err))) {
+		say("error: %s", err);
+		goto out;
+	}
 	docker_connect(&d);
 	while (!d.stop) {
 		struct epoll_event ev[16];
@@ -1577,6 +1685,9 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_NFLOG:
 				on_nflog(&d);
+				break;
+			case W_NFT:
+				on_nft_event(&d);
 				break;
 			}
 		}

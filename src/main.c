@@ -917,6 +917,13 @@ static void print_status(json_t *st)
 	       (long long)json_integer_value(json_object_get(st, "errors")));
 	if ((s = json_string_value(json_object_get(st, "last_error"))))
 		printf(" (last: %s)", s);
+	if ((v = json_object_get(st, "last_restore")))
+		printf("\nrestored %lld times after another process changed "
+		       "our table (last %s: %s)",
+		       (long long)json_integer_value(
+			   json_object_get(st, "restores")),
+		       json_string_value(json_object_get(v, "at")),
+		       json_string_value(json_object_get(v, "why")));
 	if (json_object_get(st, "kernel_elements"))
 		printf("\nkernel: table inet bulkhead, %lld elements in %lld "
 		       "sets",

@@ -70,6 +70,32 @@ struct kernel_sync {
 int kernel_sync(struct kernel *k, const struct ir_ruleset *want, bool replace,
 		struct kernel_sync *res, char *err, size_t errlen);
 
+/* A socket on nftables' event group: readable when any process changes
+ * the ruleset. NULL, with a message in err, on failure. */
+struct kernel_watch;
+struct kernel_watch *kernel_watch_open(char *err, size_t errlen);
+void kernel_watch_close(struct kernel_watch *w);
+int kernel_watch_fd(const struct kernel_watch *w);
+
+/* Reads every pending event. Returns 1 when one changed the table that rs
+ * describes and came from another socket than k's (our own batches are
+ * not news; nor are the elements the packet path puts in dynamic sets),
+ * or when events were lost: anything may have happened; what says which.
+ * 0 otherwise. */
+int kernel_watch_read(struct kernel_watch *w, const struct kernel *k,
+		      const struct ir_ruleset *rs, char *what, size_t whatlen);
+
+/* The pure part: the same, for the netlink messages in buf (one datagram
+ * of events), self being our batches' port id. Returns 0, or how much the
+ * weightiest foreign event says (a deleted table more than its rules),
+ * which what names. */
+int kernel_event_foreign(const void *buf, size_t len, uint32_t self,
+			 const struct ir_ruleset *rs, char *what,
+			 size_t whatlen);
+
+/* The port id our batches go out from, as events name it. */
+uint32_t kernel_portid(const struct kernel *k);
+
 /* Deletes table inet NAME; 0 when it was not there. */
 int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen);
 

@@ -20,11 +20,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() {
-	echo "--- daemon log"; cat "$tmp/daemon.log"
-	echo "FAIL: $*"
-	exit 1
-}
 
 bh_policy "bhnet, bhback" "$tmp/policy.yaml"
 cp "$tmp/policy.yaml" "$tmp/good.yaml"
@@ -73,7 +68,13 @@ denied bh-nginx bh-rabbitmq 5672
 if setpriv --reuid=nobody --regid=nogroup --clear-groups "$B" status --control "$tmp/ctl" >/dev/null 2>&1; then
 	fail "the control socket answered an unprivileged user"
 fi
-echo "ok: start: nginx->backend and backend->db connect, nginx->db/redis/rabbitmq blocked; status and trace answer"
+# least privilege: CAP_NET_ADMIN alone (bit 12), bounding set too, and
+# no_new_privs, once its sockets are open
+grep -q "^CapEff:[[:space:]]*0000000000001000$" /proc/$pid/status || fail "capabilities beyond CAP_NET_ADMIN: $(grep CapEff /proc/$pid/status)"
+grep -q "^CapBnd:[[:space:]]*0000000000001000$" /proc/$pid/status || fail "bounding set beyond CAP_NET_ADMIN"
+grep -q "^NoNewPrivs:[[:space:]]*1$" /proc/$pid/status || fail "no_new_privs not set"
+[ "$(st | jq -r .capabilities)" = 0000000000001000 ] || fail "status does not show the capabilities"
+echo "ok: start: nginx->backend and backend->db connect, nginx->db/redis/rabbitmq blocked; status and trace answer; only CAP_NET_ADMIN kept"
 
 # 2. a container started after the daemon is placed; stopped, its elements go
 docker run -d --name bh-db2 --network bhnet bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null

@@ -2,7 +2,9 @@
 # skips when not root, brings dockerd and the offline image up, and gives
 # $B (the binary under test), $tmp, `compose` for the three-tier app of
 # tests/e2e/three-tier, and `bh_policy NETWORKS OUT`: the three-tier
-# example policy matching that app's bh- names, managing NETWORKS.
+# example policy matching that app's bh- names, managing NETWORKS; `fail`
+# (the daemon's log, then the message) and `wait_for WHAT COMMAND...`
+# (up to 10 s for COMMAND to succeed, else fail).
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP: needs root for dockerd and nftables"
 	exit 0
@@ -18,4 +20,19 @@ bh_policy() {
 		-e 's/{ name: rabbitmq }/{ name: bh-rabbitmq }/' \
 		-e "s/networks: \[appnet\]/networks: [$1]/" \
 		policies/three-tier.yaml >"$2"
+}
+fail() {
+	echo "--- daemon log"; cat "$tmp/daemon.log" 2>/dev/null
+	echo "FAIL: $*"
+	exit 1
+}
+wait_for() {
+	what=$1
+	shift
+	n=0
+	until "$@"; do
+		n=$((n + 1))
+		[ $n -lt 100 ] || fail "$what did not happen"
+		sleep 0.1
+	done
 }

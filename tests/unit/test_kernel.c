@@ -6,8 +6,12 @@
 #include <sys/socket.h>
 
 #include <libmnl/libmnl.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
+
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
 
 #include "bulkhead/kernel.h"
 #include "unit.h"
@@ -106,6 +110,79 @@ START_TEST(test_partial)
 }
 END_TEST
 
+/* One event as the kernel sends it: type, family, table and, for
+ * elements, the set; from port pid. */
+static size_t event(char *buf, uint16_t msg, uint16_t family, const char *table,
+		    const char *set, uint32_t pid)
+{
+	struct nlmsghdr *nh;
+
+	if (set) {
+		struct nftnl_set *s = nftnl_set_alloc();
+
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+		nh = nftnl_nlmsg_build_hdr(buf, msg, family, 0, 1);
+		nftnl_set_elems_nlmsg_build_payload(nh, s);
+		nftnl_set_free(s);
+	} else {
+		struct nftnl_table *t = nftnl_table_alloc();
+
+		nftnl_table_set_str(t, NFTNL_TABLE_NAME, table);
+		nh = nftnl_nlmsg_build_hdr(buf, msg, family, 0, 1);
+		nftnl_table_nlmsg_build_payload(nh, t);
+		nftnl_table_free(t);
+	}
+	nh->nlmsg_pid = pid;
+	return nh->nlmsg_len;
+}
+
+/* Events from the nftables group: others' changes to our table are news,
+ * our own batches, other tables and the rate limit's dynamic sets not. */
+START_TEST(test_events)
+{
+	struct ir_ruleset *rs = example(0);
+	char buf[4096], what[128] = "", *enc;
+	size_t n, len, i;
+
+	n = event(buf, NFT_MSG_DELTABLE, NFPROTO_INET, "bulkhead", NULL, 4242);
+	ck_assert_int_gt(
+	    kernel_event_foreign(buf, n, 77, rs, what, sizeof(what)), 0);
+	ck_assert_str_eq(what, "table deleted");
+	ck_assert_int_eq(
+	    kernel_event_foreign(buf, n, 4242, rs, what, sizeof(what)), 0);
+	n = event(buf, NFT_MSG_DELTABLE, NFPROTO_IPV4, "bulkhead", NULL, 1);
+	ck_assert_int_eq(kernel_event_foreign(buf, n, 77, rs, what, 128), 0);
+	n = event(buf, NFT_MSG_DELTABLE, NFPROTO_INET, "filter", NULL, 1);
+	ck_assert_int_eq(kernel_event_foreign(buf, n, 77, rs, what, 128), 0);
+	/* the packet path fills and expires the rate limit's set */
+	n = event(buf, NFT_MSG_DELSETELEM, NFPROTO_INET, "bulkhead", "rl4", 0);
+	ck_assert_int_eq(kernel_event_foreign(buf, n, 77, rs, what, 128), 0);
+	/* several messages in one datagram: the one that matters counts */
+	n += event(buf + n, NFT_MSG_DELSETELEM, NFPROTO_INET, "bulkhead",
+		   "backend_peer4", 5);
+	ck_assert_int_gt(kernel_event_foreign(buf, n, 77, rs, what, 128), 0);
+	ck_assert_str_eq(what, "elements deleted in set backend_peer4");
+	/* the weightiest change names it: the table, not its rules */
+	n = event(buf, NFT_MSG_DELSETELEM, NFPROTO_INET, "bulkhead",
+		  "backend_peer4", 5);
+	n +=
+	    event(buf + n, NFT_MSG_DELTABLE, NFPROTO_INET, "bulkhead", NULL, 5);
+	ck_assert_int_gt(kernel_event_foreign(buf, n, 77, rs, what, 128), 0);
+	ck_assert_str_eq(what, "table deleted");
+	/* cut anywhere: no message read past its end */
+	for (i = 0; i < n; i++)
+		kernel_event_foreign(buf, i, 77, rs, what, 128);
+	/* a whole apply: news from another process, not from us */
+	kernel_encode(rs, &enc, &len);
+	ck_assert_int_eq(kernel_event_foreign(enc, len, 0, rs, what, 128), 0);
+	ck_assert_int_gt(kernel_event_foreign(enc, len, 9, rs, what, 128), 0);
+	ck_assert_str_eq(what, "table deleted"); /* create, delete, create */
+	free(enc);
+	ir_free(rs);
+}
+END_TEST
+
 Suite *kernel_suite(void)
 {
 	Suite *s = suite_create("kernel");
@@ -115,6 +192,7 @@ Suite *kernel_suite(void)
 			    sizeof(examples) / sizeof(examples[0]));
 	tcase_add_test(tc, test_partial);
 	tcase_add_test(tc, test_huge_length);
+	tcase_add_test(tc, test_events);
 	suite_add_tcase(s, tc);
 	return s;
 }
