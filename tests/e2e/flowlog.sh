@@ -43,17 +43,22 @@ stop_daemon() { kill "$pid"; wait "$pid" || true; pid=""; }
 ip() { docker inspect -f '{{.NetworkSettings.Networks.bhnet.IPAddress}}' "$1"; }
 can() { docker exec "$1" nc -w 1 "$2" "$3" </dev/null >/dev/null 2>&1; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
-# waits up to a second for a record to DST:PORT; prints how long it took
+# records to DST:PORT logged at or after T0 (ms since the epoch), so
+# that an older record to the same place is never taken for a new one
+since() {
+	jq -c --arg ip "$2" --argjson p "$3" --argjson t0 "$1" 'select(.dst.ip == $ip and .dst.port == $p and
+		((.ts[0:19] + "Z") | fromdateiso8601) * 1000 + (.ts[20:23] | tonumber) >= $t0)' "$tmp/flows.jsonl" 2>/dev/null
+}
+# waits up to a second for a record to DST:PORT since T0; prints how long
 record_to() {
 	t0=$1
-	while ! jq -e --arg ip "$2" --argjson p "$3" 'select(.dst.ip == $ip and .dst.port == $p)' \
-		"$tmp/flows.jsonl" >/dev/null 2>&1; do
+	while [ -z "$(since "$t0" "$2" "$3")" ]; do
 		[ $(($(ms) - t0)) -lt 1000 ] || fail "no record to $2:$3 within a second"
 		sleep 0.02
 	done
 	echo $(($(ms) - t0))
 }
-rec() { jq -c --arg ip "$1" --argjson p "$2" 'select(.dst.ip == $ip and .dst.port == $p)' "$tmp/flows.jsonl" | tail -1; }
+rec() { since "$1" "$2" "$3" | tail -1; } # T0 DST PORT: the latest such record
 
 start_daemon "$tmp/policy.yaml"
 ngx=$(ip bh-nginx)
@@ -66,7 +71,7 @@ can bh-nginx "$db" 5432 &
 probe=$!
 took=$(record_to "$t0" "$db" 5432)
 wait "$probe" || true
-r=$(rec "$db" 5432)
+r=$(rec "$t0" "$db" 5432)
 echo "$r" | jq -e --arg s "$ngx" '.verdict == "denied" and .proto == "tcp" and .reason == "no-edge"
 	and .src.ip == $s and .src.container == "bh-nginx" and .src.service == "nginx" and .src.network == "bhnet"
 	and (.src.port | type) == "number"
@@ -80,7 +85,7 @@ can bh-nginx "$be" 9999 &
 probe=$!
 record_to "$t0" "$be" 9999 >/dev/null
 wait "$probe" || true
-rec "$be" 9999 | jq -e '.reason == "port-not-allowed" and .dst.service == "backend"' >/dev/null ||
+rec "$t0" "$be" 9999 | jq -e '.reason == "port-not-allowed" and .dst.service == "backend"' >/dev/null ||
 	fail "nginx -> backend:9999 is not port-not-allowed"
 echo "ok: nginx -> backend:9999 is port-not-allowed"
 
@@ -152,7 +157,7 @@ start_daemon "$tmp/policy.yaml" --audit
 t0=$(ms)
 can bh-nginx "$(ip bh-redis)" 6379 || fail "in audit mode nginx -> redis:6379 did not connect"
 record_to "$t0" "$(ip bh-redis)" 6379 >/dev/null || exit 1
-rec "$(ip bh-redis)" 6379 | jq -e '.verdict == "would-deny" and .dst.service == "redis"' >/dev/null ||
+rec "$t0" "$(ip bh-redis)" 6379 | jq -e '.verdict == "would-deny" and .dst.service == "redis"' >/dev/null ||
 	fail "audit mode record"
 "$B" status --control "$tmp/ctl" --json | jq -e '.mode == "audit" and .denied_flows.records >= 1' >/dev/null ||
 	fail "status in audit mode"
