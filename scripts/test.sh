@@ -27,8 +27,8 @@ stage "tests under ASan+UBSan" make asan
 # then the daemon, and the daemon again built with the sanitizers
 e2e() { scripts/docker-up.sh && for t in tests/e2e/*.sh; do sh "$t" || return 1; done; }
 stage "end to end" e2e
-stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/e2e/daemon.sh && sh tests/e2e/flowlog.sh'
+stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/e2e/daemon.sh && sh tests/e2e/selfheal.sh && sh tests/e2e/flowlog.sh'
 # every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
-stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 echo "suite: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
