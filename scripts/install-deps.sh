@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config clang libnftnl-dev libmnl-dev libyaml-dev
 libjansson-dev libcurl4-openssl-dev libcap-ng-dev check nftables iproute2 jq time docker.io docker-compose
-busybox-static socat iperf3 graphviz"
+busybox-static socat iperf3 graphviz python3"
 
 missing=""
 for p in $PKGS; do

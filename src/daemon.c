@@ -576,8 +576,8 @@ static void on_event_line(void *ctx, const char *line, size_t len)
 		d->errors++;
 		if (!d->garbage_logged)
 			say("warning: docker: an event that does not parse "
-			    "(%.60s); ignored, and the next resync covers it",
-			    line);
+			    "(%.*s); ignored, and the next resync covers it",
+			    (int)(len < 60 ? len : 60), line);
 		d->garbage_logged = true;
 		resync_soon(d);
 		return;

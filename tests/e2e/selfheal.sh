@@ -11,6 +11,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
+. tests/lib/daemon.sh
 ns=bhheal$$
 cleanup() {
 	set +e
@@ -31,7 +32,7 @@ bh_policy "bhnet" "$tmp/policy.yaml"
 compose down -t 0 >/dev/null 2>&1 || true
 compose up -d >/dev/null 2>&1 || fail "docker-compose up"
 ip netns add "$ns"
-in_ns "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" >"$tmp/daemon.log" 2>&1 &
+ip netns exec "$ns" "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" >"$tmp/daemon.log" 2>&1 &
 pid=$!
 wait_for "the daemon's first sync" grep -q "in sync" "$tmp/daemon.log"
 table >"$tmp/good"
@@ -80,4 +81,5 @@ fault "nft add element" nft add element inet bulkhead nginx_peer4 '{ "br-0000000
 in_ns "$B" diff -p "$tmp/policy.yaml" --exit-code >"$tmp/diff" 2>&1 || { cat "$tmp/diff"; fail "the kernel is not exact after the faults"; }
 [ "$(st | jq .errors)" -eq 0 ] || fail "the daemon counted errors"
 [ "$(grep -c 'changed by another process' "$tmp/daemon.log")" -eq 6 ] || fail "want one log line per fault"
+stop_clean
 echo "ok: selfheal: 6 faults by hand, each restored exactly (worst ${worst} ms, target 1000); own deltas not mistaken for faults"
