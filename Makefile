@@ -108,22 +108,14 @@ clean:
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/unit/*.d)
 
-# libFuzzer harnesses, one per parser (clang). FUZZ_SECONDS each.
+# libFuzzer harnesses, one per parser (clang): FUZZ_SECONDS each, as many
+# at a time as there are processors.
 FUZZ_SECONDS ?= 30
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 FUZZERS := policy inventory readback docker flowlog nftevents
 FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
-	$(Q)for f in $(FUZZERS); do \
-		mkdir -p build/fuzz/corpus-$$f; \
-		regs=$$(ls tests/fuzz/regressions/$$f-* 2>/dev/null || true); \
-		[ -z "$$regs" ] || build/fuzz/fuzz_$$f $$regs 2>build/fuzz/$$f.log || \
-			{ tail -40 build/fuzz/$$f.log; exit 1; }; \
-		echo "== fuzz $$f for $(FUZZ_SECONDS)s"; \
-		build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			-print_final_stats=1 build/fuzz/corpus-$$f tests/fuzz/corpus/$$f \
-			2>build/fuzz/$$f.log || { tail -40 build/fuzz/$$f.log; exit 1; }; \
-		grep -E "stat::number_of_executed_units|stat::peak_rss" build/fuzz/$$f.log; \
-	done
+	$(Q)printf '%s\n' $(FUZZERS) | xargs -P $(FUZZ_JOBS) -I{} sh scripts/fuzz-one.sh {} $(FUZZ_SECONDS)
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS)
 	$(Q)mkdir -p build/fuzz
@@ -137,7 +129,11 @@ demo:
 	$(Q)scripts/demo.sh
 
 # The whole suite from a fresh machine (installs what it needs).
+# 1,000 container start/stop cycles against a real dockerd (root).
+soak: $(BUILD)/bulkhead
+	$(Q)BUILD=$(BUILD) sh tests/soak/cycles.sh
+
 check-all:
 	$(Q)scripts/test.sh
 
-.PHONY: demo check-all
+.PHONY: demo soak check-all

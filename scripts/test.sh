@@ -28,6 +28,9 @@ stage "tests under ASan+UBSan" make asan
 e2e() { scripts/docker-up.sh && for t in tests/e2e/*.sh; do sh "$t" || return 1; done; }
 stage "end to end" e2e
 stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/e2e/daemon.sh && sh tests/e2e/selfheal.sh && sh tests/e2e/flowlog.sh'
+# 1,000 container start/stop cycles with a SIGKILL and a dockerd restart,
+# the daemon built with the sanitizers: exact at the end, RSS flat, no leak
+stage "soak under ASan+UBSan" env BUILD=build/asan sh tests/soak/cycles.sh
 # every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
 stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 echo "suite: $pass passed, $fail failed"
