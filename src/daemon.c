@@ -1300,9 +1300,9 @@ static void client_close(struct daemon *d, struct client *c)
 }
 
 /* Who may ask: root, our own user, or a member of the control group. */
-static bool peer_allowed(const struct daemon *d, int fd)
+static bool peer_allowed(const struct daemon *d, int fd, struct ucred *out)
 {
-	struct ucred cr;
+	struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
 	socklen_t len = sizeof(cr);
 	struct group *g;
 	struct passwd *pw;
@@ -1311,6 +1311,7 @@ static bool peer_allowed(const struct daemon *d, int fd)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
 		return false;
+	*out = cr;
 	if (cr.uid == 0 || cr.uid == geteuid())
 		return true;
 	if (!d->o->control_group || !(g = getgrnam(d->o->control_group)))
@@ -1370,11 +1371,25 @@ static void client_accept(struct daemon *d)
 	int fd =
 	    accept4(d->wcontrol.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	struct client *c;
+	struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
 
 	if (fd < 0)
 		return;
-	if (!peer_allowed(d, fd)) {
-		say("control: a peer that is not allowed was refused");
+	if (!peer_allowed(d, fd, &cr)) {
+		char msg[200];
+		int n = snprintf(msg, sizeof(msg),
+				 "{\"error\":\"not allowed: uid %u gid %u is "
+				 "neither root nor %s\"}\n",
+				 (unsigned)cr.uid, (unsigned)cr.gid,
+				 d->o->control_group ? "in the control group"
+						     : "the daemon's user");
+
+		say("control: refused pid %d (uid %u, gid %u): neither root, "
+		    "the daemon's user nor in the control group",
+		    (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
+		/* a small answer into an empty socket buffer: it fits, and
+		 * if it does not, closing says enough */
+		(void)!write(fd, msg, (size_t)n);
 		close(fd);
 		return;
 	}
@@ -1451,8 +1466,11 @@ int daemon_request(const char *control, const char *request, char **reply,
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
-	    send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+	/* a daemon that refuses us says why and closes, maybe before our
+	 * request is sent: its answer is still there to read */
+	if ((send(fd, request, strlen(request), MSG_NOSIGNAL) < 0 ||
+	     send(fd, "\n", 1, MSG_NOSIGNAL) < 0) &&
+	    errno != EPIPE) {
 		r = -errno;
 		snprintf(err, errlen, "%s: %s", control, strerror(errno));
 		goto out;

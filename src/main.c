@@ -535,6 +535,14 @@ static json_t *ask_daemon(const struct opts *o, json_t *req)
 		fprintf(stderr, "bulkhead: %s\n", err);
 	else if (!(rep = json_loads(reply, 0, NULL)))
 		fprintf(stderr, "bulkhead: the daemon's answer is not JSON\n");
+	else if (json_object_size(rep) == 1 &&
+		 json_string_value(json_object_get(rep, "error"))) {
+		/* refused before any request was read */
+		fprintf(stderr, "bulkhead: %s\n",
+			json_string_value(json_object_get(rep, "error")));
+		json_decref(rep);
+		rep = NULL;
+	}
 	free(q);
 	free(reply);
 	json_decref(req);

@@ -11,7 +11,6 @@
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
-. tests/lib/daemon.sh
 ns=bhheal$$
 cleanup() {
 	set +e

@@ -20,19 +20,7 @@ tmp=$(mktemp -d)
 ns=bhfake$$
 pid=""
 fake=""
-cleanup() {
-	set +e
-	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
-	[ -z "$fake" ] || kill "$fake" 2>/dev/null
-	ip netns del "$ns" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-	echo "--- daemon log"; cat "$tmp/daemon.log"
-	echo "FAIL: $*"
-	exit 1
-}
+trap ns_cleanup EXIT
 in_ns() { ip netns exec "$ns" "$@"; }
 table() { in_ns nft list table inet bulkhead 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; }
 st() { "$B" status --control "$tmp/ctl" --json; }
@@ -60,10 +48,7 @@ recover() { # back to a well-behaved Docker: a fresh sync, exact
 		{ cat "$tmp/diff"; fail "$1: not exact after recovery"; }
 }
 
-echo ok >"$tmp/mode"
-python3 tests/lib/fake_docker.py "$tmp/docker.sock" tests/fixtures/three-tier.json "$tmp/mode" &
-fake=$!
-wait_for "the fake Docker's socket" 10 test -S "$tmp/docker.sock"
+fake_docker_start
 ip netns add "$ns"
 ip netns exec "$ns" "$B" run -p policies/three-tier.yaml --docker "$tmp/docker.sock" --control "$tmp/ctl" \
 	--log "$tmp/flows.jsonl" --resync 1 >"$tmp/daemon.log" 2>&1 &

@@ -2,9 +2,9 @@
 # skips when not root, brings dockerd and the offline image up, and gives
 # $B (the binary under test), $tmp, `compose` for the three-tier app of
 # tests/e2e/three-tier, and `bh_policy NETWORKS OUT`: the three-tier
-# example policy matching that app's bh- names, managing NETWORKS; `fail`
-# (the daemon's log, then the message) and `wait_for WHAT COMMAND...`
-# (up to 10 s for COMMAND to succeed, else fail).
+# example policy matching that app's bh- names, managing NETWORKS;
+# `wait_for WHAT COMMAND...` (up to 10 s for COMMAND to succeed, else
+# fail), and what tests/lib/daemon.sh gives.
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP: needs root for dockerd and nftables"
 	exit 0
@@ -21,11 +21,7 @@ bh_policy() {
 		-e "s/networks: \[appnet\]/networks: [$1]/" \
 		policies/three-tier.yaml >"$2"
 }
-fail() {
-	echo "--- daemon log"; cat "$tmp/daemon.log" 2>/dev/null
-	echo "FAIL: $*"
-	exit 1
-}
+. tests/lib/daemon.sh
 wait_for() {
 	what=$1
 	shift

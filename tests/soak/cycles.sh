@@ -12,7 +12,6 @@
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
-. tests/lib/daemon.sh
 CYCLES=${CYCLES:-1000}
 WORKERS=${WORKERS:-8}
 IMG=bulkhead-test/busybox:latest
