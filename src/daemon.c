@@ -1609,10 +1609,18 @@ static void teardown(struct daemon *d)
 /* Every socket and file that needs more is open now: keep CAP_NET_ADMIN
  * alone (kernel batches, the nftables events, the NFLOG group a reload
  * may move), in the bounding set too where we may change it, and never
- * gain a privilege again (no_new_privs). A daemon started without
- * CAP_NET_ADMIN has already failed to read its table. */
-static int drop_privileges(char *err, size_t errlen)
+ * gain a privilege again (no_new_privs); with a user, go on as that user
+ * and its groups. A daemon started without CAP_NET_ADMIN has already
+ * failed to read its table. */
+static int drop_privileges(const char *user, char *err, size_t errlen)
 {
+	struct passwd *pw = NULL;
+	int r;
+
+	if (user && !(pw = getpwnam(user))) {
+		snprintf(err, errlen, "--user %s: no such user", user);
+		return -1;
+	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) {
 		snprintf(err, errlen, "no_new_privs: %s", strerror(errno));
 		return -1;
@@ -1621,6 +1629,21 @@ static int drop_privileges(char *err, size_t errlen)
 	capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED,
 		     CAP_NET_ADMIN);
 	capng_update(CAPNG_ADD, CAPNG_BOUNDING_SET, CAP_NET_ADMIN);
+	if (pw) {
+		/* the user's uid, gid and groups (docker's among them),
+		 * CAP_NET_ADMIN kept across the change */
+		r = capng_change_id((int)pw->pw_uid, (int)pw->pw_gid,
+				    CAPNG_INIT_SUPP_GRP | CAPNG_CLEAR_BOUNDING);
+		if (r) {
+			snprintf(err, errlen,
+				 "--user %s: changing to uid %u gid %u failed "
+				 "(libcap-ng: %d): %s",
+				 user, (unsigned)pw->pw_uid,
+				 (unsigned)pw->pw_gid, r, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
 	/* the bounding set needs CAP_SETPCAP, which a unit that already
 	 * bounds us to CAP_NET_ADMIN has taken away */
 	if (capng_apply(CAPNG_SELECT_BOTH) && capng_apply(CAPNG_SELECT_CAPS)) {
@@ -1663,7 +1686,7 @@ int daemon_run(const struct daemon_opts *o)
 	    "control %s, denied flows from NFLOG group %u to %s",
 	    d.p->file, d.p->nservices, d.p->nedges, o->docker, o->control,
 	    d.p->log_group, o->log);
-	if (drop_privileges(err, sizeof(err))) {
+	if (drop_privileges(o->user, err, sizeof(err))) {
 		say("error: %s", err);
 		goto out;
 	}

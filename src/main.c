@@ -29,7 +29,7 @@
 
 struct opts {
 	const char *policy, *inventory, *format;
-	const char *docker, *control, *control_group, *log;
+	const char *docker, *control, *control_group, *log, *user;
 	unsigned resync_s;
 	bool audit, resolve, replace, exit_code, json;
 	bool follow, summary, suggest;
@@ -88,7 +88,7 @@ static const char usage_diff[] =
 static const char usage_run[] =
     "usage: bulkhead run -p POLICY [--docker SOCK] [--audit] [--log FILE]\n"
     "                    [--control PATH] [--control-group GROUP]\n"
-    "                    [--resync SECONDS]\n"
+    "                    [--resync SECONDS] [--user USER]\n"
     "The daemon: follow Docker's events and keep table inet bulkhead on\n"
     "the policy. It converges once at start (one atomic batch), then each\n"
     "container start, stop, connect or disconnect is a delta for that\n"
@@ -98,6 +98,11 @@ static const char usage_run[] =
     "force); SIGTERM or SIGINT exit and leave the rules in force. The\n"
     "control socket (default " DAEMON_CONTROL ", mode 0600, or 0660\n"
     "for --control-group) answers status, reload and trace.\n"
+    "Once its sockets and log are open it keeps CAP_NET_ADMIN alone and\n"
+    "sets no_new_privs; with --user it runs on as USER (with USER's\n"
+    "groups: the docker group for Docker's socket), still holding\n"
+    "CAP_NET_ADMIN. POLICY must then be readable, and the log's\n"
+    "directory writable, by USER.\n"
     "Logs go to stderr, one line per event. Denied flows (NFLOG group\n"
     "settings.log_group) go to --log FILE (default " FLOWLOG_DEFAULT ")\n"
     "as JSON lines naming both ends, rotated past 64 MB (5 kept) and\n"
@@ -248,6 +253,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"docker", required_argument, NULL, 'D'},
 	    {"control", required_argument, NULL, 'C'},
 	    {"control-group", required_argument, NULL, 'G'},
+	    {"user", required_argument, NULL, 'U'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"resync", required_argument, NULL, 'S'},
 	    {"log", required_argument, NULL, 'L'},
@@ -293,6 +299,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			break;
 		case 'C':
 			o->control = optarg;
+			break;
+		case 'U':
+			o->user = optarg;
 			break;
 		case 'G':
 			o->control_group = optarg;
@@ -886,6 +895,7 @@ static int cmd_run(int argc, char **argv)
 		d.policy = o.policy;
 		d.control = o.control ? o.control : DAEMON_CONTROL;
 		d.control_group = o.control_group;
+		d.user = o.user;
 		d.audit = o.audit;
 		d.resync_s = o.resync_s ? o.resync_s : DAEMON_RESYNC_S;
 		d.log = o.log ? o.log : FLOWLOG_DEFAULT;

@@ -16,6 +16,7 @@ struct daemon_opts {
 	const char *docker;	   /* socket path */
 	const char *control;	   /* control socket path */
 	const char *control_group; /* may also use it; NULL: owner only */
+	const char *user;	   /* run on as this user; NULL: stay */
 	const char *log;	   /* denied-flow records (JSON lines) */
 	size_t log_max;		   /* rotate past this many bytes */
 	bool audit;

@@ -8,7 +8,7 @@ _bulkhead_opts() {
 	trace) echo "-p --policy --inventory --control --help" ;;
 	apply) echo "-p --policy --inventory --audit --replace --fqdn --resolve --docker --help" ;;
 	diff) echo "-p --policy --inventory --audit --exit-code --fqdn --resolve --docker --help" ;;
-	run) echo "-p --policy --docker --audit --log --control --control-group --resync --help" ;;
+	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --help" ;;
 	status) echo "--control --json --help" ;;
 	reload) echo "--control --help" ;;
 	denials) echo "--log --since --service --container --json --summary --suggest -p --policy --follow --help" ;;
@@ -55,6 +55,10 @@ _bulkhead() {
 		;;
 	--control-group)
 		mapfile -t COMPREPLY < <(compgen -g -- "$cur")
+		return
+		;;
+	--user)
+		mapfile -t COMPREPLY < <(compgen -u -- "$cur")
 		return
 		;;
 	--since)
