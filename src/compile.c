@@ -1330,6 +1330,75 @@ long *compile_classify(const struct compiler *cc, const struct inventory *inv,
 	return assign;
 }
 
+/* Whether service s lets anything outside the host (world, a CIDR) in
+ * on port/proto: what a port published on the host needs. */
+static bool opened_outside(const struct compiler *cc, size_t s, unsigned proto,
+			   unsigned port)
+{
+	const struct svcinfo *si = &cc->svc[s];
+	size_t f, i;
+
+	for (f = S_IN4; f <= S_IN6; f++)
+		for (i = 0; i < si->set[f].n; i++) {
+			const struct box *b = &si->set[f].v[i];
+
+			if (proto >= b->plo && proto <= b->phi &&
+			    port >= b->lo && port <= b->hi)
+				return true;
+		}
+	return false;
+}
+
+static const char *proto_name(unsigned proto)
+{
+	return proto == IPPROTO_UDP    ? "udp"
+	       : proto == IPPROTO_SCTP ? "sctp"
+				       : "tcp";
+}
+
+/* Ports a managed container publishes on the host that its service opens
+ * to no one outside: Docker forwards them, bulkhead drops what comes. */
+static void report_published(const struct compiler *cc,
+			     const struct inv_container *c, size_t s,
+			     struct diags *d)
+{
+	const struct pol_service *sv = &cc->p->services[s];
+	size_t i;
+
+	for (i = 0; i < c->nports; i++) {
+		const struct inv_port *pp = &c->ports[i];
+
+		if (opened_outside(cc, s, pp->proto, pp->port))
+			continue;
+		diags_add(
+		    d, DIAG_WARNING, cc->p->file, sv->loc.line, sv->loc.col,
+		    "container '%s' publishes %u/%s on the host (%s:%u), "
+		    "but service '%s' opens it to no one outside (no "
+		    "ingress from world or a CIDR on that port): what "
+		    "comes in is %s",
+		    c->name, pp->port, proto_name(pp->proto),
+		    *pp->host_ip ? pp->host_ip : "0.0.0.0", pp->host_port,
+		    sv->name, cc->audit ? "logged as would-deny" : "dropped");
+	}
+}
+
+size_t compile_published(const struct compiler *cc,
+			 const struct inv_container *c, struct diags *d)
+{
+	size_t before = d->n, j;
+	long s, a, b;
+
+	if (!c->nports || (s = compiler_assign(cc, c, &a, &b)) < 0)
+		return 0;
+	for (j = 0; j < c->nnets; j++)
+		if (cc->p->networks_set ? listed(cc->p, c->nets[j].name)
+					: auto_candidate(c->nets[j].name))
+			break;
+	if (j < c->nnets)
+		report_published(cc, c, (size_t)s, d);
+	return d->n - before;
+}
+
 static size_t report(const struct compiler *cc, const struct inventory *inv,
 		     const char *inv_name, const long *assign, const bool *mf,
 		     struct diags *d)
@@ -1354,6 +1423,13 @@ static size_t report(const struct compiler *cc, const struct inventory *inv,
 			    p->services[b].loc.line,
 			    cc->conflicts_deny ? ": denied until resolved"
 					       : "");
+			continue;
+		}
+		if (assign[i] >= 0) {
+			for (j = 0; j < c->nnets && !mf[off + j]; j++)
+				;
+			if (j < c->nnets)
+				report_published(cc, c, (size_t)assign[i], d);
 			continue;
 		}
 		if (assign[i] != COMPILE_UNMATCHED)

@@ -425,6 +425,16 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 			say("removed %s: -%zu elements", name,
 			    count(&delta, false));
 		}
+		/* a start's inspect is the first to say what it publishes */
+		if (now >= 0 && pe->ev.kind == DEV_START) {
+			struct diags dg = {0};
+			size_t i;
+
+			compile_published(d->cc, &d->inv->c[now], &dg);
+			for (i = 0; i < dg.n; i++)
+				say("warning: %s", dg.v[i].msg);
+			diags_free(&dg);
+		}
 	}
 	free(name);
 	sb_free(&sb);
@@ -1122,6 +1132,25 @@ static json_t *status_json(struct daemon *d)
 	json_object_set_new(st, "resyncs",
 			    json_integer((json_int_t)d->resyncs));
 	json_object_set_new(st, "errors", json_integer((json_int_t)d->errors));
+	{
+		/* what the running containers make of the policy now:
+		 * unmatched ones, two services, ports published that the
+		 * policy does not open */
+		struct diags dg = {0};
+		json_t *w = json_array();
+		size_t k;
+
+		compile_check(d->cc, d->inv, "docker", &dg);
+		for (k = 0; k < dg.n; k++)
+			json_array_append_new(
+			    w, json_sprintf("%s: %s",
+					    dg.v[k].level == DIAG_ERROR
+						? "error"
+						: "warning",
+					    dg.v[k].msg));
+		diags_free(&dg);
+		json_object_set_new(st, "warnings", w);
+	}
 	json_object_set_new(st, "capabilities", proc_status("CapEff"));
 	json_object_set_new(st, "no_new_privs", proc_status("NoNewPrivs"));
 	json_object_set_new(st, "restores",

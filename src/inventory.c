@@ -3,6 +3,7 @@
  * module reads the file it is given and nothing else. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -35,6 +36,9 @@ static void container_free(struct inv_container *c)
 		free(c->nets[i].bridge);
 	}
 	free(c->nets);
+	for (i = 0; i < c->nports; i++)
+		free(c->ports[i].host_ip);
+	free(c->ports);
 }
 
 void inventory_free(struct inventory *inv)
@@ -196,6 +200,74 @@ static int add_net(struct inv_container *c, size_t *cap, const char *name,
 	return 0;
 }
 
+/* NetworkSettings.Ports: {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort":
+ * "8080"}], "9000/tcp": null (exposed, not published)}. */
+static int add_ports(struct inv_container *c, json_t *ports, char **why)
+{
+	static const struct {
+		const char *name;
+		unsigned num;
+	} protos[] = {
+	    {"tcp", IPPROTO_TCP}, {"udp", IPPROTO_UDP}, {"sctp", IPPROTO_SCTP}};
+	size_t cap = 0, i, k;
+	const char *key;
+	json_t *v, *b;
+
+	if (!ports || json_is_null(ports))
+		return 0;
+	if (!json_is_object(ports)) {
+		*why = xstrdup("NetworkSettings.Ports is not an object");
+		return -EINVAL;
+	}
+	json_object_foreach(ports, key, v)
+	{
+		char proto[8] = "";
+		unsigned port = 0;
+		int used = 0;
+
+		if (sscanf(key, "%5u/%7[a-z]%n", &port, proto, &used) != 2 ||
+		    key[used] || !port || port > 65535) {
+			*why = xasprintf(
+			    "published port '%s' is not PORT/PROTO", key);
+			return -EINVAL;
+		}
+		for (k = 0; k < sizeof(protos) / sizeof(protos[0]); k++)
+			if (!strcmp(proto, protos[k].name))
+				break;
+		if (k == sizeof(protos) / sizeof(protos[0]) || json_is_null(v))
+			continue; /* exposed only, or nothing we filter */
+		if (!json_is_array(v)) {
+			*why =
+			    xasprintf("published port '%s': bindings are not "
+				      "an array",
+				      key);
+			return -EINVAL;
+		}
+		json_array_foreach(v, i, b)
+		{
+			bool bad = false;
+			const char *ip = opt_str(b, "HostIp", &bad),
+				   *hp = opt_str(b, "HostPort", &bad);
+			struct inv_port *pp;
+
+			if (bad || !json_is_object(b)) {
+				*why = xasprintf("published port '%s': a "
+						 "binding that is not "
+						 "{HostIp, HostPort}",
+						 key);
+				return -EINVAL;
+			}
+			pp = PUSH(c->ports, c->nports, cap);
+			pp->port = port;
+			pp->proto = protos[k].num;
+			pp->host_ip = xstrdup(ip ? ip : "");
+			pp->host_port =
+			    hp ? (unsigned)strtoul(hp, NULL, 10) : 0;
+		}
+	}
+	return 0;
+}
+
 static int fill(struct inv_container *c, json_t *obj, char **why)
 {
 	json_t *cfg, *labels, *state, *ns, *nets, *v;
@@ -266,6 +338,10 @@ static int fill(struct inv_container *c, json_t *obj, char **why)
 				return r;
 		}
 	}
+	r = add_ports(
+	    c, json_is_object(ns) ? json_object_get(ns, "Ports") : NULL, why);
+	if (r)
+		return r;
 	state = json_object_get(obj, "State");
 	v = json_is_object(state) ? json_object_get(state, "Running") : NULL;
 	if (v && json_is_false(v))

@@ -51,7 +51,8 @@ static const char usage_check[] =
     "usage: bulkhead check -p POLICY [--inventory FILE]\n"
     "Validate POLICY; with an inventory (the output of `docker inspect\n"
     "$(docker ps -q)`), also report containers matching two services\n"
-    "(an error) or none (a warning).\n";
+    "(an error) or none (a warning), and ports a container publishes on\n"
+    "the host that its service opens to no one outside (a warning).\n";
 static const char usage_plan[] =
     "usage: bulkhead plan -p POLICY [--inventory FILE] [--format nft|json]\n"
     "                     [--audit] [--fqdn NAME=ADDR]... [--resolve]\n"
@@ -1008,6 +1009,10 @@ static void print_status(json_t *st)
 			}
 			printf("\n");
 		}
+	}
+	if (json_array_size(json_object_get(st, "warnings"))) {
+		printf("warnings:\n");
+		print_strings(json_object_get(st, "warnings"), stdout, "  ");
 	}
 	v = json_object_get(st, "unplaced");
 	if (json_array_size(v))

@@ -59,6 +59,13 @@ long *compile_classify(const struct compiler *cc, const struct inventory *inv,
 size_t compile_check(const struct compiler *cc, const struct inventory *inv,
 		     const char *inv_name, struct diags *d);
 
+/* Warnings for the ports container c publishes on the host that its
+ * service opens to no one outside (the check above reports them for a
+ * whole inventory; this, for a container just placed). Returns how
+ * many. */
+size_t compile_published(const struct compiler *cc,
+			 const struct inv_container *c, struct diags *d);
+
 /* The whole ruleset, elements sorted. NULL (diags filled) when a container
  * matches two services. */
 struct ir_ruleset *compile_ruleset(const struct compiler *cc,

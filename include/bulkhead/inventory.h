@@ -25,6 +25,13 @@ struct inv_label {
 	char *key, *value;
 };
 
+/* A container port published on the host (NetworkSettings.Ports). */
+struct inv_port {
+	unsigned port, proto; /* the container's side; IPPROTO_TCP... */
+	char *host_ip;	      /* "" for every address */
+	unsigned host_port;
+};
+
 struct inv_container {
 	char *id;
 	char *name; /* without Docker's leading '/' */
@@ -34,6 +41,8 @@ struct inv_container {
 	size_t nlabels;
 	struct inv_net *nets;
 	size_t nnets;
+	struct inv_port *ports;
+	size_t nports;
 };
 
 struct inventory {

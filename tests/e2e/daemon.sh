@@ -77,14 +77,20 @@ grep -q "^NoNewPrivs:[[:space:]]*1$" /proc/$pid/status || fail "no_new_privs not
 echo "ok: start: nginx->backend and backend->db connect, nginx->db/redis/rabbitmq blocked; status and trace answer; only CAP_NET_ADMIN kept"
 
 # 2. a container started after the daemon is placed; stopped, its elements go
-docker run -d --name bh-db2 --network bhnet bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null
+docker run -d --name bh-db2 --network bhnet -p 127.0.0.1:15432:5432 bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null
 converged "after bh-db2 started"
+# it publishes a port that db opens to no one outside: said in the log
+# and in status
+wait_for "the published port's warning" grep -q "container 'bh-db2' publishes 5432/tcp on the host (127.0.0.1:15432), but service 'db' opens it to no one outside" "$tmp/daemon.log"
+st | jq -e '.warnings | map(select(test("bh-db2. publishes 5432/tcp"))) | length == 1' >/dev/null ||
+	fail "status does not list bh-db2's published port"
 [ "$(st | jq '.start_to_commit.placed_before_start')" -ge 1 ] || fail "bh-db2 was not placed at its network connect, before its start"
 allowed bh-backend bh-db2 5432
 denied bh-nginx bh-db2 5432
 db2=$(ip bh-db2)
 docker stop -t 0 bh-db2 >/dev/null
 converged "after bh-db2 stopped"
+st | jq -e '.warnings | map(select(test("bh-db2"))) | length == 0' >/dev/null || fail "status still warns of stopped bh-db2"
 if nft list table inet bulkhead | grep -q "$db2 "; then fail "stopped bh-db2 ($db2) left elements"; fi
 # placed at its connect, a container whose start then fails is removed
 if docker run -d --name bh-dbfail --network bhnet bulkhead-test/postgres:16 /nonexistent >/dev/null 2>&1; then

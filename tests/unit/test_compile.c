@@ -259,6 +259,59 @@ START_TEST(test_conflict)
 }
 END_TEST
 
+/* A port published on the host that the service opens to no one outside
+ * is reported (the shop's nginx publishes 80/tcp on 127.0.0.1:8080);
+ * opened by world or by a CIDR, it is not; exposed-only ports never are. */
+START_TEST(test_published)
+{
+	static const struct {
+		const char *ingress;
+		size_t warnings;
+	} cases[] = {
+	    {"", 1},
+	    {"    ingress: [ { from: world, ports: [80/tcp] } ]\n", 0},
+	    {"    ingress: [ { from: world, ports: [443/tcp] } ]\n", 1},
+	    {"    ingress: [ { from: world, ports: [80/udp] } ]\n", 1},
+	    {"    ingress: [ { from: { cidr: [192.0.2.0/24] } } ]\n", 0},
+	    {"    ingress: [ { from: world, ports: [70-90/tcp] } ]\n", 0},
+	};
+	struct inventory *inv = load_inventory_fixture(FIXTURES "/shop.json");
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *y = xasprintf("version: 1\nservices:\n  nginx:\n"
+				    "    match: { compose_service: nginx }\n%s"
+				    "  rest:\n    match: { compose_service: "
+				    "[backend, db, redis, rabbitmq] }\n",
+				    cases[i].ingress);
+		struct diags d = {0};
+		struct policy *p = policy_parse("p.yaml", y, strlen(y), &d);
+		struct compiler *cc;
+
+		ck_assert_ptr_nonnull(p);
+		cc = compiler_new(p, NULL);
+		compile_check(cc, inv, "inv", &d);
+		ck_assert_msg(d.n == cases[i].warnings, "case %zu: %zu diags",
+			      i, d.n);
+		if (d.n) {
+			ck_assert_str_eq(
+			    d.v[0].msg,
+			    "container 'shop_nginx_1' publishes 80/tcp on the "
+			    "host (127.0.0.1:8080), but service 'nginx' opens "
+			    "it to no one outside (no ingress from world or a "
+			    "CIDR on that port): what comes in is dropped");
+			ck_assert_uint_eq(d.v[0].level, DIAG_WARNING);
+			ck_assert_uint_eq(d.v[0].line, 3);
+		}
+		diags_free(&d);
+		compiler_free(cc);
+		policy_free(p);
+		free(y);
+	}
+	inventory_free(inv);
+}
+END_TEST
+
 /* Sorted "set|element" lines of a ruleset, for comparing states. */
 static void state_lines(const struct ir_ruleset *rs, struct strbuf *out)
 {
@@ -440,6 +493,7 @@ Suite *compile_suite(void)
 	tcase_add_loop_test(tc, test_delta_matches_full, 0, n);
 	tcase_add_test(tc, test_all_kinds_elements);
 	tcase_add_test(tc, test_conflict);
+	tcase_add_test(tc, test_published);
 	tcase_add_test(tc, test_json_format);
 	suite_add_tcase(s, tc);
 	return s;
