@@ -32,6 +32,6 @@ stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/
 # the daemon built with the sanitizers: exact at the end, RSS flat, no leak
 stage "soak under ASan+UBSan" env BUILD=build/asan sh tests/soak/cycles.sh
 # every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
-stage "fuzzing" make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+stage "fuzzing" make -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
 echo "suite: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
