@@ -1057,7 +1057,17 @@ static void put_quoted(struct strbuf *b, const char *s)
 
 		if (ch == '"' || ch == '\\')
 			sb_printf(b, "\\%c", ch);
-		else if (ch < 0x20 || ch == 0x7f)
+		/* line breaks YAML knows beyond ASCII: written raw, they
+		 * would be folded into a space */
+		else if (ch == 0xc2 && (unsigned char)s[1] == 0x85) {
+			sb_puts(b, "\\N");
+			s++;
+		} else if (ch == 0xe2 && (unsigned char)s[1] == 0x80 &&
+			   ((unsigned char)s[2] == 0xa8 ||
+			    (unsigned char)s[2] == 0xa9)) {
+			sb_puts(b, (unsigned char)s[2] == 0xa8 ? "\\L" : "\\P");
+			s += 2;
+		} else if (ch < 0x20 || ch == 0x7f)
 			sb_printf(b, "\\x%02x", ch);
 		else
 			sb_putc(b, (char)ch);

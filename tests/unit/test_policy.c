@@ -300,6 +300,39 @@ START_TEST(test_round_trip_examples)
 	round_trip(FIXTURES "/policy-all-kinds.yaml");
 	/* found by the fuzzer: a label key with a quote and a colon */
 	round_trip("tests/fuzz/regressions/policy-roundtrip-1");
+	/* ... and a network name holding U+0085 (NEL), a line break to
+	 * YAML: written raw in the dump, it came back as a space */
+	round_trip("tests/fuzz/regressions/policy-nel-in-quoted-name");
+}
+END_TEST
+
+/* Line breaks beyond ASCII (NEL, LS, PS) survive the dump, escaped. */
+START_TEST(test_round_trip_breaks)
+{
+	const char *y =
+	    "version: 1\nsettings:\n  networks: [\"a\\Nb\\Lc\\Pd\"]\n"
+	    "services:\n  s:\n    match: { labels: { \"k\\N\": \"v\\P\" } }\n";
+	struct diags d = {0};
+	struct policy *p = policy_parse("b.yaml", y, strlen(y), &d), *q;
+	struct strbuf a = {0}, b = {0};
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_str_eq(p->networks[0], "a\xc2\x85"
+					 "b\xe2\x80\xa8"
+					 "c\xe2\x80\xa9"
+					 "d");
+	policy_dump(p, &a);
+	ck_assert_ptr_nonnull(strstr(a.s, "\"a\\Nb\\Lc\\Pd\""));
+	q = policy_parse("dump.yaml", a.s, a.len, &d);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_str_eq(q->networks[0], p->networks[0]);
+	policy_dump(q, &b);
+	ck_assert_str_eq(a.s, b.s);
+	policy_free(p);
+	policy_free(q);
+	sb_free(&a);
+	sb_free(&b);
+	diags_free(&d);
 }
 END_TEST
 
@@ -368,6 +401,7 @@ Suite *policy_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_round_trip_examples);
+	tcase_add_test(tc, test_round_trip_breaks);
 	tcase_add_test(tc, test_model_contents);
 	tcase_add_test(tc, test_port_forms);
 	suite_add_tcase(s, tc);
