@@ -1367,8 +1367,14 @@ static void report_published(const struct compiler *cc,
 
 	for (i = 0; i < c->nports; i++) {
 		const struct inv_port *pp = &c->ports[i];
+		size_t k;
 
-		if (opened_outside(cc, s, pp->proto, pp->port))
+		/* once per port: Docker lists 0.0.0.0 and :: bindings apart */
+		for (k = 0; k < i; k++)
+			if (c->ports[k].port == pp->port &&
+			    c->ports[k].proto == pp->proto)
+				break;
+		if (k < i || opened_outside(cc, s, pp->proto, pp->port))
 			continue;
 		diags_add(
 		    d, DIAG_WARNING, cc->p->file, sv->loc.line, sv->loc.col,

@@ -312,6 +312,37 @@ START_TEST(test_published)
 }
 END_TEST
 
+/* Docker lists a port published on every address twice (0.0.0.0 and
+ * ::): one warning. */
+START_TEST(test_published_once)
+{
+	const char *j =
+	    "[{\"Id\": \"d1\", \"Name\": \"/db\", \"NetworkSettings\": "
+	    "{\"Networks\": {\"appnet\": {\"NetworkID\": \"11\", "
+	    "\"IPAddress\": \"10.0.1.2\"}}, \"Ports\": {\"5432/tcp\": "
+	    "[{\"HostIp\": \"0.0.0.0\", \"HostPort\": \"15432\"}, "
+	    "{\"HostIp\": \"::\", \"HostPort\": \"15432\"}], "
+	    "\"9000/tcp\": null}}}]";
+	const char *y =
+	    "version: 1\nservices:\n  db:\n    match: { name: db }\n";
+	struct diags d = {0};
+	struct inventory *inv = inventory_new();
+	struct policy *p = policy_parse("p.yaml", y, strlen(y), &d);
+	struct compiler *cc = compiler_new(p, NULL);
+
+	ck_assert_int_eq(inventory_load_mem(inv, j, strlen(j), "inv", &d), 0);
+	ck_assert_uint_eq(inv->c[0].nports, 2); /* 9000: exposed only */
+	compile_check(cc, inv, "inv", &d);
+	ck_assert_uint_eq(d.n, 1);
+	ck_assert_ptr_nonnull(strstr(d.v[0].msg, "publishes 5432/tcp on the "
+						 "host (0.0.0.0:15432)"));
+	diags_free(&d);
+	compiler_free(cc);
+	policy_free(p);
+	inventory_free(inv);
+}
+END_TEST
+
 /* Sorted "set|element" lines of a ruleset, for comparing states. */
 static void state_lines(const struct ir_ruleset *rs, struct strbuf *out)
 {
@@ -494,6 +525,7 @@ Suite *compile_suite(void)
 	tcase_add_test(tc, test_all_kinds_elements);
 	tcase_add_test(tc, test_conflict);
 	tcase_add_test(tc, test_published);
+	tcase_add_test(tc, test_published_once);
 	tcase_add_test(tc, test_json_format);
 	suite_add_tcase(s, tc);
 	return s;
