@@ -482,6 +482,15 @@ static void report_diags(struct daemon *d, const struct diags *dg)
 	d->last_diags = sb.s;
 }
 
+/* A table replaced whole has a deny counter that counts from zero. */
+static void restart_counts(struct daemon *d, const struct kernel_sync *res)
+{
+	if (res->replaced && d->based) {
+		d->denied_base = 0;
+		d->records_base = d->records;
+	}
+}
+
 /* Compiles inv under the current policy and converges the kernel on it;
  * on success the daemon's inventory and ruleset become these. */
 static int converge(struct daemon *d, struct compiler *cc,
@@ -505,11 +514,7 @@ static int converge(struct daemon *d, struct compiler *cc,
 		ir_free(rs);
 		return r;
 	}
-	/* a new table counts from zero */
-	if (res.replaced && d->based) {
-		d->denied_base = 0;
-		d->records_base = d->records;
-	}
+	restart_counts(d, &res);
 	if (res.replaced)
 		say("kernel: table inet %s replaced in one transaction: "
 		    "%zu elements, %zu containers",
@@ -812,10 +817,7 @@ static void on_nft_event(struct daemon *d)
 	}
 	if (!res.replaced && !res.nadd && !res.ndel)
 		return; /* nothing of ours had changed after all */
-	if (res.replaced && d->based) {
-		d->denied_base = 0; /* a new table counts from zero */
-		d->records_base = d->records;
-	}
+	restart_counts(d, &res);
 	d->restores++;
 	d->last_restore = time(NULL);
 	snprintf(d->last_restore_why, sizeof(d->last_restore_why), "%s", what);
@@ -1329,25 +1331,25 @@ static void client_close(struct daemon *d, struct client *c)
 }
 
 /* Who may ask: root, our own user, or a member of the control group. */
-static bool peer_allowed(const struct daemon *d, int fd, struct ucred *out)
+/* cr receives the peer's credentials (left as they were when they cannot
+ * be read). */
+static bool peer_allowed(const struct daemon *d, int fd, struct ucred *cr)
 {
-	struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
-	socklen_t len = sizeof(cr);
+	socklen_t len = sizeof(*cr);
 	struct group *g;
 	struct passwd *pw;
 	gid_t groups[64];
 	int ng = 64, i;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len))
 		return false;
-	*out = cr;
-	if (cr.uid == 0 || cr.uid == geteuid())
+	if (cr->uid == 0 || cr->uid == geteuid())
 		return true;
 	if (!d->o->control_group || !(g = getgrnam(d->o->control_group)))
 		return false;
-	if (cr.gid == g->gr_gid)
+	if (cr->gid == g->gr_gid)
 		return true;
-	pw = getpwuid(cr.uid);
+	pw = getpwuid(cr->uid);
 	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
 		return false;
 	for (i = 0; i < ng; i++)
