@@ -1349,13 +1349,6 @@ static bool opened_outside(const struct compiler *cc, size_t s, unsigned proto,
 	return false;
 }
 
-static const char *proto_name(unsigned proto)
-{
-	return proto == IPPROTO_UDP    ? "udp"
-	       : proto == IPPROTO_SCTP ? "sctp"
-				       : "tcp";
-}
-
 /* Ports a managed container publishes on the host that its service opens
  * to no one outside: Docker forwards them, bulkhead drops what comes. */
 static void report_published(const struct compiler *cc,
@@ -1363,6 +1356,7 @@ static void report_published(const struct compiler *cc,
 			     struct diags *d)
 {
 	const struct pol_service *sv = &cc->p->services[s];
+	char num[16];
 	size_t i;
 
 	for (i = 0; i < c->nports; i++) {
@@ -1382,7 +1376,7 @@ static void report_published(const struct compiler *cc,
 		    "but service '%s' opens it to no one outside (no "
 		    "ingress from world or a CIDR on that port): what "
 		    "comes in is %s",
-		    c->name, pp->port, proto_name(pp->proto),
+		    c->name, pp->port, proto_name(pp->proto, num, sizeof(num)),
 		    *pp->host_ip ? pp->host_ip : "0.0.0.0", pp->host_port,
 		    sv->name, cc->audit ? "logged as would-deny" : "dropped");
 	}

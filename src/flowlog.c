@@ -209,26 +209,6 @@ int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt)
 
 /* --- the record -------------------------------------------------------- */
 
-static const char *proto_name(uint8_t p, char *buf, size_t len)
-{
-	switch (p) {
-	case IPPROTO_TCP:
-		return "tcp";
-	case IPPROTO_UDP:
-		return "udp";
-	case IPPROTO_ICMP:
-		return "icmp";
-	case IPPROTO_ICMPV6:
-		return "icmpv6";
-	case IPPROTO_SCTP:
-		return "sctp";
-	case IPPROTO_UDPLITE:
-		return "udplite";
-	}
-	snprintf(buf, len, "%u", p);
-	return buf;
-}
-
 /* The container of gone holding addr, and the network it held it on. */
 static const struct inv_container *find_gone(const struct inventory *gone,
 					     int fam, u128 addr,

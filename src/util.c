@@ -132,6 +132,26 @@ void sb_free(struct strbuf *b)
 	b->len = b->cap = 0;
 }
 
+const char *proto_name(unsigned p, char *buf, size_t len)
+{
+	switch (p) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	case IPPROTO_SCTP:
+		return "sctp";
+	case IPPROTO_UDPLITE:
+		return "udplite";
+	}
+	snprintf(buf, len, "%u", p);
+	return buf;
+}
+
 void addr_format(int family, u128 a, char *buf, size_t len)
 {
 	unsigned char raw[16];

@@ -34,6 +34,10 @@ void sb_printf(struct strbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sb_free(struct strbuf *b);
 
+/* An IP protocol's name as records and messages write it ("tcp", "icmpv6"),
+ * or its number in buf. */
+const char *proto_name(unsigned p, char *buf, size_t len);
+
 /* Addresses are kept as host-order integers: IPv4 in the low 32 bits. */
 void addr_format(int family, u128 a, char *buf, size_t len);
 int addr_parse(const char *s, int *family, u128 *a);
