@@ -93,6 +93,7 @@ struct daemon {
 	struct compiler *cc;
 	struct inventory *inv;
 	struct ir_ruleset *rs; /* the last full compile: sets for deltas */
+	bool rs_stale;	       /* deltas committed since: rs lacks them */
 	struct kernel *k;
 	struct docker *dk;
 	int ep;
@@ -375,7 +376,27 @@ static bool commit(struct daemon *d, struct ir_delta *delta)
 		return false;
 	}
 	d->deltas++;
+	d->rs_stale = true;
 	return true;
+}
+
+/* The whole ruleset the kernel should hold now: the last full compile,
+ * compiled again from the inventory when deltas have moved on since. */
+static const struct ir_ruleset *wanted(struct daemon *d)
+{
+	struct diags dg = {0};
+	struct ir_ruleset *rs;
+
+	if (!d->rs_stale || !d->rs)
+		return d->rs;
+	rs = compile_ruleset(d->cc, d->inv, "docker", &dg);
+	diags_free(&dg);
+	if (rs) {
+		ir_free(d->rs);
+		d->rs = rs;
+		d->rs_stale = false;
+	}
+	return d->rs;
 }
 
 static size_t count(const struct ir_delta *delta, bool add)
@@ -553,6 +574,7 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 	inv_changed(d);
 	ir_free(d->rs);
 	d->rs = rs;
+	d->rs_stale = false;
 	d->last_sync = time(NULL);
 	arm(d->wresync.fd, d->o->resync_s * 1000);
 	if (d->down_logged || !d->synced_once)
@@ -807,7 +829,7 @@ static void on_nft_event(struct daemon *d)
 	    !d->rs)
 		return;
 	t0 = now_ms();
-	if (kernel_sync(d->k, d->rs, false, &res, err, sizeof(err))) {
+	if (kernel_sync(d->k, wanted(d), false, &res, err, sizeof(err))) {
 		fail(d,
 		     "kernel: restoring table inet %s after another "
 		     "process changed it (%s): %s; retrying",
@@ -1018,6 +1040,7 @@ static int reload(struct daemon *d, json_t *errs)
 	d->cc = cc;
 	inv_changed(d);
 	d->rs = rs;
+	d->rs_stale = false;
 	say("reloaded %s: %zu services, %zu edges", p->file, p->nservices,
 	    p->nedges);
 	return 0;

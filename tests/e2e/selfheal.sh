@@ -6,8 +6,10 @@
 # other faults touch nobody else's rules. Each fault: the table deleted,
 # the whole ruleset flushed, a chain flushed, a rule deleted, a set
 # flushed, an element added by hand. After each the table must be back,
-# exactly, within one second; the daemon's own deltas must not count as
-# faults; and at the end `diff` finds the kernel exact.
+# exactly, within one second, and a container placed by a delta after
+# the daemon's last full sync must keep its elements through them; the
+# daemon's own deltas must not count as faults; and at the end `diff`
+# finds the kernel exact.
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
@@ -16,7 +18,7 @@ cleanup() {
 	set +e
 	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
 	ip netns del "$ns" 2>/dev/null
-	docker rm -f bh-heal-db >/dev/null 2>&1
+	docker rm -f bh-heal-db bh-db-heal2 >/dev/null 2>&1
 	compose down -t 0 >/dev/null 2>&1
 	rm -rf "$tmp"
 }
@@ -44,7 +46,12 @@ docker rm -f bh-heal-db >/dev/null
 wait_for "bh-heal-db's removal" grep -q "removed bh-heal-db" "$tmp/daemon.log"
 sleep 0.3
 [ "$(st | jq .restores)" -eq 0 ] || fail "the daemon took its own deltas for someone else's"
+# placed by a delta, after the last full sync: a restore keeps it
+docker run -d --name bh-db-heal2 --network bhnet bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null
+wait_for "bh-db-heal2's placement" grep -q "placed bh-db-heal2" "$tmp/daemon.log"
+db2=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' bh-db-heal2)
 table >"$tmp/good"
+grep -q "$db2" "$tmp/good" || fail "bh-db-heal2 ($db2) has no elements"
 
 worst=0
 fault() { # what, then the command that breaks the table
