@@ -16,6 +16,7 @@
 struct box {
 	u128 alo, ahi;
 	unsigned plo, phi, lo, hi;
+	uint32_t timeout_ms; /* fqdn answers: the element's timeout */
 };
 
 struct boxes {
@@ -106,9 +107,13 @@ static void boxes_normalize(struct boxes *b)
 				continue;
 			qsort(act.v, act.n, sizeof(*act.v), ivcmp);
 			for (k = 0; k < act.n; k = m) {
-				struct box cell = {act.v[k].alo, act.v[k].ahi,
-						   plo,		 phi,
-						   lo,		 hi};
+				struct box cell = {act.v[k].alo,
+						   act.v[k].ahi,
+						   plo,
+						   phi,
+						   lo,
+						   hi,
+						   act.v[k].timeout_ms};
 
 				for (m = k + 1; m < act.n; m++) {
 					if (cell.ahi != ~(u128)0 &&
@@ -116,6 +121,11 @@ static void boxes_normalize(struct boxes *b)
 						break;
 					if (act.v[m].ahi > cell.ahi)
 						cell.ahi = act.v[m].ahi;
+					/* merged answers: the longest */
+					if (act.v[m].timeout_ms >
+					    cell.timeout_ms)
+						cell.timeout_ms =
+						    act.v[m].timeout_ms;
 				}
 				*PUSH(out.v, out.n, out.cap) = cell;
 			}
@@ -129,9 +139,11 @@ static void boxes_normalize(struct boxes *b)
 
 		if (prev && prev->plo == out.v[i].plo &&
 		    prev->phi == out.v[i].phi && prev->alo == out.v[i].alo &&
-		    prev->ahi == out.v[i].ahi && prev->hi + 1 == out.v[i].lo)
+		    prev->ahi == out.v[i].ahi && prev->hi + 1 == out.v[i].lo) {
 			prev->hi = out.v[i].hi;
-		else
+			if (out.v[i].timeout_ms > prev->timeout_ms)
+				prev->timeout_ms = out.v[i].timeout_ms;
+		} else
 			out.v[k++] = out.v[i];
 	}
 	out.n = k;
@@ -152,7 +164,7 @@ static void boxes_add_ports(struct boxes *b, const struct pol_edge *e, u128 alo,
 		const struct pol_port *pp = &e->ports[i];
 
 		*PUSH(b->v, b->n, b->cap) = (struct box){
-		    alo, ahi, pp->proto_lo, pp->proto_hi, pp->lo, pp->hi};
+		    alo, ahi, pp->proto_lo, pp->proto_hi, pp->lo, pp->hi, 0};
 	}
 }
 
@@ -210,6 +222,11 @@ enum sset {
 enum schain { C_SVC, C_IN, C_HOST, C_NCHAINS };
 
 #define NO_SET ((size_t)-1)
+
+static bool fqdn(size_t i)
+{
+	return i == S_FQDN4 || i == S_FQDN6;
+}
 
 static const char *const gset_names[G_NSETS] = {
     "bridges", "src4",	"src6", "dst4", "dst6",
@@ -545,13 +562,16 @@ static void build_edges(struct compiler *cc, const struct compile_opts *o)
 		} else if (src && e->dst.kind == PEER_FQDN) {
 			for (j = 0; j < o->nfqdn; j++) {
 				const struct compile_fqdn *f = &o->fqdn[j];
+				struct boxes *b = f->family == AF_INET
+						      ? &src->set[S_FQDN4]
+						      : &src->set[S_FQDN6];
+				size_t from = b->n;
 
 				if (strcasecmp(f->name, e->dst.fqdn))
 					continue;
-				boxes_add_ports(f->family == AF_INET
-						    ? &src->set[S_FQDN4]
-						    : &src->set[S_FQDN6],
-						e, f->addr, f->addr);
+				boxes_add_ports(b, e, f->addr, f->addr);
+				while (from < b->n)
+					b->v[from++].timeout_ms = f->timeout_ms;
 			}
 		} else if (dst) {
 			add_cidrs(&dst->set[S_IN4], &dst->set[S_IN6], e,
@@ -1148,8 +1168,13 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 				t = (i - S_OUT4) % 2 ? tnet6 : tnet4;
 			if (sset(cc, s, (int)i) == NO_SET)
 				continue;
+			/* DNS answers expire on their own should the
+			 * daemon stop refreshing them */
 			ir_set_add(rs, cc->set_names[rs->nsets],
-				   hash ? 0 : IRS_INTERVAL, nk, t);
+				   hash	     ? 0
+				   : fqdn(i) ? IRS_INTERVAL | IRS_TIMEOUT
+					     : IRS_INTERVAL,
+				   nk, t);
 		}
 
 	/* chains: base, dispatch, deny, then three per service */
@@ -1283,39 +1308,68 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	}
 }
 
-static void emit_service_sets(const struct compiler *cc, struct ir_ruleset *rs)
+/* The elements of service s's container-independent set i (S_OUT4 and
+ * on), into k. */
+static void emit_service_set(struct sink *k, size_t s, size_t i)
 {
-	size_t s, i, j;
+	const struct boxes *b = &k->cc->svc[s].set[i];
+	size_t x = sset(k->cc, s, (int)i), j;
+	int fam = i == S_HOST ? 0 : (i - S_OUT4) % 2 ? AF_INET6 : AF_INET;
+	int off = i == S_HOST ? 0 : 1;
 
-	for (s = 0; s < cc->p->nservices; s++)
-		for (i = S_OUT4; i < S_NSETS; i++) {
-			const struct boxes *b = &cc->svc[s].set[i];
-			size_t x = sset(cc, s, (int)i);
-			struct ir_set *st;
-			int fam = i == S_HOST	     ? 0
-				  : (i - S_OUT4) % 2 ? AF_INET6
-						     : AF_INET;
-			int off = i == S_HOST ? 0 : 1;
+	if (x == NO_SET)
+		return;
+	for (j = 0; j < b->n; j++) {
+		struct ir_elem *e;
 
-			if (x == NO_SET)
-				continue;
-			st = &rs->sets[x];
-			for (j = 0; j < b->n; j++) {
-				struct ir_elem *e;
-
-				if (fam && !box_in_family(&b->v[j], fam))
-					continue;
-				e = ir_elem_add(st);
-				if (off) {
-					e->lo[0] = b->v[j].alo;
-					e->hi[0] = b->v[j].ahi;
-				}
-				e->lo[off] = b->v[j].plo;
-				e->hi[off] = b->v[j].phi;
-				e->lo[off + 1] = b->v[j].lo;
-				e->hi[off + 1] = b->v[j].hi;
-			}
+		if (fam && !box_in_family(&b->v[j], fam))
+			continue;
+		e = emit(k, x);
+		if (off) {
+			e->lo[0] = b->v[j].alo;
+			e->hi[0] = b->v[j].ahi;
 		}
+		e->lo[off] = b->v[j].plo;
+		e->hi[off] = b->v[j].phi;
+		e->lo[off + 1] = b->v[j].lo;
+		e->hi[off + 1] = b->v[j].hi;
+		e->timeout_ms = b->v[j].timeout_ms;
+	}
+}
+
+static void emit_service_sets(struct sink *k)
+{
+	size_t s, i;
+
+	for (s = 0; s < k->cc->p->nservices; s++)
+		for (i = S_OUT4; i < S_NSETS; i++)
+			emit_service_set(k, s, i);
+}
+
+size_t compile_fqdn_sets(const struct compiler *cc, const char *name,
+			 struct ir_delta *out, size_t **sets)
+{
+	struct sink k = {.delta = out, .add = true, .cc = cc};
+	const struct policy *p = cc->p;
+	size_t i, n = 0, cap = 0, fi;
+
+	*sets = NULL;
+	for (i = 0; i < p->nedges; i++) {
+		const struct pol_edge *e = &p->edges[i];
+		size_t s = e->src.service, j;
+		bool seen = false;
+
+		if (e->dst.kind != PEER_FQDN || e->src.kind != PEER_SERVICE ||
+		    strcasecmp(e->dst.fqdn, name))
+			continue;
+		for (j = 0; j < n && !seen; j++)
+			seen = (*sets)[j] == sset(cc, s, S_FQDN4);
+		for (fi = 0; fi < 2 && !seen; fi++) {
+			*PUSH(*sets, n, cap) = sset(cc, s, (int)(S_FQDN4 + fi));
+			emit_service_set(&k, s, S_FQDN4 + fi);
+		}
+	}
+	return n;
 }
 
 long *compile_classify(const struct compiler *cc, const struct inventory *inv,
@@ -1488,7 +1542,7 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 			emit_container_net(&k, assign[i], &c->nets[j]);
 		}
 	}
-	emit_service_sets(cc, rs);
+	emit_service_sets(&k);
 	ir_normalize(rs);
 out:
 	free(mf);

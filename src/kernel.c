@@ -343,6 +343,8 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 	nftnl_set_set_u32(ns, NFTNL_SET_KEY_LEN, klen);
 	if (s->flags & IRS_INTERVAL)
 		flags |= NFT_SET_INTERVAL | (s->nkey > 1 ? NFT_SET_CONCAT : 0);
+	if (s->flags & IRS_TIMEOUT)
+		flags |= NFT_SET_TIMEOUT;
 	/* field lengths only for interval concatenations (pipapo): hash
 	 * sets take the key as one blob and refuse the description */
 	if (s->nkey > 1 && (s->flags & IRS_INTERVAL))
@@ -412,6 +414,10 @@ static void add_elems(struct batch *b, const char *table,
 				nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY_END,
 						   key, len);
 			}
+			if (e[j].timeout_ms && type == NFT_MSG_NEWSETELEM)
+				nftnl_set_elem_set_u64(el,
+						       NFTNL_SET_ELEM_TIMEOUT,
+						       e[j].timeout_ms);
 			if (s->flags & IRS_MAP) {
 				nftnl_set_elem_set_u32(
 				    el, NFTNL_SET_ELEM_VERDICT,
@@ -766,25 +772,18 @@ int kernel_apply(struct kernel *k, const struct ir_ruleset *rs, char *err,
 	return ret;
 }
 
-int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
-		       const struct ir_delta *delta, uint32_t gen, char *err,
-		       size_t errlen)
+/* The messages of a delta: runs of changes to one set with one direction
+ * become one message each, in the delta's order. */
+static int put_changes(struct batch *b, const struct ir_ruleset *rs,
+		       const struct ir_delta *delta, char *err, size_t errlen)
 {
-	struct batch b = {0};
 	struct ir_elem *run = NULL;
 	size_t i, j, n, cap = 0;
-	int ret;
 
-	if (!delta->n)
-		return 0;
-	b_begin(&b, k, gen);
-	/* runs of changes to one set with one direction become one message
-	 * each, in the delta's order */
 	for (i = 0; i < delta->n; i = j) {
 		const struct ir_change *c = &delta->v[i];
 
 		if (c->set >= rs->nsets) {
-			b_free(&b);
 			free(run);
 			snprintf(err, errlen, "delta names set %zu of %zu",
 				 c->set, rs->nsets);
@@ -795,14 +794,66 @@ int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
 			    delta->v[j].add == c->add;
 		     j++)
 			*PUSH(run, n, cap) = delta->v[j].e;
-		add_elems(&b, rs->table, &rs->sets[c->set], run, n,
+		add_elems(b, rs->table, &rs->sets[c->set], run, n,
 			  c->add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
 	}
-	b_end(&b);
-	ret = b_send(k, &b, err, errlen);
-	b_free(&b);
 	free(run);
-	return ret;
+	return 0;
+}
+
+/* Sends what build put in a batch (0 or a negative errno from build). */
+static int send_batch(struct kernel *k, struct batch *b, int r, char *err,
+		      size_t errlen)
+{
+	if (!r) {
+		b_end(b);
+		r = b_send(k, b, err, errlen);
+	}
+	b_free(b);
+	return r;
+}
+
+int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
+		       const struct ir_delta *delta, uint32_t gen, char *err,
+		       size_t errlen)
+{
+	struct batch b = {0};
+
+	if (!delta->n)
+		return 0;
+	b_begin(&b, k, gen);
+	return send_batch(k, &b, put_changes(&b, rs, delta, err, errlen), err,
+			  errlen);
+}
+
+int kernel_refill(struct kernel *k, const struct ir_ruleset *rs,
+		  const size_t *sets, size_t nsets, const struct ir_delta *adds,
+		  char *err, size_t errlen)
+{
+	struct batch b = {0};
+	size_t i;
+
+	b_begin(&b, k, 0);
+	for (i = 0; i < nsets; i++) {
+		struct nlmsghdr *nlh;
+
+		if (sets[i] >= rs->nsets) {
+			b_free(&b);
+			snprintf(err, errlen, "refill names set %zu of %zu",
+				 sets[i], rs->nsets);
+			return -EINVAL;
+		}
+		/* no element list: every element of the set */
+		nlh =
+		    b_msg(&b, NFT_MSG_DELSETELEM, 0,
+			  xasprintf("flushing set %s", rs->sets[sets[i]].name));
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET,
+				  rs->sets[sets[i]].name);
+		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, rs->table);
+		b_done(&b, nlh);
+	}
+	return send_batch(k, &b, put_changes(&b, rs, adds, err, errlen), err,
+			  errlen);
 }
 
 int kernel_sync(struct kernel *k, const struct ir_ruleset *want, bool replace,
@@ -1039,11 +1090,15 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 		n = 0;
 		flags = 0;
 	}
-	s = ir_set_add(r->rs, nftnl_set_get_str(ns, NFTNL_SET_NAME),
-		       ((flags & NFT_SET_INTERVAL) ? IRS_INTERVAL : 0) |
-			   ((flags & NFT_SET_MAP) ? IRS_MAP : 0) |
-			   ((flags & NFT_SET_EVAL) ? IRS_DYNAMIC : 0),
-		       n, key);
+	s = ir_set_add(
+	    r->rs, nftnl_set_get_str(ns, NFTNL_SET_NAME),
+	    ((flags & NFT_SET_INTERVAL) ? IRS_INTERVAL : 0) |
+		((flags & NFT_SET_MAP) ? IRS_MAP : 0) |
+		((flags & NFT_SET_EVAL) ? IRS_DYNAMIC : 0) |
+		((flags & (NFT_SET_TIMEOUT | NFT_SET_EVAL)) == NFT_SET_TIMEOUT
+		     ? IRS_TIMEOUT
+		     : 0),
+	    n, key);
 	if (s->flags & IRS_DYNAMIC) {
 		s->timeout_s =
 		    (unsigned)(nftnl_set_get_u64(ns, NFTNL_SET_TIMEOUT) / 1000);

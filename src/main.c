@@ -196,6 +196,7 @@ static int add_fqdn(struct opts *o, const char *arg)
 	*PUSH(o->fqdn_names, o->nnames, o->capnames) = name;
 	f = PUSH(o->fqdn, o->nfqdn, o->capfqdn);
 	f->name = name;
+	f->timeout_ms = 0; /* a one-shot apply keeps them */
 	return addr_parse(eq + 1, &f->family, &f->addr);
 }
 
@@ -231,6 +232,7 @@ static void resolve_fqdns(struct opts *o, const struct policy *p)
 			    xstrdup(name);
 			f = PUSH(o->fqdn, o->nfqdn, o->capfqdn);
 			f->name = o->fqdn_names[o->nnames - 1];
+			f->timeout_ms = 0;
 			if (addr_parse(host, &f->family, &f->addr))
 				o->nfqdn--;
 		}

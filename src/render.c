@@ -164,6 +164,11 @@ void render_elem(const struct ir_set *s, const struct ir_elem *e,
 			sb_puts(b, " . ");
 		put_comp(b, s, e, i);
 	}
+	if (e->timeout_ms)
+		sb_printf(
+		    b, e->timeout_ms % 1000 ? " timeout %ums" : " timeout %us",
+		    e->timeout_ms % 1000 ? e->timeout_ms
+					 : e->timeout_ms / 1000);
 	if (!(s->flags & IRS_MAP))
 		return;
 	if (e->verdict == IRV_JUMP)
@@ -278,7 +283,8 @@ static void render_set(const struct ir_set *s, struct strbuf *b)
 			  "\t\ttimeout %us\n",
 			  s->size, s->timeout_s);
 	if (s->flags & IRS_INTERVAL)
-		sb_puts(b, "\t\tflags interval\n");
+		sb_printf(b, "\t\tflags interval%s\n",
+			  s->flags & IRS_TIMEOUT ? ",timeout" : "");
 	for (i = 0; i < s->n; i++) {
 		sb_puts(b, i ? ",\n\t\t\t     " : "\t\telements = { ");
 		render_elem(s, &s->e[i], b);
@@ -487,10 +493,10 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 		json_object_set_new(o, "type", json_string(b.s));
 		if (s->flags & IRS_INTERVAL)
 			json_array_append_new(fl, json_string("interval"));
-		if (s->flags & IRS_DYNAMIC) {
+		if (s->flags & IRS_DYNAMIC)
 			json_array_append_new(fl, json_string("dynamic"));
+		if (s->flags & (IRS_DYNAMIC | IRS_TIMEOUT))
 			json_array_append_new(fl, json_string("timeout"));
-		}
 		json_object_set_new(o, "flags", fl);
 		for (j = 0; j < s->n; j++) {
 			b.len = 0;

@@ -13,11 +13,13 @@
 #define COMPILE_UNMATCHED (-1)
 #define COMPILE_CONFLICT (-2)
 
-/* One resolved address of an fqdn peer. */
+/* One resolved address of an fqdn peer, and how long the kernel keeps
+ * it (0: for good). */
 struct compile_fqdn {
 	const char *name;
 	int family;
 	u128 addr;
+	uint32_t timeout_ms;
 };
 
 struct compile_opts {
@@ -81,5 +83,12 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
  * becomes managed or unmanaged brings every container on it along. */
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out);
+
+/* The whole content of the fqdn sets that fqdn peer name (any case)
+ * fills, under cc's answers: their ruleset indexes in *sets (the caller
+ * frees it; the count is returned), every element as an addition in
+ * out. What DNS says changes these sets alone. */
+size_t compile_fqdn_sets(const struct compiler *cc, const char *name,
+			 struct ir_delta *out, size_t **sets);
 
 #endif

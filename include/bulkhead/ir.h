@@ -26,12 +26,16 @@ struct ir_elem {
 	u128 lo[IR_MAX_KEY], hi[IR_MAX_KEY];
 	enum ir_verdict verdict; /* maps only */
 	const char *chain;	 /* IRV_JUMP: owned by the ruleset */
+	/* IRS_TIMEOUT sets: the kernel drops the element this long after
+	 * it was added; 0, never. Not read back, not compared. */
+	uint32_t timeout_ms;
 };
 
 enum ir_set_flags {
 	IRS_INTERVAL = 1 << 0,
 	IRS_MAP = 1 << 1,     /* data is a verdict */
 	IRS_DYNAMIC = 1 << 2, /* filled by the datapath (rate limits) */
+	IRS_TIMEOUT = 1 << 3, /* elements may carry a timeout (fqdn) */
 };
 
 struct ir_set {

@@ -36,6 +36,13 @@ int kernel_apply_delta(struct kernel *k, const struct ir_ruleset *rs,
 		       const struct ir_delta *delta, uint32_t gen, char *err,
 		       size_t errlen);
 
+/* Empties the sets of rs with the given indexes and fills them with the
+ * additions in adds, in one transaction: what a set holds is replaced
+ * without a window (the fqdn sets, refreshed with new timeouts). */
+int kernel_refill(struct kernel *k, const struct ir_ruleset *rs,
+		  const size_t *sets, size_t nsets, const struct ir_delta *adds,
+		  char *err, size_t errlen);
+
 /* Reads table inet NAME back into a new IR (elements sorted, those of
  * dynamic sets left out): *out is NULL when the table does not exist.
  * A consistent snapshot: read again when the ruleset changed meanwhile;

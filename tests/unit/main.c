@@ -29,7 +29,7 @@ struct inventory *load_inventory_fixture(const char *path)
 struct ir_ruleset *compile_fixture(const char *policy, const char *inventory)
 {
 	static const struct compile_fqdn fq[] = {
-	    {"api.example.com", AF_INET, 0xcb007105}, /* 203.0.113.5 */
+	    {"api.example.com", AF_INET, 0xcb007105, 0}, /* 203.0.113.5 */
 	};
 	struct policy *p = load_policy_fixture(policy);
 	struct inventory *inv = load_inventory_fixture(inventory);

@@ -9,7 +9,7 @@
 #include "unit.h"
 
 static const struct compile_fqdn fq[] = {
-    {"api.example.com", AF_INET, 0xcb007105}, /* 203.0.113.5 */
+    {"api.example.com", AF_INET, 0xcb007105, 0}, /* 203.0.113.5 */
 };
 
 struct example {
@@ -150,6 +150,59 @@ static void assert_elems(const struct ir_ruleset *rs, const char *set,
 	}
 	sb_free(&b);
 }
+
+/* DNS answers carry their timeouts into the elements (adjacent
+ * addresses merged keep the longest), and compile_fqdn_sets gives the
+ * whole content of the sets one name fills, for the daemon's refill. */
+START_TEST(test_fqdn_sets)
+{
+	static const struct compile_fqdn ans[] = {
+	    {"api.example.com", AF_INET, 0xcb00710a, 40000},
+	    {"api.example.com", AF_INET, 0xcb00710b, 40000},
+	    {"API.EXAMPLE.COM", AF_INET6, 1, 75000},
+	    {"other.example.com", AF_INET, 0x0a000001, 1000},
+	};
+	static const char *const v4[] = {
+	    "203.0.113.10/31 . tcp . 443 timeout 40s"};
+	static const char *const v6[] = {"::1 . tcp . 443 timeout 75s"};
+	struct policy *p = load_policy_fixture(examples[2].policy);
+	struct inventory *inv = load_inventory_fixture(examples[2].inventory);
+	struct compile_opts o = {.fqdn = ans, .nfqdn = 4};
+	struct compiler *cc = compiler_new(p, &o);
+	struct diags d = {0};
+	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
+	struct ir_delta delta = {0};
+	struct strbuf b = {0};
+	size_t *sets, n, i;
+
+	assert_elems(rs, "api_fqdn4", v4, 1);
+	assert_elems(rs, "api_fqdn6", v6, 1);
+	ck_assert(set_named(rs, "api_fqdn4")->flags & IRS_TIMEOUT);
+	n = compile_fqdn_sets(cc, "Api.Example.Com", &delta, &sets);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(rs->sets[sets[0]].name, "api_fqdn4");
+	ck_assert_str_eq(rs->sets[sets[1]].name, "api_fqdn6");
+	ck_assert_uint_eq(delta.n, 2);
+	for (i = 0; i < delta.n; i++) {
+		ck_assert(delta.v[i].add);
+		b.len = 0;
+		render_elem(&rs->sets[delta.v[i].set], &delta.v[i].e, &b);
+		ck_assert_str_eq(b.s, i ? v6[0] : v4[0]);
+	}
+	free(sets);
+	ir_delta_free(&delta);
+	/* a name no edge reaches fills nothing */
+	ck_assert_uint_eq(
+	    compile_fqdn_sets(cc, "other.example.com", &delta, &sets), 0);
+	free(sets);
+	sb_free(&b);
+	diags_free(&d);
+	ir_free(rs);
+	compiler_free(cc);
+	inventory_free(inv);
+	policy_free(p);
+}
+END_TEST
 
 /* Port lists merge, protocols split per family, CIDRs and world, FQDN
  * answers, host ports, ingress sources, and unmatched containers. */
@@ -527,6 +580,7 @@ Suite *compile_suite(void)
 	tcase_add_test(tc, test_published);
 	tcase_add_test(tc, test_published_once);
 	tcase_add_test(tc, test_json_format);
+	tcase_add_test(tc, test_fqdn_sets);
 	suite_add_tcase(s, tc);
 	return s;
 }

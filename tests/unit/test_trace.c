@@ -94,7 +94,7 @@ struct world {
 static void world_up(struct world *w, int example)
 {
 	static const struct compile_fqdn fq[] = {
-	    {"api.example.com", AF_INET, 0xcb007105},
+	    {"api.example.com", AF_INET, 0xcb007105, 0},
 	};
 	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
 
