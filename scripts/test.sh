@@ -27,7 +27,7 @@ stage "tests under ASan+UBSan" make asan
 # then the daemon, and the daemon again built with the sanitizers
 e2e() { scripts/docker-up.sh && for t in tests/e2e/*.sh; do sh "$t" || return 1; done; }
 stage "end to end" e2e
-stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/e2e/daemon.sh && sh tests/e2e/selfheal.sh && sh tests/e2e/flowlog.sh'
+stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/e2e/daemon.sh && sh tests/e2e/selfheal.sh && sh tests/e2e/flowlog.sh && sh tests/e2e/world.sh'
 # 1,000 container start/stop cycles with a SIGKILL and a dockerd restart,
 # the daemon built with the sanitizers: exact at the end, RSS flat, no leak
 stage "soak under ASan+UBSan" env BUILD=build/asan sh tests/soak/cycles.sh

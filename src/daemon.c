@@ -1,7 +1,7 @@
-/* The daemon's loop: Docker's event stream, a signalfd, two timerfds
- * (periodic resync, reconnect backoff) and the control socket, in one
- * epoll set. Each container event becomes one delta batch; any gap in
- * what Docker told us becomes a full resync. It never flushes our table:
+/* The daemon's loop: Docker's event stream, a signalfd, three timerfds
+ * (periodic resync, reconnect backoff, DNS), DNS answers and the control
+ * socket, in one epoll set. Each container event becomes one delta batch; any
+ * gap in what Docker told us becomes a full resync. It never flushes our table:
  * on exit or failure the last good rules stay (fail closed). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -28,8 +28,10 @@
 
 #include "bulkhead/compile.h"
 #include "bulkhead/daemon.h"
+#include "bulkhead/dns.h"
 #include "bulkhead/docker.h"
 #include "bulkhead/flowlog.h"
+#include "bulkhead/fqdn.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
 #include "bulkhead/trace.h"
@@ -50,6 +52,8 @@ enum watch_kind {
 	W_CLIENT,
 	W_NFLOG,
 	W_NFT,
+	W_DNS,
+	W_DNS_TIMER,
 };
 
 struct watch {
@@ -98,7 +102,12 @@ struct daemon {
 	struct docker *dk;
 	int ep;
 	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog, wnft;
-	struct kernel_watch *kw; /* nftables events: others' changes */
+	struct watch wdns, wdnstimer;
+	struct dns *dns;
+	struct fqdn_cache fq;	  /* fqdn peers' answers */
+	struct compile_fqdn *fql; /* co.fqdn: fq's addresses */
+	unsigned long refills;	  /* fqdn sets refilled */
+	struct kernel_watch *kw;  /* nftables events: others' changes */
 	struct flowlog *fl;
 	struct flowlog_sink *sink;
 	/* containers gone lately, so that a record still names them */
@@ -589,9 +598,15 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 	d->backoff_ms = BACKOFF_MIN_MS;
 }
 
+static bool dns_first(const struct daemon *d);
+
 static void start_resync(struct daemon *d)
 {
 	d->resync_wanted = false;
+	if (dns_first(d)) {
+		d->resync_wanted = true;
+		return;
+	}
 	if (d->dk_state != DK_UP || d->snapshot_running)
 		return;
 	if (docker_snapshot(d->dk, on_snapshot, d)) {
@@ -779,7 +794,8 @@ static void on_event_reply(void *ctx, long status, const char *body, size_t len,
  * can never be applied the wrong way round. */
 static void process_queue(struct daemon *d)
 {
-	while (!d->busy && !d->snapshot_running && d->dk_state == DK_UP) {
+	while (!d->busy && !d->snapshot_running && d->dk_state == DK_UP &&
+	       !dns_first(d)) {
 		struct pending *pe;
 		char *path;
 
@@ -847,6 +863,131 @@ static void on_nft_event(struct daemon *d)
 	    "restored in %.1f ms (%s)",
 	    d->rs->table, what, now_ms() - t0,
 	    res.replaced ? "table replaced" : "elements mended");
+}
+
+/* --- fqdn peers --------------------------------------------------------- */
+
+/* The compiler's view of the answers follows the cache (whose names the
+ * list borrows): after every answer, failure and policy change. */
+static void fqdn_relist(struct daemon *d)
+{
+	struct compile_fqdn *l;
+	size_t n = fqdn_compile_list(&d->fq, &l);
+	struct compile_opts co = d->co;
+	struct compiler *cc;
+
+	co.fqdn = l;
+	co.nfqdn = n;
+	cc = compiler_new(d->p, &co);
+	free(d->fql);
+	d->fql = l;
+	d->co = co;
+	compiler_free(d->cc);
+	d->cc = cc;
+	inv_changed(d);
+}
+
+/* Name's sets get its addresses anew, with fresh timeouts, in one
+ * transaction. */
+static void fqdn_program(struct daemon *d, const char *name)
+{
+	struct ir_delta adds = {0};
+	size_t *sets, n;
+	char err[512];
+
+	fqdn_relist(d);
+	if (!d->rs)
+		return; /* the first sync programs them */
+	n = compile_fqdn_sets(d->cc, name, &adds, &sets);
+	if (n && kernel_refill(d->k, d->rs, sets, n, &adds, err, sizeof(err))) {
+		fail(d, "kernel: refilling the sets of fqdn %s: %s; resyncing",
+		     name, err);
+		resync_soon(d);
+	} else if (n) {
+		d->rs_stale = true;
+		d->refills++;
+	}
+	free(sets);
+	ir_delta_free(&adds);
+}
+
+static void addr_list(const struct fqdn_name *f, struct strbuf *sb)
+{
+	char buf[64];
+	size_t i;
+
+	sb_puts(sb, "");
+	for (i = 0; i < f->n; i++) {
+		addr_format(f->a[i].family, f->a[i].addr, buf, sizeof(buf));
+		sb_printf(sb, "%s%s", i ? ", " : "", buf);
+	}
+}
+
+static void on_dns(void *ctx, const char *name, const struct fqdn_addr *a,
+		   size_t n, unsigned ttl_s, const char *err)
+{
+	struct daemon *d = ctx;
+	uint64_t now = (uint64_t)now_ms();
+	long i = fqdn_find(&d->fq, name);
+	struct fqdn_name *f;
+	struct strbuf sb = {0};
+	uint64_t since;
+	unsigned r;
+
+	if (i < 0)
+		return; /* a reload dropped it meanwhile */
+	f = &d->fq.v[i];
+	since = f->failing_since;
+	r = err ? fqdn_failed(&d->fq, (size_t)i, now, err)
+		: fqdn_answer(&d->fq, (size_t)i, now, a, n, ttl_s);
+	addr_list(f, &sb);
+	if (r & FQDN_OUTAGE)
+		say("warning: fqdn %s: %s; %s%s", f->name, f->error,
+		    f->n ? "keeping the last good addresses: "
+			 : "nothing is allowed to it until it resolves",
+		    sb.s);
+	if (r & FQDN_RECOVERED)
+		say("fqdn %s: resolves again after %.0f s", f->name,
+		    (double)(now - since) / 1e3);
+	if (r & FQDN_CHANGED)
+		say("fqdn %s: %s (ttl %u s, kept %u s)", f->name, sb.s,
+		    f->ttl_s, f->eff_s);
+	if (r & FQDN_PROGRAM)
+		fqdn_program(d, f->name);
+	sb_free(&sb);
+}
+
+/* Asks about every name due, and sets the timer for the next one (or
+ * for c-ares's next timeout). */
+static void dns_tick(struct daemon *d)
+{
+	struct itimerspec off = {0};
+	uint64_t now = (uint64_t)now_ms(), next, ms;
+	size_t i;
+	int t;
+
+	for (i = 0; i < d->fq.n; i++)
+		if (fqdn_due(&d->fq, i, now)) {
+			fqdn_asking(&d->fq, i);
+			dns_ask(d->dns, d->fq.v[i].name, on_dns, d);
+		}
+	next = fqdn_next(&d->fq);
+	ms = next == FQDN_NEVER ? UINT64_MAX : next > now ? next - now : 0;
+	t = dns_timeout_ms(d->dns);
+	if (t >= 0 && (uint64_t)t < ms)
+		ms = (uint64_t)t;
+	if (ms == UINT64_MAX)
+		timerfd_settime(d->wdnstimer.fd, 0, &off, NULL);
+	else
+		arm(d->wdnstimer.fd, ms > 86400000u ? 86400000u : (unsigned)ms);
+}
+
+/* At start the first sync waits for every name's first answer (or
+ * failure), so that a restart does not take the addresses in force
+ * out of the kernel for the moments DNS takes. */
+static bool dns_first(const struct daemon *d)
+{
+	return !d->synced_once && fqdn_first_round(&d->fq);
 }
 
 /* --- denied flows ------------------------------------------------------ */
@@ -1041,6 +1182,11 @@ static int reload(struct daemon *d, json_t *errs)
 	inv_changed(d);
 	d->rs = rs;
 	d->rs_stale = false;
+	/* names the new policy brings are asked about now; answers of
+	 * names it dropped go with the next compile */
+	fqdn_set_names(&d->fq, p);
+	fqdn_relist(d);
+	dns_tick(d);
 	say("reloaded %s: %zu services, %zu edges", p->file, p->nservices,
 	    p->nedges);
 	return 0;
@@ -1123,6 +1269,66 @@ static void lat_json(json_t *st, const char *key, const struct lat *l)
 	json_object_set_new(st, key, o);
 }
 
+/* Whole seconds from one monotonic ms time to a later one; 0 when it is
+ * not later. */
+static json_t *secs(uint64_t from, uint64_t to)
+{
+	return json_integer(to > from ? (json_int_t)((to - from) / 1000) : 0);
+}
+
+/* Each fqdn peer: its addresses, how fresh, and DNS failures. */
+static json_t *fqdn_json(const struct daemon *d)
+{
+	json_t *arr = json_array();
+	uint64_t now = (uint64_t)now_ms();
+	static const char *const state[] = {"pending", "ok", "stale",
+					    "failing"};
+	size_t i, j;
+
+	for (i = 0; i < d->fq.n; i++) {
+		const struct fqdn_name *f = &d->fq.v[i];
+		json_t *o = json_object(), *a = json_array();
+		char buf[64];
+
+		for (j = 0; j < f->n; j++) {
+			addr_format(f->a[j].family, f->a[j].addr, buf,
+				    sizeof(buf));
+			json_array_append_new(a, json_string(buf));
+		}
+		json_object_set_new(o, "name", json_string(f->name));
+		json_object_set_new(o, "state", json_string(state[f->state]));
+		json_object_set_new(o, "addresses", a);
+		if (f->answered) {
+			json_object_set_new(o, "ttl_s", json_integer(f->ttl_s));
+			json_object_set_new(o, "kept_s",
+					    json_integer(f->eff_s));
+			json_object_set_new(o, "answered_s_ago",
+					    secs(f->answered_at, now));
+		}
+		if (!f->asking)
+			json_object_set_new(o, "next_ask_in_s",
+					    secs(now, f->next_at));
+		if (f->n)
+			json_object_set_new(o, "expires_in_s",
+					    secs(now, f->expires_at));
+		if (f->failures) {
+			json_object_set_new(o, "error", json_string(f->error));
+			json_object_set_new(o, "failures",
+					    json_integer(f->failures));
+			json_object_set_new(o, "failing_for_s",
+					    secs(f->failing_since, now));
+		}
+		json_object_set_new(o, "counts",
+				    json_pack("{s:I, s:I, s:I, s:I}", "asked",
+					      (json_int_t)f->asked, "answered",
+					      (json_int_t)f->answered,
+					      "changed", (json_int_t)f->changed,
+					      "failed", (json_int_t)f->failed));
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
 static json_t *status_json(struct daemon *d)
 {
 	json_t *st = json_object(), *svcs = json_object(), *un = json_array();
@@ -1176,6 +1382,8 @@ static json_t *status_json(struct daemon *d)
 		diags_free(&dg);
 		json_object_set_new(st, "warnings", w);
 	}
+	if (d->fq.n)
+		json_object_set_new(st, "fqdn", fqdn_json(d));
 	json_object_set_new(st, "capabilities", proc_status("CapEff"));
 	json_object_set_new(st, "no_new_privs", proc_status("NoNewPrivs"));
 	json_object_set_new(st, "restores",
@@ -1627,6 +1835,10 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	d->kw = kernel_watch_open(err, errlen);
 	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
 		return -1;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0 || watch_add(d, &d->wdnstimer, W_DNS_TIMER, fd) ||
+	    watch_add(d, &d->wdns, W_DNS, dns_fd(d->dns)))
+		goto sys;
 	return 0;
 sys:
 	snprintf(err, errlen, "setting up the event loop: %s", strerror(errno));
@@ -1635,8 +1847,8 @@ sys:
 
 static void teardown(struct daemon *d)
 {
-	struct watch *w[] = {&d->wsignal, &d->wresync, &d->wretry,
-			     &d->wcontrol};
+	struct watch *w[] = {&d->wsignal, &d->wresync, &d->wretry, &d->wcontrol,
+			     &d->wdnstimer};
 	size_t i;
 
 	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
@@ -1647,6 +1859,9 @@ static void teardown(struct daemon *d)
 	if (d->ep >= 0)
 		close(d->ep);
 	docker_free(d->dk);
+	dns_free(d->dns);
+	fqdn_free(&d->fq);
+	free(d->fql);
 	kernel_watch_close(d->kw);
 	flowlog_close(d->fl);
 	trace_index_free(d->ix);
@@ -1728,6 +1943,14 @@ int daemon_run(const struct daemon_opts *o)
 	if (!d.p)
 		return 2;
 	d.cc = compiler_new(d.p, &d.co);
+	fqdn_init(&d.fq, o->dns_min_ttl, o->dns_max_ttl);
+	fqdn_set_names(&d.fq, d.p);
+	d.dns = dns_new(o->dns, err, sizeof(err));
+	if (!d.dns) {
+		say("error: %s", err);
+		ret = 2;
+		goto out;
+	}
 	d.inv = inventory_new();
 	d.gone = inventory_new();
 	d.k = kernel_open(err, sizeof(err));
@@ -1749,6 +1972,7 @@ int daemon_run(const struct daemon_opts *o)
 		goto out;
 	}
 	docker_connect(&d);
+	dns_tick(&d);
 	while (!d.stop) {
 		struct epoll_event ev[16];
 		int n = epoll_wait(d.ep, ev, 16, -1), i;
@@ -1787,6 +2011,15 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_NFT:
 				on_nft_event(&d);
+				break;
+			case W_DNS:
+				dns_process(d.dns);
+				dns_tick(&d);
+				break;
+			case W_DNS_TIMER:
+				drain(w->fd);
+				dns_process(d.dns);
+				dns_tick(&d);
 				break;
 			}
 		}

@@ -4,7 +4,6 @@
  * failure, 2 bad input). */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +15,10 @@
 #include "bulkhead/compile.h"
 #include "bulkhead/daemon.h"
 #include "bulkhead/denials.h"
+#include "bulkhead/dns.h"
 #include "bulkhead/docker.h"
 #include "bulkhead/flowlog.h"
+#include "bulkhead/fqdn.h"
 #include "bulkhead/graph.h"
 #include "bulkhead/inventory.h"
 #include "bulkhead/kernel.h"
@@ -30,7 +31,8 @@
 struct opts {
 	const char *policy, *inventory, *format;
 	const char *docker, *control, *control_group, *log, *user;
-	unsigned resync_s;
+	const char *dns; /* servers for --resolve and the daemon */
+	unsigned resync_s, dns_min_ttl, dns_max_ttl;
 	bool audit, resolve, replace, exit_code, json;
 	bool follow, summary, suggest;
 	const char *since, *service, *container, *denials;
@@ -56,10 +58,12 @@ static const char usage_check[] =
 static const char usage_plan[] =
     "usage: bulkhead plan -p POLICY [--inventory FILE] [--format nft|json]\n"
     "                     [--audit] [--fqdn NAME=ADDR]... [--resolve]\n"
-    "                     [--docker SOCK]\n"
+    "                     [--dns SERVERS] [--docker SOCK]\n"
     "Dry run: print exactly what would be programmed, as an `nft -f`\n"
     "script (default) or as the IR in JSON. FQDN peers take their\n"
-    "addresses from --fqdn, or from DNS with --resolve.\n" INVENTORY_HELP;
+    "addresses from --fqdn, or from DNS with --resolve (A and AAAA, from\n"
+    "/etc/hosts or the system's resolvers, or from --dns\n"
+    "ADDR[:PORT],...).\n" INVENTORY_HELP;
 static const char usage_trace[] =
     "usage: bulkhead trace -p POLICY --inventory FILE SRC DST PORT/PROTO\n"
     "       bulkhead trace [--control PATH] SRC DST PORT/PROTO\n"
@@ -71,7 +75,8 @@ static const char usage_trace[] =
 
 static const char usage_apply[] =
     "usage: bulkhead apply -p POLICY [--inventory FILE] [--audit] [--replace]\n"
-    "                      [--fqdn NAME=ADDR]... [--resolve] [--docker SOCK]\n"
+    "                      [--fqdn NAME=ADDR]... [--resolve] [--dns SERVERS]\n"
+    "                      [--docker SOCK]\n"
     "Program the ruleset that `plan` prints into the kernel, in one atomic\n"
     "transaction. When table inet bulkhead already has the plan's chains,\n"
     "rules and sets, only the elements that differ change; otherwise (or\n"
@@ -80,7 +85,8 @@ static const char usage_apply[] =
 static const char usage_diff[] =
     "usage: bulkhead diff -p POLICY [--inventory FILE] [--audit] "
     "[--exit-code]\n"
-    "                     [--fqdn NAME=ADDR]... [--resolve] [--docker SOCK]\n"
+    "                     [--fqdn NAME=ADDR]... [--resolve] [--dns SERVERS]\n"
+    "                     [--docker SOCK]\n"
     "Read table inet bulkhead back from the kernel and print what `apply`\n"
     "would change: elements to add (+) and delete (-), and sets, chains\n"
     "and rules that differ (then apply replaces the table). With\n"
@@ -90,6 +96,8 @@ static const char usage_run[] =
     "usage: bulkhead run -p POLICY [--docker SOCK] [--audit] [--log FILE]\n"
     "                    [--control PATH] [--control-group GROUP]\n"
     "                    [--resync SECONDS] [--user USER]\n"
+    "                    [--dns SERVERS] [--dns-min-ttl SECONDS]\n"
+    "                    [--dns-max-ttl SECONDS]\n"
     "The daemon: follow Docker's events and keep table inet bulkhead on\n"
     "the policy. It converges once at start (one atomic batch), then each\n"
     "container start, stop, connect or disconnect is a delta for that\n"
@@ -104,6 +112,12 @@ static const char usage_run[] =
     "groups: the docker group for Docker's socket), still holding\n"
     "CAP_NET_ADMIN. POLICY must then be readable, and the log's\n"
     "directory writable, by USER.\n"
+    "FQDN peers are resolved (A and AAAA; the system's resolvers or\n"
+    "--dns ADDR[:PORT],...) and kept fresh by their TTL, clamped to\n"
+    "--dns-min-ttl (default 30) and --dns-max-ttl (default 3600): asked\n"
+    "again before it runs out, their elements programmed with a timeout\n"
+    "of the TTL and a margin, so that they lapse should the daemon stop.\n"
+    "When DNS fails the last good addresses stay, and status says so.\n"
     "Logs go to stderr, one line per event. Denied flows (NFLOG group\n"
     "settings.log_group) go to --log FILE (default " FLOWLOG_DEFAULT ")\n"
     "as JSON lines naming both ends, rotated past 64 MB (5 kept) and\n"
@@ -200,44 +214,65 @@ static int add_fqdn(struct opts *o, const char *arg)
 	return addr_parse(eq + 1, &f->family, &f->addr);
 }
 
+static void on_resolved(void *ctx, const char *name, const struct fqdn_addr *a,
+			size_t n, unsigned ttl_s, const char *err)
+{
+	struct opts *o = ctx;
+	size_t i;
+
+	(void)ttl_s;
+	if (err) {
+		fprintf(stderr, "bulkhead: warning: cannot resolve %s: %s\n",
+			name, err);
+		return;
+	}
+	*PUSH(o->fqdn_names, o->nnames, o->capnames) = xstrdup(name);
+	for (i = 0; i < n; i++)
+		*PUSH(o->fqdn, o->nfqdn, o->capfqdn) = (struct compile_fqdn){
+		    o->fqdn_names[o->nnames - 1], a[i].family, a[i].addr, 0};
+}
+
 /* DNS for fqdn peers, only when asked: a dry run should not depend on the
  * network. The daemon keeps these fresh by TTL. */
-static void resolve_fqdns(struct opts *o, const struct policy *p)
+static int resolve_fqdns(struct opts *o, const struct policy *p)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
+	struct fqdn_cache c;
+	struct dns *d;
+	char err[512];
 	size_t i;
-	int r;
 
-	for (i = 0; i < p->nedges; i++) {
-		const char *name = p->edges[i].dst.fqdn;
-
-		if (p->edges[i].dst.kind != PEER_FQDN)
-			continue;
-		r = getaddrinfo(name, NULL, &hints, &res);
-		if (r) {
-			fprintf(stderr,
-				"bulkhead: warning: cannot resolve "
-				"%s: %s\n",
-				name, gai_strerror(r));
-			continue;
-		}
-		for (ai = res; ai; ai = ai->ai_next) {
-			char host[64];
-			struct compile_fqdn *f;
-
-			if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host,
-					sizeof(host), NULL, 0, NI_NUMERICHOST))
-				continue;
-			*PUSH(o->fqdn_names, o->nnames, o->capnames) =
-			    xstrdup(name);
-			f = PUSH(o->fqdn, o->nfqdn, o->capfqdn);
-			f->name = o->fqdn_names[o->nnames - 1];
-			f->timeout_ms = 0;
-			if (addr_parse(host, &f->family, &f->addr))
-				o->nfqdn--;
-		}
-		freeaddrinfo(res);
+	fqdn_init(&c, FQDN_MIN_TTL_S, FQDN_MAX_TTL_S);
+	fqdn_set_names(&c, p);
+	if (c.n && !(d = dns_new(o->dns, err, sizeof(err)))) {
+		fprintf(stderr, "bulkhead: %s\n", err);
+		fqdn_free(&c);
+		return -1;
 	}
+	for (i = 0; i < c.n; i++)
+		dns_ask(d, c.v[i].name, on_resolved, o);
+	if (c.n) {
+		dns_wait(d);
+		dns_free(d);
+	}
+	fqdn_free(&c);
+	return 0;
+}
+
+/* A number of seconds, 1 to a day, for option name. */
+static int seconds(const char *name, const char *arg, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(arg, &end, 10);
+
+	if (*end || !v || v > 86400 || *arg == '-') {
+		fprintf(stderr,
+			"bulkhead: %s '%s' is not a number of seconds "
+			"(1-86400)\n",
+			name, arg);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
 }
 
 /* Parses options common to every command; positional arguments are left
@@ -251,6 +286,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"audit", no_argument, NULL, 'a'},
 	    {"fqdn", required_argument, NULL, 'F'},
 	    {"resolve", no_argument, NULL, 'r'},
+	    {"dns", required_argument, NULL, 'd'},
+	    {"dns-min-ttl", required_argument, NULL, 'T'},
+	    {"dns-max-ttl", required_argument, NULL, 'X'},
 	    {"replace", no_argument, NULL, 'R'},
 	    {"exit-code", no_argument, NULL, 'x'},
 	    {"docker", required_argument, NULL, 'D'},
@@ -336,20 +374,21 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 		case 'n':
 			o->denials = optarg;
 			break;
-		case 'S': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end || !v || v > 86400) {
-				fprintf(stderr,
-					"bulkhead: --resync '%s' is not a "
-					"number of seconds (1-86400)\n",
-					optarg);
-				return -EINVAL;
-			}
-			o->resync_s = (unsigned)v;
+		case 'd':
+			o->dns = optarg;
 			break;
-		}
+		case 'S':
+		case 'T':
+		case 'X':
+			if (seconds(c == 'S'   ? "--resync"
+				    : c == 'T' ? "--dns-min-ttl"
+					       : "--dns-max-ttl",
+				    optarg,
+				    c == 'S'   ? &o->resync_s
+				    : c == 'T' ? &o->dns_min_ttl
+					       : &o->dns_max_ttl))
+				return -EINVAL;
+			break;
 		case 'F':
 			if (add_fqdn(o, optarg)) {
 				fprintf(stderr,
@@ -454,8 +493,8 @@ static int job_compile(struct job *j)
 {
 	struct compile_opts co = {.audit = j->o.audit};
 
-	if (j->o.resolve)
-		resolve_fqdns(&j->o, j->p);
+	if (j->o.resolve && resolve_fqdns(&j->o, j->p))
+		return EXIT_BADINPUT;
 	co.fqdn = j->o.fqdn;
 	co.nfqdn = j->o.nfqdn;
 	j->cc = compiler_new(j->p, &co);
@@ -891,6 +930,9 @@ static int cmd_run(int argc, char **argv)
 		r = bad_usage(usage_run, "unexpected argument");
 	else if (!o.policy)
 		r = bad_usage(usage_run, "-p POLICY is required");
+	else if (o.dns_min_ttl && o.dns_max_ttl &&
+		 o.dns_min_ttl > o.dns_max_ttl)
+		r = bad_usage(usage_run, "--dns-min-ttl exceeds --dns-max-ttl");
 	else if (!(d.docker = docker_sock_path(o.docker, err, sizeof(err)))) {
 		fprintf(stderr, "bulkhead: %s\n", err);
 		r = EXIT_BADINPUT;
@@ -901,6 +943,11 @@ static int cmd_run(int argc, char **argv)
 		d.user = o.user;
 		d.audit = o.audit;
 		d.resync_s = o.resync_s ? o.resync_s : DAEMON_RESYNC_S;
+		d.dns = o.dns;
+		d.dns_min_ttl = o.dns_min_ttl ? o.dns_min_ttl : FQDN_MIN_TTL_S;
+		d.dns_max_ttl = o.dns_max_ttl ? o.dns_max_ttl : FQDN_MAX_TTL_S;
+		if (d.dns_max_ttl < d.dns_min_ttl)
+			d.dns_max_ttl = d.dns_min_ttl;
 		d.log = o.log ? o.log : FLOWLOG_DEFAULT;
 		d.log_max = DAEMON_LOG_MAX;
 		check_br_netfilter();
@@ -1011,6 +1058,31 @@ static void print_status(json_t *st)
 			}
 			printf("\n");
 		}
+	}
+	if (json_array_size(json_object_get(st, "fqdn")))
+		printf("fqdn peers:\n");
+	json_array_foreach(json_object_get(st, "fqdn"), i, c)
+	{
+		printf("  %-30s %-7s",
+		       json_string_value(json_object_get(c, "name")),
+		       json_string_value(json_object_get(c, "state")));
+		json_array_foreach(json_object_get(c, "addresses"), k, n)
+		    printf(" %s", json_string_value(n));
+		if (json_object_get(c, "ttl_s"))
+			printf(" (ttl %lld s, asked again in %lld s)",
+			       (long long)json_integer_value(
+				   json_object_get(c, "ttl_s")),
+			       (long long)json_integer_value(
+				   json_object_get(c, "next_ask_in_s")));
+		if ((s = json_string_value(json_object_get(c, "error"))))
+			printf("\n    DNS failing for %lld s: %s%s",
+			       (long long)json_integer_value(
+				   json_object_get(c, "failing_for_s")),
+			       s,
+			       json_array_size(json_object_get(c, "addresses"))
+				   ? " (the last good addresses stay)"
+				   : "");
+		printf("\n");
 	}
 	if (json_array_size(json_object_get(st, "warnings"))) {
 		printf("warnings:\n");

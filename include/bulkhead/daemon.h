@@ -21,6 +21,8 @@ struct daemon_opts {
 	size_t log_max;		   /* rotate past this many bytes */
 	bool audit;
 	unsigned resync_s;
+	const char *dns; /* servers, "ADDR[:PORT],..."; NULL: the system's */
+	unsigned dns_min_ttl, dns_max_ttl;
 };
 
 #define DAEMON_LOG_MAX (64u << 20)

@@ -4,11 +4,11 @@
 _bulkhead_opts() {
 	case $1 in
 	check) echo "-p --policy --inventory --help" ;;
-	plan) echo "-p --policy --inventory --format --audit --fqdn --resolve --docker --help" ;;
+	plan) echo "-p --policy --inventory --format --audit --fqdn --resolve --dns --docker --help" ;;
 	trace) echo "-p --policy --inventory --control --help" ;;
-	apply) echo "-p --policy --inventory --audit --replace --fqdn --resolve --docker --help" ;;
-	diff) echo "-p --policy --inventory --audit --exit-code --fqdn --resolve --docker --help" ;;
-	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --help" ;;
+	apply) echo "-p --policy --inventory --audit --replace --fqdn --resolve --dns --docker --help" ;;
+	diff) echo "-p --policy --inventory --audit --exit-code --fqdn --resolve --dns --docker --help" ;;
+	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --dns --dns-min-ttl --dns-max-ttl --help" ;;
 	status) echo "--control --json --help" ;;
 	reload) echo "--control --help" ;;
 	denials) echo "--log --since --service --container --json --summary --suggest -p --policy --follow --help" ;;
@@ -65,7 +65,7 @@ _bulkhead() {
 		mapfile -t COMPREPLY < <(compgen -W "10m 1h 1d 7d" -- "$cur")
 		return
 		;;
-	--fqdn | --service | --container | --resync)
+	--fqdn | --service | --container | --resync | --dns | --dns-min-ttl | --dns-max-ttl)
 		return
 		;;
 	esac

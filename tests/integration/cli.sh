@@ -62,6 +62,11 @@ grep -q "only unix:// sockets" "$tmp/err" || fail "DOCKER_HOST=tcp://"
 expect 1 "$B" status --control "$tmp/no-daemon.sock"
 grep -q "cannot reach the daemon at $tmp/no-daemon.sock" "$tmp/err" || fail "status without a daemon"
 expect 2 "$B" run -p policies/shop.yaml --resync 0
+expect 2 "$B" run -p policies/shop.yaml --dns-min-ttl 0
+expect 2 "$B" run -p policies/shop.yaml --dns-min-ttl 600 --dns-max-ttl 60
+grep -q "dns-min-ttl exceeds --dns-max-ttl" "$tmp/err" || fail "min above max"
+expect 2 "$B" plan -p tests/fixtures/policy-all-kinds.yaml --inventory tests/fixtures/all-kinds.json --resolve --dns 'not a server'
+grep -q "^bulkhead: --dns 'not a server': .*want ADDR\[:PORT\]" "$tmp/err" || { cat "$tmp/err"; fail "--dns error"; }
 expect 2 "$B" run -p "$tmp/missing.yaml" --docker "$tmp/no-docker.sock" --control "$tmp/ctl"
 
 printf 'version: 1\nservices:\n  a:\n    match: {name: a}\n    egress:\n      - to: b\n        ports: [99999/tcp]\n' >"$tmp/bad.yaml"

@@ -14,6 +14,7 @@ Suite *ir_suite(void);
 Suite *kernel_suite(void);
 Suite *docker_suite(void);
 Suite *flowlog_suite(void);
+Suite *fqdn_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
