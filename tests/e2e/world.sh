@@ -17,8 +17,9 @@
 #     other names to the container's resolver (in the world) only where
 #     the policy allows it;
 #   - ingress from the world into a published port (IPv4, after Docker's
-#     DNAT) and straight to a container (IPv6); a port published but not
-#     opened by the policy is refused and reported by status.
+#     DNAT) and straight to a container (IPv6), and from one source
+#     address (a CIDR) into another published port; a port published but
+#     not opened by the policy is refused and reported by status.
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
@@ -81,6 +82,8 @@ services:
     ingress:
       - from: world
         ports: [80/tcp]
+      - from: { cidr: [203.0.113.20/32] }
+        ports: [81/tcp]
     egress:
       - to: { cidr: [203.0.113.10/32, "2001:db8::10/128"] }
         ports: [443/tcp]
@@ -95,7 +98,8 @@ services:
 EOF
 # Docker's embedded DNS forwards what it does not know to --dns, from
 # inside the container's namespace: through our forward chain
-docker run -d --name bhw-app --network "$net" --dns 203.0.113.53 -p 8080:80 bulkhead-test/busybox httpd -f -p 80 -h /www >/dev/null
+docker run -d --name bhw-app --network "$net" --dns 203.0.113.53 -p 8080:80 -p 8091:81 \
+	bulkhead-test/busybox sh -c 'httpd -p 81 -h /www && exec httpd -f -p 80 -h /www' >/dev/null
 docker run -d --name bhw-other --network "$net" --dns 203.0.113.53 -p 8090:80 bulkhead-test/busybox httpd -f -p 80 -h /www >/dev/null
 app6=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$net\").GlobalIPv6Address}}" bhw-app)
 other6=$(docker inspect -f "{{(index .NetworkSettings.Networks \"$net\").GlobalIPv6Address}}" bhw-other)
@@ -116,6 +120,9 @@ can() { # from to port: a TCP connection within a second
 allowed() { can "$@" || fail "$1 -> $2 port $3 should connect"; }
 denied() { ! can "$@" || fail "$1 -> $2 port $3 should be blocked"; }
 world_can() { in_w busybox nc -w 1 "$1" "$2" </dev/null >/dev/null 2>&1; }
+world_from() { # source address, then address and port
+	in_w socat -u /dev/null "TCP:$2:$3,bind=$1,connect-timeout=1" 2>/dev/null
+}
 
 echo "egress by CIDR, IPv4 and IPv6:"
 allowed bhw-app 203.0.113.10 443
@@ -171,6 +178,8 @@ docker exec bhw-app busybox nslookup api.bh.test 127.0.0.11 2>&1 | grep -q 203.0
 echo "ingress from the world:"
 world_can 203.0.113.1 8080 || fail "world -> published 8080 (app:80) should connect"
 ! world_can 203.0.113.1 8090 || fail "world -> published 8090 (other:80) should be blocked"
+world_from 203.0.113.20 203.0.113.1 8091 || fail "203.0.113.20 -> published 8091 (app:81) should connect"
+! world_from 203.0.113.10 203.0.113.1 8091 || fail "203.0.113.10 -> published 8091 (app:81) should be blocked"
 world_can "$app6" 80 || fail "world -> [$app6]:80 should connect"
 ! world_can "$other6" 80 || fail "world -> [$other6]:80 should be blocked"
 st | jq -r '.warnings[]' | grep -qF "'bhw-other' publishes 80/tcp on the host (0.0.0.0:8090)" || fail "status does not report bhw-other's published port: $(st | jq -c .warnings)"
