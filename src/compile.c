@@ -181,19 +181,7 @@ static bool box_in_family(const struct box *x, int fam)
 /* --- layout ----------------------------------------------------------------
  */
 
-enum gset {
-	G_BRIDGES,
-	G_SRC4,
-	G_SRC6,
-	G_DST4,
-	G_DST6,
-	G_HSRC4,
-	G_HSRC6,
-	G_RL4,
-	G_RL6,
-	G_SAME,
-	G_NSETS
-};
+enum gset { G_BRIDGES, G_UNM4, G_UNM6, G_RL4, G_RL6, G_SAME, G_NSETS };
 
 /* Per service. A peer tuple with one protocol and one port is exact and
  * goes into a hash set (peer4/6: constant-time lookups and updates). A
@@ -229,8 +217,7 @@ static bool fqdn(size_t i)
 }
 
 static const char *const gset_names[G_NSETS] = {
-    "bridges", "src4",	"src6", "dst4", "dst6",
-    "hsrc4",   "hsrc6", "rl4",	"rl6",	"same_bridge"};
+    "bridges", "unmanaged4", "unmanaged6", "rl4", "rl6", "same_bridge"};
 static const char *const sset_suffix[S_NSETS] = {
     "peer4",	"peer6", "peer4_ranges", "peer6_ranges", "members4",
     "members6", "out4",	 "out6",	 "fqdn4",	 "fqdn6",
@@ -653,6 +640,7 @@ static void plan_sets(struct compiler *cc)
 	const struct policy *p = cc->p;
 	bool *need = xcalloc(p->nservices * S_NSETS + 1, sizeof(*need));
 	size_t s, i, k, n = 0;
+	int fi;
 
 	for (s = 0; s < p->nservices; s++) {
 		const struct svcinfo *si = &cc->svc[s];
@@ -678,6 +666,22 @@ static void plan_sets(struct compiler *cc)
 			    true;
 			need[p->edges[i].src.service * S_NSETS + S_FQDN6] =
 			    true;
+		}
+	/* containers are dispatched to their service's chains by their
+	 * members set: a set of addresses, no verdicts, so that adding one
+	 * never makes the kernel validate the whole table (as an element
+	 * with a jump in a verdict map does) */
+	for (s = 0; s < p->nservices; s++)
+		for (fi = 0; fi < 2; fi++) {
+			bool *nd = &need[s * S_NSETS];
+			bool any = nd[S_PEER4 + fi] || nd[S_RPEER4 + fi] ||
+				   nd[S_OUT4 + fi] || nd[S_FQDN4 + fi] ||
+				   nd[S_IN4 + fi] || nd[S_HOST];
+
+			for (i = 0; i < cc->svc[s].nrr && !any; i++)
+				any = box_in_family(&cc->svc[s].rr[i].b,
+						    fi ? AF_INET6 : AF_INET);
+			nd[S_MEMB4 + fi] |= any;
 		}
 	cc->sidx = xcalloc(p->nservices * S_NSETS + 1, sizeof(*cc->sidx));
 	cc->set_names =
@@ -848,7 +852,6 @@ static bool *managed_flags(const struct compiler *cc,
 
 struct sink {
 	struct ir_ruleset *rs; /* full compile */
-	size_t base_chain;     /* rs->chains index of the first service chain */
 	struct ir_delta *delta;
 	bool add;
 	const struct compiler *cc;
@@ -868,29 +871,19 @@ static struct ir_elem *emit(struct sink *k, size_t set)
 	return &ch->e;
 }
 
-static const char *chain_name(struct sink *k, size_t s, int which)
-{
-	size_t i = s * C_NCHAINS + (size_t)which;
-
-	return k->rs ? k->rs->chains[k->base_chain + i].name
-		     : k->cc->chain_names[i];
-}
-
 /* The ruleset index of service s's set k, or NO_SET. */
 static size_t sset(const struct compiler *cc, size_t s, int k)
 {
 	return cc->sidx[s * S_NSETS + (size_t)k];
 }
 
-static void emit_map(struct sink *k, size_t set, const char *bridge, u128 a,
-		     const char *chain)
+/* (bridge . address) into a members set. */
+static void emit_member(struct sink *k, size_t set, const char *bridge, u128 a)
 {
 	struct ir_elem *e = emit(k, set);
 
 	e->lo[0] = e->hi[0] = ir_ifname(bridge);
 	e->lo[1] = e->hi[1] = a;
-	e->verdict = chain ? IRV_JUMP : IRV_ACCEPT;
-	e->chain = chain;
 }
 
 /* Service from may reach address a on bridge through boxes b: exact
@@ -961,37 +954,19 @@ static void emit_container_net(struct sink *k, long svc,
 		if (svc >= 0) {
 			const struct svcinfo *si = &cc->svc[svc];
 
-			/* an element with a jump makes the kernel validate
-			 * the whole table when it is added: where svc_S,
-			 * in_S or host_S would only jump to deny, leave it
-			 * out, and the dispatch falls through to deny all
-			 * the same */
-			if (svc_egress(cc, (size_t)svc, fi))
-				emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
-					 chain_name(k, (size_t)svc, C_SVC));
-			if (sset(cc, (size_t)svc, S_IN4 + fi) != NO_SET)
-				emit_map(k, G_DST4 + (size_t)fi, n->bridge, a,
-					 chain_name(k, (size_t)svc, C_IN));
-			if (sset(cc, (size_t)svc, S_HOST) != NO_SET)
-				emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a,
-					 chain_name(k, (size_t)svc, C_HOST));
+			/* the members set is the dispatch: a service with
+			 * nothing to go to nor to be reached on has none,
+			 * and its containers fall through to deny */
 			for (i = 0; i < si->ninto; i++)
 				emit_peer(k, si->into[i].from, n->bridge, a,
 					  &si->into[i].b, fi, false);
-			if (sset(cc, (size_t)svc, S_MEMB4 + fi) != NO_SET) {
-				struct ir_elem *e = emit(
-				    k, sset(cc, (size_t)svc, S_MEMB4 + fi));
-
-				e->lo[0] = e->hi[0] = ir_ifname(n->bridge);
-				e->lo[1] = e->hi[1] = a;
-			}
+			if (sset(cc, (size_t)svc, S_MEMB4 + fi) != NO_SET)
+				emit_member(k,
+					    sset(cc, (size_t)svc, S_MEMB4 + fi),
+					    n->bridge, a);
 		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
 			/* not managed: free to go, and "world" to others */
-			emit_map(k, G_SRC4 + (size_t)fi, n->bridge, a,
-				 k->rs ? k->rs->chains[B_UNMANAGED].name
-				       : base_chains[B_UNMANAGED]);
-			emit_map(k, G_DST4 + (size_t)fi, n->bridge, a, NULL);
-			emit_map(k, G_HSRC4 + (size_t)fi, n->bridge, a, NULL);
+			emit_member(k, G_UNM4 + (size_t)fi, n->bridge, a);
 			for (i = 0; i < cc->nworld; i++)
 				emit_peer(k, cc->world_from[i].from, n->bridge,
 					  a, &cc->world_from[i].b, fi, true);
@@ -1039,15 +1014,46 @@ static void rule_verdict(struct ir_rule *r, enum ir_stmt st, const char *target)
 	r->target = target;
 }
 
-static void vmap_rule(struct ir_chain *c, const char *map, enum ir_expr a,
-		      enum ir_expr b)
+/* (bridge . address) @set, then a jump to chain (or accept, NULL). */
+static void member_rule(struct ir_chain *c, const char *set, bool src, int fi,
+			const char *chain)
 {
 	struct ir_rule *r = ir_rule_add(c);
 
-	rule_verdict(r, IRST_VMAP, map);
-	r->nvkey = 2;
-	r->vkey[0] = a;
-	r->vkey[1] = b;
+	lookup_match(r, set, false, 2, src ? IRX_IIFNAME : IRX_OIFNAME,
+		     src ? (fi ? IRX_SADDR6 : IRX_SADDR4)
+			 : (fi ? IRX_DADDR6 : IRX_DADDR4));
+	rule_verdict(r, chain ? IRST_JUMP : IRST_ACCEPT, chain);
+}
+
+/* Chain c sends a packet on to the service chain `which` (C_SVC, C_IN or
+ * C_HOST) of the service whose members set holds its source (C_SVC,
+ * C_HOST) or destination (C_IN), where that chain would do more than
+ * deny; an unmanaged container's packet to unmanaged (NULL: accept). */
+static void dispatch_rules(const struct compiler *cc, struct ir_ruleset *rs,
+			   struct ir_chain *c, int which, const char *unmanaged)
+{
+	bool src = which != C_IN;
+	size_t s;
+	int fi;
+
+	for (fi = 0; fi < 2; fi++) {
+		for (s = 0; s < cc->p->nservices; s++) {
+			size_t memb = sset(cc, s, S_MEMB4 + fi);
+			bool more = which == C_SVC ? svc_egress(cc, s, fi)
+				    : which == C_IN
+					? sset(cc, s, S_IN4 + fi) != NO_SET
+					: sset(cc, s, S_HOST) != NO_SET;
+
+			if (memb != NO_SET && more)
+				member_rule(c, rs->sets[memb].name, src, fi,
+					    rs->chains[NBASE + s * C_NCHAINS +
+						       (size_t)which]
+						.name);
+		}
+		member_rule(c, rs->sets[G_UNM4 + (size_t)fi].name, src, fi,
+			    unmanaged);
+	}
 }
 
 static void jump_rule(struct ir_chain *c, const char *to)
@@ -1140,9 +1146,8 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 
 	/* sets, in set-id order */
 	ir_set_add(rs, gset_names[G_BRIDGES], 0, 1, tif);
-	for (i = G_SRC4; i <= G_HSRC6; i++)
-		ir_set_add(rs, gset_names[i], IRS_MAP, 2,
-			   (i - G_SRC4) % 2 ? tmap6 : tmap4);
+	ir_set_add(rs, gset_names[G_UNM4], 0, 2, tmap4);
+	ir_set_add(rs, gset_names[G_UNM6], 0, 2, tmap6);
 	for (i = G_RL4; i <= G_RL6; i++) {
 		st = ir_set_add(rs, gset_names[i], IRS_DYNAMIC, 1,
 				i == G_RL4 ? trl4 : trl6);
@@ -1207,14 +1212,13 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
 	rule_verdict(r, IRST_JUMP, c[B_HOST]->name);
 
-	vmap_rule(c[B_FROM], rs->sets[G_SRC4].name, IRX_IIFNAME, IRX_SADDR4);
-	vmap_rule(c[B_FROM], rs->sets[G_SRC6].name, IRX_IIFNAME, IRX_SADDR6);
+	/* dispatch: a rule per service and family, on its members set
+	 * (one lookup each, for a connection's first packet only) */
+	dispatch_rules(cc, rs, c[B_FROM], C_SVC, c[B_UNMANAGED]->name);
 	jump_rule(c[B_FROM], deny);
-	vmap_rule(c[B_TO], rs->sets[G_DST4].name, IRX_OIFNAME, IRX_DADDR4);
-	vmap_rule(c[B_TO], rs->sets[G_DST6].name, IRX_OIFNAME, IRX_DADDR6);
+	dispatch_rules(cc, rs, c[B_TO], C_IN, NULL);
 	jump_rule(c[B_TO], deny);
-	vmap_rule(c[B_HOST], rs->sets[G_HSRC4].name, IRX_IIFNAME, IRX_SADDR4);
-	vmap_rule(c[B_HOST], rs->sets[G_HSRC6].name, IRX_IIFNAME, IRX_SADDR6);
+	dispatch_rules(cc, rs, c[B_HOST], C_HOST, NULL);
 	jump_rule(c[B_HOST], deny);
 
 	/* deny: log (rate-limited per source address), then the verdict */
@@ -1240,10 +1244,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	/* A container that matches no service, with unmatched: allow, is
 	 * not managed: it goes where it likes, except that a managed
 	 * container is reached only as from "world". */
-	vmap_rule(c[B_UNMANAGED], rs->sets[G_DST4].name, IRX_OIFNAME,
-		  IRX_DADDR4);
-	vmap_rule(c[B_UNMANAGED], rs->sets[G_DST6].name, IRX_OIFNAME,
-		  IRX_DADDR6);
+	dispatch_rules(cc, rs, c[B_UNMANAGED], C_IN, NULL);
 	r = ir_rule_add(c[B_UNMANAGED]);
 	lookup_match(r, bridges, false, 1, IRX_OIFNAME);
 	rule_verdict(r, IRST_JUMP, deny);
@@ -1530,7 +1531,6 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 	rs = ir_new(COMPILE_TABLE);
 	layout(cc, rs);
 	k.rs = rs;
-	k.base_chain = NBASE;
 	k.cc = cc;
 	for (i = 0; i < inv->n; i++) {
 		const struct inv_container *c = &inv->c[i];

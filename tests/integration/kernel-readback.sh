@@ -48,13 +48,13 @@ A="'$B' apply -p $POL --inventory $INV"
 # an element deleted and one added by hand: element changes only
 run "
 	nft delete element inet bulkhead nginx_peer4 '{ "$BR" . 172.28.5.3 . tcp . 8080 }'
-	nft add element inet bulkhead src4 '{ \"br-x\" . 192.0.2.9 : accept }'
+	nft add element inet bulkhead unmanaged4 '{ \"br-x\" . 192.0.2.9 }'
 	$D --exit-code >'$tmp/out' 2>/dev/null && exit 1
 	$A >>'$tmp/out' 2>/dev/null
 	$D --exit-code >>'$tmp/out' 2>/dev/null
 " || { cat "$tmp/out"; fail "element changes"; }
 grep -qF "+ element nginx_peer4 { \"$BR\" . 172.28.5.3 . tcp . 8080 }" "$tmp/out" || fail "missing element not shown"
-grep -q '^- element src4 { "br-x" . 192.0.2.9 : accept }' "$tmp/out" || fail "extra element not shown"
+grep -q '^- element unmanaged4 { "br-x" . 192.0.2.9 }' "$tmp/out" || fail "extra element not shown"
 grep -q '^diff: 1 elements to add, 1 to delete; apply changes elements only' "$tmp/out" || fail "element summary"
 grep -q '^applied: 1 elements added, 1 deleted' "$tmp/out" || fail "apply did not reconcile by elements"
 grep -q '^diff: the kernel holds the plan' "$tmp/out" || fail "not converged"

@@ -254,14 +254,14 @@ START_TEST(test_all_kinds_elements)
 	    "0.0.0.0/0 . tcp . 8000-8100",
 	    "198.51.100.0/24 . tcp . 22",
 	};
-	static const char *const src4[] = {
-	    "\"br-aaaaaaaaaaaa\" . 10.1.0.2 : jump svc_api",
-	    "\"br-aaaaaaaaaaaa\" . 10.1.0.3 : jump svc_api",
-	    "\"br-aaaaaaaaaaaa\" . 10.1.0.4 : jump svc_web",
-	    "\"br-aaaaaaaaaaaa\" . 10.1.0.9 : jump unmanaged",
-	    "\"br-bbbbbbbbbbbb\" . 10.2.0.2 : jump svc_api",
-	    /* db has no egress: its traffic falls through to deny */
-	};
+	/* the dispatch: members sets, no verdict maps */
+	static const char *const web_members4[] = {
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.4"};
+	static const char *const unmanaged4[] = {
+	    "\"br-aaaaaaaaaaaa\" . 10.1.0.9"};
+	const struct ir_chain *from;
+	struct strbuf b = {0};
+	size_t i;
 	static const char *const bridges[] = {"\"br-aaaaaaaaaaaa\"",
 					      "\"br-bbbbbbbbbbbb\""};
 
@@ -281,8 +281,28 @@ START_TEST(test_all_kinds_elements)
 	assert_elems(rs, "api_fqdn4", api_fqdn4, 1);
 	assert_elems(rs, "api_host", api_host, 1);
 	assert_elems(rs, "api_in4", api_in4, 3);
-	assert_elems(rs, "src4", src4, 5);
+	assert_elems(rs, "web_members4", web_members4, 1);
+	assert_elems(rs, "unmanaged4", unmanaged4, 1);
 	assert_elems(rs, "bridges", bridges, 2);
+	for (i = 0; i < rs->nsets; i++)
+		ck_assert_msg(!(rs->sets[i].flags & IRS_MAP), "map %s",
+			      rs->sets[i].name);
+	/* db has no egress: no dispatch rule, its traffic falls through
+	 * to deny */
+	from = ir_chain_find(rs, "from_container");
+	ck_assert_ptr_nonnull(from);
+	for (i = 0; i < from->n; i++) {
+		render_rule(&from->r[i], &b);
+		sb_putc(&b, '\n');
+	}
+	ck_assert_str_eq(b.s, "iifname . ip saddr @api_members4 jump svc_api\n"
+			      "iifname . ip saddr @web_members4 jump svc_web\n"
+			      "iifname . ip saddr @unmanaged4 jump unmanaged\n"
+			      "iifname . ip6 saddr @api_members6 jump svc_api\n"
+			      "iifname . ip6 saddr @web_members6 jump svc_web\n"
+			      "iifname . ip6 saddr @unmanaged6 jump unmanaged\n"
+			      "jump deny\n");
+	sb_free(&b);
 	ir_free(rs);
 	inventory_free(inv);
 	policy_free(p);
