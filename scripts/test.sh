@@ -11,11 +11,13 @@ stage() {
 	name=$1
 	shift
 	echo "=== $name"
+	t0=$(date +%s)
 	if "$@"; then
 		pass=$((pass + 1))
+		echo "=== $name: passed in $(($(date +%s) - t0)) s"
 	else
 		fail=$((fail + 1))
-		echo "=== FAILED: $name"
+		echo "=== FAILED: $name (after $(($(date +%s) - t0)) s)"
 	fi
 }
 
@@ -31,7 +33,8 @@ stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/
 # 1,000 container start/stop cycles with a SIGKILL and a dockerd restart,
 # the daemon built with the sanitizers: exact at the end, RSS flat, no leak
 stage "soak under ASan+UBSan" env BUILD=build/asan sh tests/soak/cycles.sh
-# every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions)
-stage "fuzzing" make -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+# every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions;
+# FUZZ_SECONDS=N for longer)
+stage "fuzzing" make -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
 echo "suite: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

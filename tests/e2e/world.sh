@@ -59,19 +59,21 @@ in_w ip route add default via 203.0.113.1
 in_w ip -6 route add default via 2001:db8::1
 fwd6=$(sysctl -n net.ipv6.conf.all.forwarding)
 sysctl -qw net.ipv6.conf.all.forwarding=1
-in_w python3 tests/lib/listen.py 203.0.113.10 443 203.0.113.10 8443 \
+# (their stderr to a file: `ip netns exec` says "Terminated" when they
+# are killed at the end)
+(in_w python3 tests/lib/listen.py 203.0.113.10 443 203.0.113.10 8443 \
 	203.0.113.20 443 203.0.113.20 8443 203.0.113.30 8443 \
-	2001:db8::10 443 2001:db8::20 443 2001:db8::20 8443 &
+	2001:db8::10 443 2001:db8::20 443 2001:db8::20 8443 2>>"$tmp/bg.log" &)
 zone() { printf 'api.bh.test 2 %s\napi.bh.test 2 2001:db8::20\n' "$1" >"$tmp/zone"; }
 zone 203.0.113.20
-in_w python3 tests/lib/fake_dns.py 203.0.113.53 53 "$tmp/zone" &
+(in_w python3 tests/lib/fake_dns.py 203.0.113.53 53 "$tmp/zone" 2>>"$tmp/bg.log" &)
 
 # an IPv6-enabled Docker network; app may reach the world by CIDR and
 # FQDN, the host on 8081, and is open to the world on 80; other
 # publishes 80 too, which its service does not open
 docker network rm "$net" >/dev/null 2>&1 || true
 docker network create --ipv6 --subnet "$v4net.0/24" --subnet "$v6net::/64" "$net" >/dev/null
-python3 tests/lib/listen.py "$v4net.1" 8081 "$v4net.1" 8082 "$v6net::1" 8081 "$v6net::1" 8082 &
+(python3 tests/lib/listen.py "$v4net.1" 8081 "$v4net.1" 8082 "$v6net::1" 8081 "$v6net::1" 8082 2>>"$tmp/bg.log" &)
 cat >"$tmp/policy.yaml" <<EOF
 version: 1
 settings:
