@@ -1382,8 +1382,11 @@ static json_t *status_json(struct daemon *d)
 		diags_free(&dg);
 		json_object_set_new(st, "warnings", w);
 	}
-	if (d->fq.n)
+	if (d->fq.n) {
 		json_object_set_new(st, "fqdn", fqdn_json(d));
+		json_object_set_new(st, "fqdn_refills",
+				    json_integer((json_int_t)d->refills));
+	}
 	json_object_set_new(st, "capabilities", proc_status("CapEff"));
 	json_object_set_new(st, "no_new_privs", proc_status("NoNewPrivs"));
 	json_object_set_new(st, "restores",

@@ -147,6 +147,9 @@ denied bhw-other 203.0.113.20 8443
 nft list set inet bulkhead app_fqdn4 | grep -Eq '203\.0\.113\.20 \. tcp \. 8443 timeout 3s' ||
 	{ nft list set inet bulkhead app_fqdn4; fail "the fqdn element has no timeout of TTL and margin"; }
 [ "$(st | jq -r '.fqdn[0].state + " " + .fqdn[0].addresses[0]')" = "ok 203.0.113.20" ] || fail "status: $(st | jq -c .fqdn)"
+# refreshed by TTL (2 s): its sets refilled again and again
+r0=$(st | jq .fqdn_refills)
+wait_for "a refresh by TTL" sh -c "[ \$('$B' status --control '$tmp/ctl' --json | jq .fqdn_refills) -gt $r0 ]"
 # the answer moves: within the TTL (2 s) and a refresh, .30 in, .20 out
 zone 203.0.113.30
 wait_for "the new answer in force" can bhw-app 203.0.113.30 8443
