@@ -57,12 +57,12 @@ $(BUILD)/kernel-helper: tests/integration/kernel_helper.c $(LIB_OBJS)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 test: $(BUILD)/bulkhead $(BUILD)/unit-tests $(BUILD)/kernel-helper
-	$(Q)BUILD=$(BUILD) tests/run.sh
+	$(Q)BUILD=$(BUILD) SANITIZED=$(SANITIZED) tests/run.sh
 
 asan:
 	$(Q)$(MAKE) --no-print-directory BUILD=build/asan \
 		CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
-		LDFLAGS="-fsanitize=address,undefined" test
+		LDFLAGS="-fsanitize=address,undefined" SANITIZED=1 test
 
 $(BUILD)/bench/delta: bench/delta.c $(LIB_OBJS)
 	$(Q)mkdir -p $(BUILD)/bench
@@ -113,15 +113,26 @@ clean:
 FUZZ_SECONDS ?= 30
 FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 FUZZERS := policy inventory readback docker flowlog nftevents
-FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SAN := address,undefined -fno-sanitize-recover=all
+FUZZ_CC = clang -O1 -g -std=gnu11 -Wall -Wextra -Werror -Iinclude \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# the library is compiled once for every harness (instrumented for
+# coverage, not linked with libFuzzer's main)
+FUZZ_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o)
 fuzz: $(FUZZERS:%=build/fuzz/fuzz_%)
 	$(Q)printf '%s\n' $(FUZZERS) | xargs -P $(FUZZ_JOBS) -I{} sh scripts/fuzz-one.sh {} $(FUZZ_SECONDS)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS)
-	$(Q)mkdir -p build/fuzz
+build/fuzz/obj/%.o: src/%.c
+	$(Q)mkdir -p build/fuzz/obj
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -MMD -MP -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)clang $(FUZZ_CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Iinclude \
-		$(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ $^ $(LDLIBS)
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $^ $(LDLIBS)
+
+.SECONDARY: $(FUZZ_OBJS)
+-include $(wildcard build/fuzz/obj/*.d)
 
 .PHONY: fuzz
 
