@@ -868,14 +868,26 @@ static void on_nft_event(struct daemon *d)
 /* --- fqdn peers --------------------------------------------------------- */
 
 /* The compiler's view of the answers follows the cache (whose names the
- * list borrows): after every answer, failure and policy change. */
-static void fqdn_relist(struct daemon *d)
+ * list borrows): after every answer, failure and policy change. Most
+ * refreshes answer what was answered before: then the compiler stays.
+ * Returns whether the list changed. */
+static bool fqdn_relist(struct daemon *d)
 {
 	struct compile_fqdn *l;
-	size_t n = fqdn_compile_list(&d->fq, &l);
+	size_t n = fqdn_compile_list(&d->fq, &l), i;
 	struct compile_opts co = d->co;
 	struct compiler *cc;
 
+	for (i = 0; n == co.nfqdn && i < n; i++)
+		if (l[i].name != co.fqdn[i].name ||
+		    l[i].family != co.fqdn[i].family ||
+		    l[i].addr != co.fqdn[i].addr ||
+		    l[i].timeout_ms != co.fqdn[i].timeout_ms)
+			break;
+	if (n == co.nfqdn && i == n) {
+		free(l);
+		return false;
+	}
 	co.fqdn = l;
 	co.nfqdn = n;
 	cc = compiler_new(d->p, &co);
@@ -885,6 +897,7 @@ static void fqdn_relist(struct daemon *d)
 	compiler_free(d->cc);
 	d->cc = cc;
 	inv_changed(d);
+	return true;
 }
 
 /* Name's sets get its addresses anew, with fresh timeouts, in one
@@ -894,8 +907,8 @@ static void fqdn_program(struct daemon *d, const char *name)
 	struct ir_delta adds = {0};
 	size_t *sets, n;
 	char err[512];
+	bool changed = fqdn_relist(d);
 
-	fqdn_relist(d);
 	if (!d->rs)
 		return; /* the first sync programs them */
 	n = compile_fqdn_sets(d->cc, name, &adds, &sets);
@@ -904,7 +917,8 @@ static void fqdn_program(struct daemon *d, const char *name)
 		     name, err);
 		resync_soon(d);
 	} else if (n) {
-		d->rs_stale = true;
+		/* new timeouts alone leave the full compile as it was */
+		d->rs_stale |= changed;
 		d->refills++;
 	}
 	free(sets);
