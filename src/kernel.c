@@ -301,9 +301,11 @@ static unsigned key_bytes(const struct ir_set *s, const u128 *v, uint8_t *out)
 	int k;
 
 	for (k = 0; k < s->nkey; k++) {
+		u128 x = v[k];
+
 		len = type_len(s->key[k]);
-		for (i = 0; i < len; i++)
-			out[off + i] = (uint8_t)(v[k] >> (8 * (len - 1 - i)));
+		for (i = len; i--; x >>= 8)
+			out[off + i] = (uint8_t)x;
 		for (i = len; i % 4; i++)
 			out[off + i] = 0;
 		off += (len + 3) & ~3u;
@@ -378,6 +380,36 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 	nftnl_set_free(ns);
 }
 
+static void put_data(struct nlmsghdr *nlh, uint16_t type, const uint8_t *v,
+		     unsigned len)
+{
+	struct nlattr *nest = mnl_attr_nest_start(nlh, type);
+
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, len, v);
+	mnl_attr_nest_end(nlh, nest);
+}
+
+/* An element of a set without data, written straight into the message
+ * (libnftnl's element objects cost an allocation each, and a full
+ * ruleset has a hundred thousand): the attributes libnftnl would write,
+ * in its order. */
+static void put_elem(struct nlmsghdr *nlh, const struct ir_set *s,
+		     const struct ir_elem *e, uint8_t *key, unsigned len,
+		     bool adding)
+{
+	struct nlattr *one = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
+
+	if (e->timeout_ms && adding)
+		mnl_attr_put_u64(nlh, NFTA_SET_ELEM_TIMEOUT,
+				 htobe64(e->timeout_ms));
+	put_data(nlh, NFTA_SET_ELEM_KEY, key, len);
+	if (s->flags & IRS_INTERVAL) {
+		key_bytes(s, e->hi, key);
+		put_data(nlh, NFTA_SET_ELEM_KEY_END, key, len);
+	}
+	mnl_attr_nest_end(nlh, one);
+}
+
 /* Elements go in messages of ELEMS_PER_MSG, each described by its set
  * and count for error reports. Each element is nested as NFTA_LIST_ELEM,
  * the way the kernel's dumps return them (libnftnl numbers the nests,
@@ -405,9 +437,15 @@ static void add_elems(struct batch *b, const char *table,
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
 		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
 		for (j = i; j < i + m; j++) {
-			struct nftnl_set_elem *el = nftnl_set_elem_alloc();
+			struct nftnl_set_elem *el;
 			unsigned len = key_bytes(s, e[j].lo, key);
 
+			if (!(s->flags & IRS_MAP)) {
+				put_elem(nlh, s, &e[j], key, len,
+					 type == NFT_MSG_NEWSETELEM);
+				continue;
+			}
+			el = nftnl_set_elem_alloc();
 			nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, key, len);
 			if (s->flags & IRS_INTERVAL) {
 				key_bytes(s, e[j].hi, key);
@@ -418,18 +456,14 @@ static void add_elems(struct batch *b, const char *table,
 				nftnl_set_elem_set_u64(el,
 						       NFTNL_SET_ELEM_TIMEOUT,
 						       e[j].timeout_ms);
-			if (s->flags & IRS_MAP) {
-				nftnl_set_elem_set_u32(
-				    el, NFTNL_SET_ELEM_VERDICT,
-				    e[j].verdict == IRV_JUMP
-					? (uint32_t)NFT_JUMP
-				    : e[j].verdict == IRV_DROP ? NF_DROP
-							       : NF_ACCEPT);
-				if (e[j].verdict == IRV_JUMP)
-					nftnl_set_elem_set_str(
-					    el, NFTNL_SET_ELEM_CHAIN,
-					    e[j].chain);
-			}
+			nftnl_set_elem_set_u32(
+			    el, NFTNL_SET_ELEM_VERDICT,
+			    e[j].verdict == IRV_JUMP   ? (uint32_t)NFT_JUMP
+			    : e[j].verdict == IRV_DROP ? NF_DROP
+						       : NF_ACCEPT);
+			if (e[j].verdict == IRV_JUMP)
+				nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN,
+						       e[j].chain);
 			one = mnl_attr_nest_start(nlh, NFTA_LIST_ELEM);
 			nftnl_set_elem_nlmsg_build_payload(nlh, el);
 			mnl_attr_nest_end(nlh, one);
@@ -721,10 +755,73 @@ static void add_rule(struct batch *b, const char *table,
 	nftnl_rule_free(rb.r);
 }
 
+struct set_weight {
+	const char *name;
+	size_t idx, w;
+};
+
+static int sw_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct set_weight *)a)->name,
+		      ((const struct set_weight *)b)->name);
+}
+
+static int sw_by_weight(const void *a, const void *b)
+{
+	const struct set_weight *x = a, *y = b;
+
+	if (x->w != y->w)
+		return x->w > y->w ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void sw_count(struct set_weight *sw, size_t n, const char *name)
+{
+	struct set_weight key = {.name = name}, *hit;
+
+	if (name && (hit = bsearch(&key, sw, n, sizeof(*sw), sw_by_name)))
+		hit->w++;
+}
+
+/* The order to create the sets in. The kernel finds a set by name in a
+ * list of the table's sets, walked from the first created, for every
+ * rule that looks one up and for every message of elements: the sets
+ * looked up most go first. */
+static size_t *set_order(const struct ir_ruleset *rs)
+{
+	struct set_weight *sw = xcalloc(rs->nsets + 1, sizeof(*sw));
+	size_t *order = xcalloc(rs->nsets + 1, sizeof(*order));
+	size_t i, j;
+	int m;
+
+	for (i = 0; i < rs->nsets; i++)
+		sw[i] = (struct set_weight){
+		    rs->sets[i].name, i,
+		    (rs->sets[i].n + ELEMS_PER_MSG - 1) / ELEMS_PER_MSG};
+	qsort(sw, rs->nsets, sizeof(*sw), sw_by_name);
+	for (i = 0; i < rs->nchains; i++)
+		for (j = 0; j < rs->chains[i].n; j++) {
+			const struct ir_rule *r = &rs->chains[i].r[j];
+
+			for (m = 0; m < r->nm; m++)
+				if (r->m[m].kind == IRM_LOOKUP)
+					sw_count(sw, rs->nsets, r->m[m].set);
+			if (r->stmt == IRST_VMAP)
+				sw_count(sw, rs->nsets, r->target);
+			if (r->stmt == IRST_LOG)
+				sw_count(sw, rs->nsets, r->rl_set);
+		}
+	qsort(sw, rs->nsets, sizeof(*sw), sw_by_weight);
+	for (i = 0; i < rs->nsets; i++)
+		order[i] = sw[i].idx;
+	free(sw);
+	return order;
+}
+
 /* The messages of a full apply, between batch begin and end. */
 static void build_apply(struct batch *b, const struct ir_ruleset *rs)
 {
-	size_t i, j;
+	size_t i, j, *order = set_order(rs);
 
 	/* create (so that the delete cannot fail), delete, create anew:
 	 * one transaction, so the old table stays until the new one is
@@ -735,13 +832,16 @@ static void build_apply(struct batch *b, const struct ir_ruleset *rs)
 	for (i = 0; i < rs->nchains; i++)
 		add_chain(b, rs->table, &rs->chains[i]);
 	for (i = 0; i < rs->nsets; i++)
-		add_set(b, rs->table, &rs->sets[i], (uint32_t)i + 1);
+		add_set(b, rs->table, &rs->sets[order[i]],
+			(uint32_t)order[i] + 1);
 	for (i = 0; i < rs->nsets; i++)
-		add_elems(b, rs->table, &rs->sets[i], rs->sets[i].e,
-			  rs->sets[i].n, NFT_MSG_NEWSETELEM);
+		add_elems(b, rs->table, &rs->sets[order[i]],
+			  rs->sets[order[i]].e, rs->sets[order[i]].n,
+			  NFT_MSG_NEWSETELEM);
 	for (i = 0; i < rs->nchains; i++)
 		for (j = 0; j < rs->chains[i].n; j++)
 			add_rule(b, rs->table, &rs->chains[i], j);
+	free(order);
 }
 
 void kernel_encode(const struct ir_ruleset *rs, char **buf, size_t *len)
