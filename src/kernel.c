@@ -786,7 +786,7 @@ static void sw_count(struct set_weight *sw, size_t n, const char *name)
 /* The order to create the sets in. The kernel finds a set by name in a
  * list of the table's sets, walked from the first created, for every
  * rule that looks one up and for every message of elements: the sets
- * looked up most go first. */
+ * that rules look up most go first. */
 static size_t *set_order(const struct ir_ruleset *rs)
 {
 	struct set_weight *sw = xcalloc(rs->nsets + 1, sizeof(*sw));
@@ -794,10 +794,10 @@ static size_t *set_order(const struct ir_ruleset *rs)
 	size_t i, j;
 	int m;
 
+	/* by the rules alone, which follow from the policy: a set keeps its
+	 * place whatever containers run, and so does the cost of a delta */
 	for (i = 0; i < rs->nsets; i++)
-		sw[i] = (struct set_weight){
-		    rs->sets[i].name, i,
-		    (rs->sets[i].n + ELEMS_PER_MSG - 1) / ELEMS_PER_MSG};
+		sw[i] = (struct set_weight){rs->sets[i].name, i, 0};
 	qsort(sw, rs->nsets, sizeof(*sw), sw_by_name);
 	for (i = 0; i < rs->nchains; i++)
 		for (j = 0; j < rs->chains[i].n; j++) {
