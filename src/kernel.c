@@ -297,17 +297,23 @@ static unsigned type_dt(enum ir_type t)
  * padded to 4 bytes. Returns the length. */
 static unsigned key_bytes(const struct ir_set *s, const u128 *v, uint8_t *out)
 {
-	unsigned off = 0, len, i;
+	unsigned off = 0, len;
 	int k;
 
 	for (k = 0; k < s->nkey; k++) {
-		u128 x = v[k];
+		uint64_t be[2];
+		uint32_t w;
 
 		len = type_len(s->key[k]);
-		for (i = len; i--; x >>= 8)
-			out[off + i] = (uint8_t)x;
-		for (i = len; i % 4; i++)
-			out[off + i] = 0;
+		/* big-endian, in registers of 4 bytes (zero-padded) */
+		if (len == 16) {
+			be[0] = htobe64((uint64_t)(v[k] >> 64));
+			be[1] = htobe64((uint64_t)v[k]);
+			memcpy(out + off, be, 16);
+		} else {
+			w = htonl((uint32_t)v[k] << (8 * (4 - len)));
+			memcpy(out + off, &w, 4);
+		}
 		off += (len + 3) & ~3u;
 	}
 	return off;
