@@ -16,7 +16,7 @@ out=bench/out
 # ROUNDS alternations of the two, each in a fresh namespace; the medians
 # are compared, since one sample of either swings by a third on a busy
 # machine
-rounds=${ROUNDS:-5}
+rounds=${ROUNDS:-9}
 : >"$out/kernel.times"
 i=0
 while [ "$i" -lt "$rounds" ]; do
