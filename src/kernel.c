@@ -417,13 +417,16 @@ static void put_elem(struct nlmsghdr *nlh, const struct ir_set *s,
 }
 
 /* Elements go in messages of ELEMS_PER_MSG, each described by its set
- * and count for error reports. Each element is nested as NFTA_LIST_ELEM,
+ * and count for error reports. A set created in the same batch is named
+ * by its id (id > 0): the kernel finds it among the batch's new sets,
+ * from the newest, where by name it would walk the list of all the
+ * table's sets comparing names. Each element is nested as NFTA_LIST_ELEM,
  * the way the kernel's dumps return them (libnftnl numbers the nests,
  * which the kernel accepts but libnftnl's own parser does not), so that
  * what we send decodes as what we read back. */
 static void add_elems(struct batch *b, const char *table,
 		      const struct ir_set *s, const struct ir_elem *e, size_t n,
-		      uint16_t type)
+		      uint16_t type, uint32_t id)
 {
 	uint8_t key[64];
 	size_t i, j;
@@ -439,7 +442,11 @@ static void add_elems(struct batch *b, const char *table,
 				      type == NFT_MSG_NEWSETELEM ? "adding"
 								 : "deleting",
 				      m, s->name));
-		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, s->name);
+		if (id)
+			mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID,
+					 htonl(id));
+		else
+			mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, s->name);
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table);
 		list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
 		for (j = i; j < i + m; j++) {
@@ -837,13 +844,13 @@ static void build_apply(struct batch *b, const struct ir_ruleset *rs)
 	add_table(b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
 	for (i = 0; i < rs->nchains; i++)
 		add_chain(b, rs->table, &rs->chains[i]);
-	for (i = 0; i < rs->nsets; i++)
+	for (i = 0; i < rs->nsets; i++) {
 		add_set(b, rs->table, &rs->sets[order[i]],
 			(uint32_t)order[i] + 1);
-	for (i = 0; i < rs->nsets; i++)
 		add_elems(b, rs->table, &rs->sets[order[i]],
 			  rs->sets[order[i]].e, rs->sets[order[i]].n,
-			  NFT_MSG_NEWSETELEM);
+			  NFT_MSG_NEWSETELEM, (uint32_t)order[i] + 1);
+	}
 	for (i = 0; i < rs->nchains; i++)
 		for (j = 0; j < rs->chains[i].n; j++)
 			add_rule(b, rs->table, &rs->chains[i], j);
@@ -901,7 +908,7 @@ static int put_changes(struct batch *b, const struct ir_ruleset *rs,
 		     j++)
 			*PUSH(run, n, cap) = delta->v[j].e;
 		add_elems(b, rs->table, &rs->sets[c->set], run, n,
-			  c->add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM);
+			  c->add ? NFT_MSG_NEWSETELEM : NFT_MSG_DELSETELEM, 0);
 	}
 	free(run);
 	return 0;
@@ -1026,6 +1033,13 @@ struct reader {
 	struct ir_ruleset *rs;
 	const char *table;
 	int err; /* first decoding error */
+	/* kernel_decode: the ids of the sets created so far, with their
+	 * indices in rs (a message of elements may name its set by id) */
+	struct set_id {
+		uint32_t id;
+		size_t idx;
+	} * ids;
+	size_t nids, capids;
 };
 
 typedef int (*dump_cb)(const struct nlmsghdr *nlh, void *data);
@@ -1214,6 +1228,10 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 	if ((flags & NFT_SET_MAP) &&
 	    nftnl_set_get_u32(ns, NFTNL_SET_DATA_TYPE) != NFT_DATA_VERDICT)
 		s->nkey = 0;
+	if (nftnl_set_is_set(ns, NFTNL_SET_ID))
+		*PUSH(r->ids, r->nids, r->capids) =
+		    (struct set_id){nftnl_set_get_u32(ns, NFTNL_SET_ID),
+				    (size_t)(s - r->rs->sets)};
 out:
 	nftnl_set_free(ns);
 	return MNL_CB_OK;
@@ -1240,6 +1258,23 @@ struct elem_ctx {
 	struct ir_set *s;
 };
 
+/* The set a message of elements names by id, among those decoded
+ * before it; the newest first, as the kernel looks. */
+static struct ir_set *set_by_id(const struct reader *r,
+				const struct nftnl_set *ns)
+{
+	uint32_t id;
+	size_t i;
+
+	if (!nftnl_set_is_set(ns, NFTNL_SET_ID))
+		return NULL;
+	id = nftnl_set_get_u32(ns, NFTNL_SET_ID);
+	for (i = r->nids; i-- > 0;)
+		if (r->ids[i].id == id)
+			return &r->rs->sets[r->ids[i].idx];
+	return NULL;
+}
+
 static int elem_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct elem_ctx *x = data;
@@ -1257,9 +1292,12 @@ static int elem_cb(const struct nlmsghdr *nlh, void *data)
 		const char *t = nftnl_set_get_str(ns, NFTNL_SET_TABLE);
 		const char *n = nftnl_set_get_str(ns, NFTNL_SET_NAME);
 
-		if (!t || !n || strcmp(t, x->r->table))
+		if (!t || strcmp(t, x->r->table))
 			goto out;
-		x->s = ir_set_find(x->r->rs, n);
+		if (n)
+			x->s = ir_set_find(x->r->rs, n);
+		else
+			x->s = set_by_id(x->r, ns);
 		if (!x->s || (x->s->flags & IRS_DYNAMIC))
 			goto out;
 	}
@@ -1833,6 +1871,7 @@ int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
 	}
 	ir_free(r.rs);
 	free(r.buf);
+	free(r.ids);
 	return ret;
 }
 
@@ -1865,6 +1904,7 @@ void kernel_decode(const char *table, const void *buf, size_t len,
 			break;
 		}
 	}
+	free(r.ids);
 }
 
 /* --- changes made by others ------------------------------------------- */

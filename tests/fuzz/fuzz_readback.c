@@ -199,6 +199,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 		nftnl_set_set_u32(st, NFTNL_SET_KEY_TYPE, take(&s, 4));
 		nftnl_set_set_u32(st, NFTNL_SET_KEY_LEN, take(&s, 1) % 80);
 		nftnl_set_set_u32(st, NFTNL_SET_FLAGS, flags);
+		/* ids from a small range: repeated, and sometimes named
+		 * by elements that follow another set */
+		nftnl_set_set_u32(st, NFTNL_SET_ID, take(&s, 1) % 4);
 		if (flags & NFT_SET_MAP) {
 			nftnl_set_set_u32(st, NFTNL_SET_DATA_TYPE,
 					  take(&s, 1) & 1 ? NFT_DATA_VERDICT
@@ -212,7 +215,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 
 		st = nftnl_set_alloc();
 		nftnl_set_set_str(st, NFTNL_SET_TABLE, "bulkhead");
-		nftnl_set_set_str(st, NFTNL_SET_NAME, name);
+		if (take(&s, 1) & 1) /* by id, as a full apply does */
+			nftnl_set_set_u32(st, NFTNL_SET_ID, take(&s, 1) % 4);
+		else
+			nftnl_set_set_str(st, NFTNL_SET_NAME, name);
 		for (cnt = take(&s, 1) % 6, j = 0; j < cnt; j++) {
 			struct nftnl_set_elem *el = nftnl_set_elem_alloc();
 			uint8_t key[64];

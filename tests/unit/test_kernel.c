@@ -1,6 +1,7 @@
 /* Unit tests for the read-back decoder in src/kernel.c, without a
  * kernel: the messages kernel_apply would send decode into the ruleset
  * they were built from, and partial streams decode into a part of it. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,6 +52,52 @@ START_TEST(test_round_trip)
 	kernel_decode("other", buf, len, back);
 	ck_assert_uint_eq(back->nchains + back->nsets, 0);
 	ir_free(back);
+	free(buf);
+	ir_free(rs);
+}
+END_TEST
+
+/* A full apply's elements name their set by the id it was created with
+ * in the same batch, right after it (the kernel finds it without
+ * walking the table's sets by name); each id is a set's of that batch. */
+START_TEST(test_elems_by_id)
+{
+	struct ir_ruleset *rs = example(2);
+	const struct nlmsghdr *nlh;
+	uint32_t last_set = 0;
+	size_t len, left, nelem = 0;
+	char *buf;
+
+	kernel_encode(rs, &buf, &len);
+	left = len;
+	for (nlh = (const void *)buf; nlmsg_fits(nlh, left);
+	     nlh = nlmsg_next(nlh, &left)) {
+		struct nlattr *tb[NFTA_SET_ELEM_LIST_MAX + 1] = {0};
+		const struct nlattr *a;
+
+		if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_NEWSET) {
+			mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+			{
+				if (mnl_attr_get_type(a) == NFTA_SET_ID)
+					last_set = ntohl(mnl_attr_get_u32(a));
+			}
+			continue;
+		}
+		if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFT_MSG_NEWSETELEM)
+			continue;
+		mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
+		{
+			if (mnl_attr_get_type(a) <= NFTA_SET_ELEM_LIST_MAX)
+				tb[mnl_attr_get_type(a)] = (struct nlattr *)a;
+		}
+		ck_assert_ptr_null(tb[NFTA_SET_ELEM_LIST_SET]);
+		ck_assert_ptr_nonnull(tb[NFTA_SET_ELEM_LIST_SET_ID]);
+		ck_assert_uint_eq(
+		    ntohl(mnl_attr_get_u32(tb[NFTA_SET_ELEM_LIST_SET_ID])),
+		    last_set);
+		nelem++;
+	}
+	ck_assert_uint_gt(nelem, 0);
 	free(buf);
 	ir_free(rs);
 }
@@ -191,6 +238,7 @@ Suite *kernel_suite(void)
 	tcase_add_loop_test(tc, test_round_trip, 0,
 			    sizeof(examples) / sizeof(examples[0]));
 	tcase_add_test(tc, test_partial);
+	tcase_add_test(tc, test_elems_by_id);
 	tcase_add_test(tc, test_huge_length);
 	tcase_add_test(tc, test_events);
 	suite_add_tcase(s, tc);
