@@ -845,11 +845,12 @@ static void build_apply(struct batch *b, const struct ir_ruleset *rs)
 	for (i = 0; i < rs->nchains; i++)
 		add_chain(b, rs->table, &rs->chains[i]);
 	for (i = 0; i < rs->nsets; i++) {
-		add_set(b, rs->table, &rs->sets[order[i]],
-			(uint32_t)order[i] + 1);
-		add_elems(b, rs->table, &rs->sets[order[i]],
-			  rs->sets[order[i]].e, rs->sets[order[i]].n,
-			  NFT_MSG_NEWSETELEM, (uint32_t)order[i] + 1);
+		const struct ir_set *st = &rs->sets[order[i]];
+		uint32_t id = (uint32_t)order[i] + 1; /* the IR's order */
+
+		add_set(b, rs->table, st, id);
+		add_elems(b, rs->table, st, st->e, st->n, NFT_MSG_NEWSETELEM,
+			  id);
 	}
 	for (i = 0; i < rs->nchains; i++)
 		for (j = 0; j < rs->chains[i].n; j++)
