@@ -217,7 +217,13 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen)
 			return -EINVAL;
 		bits = (int)n;
 	}
-	mask = bits == maxbits ? 0 : (((u128)1 << (maxbits - bits)) - 1);
+	/* host bits; a shift by the whole width (::/0) is undefined */
+	if (bits == maxbits)
+		mask = 0;
+	else if (maxbits - bits == 128)
+		mask = ~(u128)0;
+	else
+		mask = ((u128)1 << (maxbits - bits)) - 1;
 	if (a & mask)
 		return -EDOM;
 	*lo = a;

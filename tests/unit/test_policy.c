@@ -1,9 +1,12 @@
 /* Unit tests for src/policy.c: a table of bad policies, each with the
  * exact LINE:COL and message it must produce, and round trips of good
  * policies through the model. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "bulkhead/util.h"
 #include "unit.h"
 
 #define HDR "version: 1\nservices:\n"
@@ -385,6 +388,31 @@ START_TEST(test_port_forms)
 }
 END_TEST
 
+START_TEST(test_cidr_forms)
+{
+	int fam, plen;
+	u128 lo, hi, all = ~(u128)0;
+
+	ck_assert_int_eq(cidr_parse("::/0", &fam, &lo, &hi, &plen), 0);
+	ck_assert_int_eq(fam, AF_INET6);
+	ck_assert_int_eq(plen, 0);
+	ck_assert(lo == 0 && hi == all);
+	ck_assert_int_eq(cidr_parse("0.0.0.0/0", &fam, &lo, &hi, &plen), 0);
+	ck_assert_int_eq(fam, AF_INET);
+	ck_assert(lo == 0 && hi == 0xffffffffu);
+	ck_assert_int_eq(cidr_parse("2001:db8::1", &fam, &lo, &hi, &plen), 0);
+	ck_assert_int_eq(plen, 128);
+	ck_assert(lo == hi);
+	ck_assert_int_eq(cidr_parse("203.0.113.0/24", &fam, &lo, &hi, &plen),
+			 0);
+	ck_assert(lo == 0xcb007100u && hi == 0xcb0071ffu);
+	ck_assert_int_eq(cidr_parse("203.0.113.1/24", &fam, &lo, &hi, &plen),
+			 -EDOM);
+	ck_assert_int_eq(cidr_parse("::1/0", &fam, &lo, &hi, &plen), -EDOM);
+	ck_assert_int_eq(cidr_parse("::/129", &fam, &lo, &hi, &plen), -EINVAL);
+}
+END_TEST
+
 Suite *policy_suite(void)
 {
 	Suite *s = suite_create("policy");
@@ -404,6 +432,7 @@ Suite *policy_suite(void)
 	tcase_add_test(tc, test_round_trip_breaks);
 	tcase_add_test(tc, test_model_contents);
 	tcase_add_test(tc, test_port_forms);
+	tcase_add_test(tc, test_cidr_forms);
 	suite_add_tcase(s, tc);
 	return s;
 }
