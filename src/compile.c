@@ -181,7 +181,23 @@ static bool box_in_family(const struct box *x, int fam)
 /* --- layout ----------------------------------------------------------------
  */
 
-enum gset { G_BRIDGES, G_UNM4, G_UNM6, G_RL4, G_RL6, G_SAME, G_NSETS };
+enum gset {
+	G_BRIDGES,
+	G_UNM4,
+	G_UNM6,
+	G_RL4,
+	G_RL6,
+	G_SAME,
+	G_SELF4, /* (a . a) for each container address on a managed bridge */
+	G_SELF6,
+	/* table bridge: identity */
+	G_ID_PORTS, /* every port of a managed bridge: frames checked */
+	G_ID_MAC,   /* port . the MAC its endpoint has */
+	G_ID_ADDR4, /* port . its IPv4 address */
+	G_ID_ADDR6, /* port . its IPv6 addresses, link-local too */
+	G_ID_ND6,   /* the same, as the target of its advertisements */
+	G_NSETS
+};
 
 /* Per service. A peer tuple with one protocol and one port is exact and
  * goes into a hash set (peer4/6: constant-time lookups and updates). A
@@ -217,7 +233,9 @@ static bool fqdn(size_t i)
 }
 
 static const char *const gset_names[G_NSETS] = {
-    "bridges", "unmanaged4", "unmanaged6", "rl4", "rl6", "same_bridge"};
+    "bridges",	"unmanaged4", "unmanaged6", "rl4",	"rl6",
+    "same_bridge", "self4",	"self6",      "id_ports", "id_mac",
+    "id_addr4",	   "id_addr6",	"id_nd6"};
 static const char *const sset_suffix[S_NSETS] = {
     "peer4",	"peer6", "peer4_ranges", "peer6_ranges", "members4",
     "members6", "out4",	 "out6",	 "fqdn4",	 "fqdn6",
@@ -938,6 +956,37 @@ static bool svc_egress(const struct compiler *cc, size_t s, int fi)
 	return false;
 }
 
+static void emit_port_addr(struct sink *k, size_t set, const char *port,
+			   u128 a)
+{
+	struct ir_elem *e = emit(k, set);
+
+	e->lo[0] = e->hi[0] = ir_ifname(port);
+	e->lo[1] = e->hi[1] = a;
+}
+
+/* The endpoint's frames bound to its bridge port: its MAC and its
+ * addresses, whatever its service (what it may reach is the inet
+ * table's business; who it is, this one's). */
+static void emit_identity(struct sink *k, const struct inv_net *n)
+{
+	if (!n->port)
+		return; /* not bound: its port, if known, drops everything */
+	emit_port_addr(k, G_ID_PORTS, n->port, 0);
+	if (n->has_mac)
+		emit_port_addr(k, G_ID_MAC, n->port, n->mac);
+	if (n->has4)
+		emit_port_addr(k, G_ID_ADDR4, n->port, n->ip4);
+	if (n->has6) {
+		emit_port_addr(k, G_ID_ADDR6, n->port, n->ip6);
+		emit_port_addr(k, G_ID_ND6, n->port, n->ip6);
+	}
+	if (n->has_ll6) {
+		emit_port_addr(k, G_ID_ADDR6, n->port, n->ll6);
+		emit_port_addr(k, G_ID_ND6, n->port, n->ll6);
+	}
+}
+
 /* Everything one container on one managed network brings. */
 static void emit_container_net(struct sink *k, long svc,
 			       const struct inv_net *n)
@@ -946,11 +995,16 @@ static void emit_container_net(struct sink *k, long svc,
 	int fi;
 	size_t i;
 
+	emit_identity(k, n);
 	for (fi = 0; fi < 2; fi++) {
 		u128 a = fi ? n->ip6 : n->ip4;
+		struct ir_elem *e;
 
 		if (!(fi ? n->has6 : n->has4))
 			continue;
+		/* it may send ICMP errors about its own connections */
+		e = emit(k, G_SELF4 + (size_t)fi);
+		e->lo[0] = e->hi[0] = e->lo[1] = e->hi[1] = a;
 		if (svc >= 0) {
 			const struct svcinfo *si = &cc->svc[svc];
 
@@ -1066,23 +1120,69 @@ static void jump_rule(struct ir_chain *c, const char *to)
  * and done (130-132), router and neighbour solicitations and
  * advertisements (133-136), MLDv2 reports (143). Redirects (137) are not
  * among them. */
-static const struct {
-	uint32_t lo, hi;
-} link_icmpv6[] = {{130, 136}, {143, 143}};
+static void range_match(struct ir_rule *r, enum ir_expr x, unsigned lo,
+			unsigned hi, unsigned max);
 
-static void base_rules(struct ir_chain *c, bool nd)
+/* ICMPv6 that keeps a link working and carries nothing else: neighbour
+ * solicitations and advertisements between neighbours (hop limit 255:
+ * never routed), no longer than one link-layer option (an NA's target
+ * is its sender's own, the bridge table makes sure); to the host also
+ * router solicitations and MLD reports (hop limit 1). Router
+ * advertisements, redirects and MLD queries from a container are not
+ * among them; nor is anything from container to container but ND. */
+static const struct link_icmpv6 {
+	uint32_t lo, hi, hoplimit, minlen, maxlen;
+} forward_icmpv6[] = {{135, 136, 255, 24, 32}},
+  input_icmpv6[] = {{133, 133, 255, 0, 0},
+		    {135, 136, 255, 24, 32},
+		    {131, 132, 1, 0, 0},
+		    {143, 143, 1, 0, 0}};
+
+static void ct_match(struct ir_rule *r, unsigned mask)
 {
-	struct ir_rule *r = ir_rule_add(c);
-	size_t i;
+	r->m[r->nm].kind = IRM_CT_ESTABLISHED;
+	r->m[r->nm++].lo = mask;
+}
 
-	r->m[r->nm++].kind = IRM_CT_ESTABLISHED;
+static void base_rules(struct ir_chain *c, const struct ir_ruleset *rs,
+		       bool input)
+{
+	static const enum ir_expr ends[2][2] = {
+	    {IRX_CT_OSADDR4, IRX_CT_ODADDR4}, {IRX_CT_OSADDR6, IRX_CT_ODADDR6}};
+	const struct link_icmpv6 *l = input ? input_icmpv6 : forward_icmpv6;
+	size_t i, n = input ? sizeof(input_icmpv6) / sizeof(input_icmpv6[0])
+			    : sizeof(forward_icmpv6) / sizeof(forward_icmpv6[0]);
+	struct ir_rule *r = ir_rule_add(c);
+	int fi, e;
+
+	ct_match(r, IR_CT_ESTABLISHED);
 	rule_verdict(r, IRST_ACCEPT, NULL);
-	for (i = 0; nd && i < sizeof(link_icmpv6) / sizeof(link_icmpv6[0]);
-	     i++) {
+	/* a related packet (an ICMP error about a connection) from a
+	 * container comes from one end of that connection: else any
+	 * container could forge one about anybody's connection */
+	r = ir_rule_add(c);
+	ct_match(r, IR_CT_RELATED);
+	lookup_match(r, rs->sets[G_BRIDGES].name, true, 1, IRX_IIFNAME);
+	rule_verdict(r, IRST_ACCEPT, NULL);
+	for (fi = 0; fi < 2; fi++)
+		for (e = 0; e < 2; e++) {
+			r = ir_rule_add(c);
+			ct_match(r, IR_CT_RELATED);
+			lookup_match(r, rs->sets[G_SELF4 + (size_t)fi].name,
+				     false, 2, fi ? IRX_SADDR6 : IRX_SADDR4,
+				     ends[fi][e]);
+			rule_verdict(r, IRST_ACCEPT, NULL);
+		}
+	for (i = 0; i < n; i++) {
 		r = ir_rule_add(c);
 		r->m[r->nm].kind = IRM_ND;
-		r->m[r->nm].lo = link_icmpv6[i].lo;
-		r->m[r->nm++].hi = link_icmpv6[i].hi;
+		r->m[r->nm].lo = l[i].lo;
+		r->m[r->nm++].hi = l[i].hi;
+		range_match(r, IRX_HOPLIMIT, l[i].hoplimit, l[i].hoplimit,
+			    256);
+		if (l[i].maxlen)
+			range_match(r, IRX_IP6_LEN, l[i].minlen, l[i].maxlen,
+				    65536);
 		rule_verdict(r, IRST_ACCEPT, NULL);
 	}
 }
@@ -1121,6 +1221,127 @@ static void range_rule(const struct compiler *cc, struct ir_ruleset *rs,
 	rule_verdict(r, IRST_ACCEPT, NULL);
 }
 
+/* table bridge: frames from a managed bridge's ports are the endpoint's
+ * own, or dropped, before the bridge learns their source MAC and before
+ * br_netfilter hands them to the inet hooks; a VLAN tag, in the frame or
+ * in the packet's metadata, reads as its ether type (8100, 88a8) and is
+ * dropped with every other type but IPv4, IPv6 and ARP */
+static struct ir_rule *bridge_drop(struct ir_chain *c)
+{
+	struct ir_rule *r = ir_rule_add(c);
+
+	r->counter = true;
+	rule_verdict(r, IRST_DROP, NULL);
+	return r;
+}
+
+static void nd_match(struct ir_rule *r, uint32_t type)
+{
+	r->m[r->nm].kind = IRM_ND;
+	r->m[r->nm].lo = r->m[r->nm].hi = type;
+	r->nm++;
+}
+
+static void cmp_match(struct ir_rule *r, enum ir_expr x, bool neg, u128 v)
+{
+	struct ir_match *m = &r->m[r->nm++];
+
+	m->kind = IRM_CMP;
+	m->key[0] = x;
+	m->nkey = 1;
+	m->neg = neg;
+	m->val = v;
+}
+
+static void bridge_layout(struct ir_ruleset *rs)
+{
+	static const struct {
+		uint16_t type;
+		const char *chain;
+	} l3[] = {{0x0800, "id_ip4"}, {0x86dd, "id_ip6"}, {0x0806, "id_arp"}};
+	/* from a container: no router advertisements, redirects or MLD
+	 * queries; neighbour advertisements only for its own addresses */
+	static const uint32_t icmpv6_drop[] = {134, 137, 130};
+	const char *ports = rs->sets[G_ID_PORTS].name,
+		   *mac = rs->sets[G_ID_MAC].name,
+		   *a4 = rs->sets[G_ID_ADDR4].name,
+		   *a6 = rs->sets[G_ID_ADDR6].name,
+		   *nd = rs->sets[G_ID_ND6].name;
+	struct ir_chain *pre, *port, *ip4, *ip6, *arp;
+	struct ir_rule *r;
+	size_t i, first = rs->nchains;
+
+	ir_chain_add(rs, "prerouting", IRH_PREROUTING, -10);
+	ir_chain_add(rs, "id_port", IRH_NONE, 0);
+	ir_chain_add(rs, "id_ip4", IRH_NONE, 0);
+	ir_chain_add(rs, "id_ip6", IRH_NONE, 0);
+	ir_chain_add(rs, "id_arp", IRH_NONE, 0);
+	pre = &rs->chains[first];
+	port = pre + 1;
+	ip4 = pre + 2;
+	ip6 = pre + 3;
+	arp = pre + 4;
+	for (i = first; i < rs->nchains; i++)
+		rs->chains[i].family = IRF_BRIDGE;
+
+	r = ir_rule_add(pre);
+	lookup_match(r, ports, false, 1, IRX_IIFNAME);
+	rule_verdict(r, IRST_JUMP, port->name);
+
+	/* an unbound port has no MAC in id_mac: nothing passes */
+	r = bridge_drop(port);
+	lookup_match(r, mac, true, 2, IRX_IIFNAME, IRX_ETHER_SADDR);
+	for (i = 0; i < sizeof(l3) / sizeof(l3[0]); i++) {
+		r = ir_rule_add(port);
+		cmp_match(r, IRX_ETHER_TYPE, false, l3[i].type);
+		rule_verdict(r, IRST_JUMP, l3[i].chain);
+	}
+	bridge_drop(port);
+
+	/* each rule names its protocol as nft writes it (meta protocol
+	 * before an IP header field, ether type before ICMPv6 and ARP),
+	 * so that our rules are the ones `nft -f` of the plan makes */
+	r = ir_rule_add(ip4);
+	cmp_match(r, IRX_META_PROTOCOL, false, 0x0800);
+	lookup_match(r, a4, false, 2, IRX_IIFNAME, IRX_SADDR4);
+	rule_verdict(r, IRST_ACCEPT, NULL);
+	bridge_drop(ip4);
+
+	/* duplicate address detection, before the address is its own */
+	for (i = 0; i < 2; i++) {
+		r = ir_rule_add(ip6);
+		cmp_match(r, IRX_META_PROTOCOL, false, 0x86dd);
+		cmp_match(r, IRX_SADDR6, false, 0);
+		nd_match(r, i ? 143 : 135);
+		rule_verdict(r, IRST_ACCEPT, NULL);
+	}
+	r = bridge_drop(ip6);
+	cmp_match(r, IRX_META_PROTOCOL, false, 0x86dd);
+	lookup_match(r, a6, true, 2, IRX_IIFNAME, IRX_SADDR6);
+	for (i = 0; i < sizeof(icmpv6_drop) / sizeof(icmpv6_drop[0]); i++) {
+		r = bridge_drop(ip6);
+		cmp_match(r, IRX_ETHER_TYPE, false, 0x86dd);
+		nd_match(r, icmpv6_drop[i]);
+	}
+	r = bridge_drop(ip6);
+	cmp_match(r, IRX_ETHER_TYPE, false, 0x86dd);
+	nd_match(r, 136);
+	lookup_match(r, nd, true, 2, IRX_IIFNAME, IRX_ND_TARGET);
+	rule_verdict(ir_rule_add(ip6), IRST_ACCEPT, NULL);
+
+	/* Ethernet and IPv4, 6 and 4 bytes: what the offsets below assume */
+	r = bridge_drop(arp);
+	cmp_match(r, IRX_ARP_HDR, true, ((u128)0x00010800 << 16) | 0x0604);
+	r = bridge_drop(arp);
+	cmp_match(r, IRX_ETHER_TYPE, false, 0x0806);
+	lookup_match(r, mac, true, 2, IRX_IIFNAME, IRX_ARP_SHA);
+	r = ir_rule_add(arp);
+	cmp_match(r, IRX_ETHER_TYPE, false, 0x0806);
+	lookup_match(r, a4, false, 2, IRX_IIFNAME, IRX_ARP_SPA);
+	rule_verdict(r, IRST_ACCEPT, NULL);
+	bridge_drop(arp);
+}
+
 static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 {
 	static const enum ir_type tmap4[] = {IRT_IFNAME, IRT_IPV4};
@@ -1155,6 +1376,25 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		st->size = 65536;
 	}
 	ir_set_add(rs, gset_names[G_SAME], 0, 2, tif2);
+	{
+		static const enum ir_type tself4[] = {IRT_IPV4, IRT_IPV4};
+		static const enum ir_type tself6[] = {IRT_IPV6, IRT_IPV6};
+
+		ir_set_add(rs, gset_names[G_SELF4], 0, 2, tself4);
+		ir_set_add(rs, gset_names[G_SELF6], 0, 2, tself6);
+	}
+	{
+		static const enum ir_type tmac[] = {IRT_IFNAME, IRT_ETHER};
+		static const enum ir_type tnd[] = {IRT_IFNAME, IRT_RAW128};
+
+		ir_set_add(rs, gset_names[G_ID_PORTS], 0, 1, tif);
+		ir_set_add(rs, gset_names[G_ID_MAC], 0, 2, tmac);
+		ir_set_add(rs, gset_names[G_ID_ADDR4], 0, 2, tmap4);
+		ir_set_add(rs, gset_names[G_ID_ADDR6], 0, 2, tmap6);
+		ir_set_add(rs, gset_names[G_ID_ND6], 0, 2, tnd);
+		for (i = G_ID_PORTS; i <= G_ID_ND6; i++)
+			rs->sets[i].family = IRF_BRIDGE;
+	}
 	for (s = 0; s < p->nservices; s++)
 		for (i = 0; i < S_NSETS; i++) {
 			bool peer = i <= S_RPEER6;
@@ -1199,7 +1439,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	deny = rs->chains[B_DENY].name;
 	bridges = rs->sets[G_BRIDGES].name;
 
-	base_rules(c[B_FORWARD], true);
+	base_rules(c[B_FORWARD], rs, false);
 	r = ir_rule_add(c[B_FORWARD]);
 	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
 	rule_verdict(r, IRST_JUMP, c[B_FROM]->name);
@@ -1207,7 +1447,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	lookup_match(r, bridges, false, 1, IRX_OIFNAME);
 	rule_verdict(r, IRST_JUMP, c[B_TO]->name);
 
-	base_rules(c[B_INPUT], true);
+	base_rules(c[B_INPUT], rs, true);
 	r = ir_rule_add(c[B_INPUT]);
 	lookup_match(r, bridges, false, 1, IRX_IIFNAME);
 	rule_verdict(r, IRST_JUMP, c[B_HOST]->name);
@@ -1307,6 +1547,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		}
 		jump_rule(host, deny);
 	}
+	bridge_layout(rs);
 }
 
 /* The elements of service s's container-independent set i (S_OUT4 and
@@ -1543,6 +1784,18 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 		}
 	}
 	emit_service_sets(&k);
+	/* a managed bridge's ports that no container here is bound to */
+	for (i = 0; i < inv->nbports; i++) {
+		const struct ir_set *br = &rs->sets[G_BRIDGES];
+		u128 name = ir_ifname(inv->bports[i].bridge);
+
+		for (j = 0; j < br->n; j++)
+			if (br->e[j].lo[0] == name) {
+				emit_port_addr(&k, G_ID_PORTS,
+					       inv->bports[i].port, 0);
+				break;
+			}
+	}
 	ir_normalize(rs);
 out:
 	free(mf);

@@ -25,6 +25,7 @@ static void container_free(struct inv_container *c)
 	free(c->image);
 	free(c->compose_service);
 	free(c->compose_project);
+	free(c->sandbox);
 	for (i = 0; i < c->nlabels; i++) {
 		free(c->labels[i].key);
 		free(c->labels[i].value);
@@ -34,6 +35,7 @@ static void container_free(struct inv_container *c)
 		free(c->nets[i].name);
 		free(c->nets[i].id);
 		free(c->nets[i].bridge);
+		free(c->nets[i].port);
 	}
 	free(c->nets);
 	for (i = 0; i < c->nports; i++)
@@ -50,7 +52,20 @@ void inventory_free(struct inventory *inv)
 	for (i = 0; i < inv->n; i++)
 		container_free(&inv->c[i]);
 	free(inv->c);
+	inventory_clear_bports(inv);
+	free(inv->bports);
 	free(inv);
+}
+
+void inventory_clear_bports(struct inventory *inv)
+{
+	size_t i;
+
+	for (i = 0; i < inv->nbports; i++) {
+		free(inv->bports[i].bridge);
+		free(inv->bports[i].port);
+	}
+	inv->nbports = 0;
 }
 
 void inventory_remove(struct inventory *inv, size_t idx)
@@ -84,6 +99,7 @@ void inventory_merge_nets(struct inv_container *c,
 		n->name = xstrdup(o->name);
 		n->id = xstrdup(o->id);
 		n->bridge = xstrdup(o->bridge);
+		n->port = o->port ? xstrdup(o->port) : NULL;
 	}
 }
 
@@ -141,7 +157,7 @@ static const char *opt_str(json_t *o, const char *key, bool *bad)
 static int add_net(struct inv_container *c, size_t *cap, const char *name,
 		   json_t *n, char **why)
 {
-	const char *id, *ip4, *ip6;
+	const char *id, *ip4, *ip6, *mac;
 	struct inv_net *net;
 	bool bad = false;
 	json_t *plen;
@@ -155,9 +171,11 @@ static int add_net(struct inv_container *c, size_t *cap, const char *name,
 	id = opt_str(n, "NetworkID", &bad);
 	ip4 = opt_str(n, "IPAddress", &bad);
 	ip6 = opt_str(n, "GlobalIPv6Address", &bad);
+	mac = opt_str(n, "MacAddress", &bad);
 	if (bad) {
-		*why = xasprintf("network '%s': NetworkID, IPAddress and "
-				 "GlobalIPv6Address must be strings",
+		*why = xasprintf("network '%s': NetworkID, IPAddress, "
+				 "GlobalIPv6Address and MacAddress must be "
+				 "strings",
 				 name);
 		return -EINVAL;
 	}
@@ -171,6 +189,15 @@ static int add_net(struct inv_container *c, size_t *cap, const char *name,
 		net->bridge = xstrdup("docker0");
 	else
 		net->bridge = xasprintf("br-%.12s", net->id);
+	if (mac && *mac) {
+		if (mac_parse(mac, &net->mac)) {
+			*why = xasprintf("network '%s': MacAddress '%s' is not "
+					 "a MAC address",
+					 name, mac);
+			return -EINVAL;
+		}
+		net->has_mac = true;
+	}
 	if (ip4 && *ip4) {
 		if (addr_parse(ip4, &fam, &a) || fam != AF_INET) {
 			*why = xasprintf("network '%s': IPAddress '%s' is not "
@@ -324,6 +351,9 @@ static int fill(struct inv_container *c, json_t *obj, char **why)
 		c->compose_project =
 		    xstrdup(inv_label(c, "com.docker.compose.project"));
 	ns = json_object_get(obj, "NetworkSettings");
+	v = json_is_object(ns) ? json_object_get(ns, "SandboxKey") : NULL;
+	if (json_is_string(v) && *json_string_value(v))
+		c->sandbox = xstrdup(json_string_value(v));
 	nets = json_is_object(ns) ? json_object_get(ns, "Networks") : NULL;
 	if (nets && !json_is_null(nets)) {
 		if (!json_is_object(nets)) {

@@ -195,13 +195,76 @@ int ir_expr_family(enum ir_expr x)
 	switch (x) {
 	case IRX_SADDR4:
 	case IRX_DADDR4:
+	case IRX_CT_OSADDR4:
+	case IRX_CT_ODADDR4:
 		return AF_INET;
 	case IRX_SADDR6:
 	case IRX_DADDR6:
+	case IRX_HOPLIMIT:
+	case IRX_IP6_LEN:
+	case IRX_CT_OSADDR6:
+	case IRX_CT_ODADDR6:
 		return AF_INET6;
 	default:
 		return 0;
 	}
+}
+
+unsigned ir_ct_mask(const struct ir_match *m)
+{
+	return m->lo ? m->lo : IR_CT_ESTABLISHED | IR_CT_RELATED;
+}
+
+unsigned ir_expr_len(enum ir_expr x)
+{
+	switch (x) {
+	case IRX_IIFNAME:
+	case IRX_OIFNAME:
+	case IRX_SADDR6:
+	case IRX_DADDR6:
+	case IRX_ND_TARGET:
+	case IRX_CT_OSADDR6:
+	case IRX_CT_ODADDR6:
+		return 16;
+	case IRX_SADDR4:
+	case IRX_DADDR4:
+	case IRX_ARP_SPA:
+	case IRX_CT_OSADDR4:
+	case IRX_CT_ODADDR4:
+		return 4;
+	case IRX_L4PROTO:
+	case IRX_HOPLIMIT:
+		return 1;
+	case IRX_DPORT:
+	case IRX_ETHER_TYPE:
+	case IRX_META_PROTOCOL:
+	case IRX_IP6_LEN:
+		return 2;
+	case IRX_ETHER_SADDR:
+	case IRX_ARP_HDR:
+	case IRX_ARP_SHA:
+		return 6;
+	}
+	return 0;
+}
+
+unsigned ir_type_len(enum ir_type t)
+{
+	switch (t) {
+	case IRT_IFNAME:
+	case IRT_IPV6:
+	case IRT_RAW128:
+		return 16;
+	case IRT_IPV4:
+		return 4;
+	case IRT_PROTO:
+		return 1;
+	case IRT_PORT:
+		return 2;
+	case IRT_ETHER:
+		return 6;
+	}
+	return 0;
 }
 
 static int keys_family(const enum ir_expr *k, int n)
@@ -249,6 +312,11 @@ static bool match_eq(const struct ir_match *a, const struct ir_match *b)
 		       a->hi == b->hi;
 	if (a->kind == IRM_ND)
 		return a->lo == b->lo && a->hi == b->hi;
+	if (a->kind == IRM_CMP)
+		return a->key[0] == b->key[0] && a->neg == b->neg &&
+		       a->val == b->val;
+	if (a->kind == IRM_CT_ESTABLISHED)
+		return ir_ct_mask(a) == ir_ct_mask(b);
 	if (a->kind != IRM_LOOKUP)
 		return true;
 	return a->neg == b->neg && a->nkey == b->nkey &&
@@ -296,7 +364,8 @@ bool ir_rule_eq(const struct ir_rule *a, const struct ir_rule *b)
 
 bool ir_set_def_eq(const struct ir_set *a, const struct ir_set *b)
 {
-	if (a->flags != b->flags || a->nkey != b->nkey ||
+	if (a->family != b->family || a->flags != b->flags ||
+	    a->nkey != b->nkey ||
 	    memcmp(a->key, b->key, sizeof(*a->key) * (size_t)a->nkey))
 		return false;
 	return !(a->flags & IRS_DYNAMIC) ||
@@ -403,6 +472,16 @@ static bool chain_rules_eq(const struct ir_chain *a, const struct ir_chain *b)
 	return true;
 }
 
+static bool has_family(const struct ir_ruleset *rs, enum ir_family f)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].family == f)
+			return true;
+	return false;
+}
+
 void ir_diff(const struct ir_ruleset *want, const struct ir_ruleset *have,
 	     struct ir_diff *out)
 {
@@ -418,6 +497,9 @@ void ir_diff(const struct ir_ruleset *want, const struct ir_ruleset *have,
 	}
 	if (have->dormant)
 		diff_item(out, IRD_TABLE_DORMANT, have->table);
+	if (!have->bridge && has_family(want, IRF_BRIDGE) &&
+	    !has_family(have, IRF_BRIDGE))
+		diff_item(out, IRD_BRIDGE_MISSING, want->table);
 	for (i = 0; i < want->nsets; i++) {
 		hs = ir_set_find(have, want->sets[i].name);
 		if (!hs)
@@ -434,7 +516,8 @@ void ir_diff(const struct ir_ruleset *want, const struct ir_ruleset *have,
 		hc = ir_chain_find(have, wc->name);
 		if (!hc)
 			diff_item(out, IRD_CHAIN_MISSING, wc->name);
-		else if (hc->foreign || hc->hook != wc->hook ||
+		else if (hc->foreign || hc->family != wc->family ||
+			 hc->hook != wc->hook ||
 			 (wc->hook != IRH_NONE && hc->prio != wc->prio))
 			diff_item(out, IRD_CHAIN_CHANGED, wc->name);
 		else if (!chain_rules_eq(wc, hc))
@@ -488,8 +571,9 @@ static bool expr_value(const struct ir_packet *pkt, enum ir_expr x, u128 *v)
 	case IRX_DPORT:
 		*v = pkt->dport;
 		return true;
+	default: /* frame fields: the bridge table, not walked here */
+		return false;
 	}
-	return false;
 }
 
 static const struct ir_elem *lookup(const struct ir_set *s,
@@ -568,6 +652,13 @@ static enum ir_verdict eval_chain(const struct ir_ruleset *rs,
 
 				ok = expr_value(pkt, mt->key[0], &val) &&
 				     val >= mt->lo && val <= mt->hi;
+				break;
+			}
+			case IRM_CMP: {
+				u128 val = 0;
+
+				ok = expr_value(pkt, mt->key[0], &val) &&
+				     (val == mt->val) != mt->neg;
 				break;
 			}
 			case IRM_LOOKUP:

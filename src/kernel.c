@@ -1,10 +1,13 @@
 /* IR -> nftables through libnftnl and libmnl: one batch per change,
  * committed atomically by the kernel, every message numbered so that an
- * error names the object that caused it. Touches only our own table. */
+ * error names the object that caused it. Touches only our own tables
+ * (inet NAME and bridge NAME). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter_bridge.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_conntrack_tuple_common.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
@@ -32,8 +35,10 @@
 
 /* nft's datatype numbers, for set key types (nftables src/datatype.h) */
 enum {
+	DT_INTEGER = 4,
 	DT_IPADDR = 7,
 	DT_IP6ADDR = 8,
+	DT_ETHERADDR = 9,
 	DT_PROTO = 12,
 	DT_SERVICE = 13,
 	DT_IFNAME = 41
@@ -84,6 +89,24 @@ void kernel_close(struct kernel *k)
 	free(k);
 }
 
+/* The nfproto of an IR family's table. */
+static uint8_t nfproto(enum ir_family f)
+{
+	return f == IRF_BRIDGE ? NFPROTO_BRIDGE : NFPROTO_INET;
+}
+
+/* The filter priority of a family's hooks, which chain priorities are
+ * relative to (nft's "priority filter"). */
+static int filter_prio(enum ir_family f)
+{
+	return f == IRF_BRIDGE ? NF_BR_PRI_FILTER_BRIDGED : 0;
+}
+
+static const char *family_name(enum ir_family f)
+{
+	return f == IRF_BRIDGE ? "bridge" : "inet";
+}
+
 /* --- the batch ------------------------------------------------------------ */
 
 struct batch {
@@ -101,14 +124,14 @@ static void b_reserve(struct batch *b, size_t n)
 }
 
 /* Starts a message; the caller fills it and calls b_done(). */
-static struct nlmsghdr *b_msg(struct batch *b, uint16_t type, uint16_t flags,
-			      char *what)
+static struct nlmsghdr *b_msg(struct batch *b, enum ir_family fam,
+			      uint16_t type, uint16_t flags, char *what)
 {
 	b_reserve(b, 1 << 18);
 	*PUSH(b->what, b->nwhat, b->capwhat) = what;
 	b->last = b->len;
-	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, NFPROTO_INET, flags,
-				     b->seq++);
+	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, nfproto(fam),
+				     flags, b->seq++);
 }
 
 static void b_done(struct batch *b, struct nlmsghdr *nlh)
@@ -228,15 +251,16 @@ static int b_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 /* --- objects ----------------------------------------------------------------
  */
 
-static void add_table(struct batch *b, const char *name, uint16_t type,
-		      uint16_t flags)
+static void add_table(struct batch *b, enum ir_family fam, const char *name,
+		      uint16_t type, uint16_t flags)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	struct nlmsghdr *nlh;
 
-	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, nfproto(fam));
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
-	nlh = b_msg(b, type, flags, xasprintf("table inet %s", name));
+	nlh = b_msg(b, fam, type, flags,
+		    xasprintf("table %s %s", family_name(fam), name));
 	nftnl_table_nlmsg_build_payload(nlh, t);
 	b_done(b, nlh);
 	nftnl_table_free(t);
@@ -248,39 +272,27 @@ static void add_chain(struct batch *b, const char *table,
 	struct nftnl_chain *ch = nftnl_chain_alloc();
 	struct nlmsghdr *nlh;
 
-	nftnl_chain_set_u32(ch, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_u32(ch, NFTNL_CHAIN_FAMILY, nfproto(c->family));
 	nftnl_chain_set_str(ch, NFTNL_CHAIN_TABLE, table);
 	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, c->name);
 	if (c->hook != IRH_NONE) {
 		nftnl_chain_set_u32(ch, NFTNL_CHAIN_HOOKNUM,
-				    c->hook == IRH_FORWARD ? NF_INET_FORWARD
-							   : NF_INET_LOCAL_IN);
-		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO, c->prio);
+				    c->hook == IRH_FORWARD    ? NF_INET_FORWARD
+				    : c->hook == IRH_INPUT    ? NF_INET_LOCAL_IN
+							      : NF_BR_PRE_ROUTING);
+		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO,
+				    c->prio + filter_prio(c->family));
 		nftnl_chain_set_str(ch, NFTNL_CHAIN_TYPE, "filter");
 		nftnl_chain_set_u32(ch, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 	}
-	nlh = b_msg(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE,
+	nlh = b_msg(b, c->family, NFT_MSG_NEWCHAIN, NLM_F_CREATE,
 		    xasprintf("chain %s", c->name));
 	nftnl_chain_nlmsg_build_payload(nlh, ch);
 	b_done(b, nlh);
 	nftnl_chain_free(ch);
 }
 
-static unsigned type_len(enum ir_type t)
-{
-	switch (t) {
-	case IRT_IFNAME:
-	case IRT_IPV6:
-		return 16;
-	case IRT_IPV4:
-		return 4;
-	case IRT_PROTO:
-		return 1;
-	case IRT_PORT:
-		return 2;
-	}
-	return 0;
-}
+#define type_len ir_type_len
 
 static unsigned type_dt(enum ir_type t)
 {
@@ -288,7 +300,9 @@ static unsigned type_dt(enum ir_type t)
 				      [IRT_IPV4] = DT_IPADDR,
 				      [IRT_IPV6] = DT_IP6ADDR,
 				      [IRT_PROTO] = DT_PROTO,
-				      [IRT_PORT] = DT_SERVICE};
+				      [IRT_PORT] = DT_SERVICE,
+				      [IRT_ETHER] = DT_ETHERADDR,
+				      [IRT_RAW128] = DT_INTEGER};
 
 	return dt[t];
 }
@@ -310,6 +324,9 @@ static unsigned key_bytes(const struct ir_set *s, const u128 *v, uint8_t *out)
 			be[0] = htobe64((uint64_t)(v[k] >> 64));
 			be[1] = htobe64((uint64_t)v[k]);
 			memcpy(out + off, be, 16);
+		} else if (len == 6) { /* a MAC address, padded to 8 */
+			be[0] = htobe64((uint64_t)v[k] << 16);
+			memcpy(out + off, be, 8);
 		} else {
 			w = htonl((uint32_t)v[k] << (8 * (4 - len)));
 			memcpy(out + off, &w, 4);
@@ -325,6 +342,15 @@ static const uint8_t ud_plain_ifname[] = {0x00, 0x04, 0x01, 0, 0, 0};
 static const uint8_t ud_dynamic[] = {0x00, 0x04, 0x02, 0, 0, 0};
 static const uint8_t ud_concat[] = {0x00, 0x04, 0,    0, 0, 0, 0x03, 0x08,
 				    0x00, 0x04, 0x0d, 0, 0, 0, 0x01, 0x00};
+/* typeof iifname . @th,64,128 (the neighbour advertisement's target) */
+static const uint8_t ud_typeof_nd[] = {
+    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x40, 0x00, 0x04, 0x0d,
+    0x00, 0x00, 0x00, 0x01, 0x38, 0x00, 0x0e, 0x00, 0x04, 0x09, 0x00,
+    0x00, 0x00, 0x01, 0x06, 0x00, 0x04, 0x06, 0x00, 0x00, 0x00, 0x01,
+    0x26, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x1e, 0x00, 0x04,
+    0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02,
+    0x04, 0x03, 0x00, 0x00, 0x00, 0x03, 0x04, 0x40, 0x00, 0x00, 0x00,
+    0x04, 0x04, 0x80, 0x00, 0x00, 0x00};
 static const uint8_t ud_map[] = {
     0x00, 0x04, 0,    0, 0, 0, 0x01, 0x04, 0,	 0,    0, 0, 0x03, 0x08,
     0x00, 0x04, 0x0d, 0, 0, 0, 0x01, 0x00, 0x06, 0x04, 0, 0, 0,	   0};
@@ -343,7 +369,7 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 		fields[k] = (uint8_t)type_len(s->key[k]);
 		klen += (type_len(s->key[k]) + 3) & ~3u;
 	}
-	nftnl_set_set_u32(ns, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(ns, NFTNL_SET_FAMILY, nfproto(s->family));
 	nftnl_set_set_str(ns, NFTNL_SET_TABLE, table);
 	nftnl_set_set_str(ns, NFTNL_SET_NAME, s->name);
 	nftnl_set_set_u32(ns, NFTNL_SET_ID, id);
@@ -371,6 +397,9 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 		nftnl_set_set_u32(ns, NFTNL_SET_DESC_SIZE, s->size);
 		nftnl_set_set_data(ns, NFTNL_SET_USERDATA, ud_dynamic,
 				   sizeof(ud_dynamic));
+	} else if (s->nkey == 2 && s->key[1] == IRT_RAW128) {
+		nftnl_set_set_data(ns, NFTNL_SET_USERDATA, ud_typeof_nd,
+				   sizeof(ud_typeof_nd));
 	} else if (s->nkey == 1 && s->key[0] == IRT_IFNAME) {
 		nftnl_set_set_data(ns, NFTNL_SET_USERDATA, ud_plain_ifname,
 				   sizeof(ud_plain_ifname));
@@ -379,7 +408,7 @@ static void add_set(struct batch *b, const char *table, const struct ir_set *s,
 				   sizeof(ud_concat));
 	}
 	nftnl_set_set_u32(ns, NFTNL_SET_FLAGS, flags);
-	nlh = b_msg(b, NFT_MSG_NEWSET, NLM_F_CREATE,
+	nlh = b_msg(b, s->family, NFT_MSG_NEWSET, NLM_F_CREATE,
 		    xasprintf("set %s", s->name));
 	nftnl_set_nlmsg_build_payload(nlh, ns);
 	b_done(b, nlh);
@@ -436,7 +465,7 @@ static void add_elems(struct batch *b, const char *table,
 		struct nlmsghdr *nlh;
 		struct nlattr *list, *one;
 
-		nlh = b_msg(b, type,
+		nlh = b_msg(b, s->family, type,
 			    type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0,
 			    xasprintf("%s %zu elements of set %s",
 				      type == NFT_MSG_NEWSETELEM ? "adding"
@@ -492,7 +521,9 @@ static void add_elems(struct batch *b, const char *table,
 
 struct rb {
 	struct nftnl_rule *r;
-	int family; /* meta nfproto already checked in this rule */
+	int family;  /* meta nfproto already checked in this rule */
+	bool bridge; /* a bridge chain: its dispatch by ether type is the
+		      * family check (meta nfproto reads NFPROTO_BRIDGE) */
 };
 
 static void e_meta(struct rb *rb, uint32_t key, uint32_t reg)
@@ -541,11 +572,51 @@ static void need_family(struct rb *rb, int family)
 {
 	uint8_t proto = family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6;
 
-	if (rb->family == family)
+	if (rb->family == family || rb->bridge)
 		return;
 	e_meta(rb, NFT_META_NFPROTO, NFT_REG_1);
 	e_cmp(rb, NFT_CMP_EQ, &proto, 1);
 	rb->family = family;
+}
+
+/* The frame fields the bridge table reads: where each lies. */
+static const struct {
+	int x;
+	uint32_t base, off;
+} frame_fields[] = {
+    {IRX_ETHER_SADDR, NFT_PAYLOAD_LL_HEADER, 6},
+    {IRX_ETHER_TYPE, NFT_PAYLOAD_LL_HEADER, 12},
+    {IRX_ARP_HDR, NFT_PAYLOAD_NETWORK_HEADER, 0},
+    {IRX_ARP_SHA, NFT_PAYLOAD_NETWORK_HEADER, 8},
+    {IRX_ARP_SPA, NFT_PAYLOAD_NETWORK_HEADER, 14},
+    {IRX_ND_TARGET, NFT_PAYLOAD_TRANSPORT_HEADER, 8},
+    {IRX_HOPLIMIT, NFT_PAYLOAD_NETWORK_HEADER, 7},
+    {IRX_IP6_LEN, NFT_PAYLOAD_NETWORK_HEADER, 4},
+};
+
+/* ct original ip saddr and the like */
+static void e_ct_addr(struct rb *rb, enum ir_expr x, uint32_t reg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	uint32_t key = x == IRX_CT_OSADDR4   ? NFT_CT_SRC_IP
+		       : x == IRX_CT_ODADDR4 ? NFT_CT_DST_IP
+		       : x == IRX_CT_OSADDR6 ? NFT_CT_SRC_IP6
+					     : NFT_CT_DST_IP6;
+
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+	nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, IP_CT_DIR_ORIGINAL);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, reg);
+	nftnl_rule_add_expr(rb->r, e);
+}
+
+static void load_frame(struct rb *rb, enum ir_expr x, uint32_t reg)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(frame_fields) / sizeof(frame_fields[0]); i++)
+		if (frame_fields[i].x == (int)x)
+			e_payload(rb, frame_fields[i].base, frame_fields[i].off,
+				  ir_expr_len(x), reg);
 }
 
 /* Loads the concatenation keys into consecutive registers from
@@ -590,6 +661,21 @@ static uint32_t load_keys(struct rb *rb, const enum ir_expr *key, int n)
 			e_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, reg);
 			words += 1;
 			break;
+		case IRX_META_PROTOCOL:
+			e_meta(rb, NFT_META_PROTOCOL, reg);
+			words += 1;
+			break;
+		case IRX_CT_OSADDR4:
+		case IRX_CT_ODADDR4:
+		case IRX_CT_OSADDR6:
+		case IRX_CT_ODADDR6:
+			e_ct_addr(rb, key[i], reg);
+			words += (ir_expr_len(key[i]) + 3) / 4;
+			break;
+		default:
+			load_frame(rb, key[i], reg);
+			words += (ir_expr_len(key[i]) + 3) / 4;
+			break;
 		}
 	}
 	return NFT_REG32_00;
@@ -609,12 +695,10 @@ static void e_lookup(struct rb *rb, const struct ir_match *m)
 	nftnl_rule_add_expr(rb->r, e);
 }
 
-static void e_ct_established(struct rb *rb)
+static void e_ct_established(struct rb *rb, const struct ir_match *m)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("ct");
-	uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
-			NF_CT_STATE_BIT(IP_CT_RELATED),
-		 zero = 0;
+	uint32_t mask = ir_ct_mask(m), zero = 0;
 
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
@@ -652,20 +736,19 @@ static void e_nd(struct rb *rb, const struct ir_match *m)
 static void e_range(struct rb *rb, const struct ir_match *m)
 {
 	uint8_t lo[2], hi[2];
-	uint32_t len = m->key[0] == IRX_L4PROTO ? 1 : 2;
+	uint32_t len = ir_expr_len(m->key[0]);
 	struct nftnl_expr *e;
 
 	if (len == 1) {
 		lo[0] = (uint8_t)m->lo;
 		hi[0] = (uint8_t)m->hi;
-		e_meta(rb, NFT_META_L4PROTO, NFT_REG_1);
 	} else {
 		lo[0] = (uint8_t)(m->lo >> 8);
 		lo[1] = (uint8_t)m->lo;
 		hi[0] = (uint8_t)(m->hi >> 8);
 		hi[1] = (uint8_t)m->hi;
-		e_payload(rb, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
 	}
+	load_keys(rb, m->key, 1);
 	if (m->lo == m->hi) {
 		e_cmp(rb, NFT_CMP_EQ, lo, len);
 		return;
@@ -676,6 +759,18 @@ static void e_range(struct rb *rb, const struct ir_match *m)
 	nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, lo, len);
 	nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, hi, len);
 	nftnl_rule_add_expr(rb->r, e);
+}
+
+/* key[0] == val or != val, val in network order */
+static void e_cmpval(struct rb *rb, const struct ir_match *m)
+{
+	unsigned len = ir_expr_len(m->key[0]), i;
+	uint8_t v[16];
+
+	for (i = 0; i < len; i++)
+		v[i] = (uint8_t)(m->val >> (8 * (len - 1 - i)));
+	load_keys(rb, m->key, 1);
+	e_cmp(rb, m->neg ? NFT_CMP_NEQ : NFT_CMP_EQ, v, len);
 }
 
 static void e_log(struct rb *rb, const struct ir_rule *r)
@@ -708,12 +803,12 @@ static void add_rule(struct batch *b, const char *table,
 		     const struct ir_chain *c, size_t idx)
 {
 	const struct ir_rule *r = &c->r[idx];
-	struct rb rb = {nftnl_rule_alloc(), 0};
+	struct rb rb = {nftnl_rule_alloc(), 0, c->family == IRF_BRIDGE};
 	struct nftnl_expr *e;
 	struct nlmsghdr *nlh;
 	int i;
 
-	nftnl_rule_set_u32(rb.r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_u32(rb.r, NFTNL_RULE_FAMILY, nfproto(c->family));
 	nftnl_rule_set_str(rb.r, NFTNL_RULE_TABLE, table);
 	nftnl_rule_set_str(rb.r, NFTNL_RULE_CHAIN, c->name);
 	for (i = 0; i < r->nm; i++) {
@@ -721,7 +816,7 @@ static void add_rule(struct batch *b, const char *table,
 
 		switch (m->kind) {
 		case IRM_CT_ESTABLISHED:
-			e_ct_established(&rb);
+			e_ct_established(&rb, m);
 			break;
 		case IRM_ND:
 			e_nd(&rb, m);
@@ -734,6 +829,9 @@ static void add_rule(struct batch *b, const char *table,
 			break;
 		case IRM_RANGE:
 			e_range(&rb, m);
+			break;
+		case IRM_CMP:
+			e_cmpval(&rb, m);
 			break;
 		}
 	}
@@ -761,7 +859,7 @@ static void add_rule(struct batch *b, const char *table,
 		e_log(&rb, r);
 		break;
 	}
-	nlh = b_msg(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
+	nlh = b_msg(b, c->family, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
 		    xasprintf("rule %zu of chain %s", idx + 1, c->name));
 	nftnl_rule_nlmsg_build_payload(nlh, rb.r);
 	b_done(b, nlh);
@@ -831,17 +929,40 @@ static size_t *set_order(const struct ir_ruleset *rs)
 	return order;
 }
 
+static bool has_bridge(const struct ir_ruleset *rs)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].family == IRF_BRIDGE)
+			return true;
+	for (i = 0; i < rs->nsets; i++)
+		if (rs->sets[i].family == IRF_BRIDGE)
+			return true;
+	return false;
+}
+
+/* Creates (so that the delete cannot fail) and deletes table fam NAME. */
+static void del_table(struct batch *b, enum ir_family fam, const char *name)
+{
+	add_table(b, fam, name, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	add_table(b, fam, name, NFT_MSG_DELTABLE, 0);
+}
+
 /* The messages of a full apply, between batch begin and end. */
 static void build_apply(struct batch *b, const struct ir_ruleset *rs)
 {
 	size_t i, j, *order = set_order(rs);
 
-	/* create (so that the delete cannot fail), delete, create anew:
-	 * one transaction, so the old table stays until the new one is
-	 * complete */
-	add_table(b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-	add_table(b, rs->table, NFT_MSG_DELTABLE, 0);
-	add_table(b, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	/* delete and create anew: one transaction, so the old tables stay
+	 * until the new ones are complete; the bridge table goes with the
+	 * inet one, so that no frame sees one without the other */
+	del_table(b, IRF_INET, rs->table);
+	del_table(b, IRF_BRIDGE, rs->table);
+	add_table(b, IRF_INET, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	if (has_bridge(rs))
+		add_table(b, IRF_BRIDGE, rs->table, NFT_MSG_NEWTABLE,
+			  NLM_F_CREATE);
 	for (i = 0; i < rs->nchains; i++)
 		add_chain(b, rs->table, &rs->chains[i]);
 	for (i = 0; i < rs->nsets; i++) {
@@ -959,7 +1080,7 @@ int kernel_refill(struct kernel *k, const struct ir_ruleset *rs,
 		}
 		/* no element list: every element of the set */
 		nlh =
-		    b_msg(&b, NFT_MSG_DELSETELEM, 0,
+		    b_msg(&b, rs->sets[sets[i]].family, NFT_MSG_DELSETELEM, 0,
 			  xasprintf("flushing set %s", rs->sets[sets[i]].name));
 		mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET,
 				  rs->sets[sets[i]].name);
@@ -1012,8 +1133,8 @@ int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen)
 	int ret;
 
 	b_begin(&b, k, 0);
-	add_table(&b, table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-	add_table(&b, table, NFT_MSG_DELTABLE, 0);
+	del_table(&b, IRF_INET, table);
+	del_table(&b, IRF_BRIDGE, table);
 	b_end(&b);
 	ret = b_send(k, &b, err, errlen);
 	b_free(&b);
@@ -1033,7 +1154,8 @@ struct reader {
 	size_t buflen;
 	struct ir_ruleset *rs;
 	const char *table;
-	int err; /* first decoding error */
+	enum ir_family fam; /* of the table being read */
+	int err;	    /* first decoding error */
 	/* kernel_decode: the ids of the sets created so far, with their
 	 * indices in rs (a message of elements may name its set by id) */
 	struct set_id {
@@ -1063,7 +1185,7 @@ static int rd_request(struct reader *r, uint16_t type, uint16_t flags,
 	ssize_t n;
 	int ret;
 
-	nlh = nftnl_nlmsg_build_hdr(r->buf, type, NFPROTO_INET, flags, seq);
+	nlh = nftnl_nlmsg_build_hdr(r->buf, type, nfproto(r->fam), flags, seq);
 	if (build)
 		build(nlh, obj);
 	if (mnl_socket_sendto(r->nl, nlh, nlh->nlmsg_len) < 0)
@@ -1120,12 +1242,35 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 
 	if (!nftnl_table_nlmsg_parse(nlh, t) &&
 	    nftnl_table_is_set(t, NFTNL_TABLE_NAME) &&
-	    str_is(nftnl_table_get_str(t, NFTNL_TABLE_NAME), r->table) &&
-	    nftnl_table_is_set(t, NFTNL_TABLE_FLAGS))
-		r->rs->dormant = nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) &
-				 NFT_TABLE_F_DORMANT;
+	    str_is(nftnl_table_get_str(t, NFTNL_TABLE_NAME), r->table)) {
+		if (nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) ==
+		    NFPROTO_BRIDGE)
+			r->rs->bridge = true;
+		if (nftnl_table_is_set(t, NFTNL_TABLE_FLAGS) &&
+		    (nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) &
+		     NFT_TABLE_F_DORMANT))
+			r->rs->dormant = true;
+	}
 	nftnl_table_free(t);
 	return MNL_CB_OK;
+}
+
+/* The IR family of an object's nfproto; false for one we never write. */
+static bool ir_family_of(uint32_t nfp, enum ir_family *f)
+{
+	if (nfp != NFPROTO_INET && nfp != NFPROTO_BRIDGE)
+		return false;
+	*f = nfp == NFPROTO_BRIDGE ? IRF_BRIDGE : IRF_INET;
+	return true;
+}
+
+static enum ir_hook hook_of(enum ir_family f, uint32_t hooknum)
+{
+	if (f == IRF_BRIDGE)
+		return hooknum == NF_BR_PRE_ROUTING ? IRH_PREROUTING : IRH_NONE;
+	return hooknum == NF_INET_FORWARD    ? IRH_FORWARD
+	       : hooknum == NF_INET_LOCAL_IN ? IRH_INPUT
+					     : IRH_NONE;
 }
 
 static int chain_cb(const struct nlmsghdr *nlh, void *data)
@@ -1134,6 +1279,7 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_chain *ch = nftnl_chain_alloc();
 	struct ir_chain *c;
 	enum ir_hook hook = IRH_NONE;
+	enum ir_family fam;
 	bool foreign = false;
 	uint32_t hooknum;
 
@@ -1141,22 +1287,24 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data)
 	if (nftnl_chain_nlmsg_parse(nlh, ch) ||
 	    !str_is(nftnl_chain_get_str(ch, NFTNL_CHAIN_TABLE), r->table) ||
 	    !nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME) ||
+	    !ir_family_of(nftnl_chain_get_u32(ch, NFTNL_CHAIN_FAMILY), &fam) ||
 	    ir_chain_find(r->rs, nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME)))
 		goto out;
 	if (nftnl_chain_is_set(ch, NFTNL_CHAIN_HOOKNUM)) {
 		hooknum = nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM);
-		hook = hooknum == NF_INET_FORWARD    ? IRH_FORWARD
-		       : hooknum == NF_INET_LOCAL_IN ? IRH_INPUT
-						     : IRH_NONE;
+		hook = hook_of(fam, hooknum);
 		foreign =
 		    hook == IRH_NONE ||
 		    strcmp(nftnl_chain_get_str(ch, NFTNL_CHAIN_TYPE),
 			   "filter") ||
 		    nftnl_chain_get_u32(ch, NFTNL_CHAIN_POLICY) != NF_ACCEPT;
 	}
-	c = ir_chain_add(
-	    r->rs, nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME), hook,
-	    hook != IRH_NONE ? nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) : 0);
+	c = ir_chain_add(r->rs, nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME), hook,
+			 hook != IRH_NONE
+			     ? nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO) -
+				   filter_prio(fam)
+			     : 0);
+	c->family = fam;
 	c->foreign = foreign;
 out:
 	nftnl_chain_free(ch);
@@ -1167,7 +1315,7 @@ static bool dt_type(unsigned dt, enum ir_type *t)
 {
 	int i;
 
-	for (i = IRT_IFNAME; i <= IRT_PORT; i++)
+	for (i = IRT_IFNAME; i <= IRT_RAW128; i++)
 		if (type_dt((enum ir_type)i) == dt) {
 			*t = (enum ir_type)i;
 			return true;
@@ -1180,6 +1328,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 	struct reader *r = data;
 	struct nftnl_set *ns = nftnl_set_alloc();
 	enum ir_type key[IR_MAX_KEY], tmp;
+	enum ir_family fam;
 	uint32_t ktype, flags;
 	unsigned klen = 0;
 	struct ir_set *s;
@@ -1188,6 +1337,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 	if (nftnl_set_nlmsg_parse(nlh, ns) ||
 	    !str_is(nftnl_set_get_str(ns, NFTNL_SET_TABLE), r->table) ||
 	    !nftnl_set_get_str(ns, NFTNL_SET_NAME) ||
+	    !ir_family_of(nftnl_set_get_u32(ns, NFTNL_SET_FAMILY), &fam) ||
 	    ir_set_find(r->rs, nftnl_set_get_str(ns, NFTNL_SET_NAME)))
 		goto out;
 	/* the key type is the concatenation of 6-bit datatypes, the first
@@ -1220,6 +1370,7 @@ static int set_cb(const struct nlmsghdr *nlh, void *data)
 		     ? IRS_TIMEOUT
 		     : 0),
 	    n, key);
+	s->family = fam;
 	if (s->flags & IRS_DYNAMIC) {
 		s->timeout_s =
 		    (unsigned)(nftnl_set_get_u64(ns, NFTNL_SET_TIMEOUT) / 1000);
@@ -1352,12 +1503,21 @@ out:
  * one of these, which only a cmp consumes. */
 enum { X_NFPROTO = 100, X_ICMPTYPE, X_CT, X_CTMASK, X_NONE };
 
+/* The one value a load compares or ranges over: a protocol, port, hop
+ * limit or length (the bytes it takes). */
+static bool dec_scalar(int x)
+{
+	return x == IRX_L4PROTO || x == IRX_DPORT || x == IRX_HOPLIMIT ||
+	       x == IRX_IP6_LEN;
+}
+
 struct rule_dec {
 	struct ir_ruleset *rs;
 	struct ir_rule *r;
 	int load[IR_MAX_KEY];
 	int nload, r1, nd;
 	uint8_t nd_lo;
+	uint32_t ctmask;
 	bool bad, done;
 	struct ir_rule log; /* dynset seen, waiting for its log */
 	bool have_log;
@@ -1392,7 +1552,7 @@ static bool dec_keys(struct rule_dec *d, enum ir_expr *key, int *n)
 	int i;
 
 	for (i = 0; i < d->nload; i++) {
-		if (d->load[i] > IRX_DPORT)
+		if (d->load[i] >= X_NFPROTO)
 			return false;
 		key[i] = (enum ir_expr)d->load[i];
 	}
@@ -1416,9 +1576,33 @@ static void dec_meta(struct rule_dec *d, struct nftnl_expr *e)
 	case NFT_META_OIFNAME:
 		dec_load(d, IRX_OIFNAME);
 		break;
+	case NFT_META_PROTOCOL:
+		dec_load(d, IRX_META_PROTOCOL);
+		break;
 	default:
 		d->bad = true;
 	}
+}
+
+static void dec_ct(struct rule_dec *d, struct nftnl_expr *e)
+{
+	uint32_t key = nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY);
+	bool orig = nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR) &&
+		    nftnl_expr_get_u8(e, NFTNL_EXPR_CT_DIR) ==
+			IP_CT_DIR_ORIGINAL;
+
+	if (key == NFT_CT_STATE && !nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR))
+		dec_load(d, X_CT);
+	else if (orig && key == NFT_CT_SRC_IP)
+		dec_load(d, IRX_CT_OSADDR4);
+	else if (orig && key == NFT_CT_DST_IP)
+		dec_load(d, IRX_CT_ODADDR4);
+	else if (orig && key == NFT_CT_SRC_IP6)
+		dec_load(d, IRX_CT_OSADDR6);
+	else if (orig && key == NFT_CT_DST_IP6)
+		dec_load(d, IRX_CT_ODADDR6);
+	else
+		d->bad = true;
 }
 
 static void dec_payload(struct rule_dec *d, struct nftnl_expr *e)
@@ -1433,6 +1617,14 @@ static void dec_payload(struct rule_dec *d, struct nftnl_expr *e)
 	    {NFT_PAYLOAD_NETWORK_HEADER, 24, 16, IRX_DADDR6},
 	    {NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, IRX_DPORT},
 	    {NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1, X_ICMPTYPE},
+	    {NFT_PAYLOAD_LL_HEADER, 6, 6, IRX_ETHER_SADDR},
+	    {NFT_PAYLOAD_LL_HEADER, 12, 2, IRX_ETHER_TYPE},
+	    {NFT_PAYLOAD_NETWORK_HEADER, 0, 6, IRX_ARP_HDR},
+	    {NFT_PAYLOAD_NETWORK_HEADER, 8, 6, IRX_ARP_SHA},
+	    {NFT_PAYLOAD_NETWORK_HEADER, 14, 4, IRX_ARP_SPA},
+	    {NFT_PAYLOAD_TRANSPORT_HEADER, 8, 16, IRX_ND_TARGET},
+	    {NFT_PAYLOAD_NETWORK_HEADER, 7, 1, IRX_HOPLIMIT},
+	    {NFT_PAYLOAD_NETWORK_HEADER, 4, 2, IRX_IP6_LEN},
 	};
 	uint32_t base = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE);
 	uint32_t off = nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET);
@@ -1480,7 +1672,9 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 		return;
 	case IRX_L4PROTO:
 	case IRX_DPORT:
-		if (op != NFT_CMP_EQ || len != (d->r1 == IRX_DPORT ? 2u : 1u))
+	case IRX_HOPLIMIT:
+	case IRX_IP6_LEN:
+		if (op != NFT_CMP_EQ || len != ir_expr_len((enum ir_expr)d->r1))
 			break;
 		m = dec_match(d, IRM_RANGE);
 		if (!m)
@@ -1518,10 +1712,27 @@ static void dec_cmp(struct rule_dec *d, struct nftnl_expr *e)
 			return;
 		}
 		break;
+	case IRX_SADDR6:
+	case IRX_ETHER_TYPE:
+	case IRX_ARP_HDR:
+	case IRX_META_PROTOCOL:
+		if ((op != NFT_CMP_EQ && op != NFT_CMP_NEQ) ||
+		    len != ir_expr_len((enum ir_expr)d->r1))
+			break;
+		m = dec_match(d, IRM_CMP);
+		if (!m)
+			return;
+		m->key[0] = (enum ir_expr)d->r1;
+		m->neg = op == NFT_CMP_NEQ;
+		for (m->val = 0; len--; v++)
+			m->val = (m->val << 8) | *v;
+		return;
 	case X_CTMASK:
 		if (op == NFT_CMP_NEQ && len == 4 &&
 		    !memcmp(v, "\0\0\0\0", 4)) {
-			dec_match(d, IRM_CT_ESTABLISHED);
+			m = dec_match(d, IRM_CT_ESTABLISHED);
+			if (m)
+				m->lo = d->ctmask;
 			d->r1 = X_NONE;
 			return;
 		}
@@ -1544,8 +1755,8 @@ static void dec_range(struct rule_dec *d, struct nftnl_expr *e)
 		return;
 	}
 	x = d->load[--d->nload];
-	want = x == IRX_DPORT ? 2 : 1;
-	if ((x != IRX_DPORT && x != IRX_L4PROTO) || llo != want ||
+	want = ir_expr_len((enum ir_expr)x);
+	if (!dec_scalar(x) || llo != want ||
 	    lhi != want || !(m = dec_match(d, IRM_RANGE))) {
 		d->bad = true;
 		return;
@@ -1557,9 +1768,7 @@ static void dec_range(struct rule_dec *d, struct nftnl_expr *e)
 
 static void dec_bitwise(struct rule_dec *d, struct nftnl_expr *e)
 {
-	uint32_t want = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) |
-			NF_CT_STATE_BIT(IP_CT_RELATED),
-		 len, mask;
+	uint32_t len, mask;
 	const void *m = nftnl_expr_get(e, NFTNL_EXPR_BITWISE_MASK, &len);
 
 	if (d->nload != 1 || d->load[0] != X_CT || !m || len != 4) {
@@ -1567,8 +1776,9 @@ static void dec_bitwise(struct rule_dec *d, struct nftnl_expr *e)
 		return;
 	}
 	memcpy(&mask, m, 4);
-	if (mask != want)
+	if (!mask || (mask & ~(IR_CT_ESTABLISHED | IR_CT_RELATED)))
 		d->bad = true;
+	d->ctmask = mask;
 	d->nload = 0;
 	d->r1 = X_CTMASK;
 }
@@ -1709,10 +1919,8 @@ static void decode_rule(struct rule_dec *d, struct nftnl_rule *nr,
 			dec_payload(d, e);
 		else if (!strcmp(name, "cmp"))
 			dec_cmp(d, e);
-		else if (!strcmp(name, "ct") &&
-			 nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY) ==
-			     NFT_CT_STATE)
-			dec_load(d, X_CT);
+		else if (!strcmp(name, "ct"))
+			dec_ct(d, e);
 		else if (!strcmp(name, "bitwise"))
 			dec_bitwise(d, e);
 		else if (!strcmp(name, "range"))
@@ -1800,12 +2008,12 @@ static int read_pass(struct reader *r)
 	for (i = 0; !ret && i < r->rs->nsets; i++) {
 		struct elem_ctx x = {r, &r->rs->sets[i]};
 
-		if (x.s->flags & IRS_DYNAMIC)
+		if ((x.s->flags & IRS_DYNAMIC) || x.s->family != r->fam)
 			continue; /* the datapath's state, not ours */
 		ns = nftnl_set_alloc();
 		nftnl_set_set_str(ns, NFTNL_SET_TABLE, r->table);
 		nftnl_set_set_str(ns, NFTNL_SET_NAME, x.s->name);
-		nftnl_set_set_u32(ns, NFTNL_SET_FAMILY, NFPROTO_INET);
+		nftnl_set_set_u32(ns, NFTNL_SET_FAMILY, nfproto(x.s->family));
 		ret = rd_request(r, NFT_MSG_GETSETELEM, NLM_F_DUMP, build_elems,
 				 ns, elem_cb, &x);
 		nftnl_set_free(ns);
@@ -1841,10 +2049,18 @@ int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
 		gen0 = gen1 = 0;
 		ir_free(r.rs);
 		r.rs = ir_new(table);
+		r.fam = IRF_INET;
 		ret = rd_request(&r, NFT_MSG_GETGEN, NLM_F_ACK, NULL, NULL,
 				 gen_cb, &gen0);
 		if (!ret)
 			ret = read_pass(&r);
+		if (!ret) { /* the bridge table may be missing */
+			r.fam = IRF_BRIDGE;
+			ret = read_pass(&r);
+			if (ret == -ENOENT)
+				ret = 0;
+			r.fam = IRF_INET;
+		}
 		if (!ret)
 			ret = rd_request(&r, NFT_MSG_GETGEN, NLM_F_ACK, NULL,
 					 NULL, gen_cb, &gen1);
@@ -2057,8 +2273,9 @@ int kernel_event_foreign(const void *buf, size_t len, uint32_t self,
 		attrs = (const uint8_t *)p + hdr;
 		alen = nh->nlmsg_len - hdr;
 		table = ev_str(attrs, alen, 1); /* NFTA_*_TABLE, _NAME */
-		if (g->nfgen_family != NFPROTO_INET || !table ||
-		    strcmp(table, rs->table))
+		if ((g->nfgen_family != NFPROTO_INET &&
+		     g->nfgen_family != NFPROTO_BRIDGE) ||
+		    !table || strcmp(table, rs->table))
 			continue;
 		/* elements the packet path adds and times out are not news */
 		set = msg == NFT_MSG_NEWSETELEM || msg == NFT_MSG_DELSETELEM

@@ -23,6 +23,7 @@
 #include "bulkhead/inventory.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
+#include "bulkhead/ports.h"
 #include "bulkhead/render.h"
 #include "bulkhead/trace.h"
 
@@ -450,6 +451,27 @@ static void job_free(struct job *j)
 	opts_free(&j->o);
 }
 
+/* Each endpoint bound to its bridge port as this host's kernel shows it
+ * (on another host, a plan binds none and its identity sets are empty). */
+static void bind_ports(struct inventory *inv, struct diags *d)
+{
+	char err[256];
+	struct ports *p = ports_new(err, sizeof(err));
+	int r;
+
+	if (!p) {
+		diags_add(d, DIAG_WARNING, "bulkhead", 0, 0,
+			  "no container bound to its bridge port: %s", err);
+		return;
+	}
+	r = ports_bind(p, inv, d);
+	if (r < 0)
+		diags_add(d, DIAG_WARNING, "bulkhead", 0, 0,
+			  "no container bound to its bridge port: %s",
+			  strerror(-r));
+	ports_free(p);
+}
+
 /* Loads the policy and (when given, or when need_inv) the inventory, and
  * prints their diagnostics. Returns an exit status: 0 when all loaded. */
 static int job_load(struct job *j, bool need_inv, const char *usage)
@@ -482,6 +504,8 @@ static int job_load(struct job *j, bool need_inv, const char *usage)
 			ret = EXIT_FAILURE;
 		}
 	}
+	if (!ret && j->inv)
+		bind_ports(j->inv, &j->d);
 	diags_print(&j->d, stderr);
 	diags_free(&j->d);
 	return ret;
@@ -670,24 +694,55 @@ static int kernel_status(int r, const char *err)
 	return EXIT_FAILURE;
 }
 
-/* Bridged traffic reaches the inet hooks only with br_netfilter on. */
+/* Bridged traffic reaches the inet hooks only with br_netfilter's two
+ * switches on, one per family: both are turned on (as Docker does), and
+ * when one cannot be, the operator hears why and what to run. */
 static void check_br_netfilter(void)
 {
-	FILE *f = fopen("/proc/sys/net/bridge/bridge-nf-call-iptables", "r");
-	int on = 0;
+	static const struct {
+		const char *name, *what;
+	} sw[] = {{"bridge-nf-call-iptables", "IPv4"},
+		  {"bridge-nf-call-ip6tables", "IPv6"}};
+	char path[96];
+	size_t i;
+	int on, err;
+	FILE *f;
 
-	if (f) {
-		if (fscanf(f, "%d", &on) != 1)
-			on = 0;
-		fclose(f);
+	for (i = 0; i < sizeof(sw) / sizeof(sw[0]); i++) {
+		snprintf(path, sizeof(path), "/proc/sys/net/bridge/%s",
+			 sw[i].name);
+		on = 0;
+		if ((f = fopen(path, "r"))) {
+			if (fscanf(f, "%d", &on) != 1)
+				on = 0;
+			fclose(f);
+		}
+		if (on)
+			continue;
+		err = 0;
+		if (!(f = fopen(path, "w")))
+			err = errno;
+		else if (fputs("1\n", f) < 0)
+			err = errno ? errno : EIO;
+		if (f && fclose(f) && !err)
+			err = errno ? errno : EIO;
+		if (!err) {
+			fprintf(stderr,
+				"bulkhead: net.bridge.%s was off: turned it "
+				"on, so that %s between containers on one "
+				"bridge is filtered\n",
+				sw[i].name, sw[i].what);
+			continue;
+		}
+		fprintf(stderr,
+			"bulkhead: warning: net.bridge.%s is off and could "
+			"not be turned on (%s): %s traffic between containers "
+			"on one bridge is NOT filtered. Run: modprobe "
+			"br_netfilter && sysctl -w "
+			"net.bridge.bridge-nf-call-iptables=1 "
+			"net.bridge.bridge-nf-call-ip6tables=1\n",
+			sw[i].name, strerror(err), sw[i].what);
 	}
-	if (!on)
-		fputs("bulkhead: warning: net.bridge.bridge-nf-call-iptables "
-		      "is off: traffic between containers on one bridge is "
-		      "not filtered. Run: modprobe br_netfilter && sysctl -w "
-		      "net.bridge.bridge-nf-call-iptables=1 "
-		      "net.bridge.bridge-nf-call-ip6tables=1\n",
-		      stderr);
 }
 
 /* A chain's rules side by side, position by position: equal rules as
@@ -731,6 +786,10 @@ static void print_diff(const struct ir_ruleset *want,
 		switch (d->items[i].kind) {
 		case IRD_TABLE_MISSING:
 			fprintf(f, "+ table inet %s (not in the kernel)\n", n);
+			break;
+		case IRD_BRIDGE_MISSING:
+			fprintf(f, "+ table bridge %s (not in the kernel)\n",
+				n);
 			break;
 		case IRD_TABLE_DORMANT:
 			fprintf(f,
@@ -846,6 +905,36 @@ static int cmd_diff(int argc, char **argv)
 }
 
 /* Converges the kernel on the job's ruleset (kernel_sync) and says how. */
+struct family_count {
+	size_t chains, sets, elements;
+};
+
+static struct family_count count_family(const struct ir_ruleset *rs,
+					enum ir_family f)
+{
+	struct family_count c = {0};
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		c.chains += rs->chains[i].family == f;
+	for (i = 0; i < rs->nsets; i++)
+		if (rs->sets[i].family == f) {
+			c.sets++;
+			c.elements += rs->sets[i].n;
+		}
+	return c;
+}
+
+/* Ports with an endpoint bound (bound), or policed with none. */
+static size_t bound_ports(const struct ir_ruleset *rs, bool bound)
+{
+	const struct ir_set *ports = ir_set_find(rs, "id_ports"),
+			    *mac = ir_set_find(rs, "id_mac");
+	size_t nmac = mac ? mac->n : 0, nports = ports ? ports->n : 0;
+
+	return bound ? nmac : nports > nmac ? nports - nmac : 0;
+}
+
 static int job_apply(struct job *j, char *err, size_t errlen)
 {
 	struct kernel_sync res;
@@ -855,11 +944,17 @@ static int job_apply(struct job *j, char *err, size_t errlen)
 		r = kernel_sync(j->k, j->rs, j->o.replace, &res, err, errlen);
 	if (r)
 		return r;
-	if (res.replaced)
+	if (res.replaced) {
+		struct family_count in = count_family(j->rs, IRF_INET);
+
 		printf("applied: table inet %s, %zu chains, %zu sets, "
-		       "%zu elements, %zu containers\n",
-		       j->rs->table, j->rs->nchains, j->rs->nsets,
-		       ir_element_count(j->rs), j->inv->n);
+		       "%zu elements, %zu containers; table bridge %s, %zu "
+		       "endpoints bound to their ports, %zu ports that pass "
+		       "nothing\n",
+		       j->rs->table, in.chains, in.sets, in.elements,
+		       j->inv->n, j->rs->table, bound_ports(j->rs, true),
+		       bound_ports(j->rs, false));
+	}
 	else if (!res.nadd && !res.ndel)
 		printf("applied: table inet %s already holds the plan (%zu "
 		       "elements, %zu containers)\n",

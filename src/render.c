@@ -22,6 +22,10 @@ static const char *type_name(enum ir_type t)
 		return "inet_proto";
 	case IRT_PORT:
 		return "inet_service";
+	case IRT_ETHER:
+		return "ether_addr";
+	case IRT_RAW128:
+		return "@th,64,128"; /* only in a typeof */
 	}
 	return "?";
 }
@@ -29,10 +33,26 @@ static const char *type_name(enum ir_type t)
 static const char *expr_name(enum ir_expr x)
 {
 	static const char *const n[] = {
-	    "iifname",	 "oifname",   "ip saddr",     "ip daddr",
-	    "ip6 saddr", "ip6 daddr", "meta l4proto", "th dport"};
+	    "iifname",	   "oifname",	"ip saddr",	   "ip daddr",
+	    "ip6 saddr",   "ip6 daddr", "meta l4proto",	   "th dport",
+	    "ether saddr", "ether type", "@nh,0,48",	   "arp saddr ether",
+	    "arp saddr ip", "@th,64,128", "meta protocol", "ip6 hoplimit",
+	    "ip6 length", "ct original ip saddr", "ct original ip daddr",
+	    "ct original ip6 saddr", "ct original ip6 daddr"};
 
 	return n[x];
+}
+
+/* A set with a raw key is declared by the expressions it is looked up
+ * with (typeof), as nft needs: its keys' types alone do not say. */
+static bool set_typeof(const struct ir_set *s)
+{
+	int i;
+
+	for (i = 0; i < s->nkey; i++)
+		if (s->key[i] == IRT_RAW128)
+			return true;
+	return false;
 }
 
 /* Hundreds of thousands of elements are rendered: numbers and names
@@ -122,12 +142,37 @@ static void put_proto(struct strbuf *b, unsigned v)
 	put_uint(b, v);
 }
 
+/* len bytes of v as one hexadecimal number */
+static void put_hex(struct strbuf *b, u128 v, unsigned len)
+{
+	unsigned i;
+
+	sb_puts(b, "0x");
+	for (i = len; i-- > 0;)
+		sb_printf(b, "%02x", (unsigned)(v >> (8 * i)) & 0xff);
+}
+
+static void put_mac(struct strbuf *b, u128 v)
+{
+	int i;
+
+	for (i = 5; i >= 0; i--)
+		sb_printf(b, "%02x%s", (unsigned)(v >> (8 * i)) & 0xff,
+			  i ? ":" : "");
+}
+
 static void put_comp(struct strbuf *b, const struct ir_set *s,
 		     const struct ir_elem *e, int i)
 {
 	unsigned lo = (unsigned)e->lo[i], hi = (unsigned)e->hi[i];
 
 	switch (s->key[i]) {
+	case IRT_ETHER:
+		put_mac(b, e->lo[i]);
+		return;
+	case IRT_RAW128:
+		put_hex(b, e->lo[i], 16);
+		return;
 	case IRT_IFNAME: {
 		char name[IR_IFNAMSIZ + 1];
 
@@ -182,7 +227,10 @@ void render_set_type(const struct ir_set *s, struct strbuf *b)
 	int i;
 
 	for (i = 0; i < s->nkey; i++)
-		sb_printf(b, "%s%s", i ? " . " : "", type_name(s->key[i]));
+		sb_printf(b, "%s%s", i ? " . " : "",
+			  set_typeof(s) && s->key[i] == IRT_IFNAME
+			      ? "iifname"
+			      : type_name(s->key[i]));
 	if (s->flags & IRS_MAP)
 		sb_puts(b, " : verdict");
 }
@@ -195,11 +243,48 @@ static void put_keys(struct strbuf *b, const enum ir_expr *k, int n)
 		sb_printf(b, "%s%s", i ? " . " : "", expr_name(k[i]));
 }
 
+static void put_value(struct strbuf *b, enum ir_expr x, u128 v)
+{
+	char a[64];
+
+	switch (x) {
+	case IRX_ETHER_TYPE:
+	case IRX_META_PROTOCOL:
+		if (v == 0x0800 || v == 0x86dd || v == 0x0806) {
+			sb_puts(b, v == 0x0800	 ? "ip"
+				   : v == 0x86dd ? "ip6"
+						 : "arp");
+			return;
+		}
+		break;
+	case IRX_SADDR4:
+	case IRX_DADDR4:
+	case IRX_ARP_SPA:
+	case IRX_SADDR6:
+	case IRX_DADDR6:
+		addr_format(ir_expr_family(x) ? ir_expr_family(x) : AF_INET, v,
+			    a, sizeof(a));
+		sb_puts(b, a);
+		return;
+	case IRX_ETHER_SADDR:
+	case IRX_ARP_SHA:
+		put_mac(b, v);
+		return;
+	default:
+		break;
+	}
+	put_hex(b, v, ir_expr_len(x));
+}
+
 void render_match(const struct ir_match *m, struct strbuf *b)
 {
 	switch (m->kind) {
 	case IRM_CT_ESTABLISHED:
-		sb_puts(b, "ct state established,related");
+		sb_printf(b, "ct state %s",
+			  ir_ct_mask(m) == IR_CT_ESTABLISHED ? "established"
+			  : ir_ct_mask(m) == IR_CT_RELATED
+			      ? "related"
+			      : "established,related");
 		break;
 	case IRM_ND:
 		/* as nft lists it: a single type by its name */
@@ -226,6 +311,11 @@ void render_match(const struct ir_match *m, struct strbuf *b)
 			sb_printf(b, "%u", m->lo);
 		else
 			sb_printf(b, "%u-%u", m->lo, m->hi);
+		break;
+	case IRM_CMP:
+		sb_printf(b, "%s %s", expr_name(m->key[0]),
+			  m->neg ? "!= " : "");
+		put_value(b, m->key[0], m->val);
 		break;
 	}
 }
@@ -273,8 +363,8 @@ static void render_set(const struct ir_set *s, struct strbuf *b)
 {
 	size_t i;
 
-	sb_printf(b, "\t%s %s {\n\t\ttype ", s->flags & IRS_MAP ? "map" : "set",
-		  s->name);
+	sb_printf(b, "\t%s %s {\n\t\t%s ", s->flags & IRS_MAP ? "map" : "set",
+		  s->name, set_typeof(s) ? "typeof" : "type");
 	render_set_type(s, b);
 	sb_putc(b, '\n');
 	if (s->flags & IRS_DYNAMIC)
@@ -294,6 +384,13 @@ static void render_set(const struct ir_set *s, struct strbuf *b)
 	sb_puts(b, "\t}\n");
 }
 
+static const char *hook_name(enum ir_hook h)
+{
+	return h == IRH_FORWARD ? "forward"
+	       : h == IRH_INPUT ? "input"
+				: "prerouting";
+}
+
 static void render_chain(const struct ir_chain *c, struct strbuf *b)
 {
 	size_t i;
@@ -303,7 +400,7 @@ static void render_chain(const struct ir_chain *c, struct strbuf *b)
 		sb_printf(b,
 			  "\t\ttype filter hook %s priority filter %c %d; "
 			  "policy accept;\n",
-			  c->hook == IRH_FORWARD ? "forward" : "input",
+			  hook_name(c->hook),
 			  c->prio < 0 ? '-' : '+',
 			  c->prio < 0 ? -c->prio : c->prio);
 	for (i = 0; i < c->n; i++) {
@@ -434,11 +531,22 @@ static void emit_chain_deps(struct order *o, size_t ci)
 	render_chain(c, o->b);
 }
 
+static bool render_has(const struct ir_ruleset *rs, enum ir_family fam)
+{
+	size_t i;
+
+	for (i = 0; i < rs->nchains; i++)
+		if (rs->chains[i].family == fam)
+			return true;
+	return false;
+}
+
 void render_nft(const struct ir_ruleset *rs, const char *comment,
 		struct strbuf *b)
 {
 	struct order o = {rs, xcalloc(rs->nsets + rs->nchains + 1, 1), b, NULL,
 			  NULL};
+	enum ir_family fam;
 	size_t i;
 
 	order_index(&o);
@@ -449,22 +557,34 @@ void render_nft(const struct ir_ruleset *rs, const char *comment,
 		  rs->nsets, ir_element_count(rs), rs->nchains);
 	/* create-then-delete makes the delete valid on a fresh host; the
 	 * whole file is one transaction */
-	sb_printf(b, "table inet %s\ndelete table inet %s\n\ntable inet %s {\n",
-		  rs->table, rs->table, rs->table);
-	/* readable order: plain sets, leaf chains, then the rest as the
-	 * dependencies pull them in */
-	for (i = 0; i < rs->nsets; i++)
-		if (!(rs->sets[i].flags & IRS_MAP))
-			emit_set_deps(&o, i);
-	for (i = 0; i < rs->nchains; i++)
-		if (rs->chains[i].hook == IRH_NONE &&
-		    !chain_uses_map(&rs->chains[i]))
-			emit_chain_deps(&o, i);
-	for (i = 0; i < rs->nsets; i++)
-		emit_set_deps(&o, i);
-	for (i = 0; i < rs->nchains; i++)
-		emit_chain_deps(&o, i);
-	sb_puts(b, "}\n");
+	sb_printf(b,
+		  "table inet %s\ndelete table inet %s\n"
+		  "table bridge %s\ndelete table bridge %s\n",
+		  rs->table, rs->table, rs->table, rs->table);
+	for (fam = IRF_INET; fam <= IRF_BRIDGE; fam++) {
+		if (fam == IRF_BRIDGE && !render_has(rs, fam))
+			break;
+		sb_printf(b, "\ntable %s %s {\n",
+			  fam == IRF_BRIDGE ? "bridge" : "inet", rs->table);
+		/* readable order: plain sets, leaf chains, then the rest
+		 * as the dependencies pull them in */
+		for (i = 0; i < rs->nsets; i++)
+			if (rs->sets[i].family == fam &&
+			    !(rs->sets[i].flags & IRS_MAP))
+				emit_set_deps(&o, i);
+		for (i = 0; i < rs->nchains; i++)
+			if (rs->chains[i].family == fam &&
+			    rs->chains[i].hook == IRH_NONE &&
+			    !chain_uses_map(&rs->chains[i]))
+				emit_chain_deps(&o, i);
+		for (i = 0; i < rs->nsets; i++)
+			if (rs->sets[i].family == fam)
+				emit_set_deps(&o, i);
+		for (i = 0; i < rs->nchains; i++)
+			if (rs->chains[i].family == fam)
+				emit_chain_deps(&o, i);
+		sb_puts(b, "}\n");
+	}
 	free(o.done);
 	free(o.names);
 	free(o.byname);
@@ -486,6 +606,10 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 		       *fl = json_array();
 
 		json_object_set_new(o, "name", json_string(s->name));
+		json_object_set_new(o, "family",
+				    json_string(s->family == IRF_BRIDGE
+						    ? "bridge"
+						    : "inet"));
 		json_object_set_new(
 		    o, "kind", json_string(s->flags & IRS_MAP ? "map" : "set"));
 		b.len = 0;
@@ -511,11 +635,13 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 		json_t *o = json_object(), *rules = json_array();
 
 		json_object_set_new(o, "name", json_string(c->name));
+		json_object_set_new(o, "family",
+				    json_string(c->family == IRF_BRIDGE
+						    ? "bridge"
+						    : "inet"));
 		if (c->hook != IRH_NONE) {
 			json_object_set_new(o, "hook",
-					    json_string(c->hook == IRH_FORWARD
-							    ? "forward"
-							    : "input"));
+					    json_string(hook_name(c->hook)));
 			json_object_set_new(o, "priority",
 					    json_integer(c->prio));
 			json_object_set_new(o, "policy", json_string("accept"));

@@ -191,6 +191,38 @@ int addr_parse(const char *s, int *family, u128 *a)
 	return -EINVAL;
 }
 
+int mac_parse(const char *s, uint64_t *mac)
+{
+	unsigned b[6];
+	int i, used = 0;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%n", &b[0], &b[1], &b[2], &b[3],
+		   &b[4], &b[5], &used) != 6 ||
+	    s[used] || strlen(s) != 17)
+		return -EINVAL;
+	*mac = 0;
+	for (i = 0; i < 6; i++)
+		*mac = (*mac << 8) | b[i];
+	return 0;
+}
+
+void mac_format(uint64_t mac, char *buf, size_t len)
+{
+	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x",
+		 (unsigned)(mac >> 40) & 0xff, (unsigned)(mac >> 32) & 0xff,
+		 (unsigned)(mac >> 24) & 0xff, (unsigned)(mac >> 16) & 0xff,
+		 (unsigned)(mac >> 8) & 0xff, (unsigned)mac & 0xff);
+}
+
+u128 mac_link_local(uint64_t mac)
+{
+	uint64_t iid = ((mac >> 24) << 40) | ((uint64_t)0xfffe << 24) |
+		       (mac & 0xffffff);
+
+	iid ^= (uint64_t)0x02 << 56; /* the universal/local bit */
+	return ((u128)0xfe80 << 112) | iid;
+}
+
 int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen)
 {
 	char buf[64], *slash, *end;

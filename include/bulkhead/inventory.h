@@ -19,6 +19,19 @@ struct inv_net {
 	bool has4, has6;
 	u128 ip4, ip6;
 	int plen4, plen6;
+	/* identity: the endpoint's MAC (MacAddress), and what the kernel
+	 * says of it (ports_bind): the host side of its veth, the bridge
+	 * port its frames enter by, and its IPv6 link-local address */
+	bool has_mac, has_ll6;
+	uint64_t mac;
+	char *port; /* NULL: not bound */
+	u128 ll6;
+};
+
+/* A port of a bridge that no container of the inventory is bound to
+ * (ports_bind): on a managed bridge, everything from it is dropped. */
+struct inv_bport {
+	char *bridge, *port;
 };
 
 struct inv_label {
@@ -43,12 +56,18 @@ struct inv_container {
 	size_t nnets;
 	struct inv_port *ports;
 	size_t nports;
+	char *sandbox; /* NetworkSettings.SandboxKey: its network namespace */
 };
 
 struct inventory {
 	struct inv_container *c;
 	size_t n, cap;
+	struct inv_bport *bports;
+	size_t nbports, capbports;
 };
+
+/* Forgets the unbound ports. */
+void inventory_clear_bports(struct inventory *inv);
 
 struct inventory *inventory_new(void);
 void inventory_free(struct inventory *inv);

@@ -1,7 +1,9 @@
-/* The ruleset IR: what bulkhead wants in the kernel, as one nftables table
- * of chains, rules, sets and maps. Built by compile, turned into nft text
- * by render and (later) into netlink batches by kernel. Also a small
- * evaluator that walks a packet through the IR, for `trace` and tests. */
+/* The ruleset IR: what bulkhead wants in the kernel, as nftables tables
+ * of chains, rules, sets and maps: inet NAME (the policy) and bridge NAME
+ * (identity: each container's frames bound to its bridge port). Built by
+ * compile, turned into nft text by render and into netlink batches by
+ * kernel, both tables in one transaction. Also a small evaluator that
+ * walks a packet through the inet table, for `trace` and tests. */
 #ifndef BULKHEAD_IR_H
 #define BULKHEAD_IR_H
 
@@ -12,9 +14,23 @@
 #include "bulkhead/util.h"
 
 #define IR_MAX_KEY 4
+#define IR_CT_ESTABLISHED 2u /* NF_CT_STATE_BIT(IP_CT_ESTABLISHED) */
+#define IR_CT_RELATED 4u
 #define IR_IFNAMSIZ 16
 
-enum ir_type { IRT_IFNAME, IRT_IPV4, IRT_IPV6, IRT_PROTO, IRT_PORT };
+enum ir_type {
+	IRT_IFNAME,
+	IRT_IPV4,
+	IRT_IPV6,
+	IRT_PROTO,
+	IRT_PORT,
+	IRT_ETHER,  /* 6 bytes */
+	IRT_RAW128, /* 16 bytes the datapath reads at an offset (nd target) */
+};
+
+/* The table an object lives in: both are named rs->table. Object names
+ * are unique across the two, so a name alone finds one. */
+enum ir_family { IRF_INET, IRF_BRIDGE };
 
 enum ir_verdict { IRV_NONE, IRV_ACCEPT, IRV_DROP, IRV_JUMP };
 
@@ -40,6 +56,7 @@ enum ir_set_flags {
 
 struct ir_set {
 	char *name;
+	enum ir_family family;
 	enum ir_type key[IR_MAX_KEY];
 	int nkey;
 	unsigned flags;
@@ -58,14 +75,32 @@ enum ir_expr {
 	IRX_DADDR6,
 	IRX_L4PROTO,
 	IRX_DPORT,
+	/* bridge family */
+	IRX_ETHER_SADDR, /* ether saddr */
+	IRX_ETHER_TYPE,	 /* ether type (a VLAN tag in metadata reads 8100) */
+	IRX_ARP_HDR,	 /* htype, ptype, hlen, plen: 6 bytes */
+	IRX_ARP_SHA,	 /* arp saddr ether */
+	IRX_ARP_SPA,	 /* arp saddr ip */
+	IRX_ND_TARGET,	 /* an NS's or NA's target address */
+	IRX_META_PROTOCOL, /* the L3 protocol (nft's dependency for ip, ip6) */
+	IRX_HOPLIMIT,	   /* ip6 hoplimit */
+	IRX_IP6_LEN,	   /* ip6 length (the payload's) */
+	/* the connection's original direction (a related packet: the
+	 * connection it is related to) */
+	IRX_CT_OSADDR4,
+	IRX_CT_ODADDR4,
+	IRX_CT_OSADDR6,
+	IRX_CT_ODADDR6,
 };
 
 enum ir_match_kind {
-	IRM_CT_ESTABLISHED, /* ct state established,related */
+	IRM_CT_ESTABLISHED, /* ct state in lo's bits (IR_CT_*; 0: both) */
 	IRM_ND,		    /* ICMPv6 link control (ND, MLD): types [lo, hi] */
 	IRM_LOOKUP,	    /* key @set, or != @set */
 	IRM_NFPROTO,	    /* meta nfproto ipv4|ipv6 */
-	IRM_RANGE,	    /* key[0] (l4proto or dport) within [lo, hi] */
+	IRM_RANGE,	    /* key[0] (l4proto, dport, ip6 hoplimit or length)
+			     * within [lo, hi] */
+	IRM_CMP,	    /* key[0] == val, or != val (bridge family) */
 };
 
 struct ir_match {
@@ -76,6 +111,7 @@ struct ir_match {
 	const char *set; /* owned by the ruleset */
 	int family;	 /* IRM_NFPROTO */
 	uint32_t lo, hi; /* IRM_RANGE, IRM_ND */
+	u128 val;	 /* IRM_CMP */
 };
 
 enum ir_stmt {
@@ -111,10 +147,11 @@ struct ir_rule {
 	const char *foreign;
 };
 
-enum ir_hook { IRH_NONE, IRH_FORWARD, IRH_INPUT };
+enum ir_hook { IRH_NONE, IRH_FORWARD, IRH_INPUT, IRH_PREROUTING };
 
 struct ir_chain {
 	char *name;
+	enum ir_family family;
 	enum ir_hook hook;
 	int prio;     /* relative to the filter priority (0) */
 	bool foreign; /* read back with a type, policy or flag we never set */
@@ -123,8 +160,9 @@ struct ir_chain {
 };
 
 struct ir_ruleset {
-	char *table;  /* in family inet */
-	bool dormant; /* read back: the table's rules are switched off */
+	char *table;  /* the name of both tables */
+	bool dormant; /* read back: a table's rules are switched off */
+	bool bridge;  /* read back: table bridge NAME exists */
 	struct ir_chain *chains;
 	size_t nchains, capchains;
 	struct ir_set *sets;
@@ -158,6 +196,11 @@ size_t ir_element_count(const struct ir_ruleset *rs);
 
 /* AF_INET or AF_INET6 for an address expression, 0 for the others. */
 int ir_expr_family(enum ir_expr x);
+/* The ct state bits an IRM_CT_ESTABLISHED match tests. */
+unsigned ir_ct_mask(const struct ir_match *m);
+/* The bytes an expression loads, and a key type takes. */
+unsigned ir_expr_len(enum ir_expr x);
+unsigned ir_type_len(enum ir_type t);
 
 /* Rules compare by meaning: an address key implies its family, so an
  * explicit `meta nfproto` check before it is the same rule. */
@@ -188,6 +231,7 @@ void ir_delta_cancel(const struct ir_ruleset *rs, struct ir_delta *d);
 /* What separates a ruleset in the kernel (have) from the one wanted. */
 enum ir_diff_kind {
 	IRD_TABLE_MISSING,
+	IRD_BRIDGE_MISSING, /* table bridge NAME */
 	IRD_TABLE_DORMANT,
 	IRD_SET_MISSING,
 	IRD_SET_EXTRA,

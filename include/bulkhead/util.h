@@ -41,6 +41,12 @@ const char *proto_name(unsigned p, char *buf, size_t len);
 /* Addresses are kept as host-order integers: IPv4 in the low 32 bits. */
 void addr_format(int family, u128 a, char *buf, size_t len);
 int addr_parse(const char *s, int *family, u128 *a);
+/* "02:42:ac:1c:05:02" as a 48-bit integer, first byte highest; 0 or
+ * -EINVAL. */
+int mac_parse(const char *s, uint64_t *mac);
+void mac_format(uint64_t mac, char *buf, size_t len);
+/* The IPv6 link-local address a MAC gives by EUI-64 (fe80::/64). */
+u128 mac_link_local(uint64_t mac);
 /* "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128).
  * Returns 0, -EINVAL for bad syntax, -EDOM when host bits are set. */
 int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen);

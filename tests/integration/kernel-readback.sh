@@ -91,10 +91,18 @@ set -e
 grep -q "needs root or CAP_NET_ADMIN" "$tmp/out" || { cat "$tmp/out"; fail "no privilege hint"; }
 echo "ok: without CAP_NET_ADMIN: $(grep -v warning "$tmp/out" | head -1)"
 
-# br_netfilter off: apply works and says what to run
+# br_netfilter's switches off: apply turns both on and says so; where
+# it cannot (/proc/sys read-only here), it says loudly what to run
 modprobe br_netfilter 2>/dev/null || true
-unshare -n sh -c "sysctl -qw net.bridge.bridge-nf-call-iptables=0 2>/dev/null
-	$A" >/dev/null 2>"$tmp/out" || fail "apply with br_netfilter off"
-grep -q "bridge-nf-call-iptables is off.*sysctl -w net.bridge.bridge-nf-call-iptables=1" "$tmp/out" ||
-	{ cat "$tmp/out"; fail "no br_netfilter hint"; }
-echo "ok: br_netfilter off is reported with the command to run"
+unshare -n sh -c "sysctl -qw net.bridge.bridge-nf-call-iptables=0 net.bridge.bridge-nf-call-ip6tables=0
+	$A && sysctl -n net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables" >"$tmp/sw" 2>"$tmp/out" ||
+	{ cat "$tmp/out"; fail "apply with br_netfilter off"; }
+[ "$(tail -2 "$tmp/sw" | tr '\n' ' ')" = "1 1 " ] || { cat "$tmp/sw"; fail "the switches were not turned on"; }
+grep -q "bridge-nf-call-iptables was off: turned it on" "$tmp/out" || { cat "$tmp/out"; fail "no word of iptables' switch"; }
+grep -q "bridge-nf-call-ip6tables was off: turned it on, so that IPv6" "$tmp/out" || { cat "$tmp/out"; fail "no word of ip6tables' switch"; }
+echo "ok: br_netfilter's switches off: apply turned both on and said so"
+unshare -m -n sh -c "sysctl -qw net.bridge.bridge-nf-call-ip6tables=0 && mount --bind -o ro /proc/sys /proc/sys
+	$A" >/dev/null 2>"$tmp/out" || { cat "$tmp/out"; fail "apply with a read-only /proc/sys"; }
+grep -q "bridge-nf-call-ip6tables is off and could not be turned on (Read-only file system): IPv6 traffic between containers on one bridge is NOT filtered. Run: modprobe br_netfilter && sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1" "$tmp/out" ||
+	{ cat "$tmp/out"; fail "no loud word when the IPv6 switch cannot be turned on"; }
+echo "ok: a switch that cannot be turned on is reported with the command to run"

@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 	unshare -n nft -c -f "$out"
 	# load for real, twice (the second replaces the first), then count
 	# what the kernel holds against what the plan says
-	n=$(unshare -n sh -c "nft -f '$out' && nft -f '$out' && nft list table inet bulkhead" |
+	n=$(unshare -n sh -c "nft -f '$out' && nft -f '$out' && nft list table inet bulkhead && nft list table bridge bulkhead" |
 		grep -c '^	chain ')
 	want=$(grep -c '^	chain ' "$out")
 	[ "$n" -eq "$want" ] || { echo "FAIL: $pol: $n chains loaded, plan has $want"; exit 1; }

@@ -5,7 +5,10 @@
 # root. Set INV and NAMES first; the caller's EXIT trap calls dh_cleanup.
 #   dh_up                   build it; containers serve TCP on PORTS and
 #                           echo UDP on UDP_PORTS; the host serves TCP
-#                           and UDP on HOST_PORTS at the bridge address
+#                           and UDP on HOST_PORTS at the bridge address;
+#                           each container's eth0 has the fixture's MAC
+#   dh_inventory OUT        the fixture with each SandboxKey naming the
+#                           container's namespace here (/run/netns/...)
 #   hx CMD...               run CMD in the host namespace
 #   v4 NAME / v6 NAME       a container's addresses
 #   connect FROM ADDR PORT  0 when a TCP connection opens within 1 s
@@ -59,8 +62,9 @@ dh_up() {
 		ns="$DH-$n"
 		ip4=$(jq -r --arg c "/$n" --arg n "$net" '.[] | select(.Name == $c) | .NetworkSettings.Networks[$n].IPAddress' "$INV")
 		ip6=$(jq -r --arg c "/$n" --arg n "$net" '.[] | select(.Name == $c) | .NetworkSettings.Networks[$n].GlobalIPv6Address' "$INV")
+		mac=$(jq -r --arg c "/$n" --arg n "$net" '.[] | select(.Name == $c) | .NetworkSettings.Networks[$n].MacAddress' "$INV")
 		ip netns add "$ns"
-		hx ip link add "v$i" type veth peer name eth0 netns "$ns"
+		hx ip link add "v$i" type veth peer name eth0 address "$mac" netns "$ns"
 		hx ip link set "v$i" master "$br" up
 		ip -n "$ns" link set lo up
 		ip -n "$ns" addr add "$ip4/24" dev eth0
@@ -80,6 +84,10 @@ dh_up() {
 		bg ip netns exec "$DH_HOST" socat UDP4-RECVFROM:"$port",bind="$gw",fork EXEC:cat
 	done
 	sleep 0.5
+}
+
+dh_inventory() {
+	jq --arg p "/run/netns/$DH-" '[.[] | .NetworkSettings.SandboxKey = $p + (.Name | ltrimstr("/"))]' "$INV" >"$1"
 }
 
 v4() { cut -d' ' -f1 "$DH_TMP/addr-$1"; }

@@ -16,6 +16,33 @@ struct policy *load_policy_fixture(const char *path)
 	return p;
 }
 
+/* What ports_bind would find on the fixtures' host: each endpoint with
+ * a MAC on a port named for its container and network, its link-local
+ * address by EUI-64, and one more port on the first bridge that nobody
+ * is bound to. */
+static void bind_fixture(struct inventory *inv)
+{
+	size_t i, j;
+
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; j < inv->c[i].nnets; j++) {
+			struct inv_net *n = &inv->c[i].nets[j];
+
+			if (!n->has_mac)
+				continue;
+			n->port = xasprintf("p%zu-%zu", i, j);
+			n->ll6 = mac_link_local(n->mac);
+			n->has_ll6 = true;
+		}
+	if (inv->n && inv->c[0].nnets) {
+		struct inv_bport *b =
+		    PUSH(inv->bports, inv->nbports, inv->capbports);
+
+		b->bridge = xstrdup(inv->c[0].nets[0].bridge);
+		b->port = xstrdup("p-unbound");
+	}
+}
+
 struct inventory *load_inventory_fixture(const char *path)
 {
 	struct diags d = {0};
@@ -23,6 +50,7 @@ struct inventory *load_inventory_fixture(const char *path)
 
 	ck_assert_int_eq(inventory_load(inv, path, &d), 0);
 	diags_free(&d);
+	bind_fixture(inv);
 	return inv;
 }
 

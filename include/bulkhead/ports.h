@@ -1,0 +1,33 @@
+/* Identity: each endpoint bound to its bridge port, from what the kernel
+ * says (rtnetlink, read only): the veth on the endpoint's bridge whose
+ * peer lives in the container's network namespace (SandboxKey) and has
+ * the endpoint's MAC. Never from the bridge's learned forwarding table,
+ * which a container can poison. */
+#ifndef BULKHEAD_PORTS_H
+#define BULKHEAD_PORTS_H
+
+#include <stddef.h>
+
+#include "bulkhead/diag.h"
+#include "bulkhead/inventory.h"
+
+struct ports;
+
+/* A route netlink socket and what it learnt of the ports it has seen
+ * (their peers do not change while the port lives). NULL, with a
+ * message in err, on failure. */
+struct ports *ports_new(char *err, size_t errlen);
+void ports_free(struct ports *p);
+
+/* Binds every endpoint of inv that the kernel shows (inv_net.port, .mac
+ * when inspect left it out, .ll6) and lists the other ports of their
+ * bridges in inv->bports. An endpoint that cannot be told apart (two
+ * ports with its MAC and no namespace to choose by) stays unbound, with
+ * a warning in d. Returns how many were bound, or a negative errno. */
+int ports_bind(struct ports *p, struct inventory *inv, struct diags *d);
+
+/* The same for one container, leaving inv->bports alone. */
+int ports_bind_container(struct ports *p, struct inv_container *c,
+			 struct diags *d);
+
+#endif

@@ -1,0 +1,439 @@
+/* Each endpoint bound to its bridge port, as the kernel shows it: the
+ * ports enslaved to a bridge (RTM_GETLINK), each veth's peer read in the
+ * peer's own namespace by its nsid (IFLA_TARGET_NETNSID), that nsid
+ * matched against the container's SandboxKey (RTM_GETNSID). Route
+ * netlink, read only; never the bridge's forwarding table. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+
+#include "bulkhead/ports.h"
+
+#ifndef IFLA_TARGET_NETNSID
+#define IFLA_TARGET_NETNSID 46
+#endif
+#ifndef IFA_TARGET_NETNSID
+#define IFA_TARGET_NETNSID 10
+#endif
+
+/* A bridge port, and its peer when it is a veth into another namespace. */
+struct port {
+	char name[IF_NAMESIZE];
+	int ifindex, peer, nsid; /* nsid -1: peer in our namespace */
+	bool peer_known, has_ll6;
+	uint64_t mac; /* the peer's */
+	u128 ll6;     /* the peer's link-local address */
+	bool used;
+};
+
+struct ports {
+	struct mnl_socket *nl;
+	uint32_t portid, seq;
+	char *buf;
+	/* what the peers' reads gave, by port: a port's peer never moves */
+	struct port *cache;
+	size_t ncache, capcache;
+};
+
+struct ports *ports_new(char *err, size_t errlen)
+{
+	struct ports *p = xcalloc(1, sizeof(*p));
+	int one = 1;
+
+	p->nl = mnl_socket_open(NETLINK_ROUTE);
+	if (!p->nl || mnl_socket_bind(p->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		snprintf(err, errlen, "route netlink socket: %s",
+			 strerror(errno));
+		ports_free(p);
+		return NULL;
+	}
+	/* strict dumps: the kernel honours IFA_TARGET_NETNSID and the
+	 * index filter of an address dump only then */
+	setsockopt(mnl_socket_get_fd(p->nl), SOL_NETLINK,
+		   NETLINK_GET_STRICT_CHK, &one, sizeof(one));
+	p->portid = mnl_socket_get_portid(p->nl);
+	p->seq = (uint32_t)time(NULL);
+	p->buf = xmalloc(MNL_SOCKET_BUFFER_SIZE * 4);
+	return p;
+}
+
+void ports_free(struct ports *p)
+{
+	if (!p)
+		return;
+	if (p->nl)
+		mnl_socket_close(p->nl);
+	free(p->buf);
+	free(p->cache);
+	free(p);
+}
+
+/* Sends nlh and runs cb over the answers until the dump or ack ends. */
+static int request(struct ports *p, struct nlmsghdr *nlh, mnl_cb_t cb,
+		   void *data)
+{
+	ssize_t n;
+	int r;
+
+	nlh->nlmsg_seq = ++p->seq;
+	if (mnl_socket_sendto(p->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	do {
+		n = mnl_socket_recvfrom(p->nl, p->buf,
+					MNL_SOCKET_BUFFER_SIZE * 4);
+		if (n < 0)
+			return -errno;
+		r = mnl_cb_run(p->buf, (size_t)n, p->seq, p->portid, cb, data);
+	} while (r > MNL_CB_STOP);
+	return r < 0 ? -errno : 0;
+}
+
+/* --- the ports of a bridge -------------------------------------------------
+ */
+
+struct link_dump {
+	int master;
+	struct port *v;
+	size_t n, cap;
+};
+
+static int link_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int t = mnl_attr_get_type(a);
+
+	if (mnl_attr_type_valid(a, IFLA_MAX) >= 0)
+		tb[t] = a;
+	return MNL_CB_OK;
+}
+
+static int link_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[IFLA_MAX + 1] = {0};
+	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	struct link_dump *d = data;
+	struct port *pt;
+
+	if (mnl_attr_parse(nlh, sizeof(*ifi), link_attr, tb) != MNL_CB_OK ||
+	    !tb[IFLA_IFNAME] || !tb[IFLA_MASTER] ||
+	    mnl_attr_validate(tb[IFLA_MASTER], MNL_TYPE_U32) < 0 ||
+	    (int)mnl_attr_get_u32(tb[IFLA_MASTER]) != d->master)
+		return MNL_CB_OK;
+	pt = PUSH(d->v, d->n, d->cap);
+	memset(pt, 0, sizeof(*pt));
+	snprintf(pt->name, sizeof(pt->name), "%s",
+		 mnl_attr_get_str(tb[IFLA_IFNAME]));
+	pt->ifindex = ifi->ifi_index;
+	pt->nsid = -1;
+	if (tb[IFLA_LINK] &&
+	    mnl_attr_validate(tb[IFLA_LINK], MNL_TYPE_U32) >= 0)
+		pt->peer = (int)mnl_attr_get_u32(tb[IFLA_LINK]);
+	if (tb[IFLA_LINK_NETNSID] &&
+	    mnl_attr_validate(tb[IFLA_LINK_NETNSID], MNL_TYPE_U32) >= 0)
+		pt->nsid = (int)mnl_attr_get_u32(tb[IFLA_LINK_NETNSID]);
+	return MNL_CB_OK;
+}
+
+/* The ports enslaved to bridge br (the kernel filters by master; so do
+ * we, for kernels that do not). */
+static int bridge_ports(struct ports *p, const char *br, struct link_dump *d)
+{
+	char req[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	struct ifinfomsg *ifi;
+
+	d->master = (int)if_nametoindex(br);
+	if (!d->master)
+		return 0; /* no such bridge here: nothing to bind */
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)d->master);
+	return request(p, nlh, link_cb, d);
+}
+
+/* --- a peer, read in its own namespace ------------------------------------ */
+
+static int peer_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[IFLA_MAX + 1] = {0};
+	struct port *pt = data;
+	const uint8_t *a;
+	int i;
+
+	if (nlh->nlmsg_type != RTM_NEWLINK ||
+	    mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr, tb) !=
+		MNL_CB_OK ||
+	    !tb[IFLA_ADDRESS] ||
+	    mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) != 6)
+		return MNL_CB_OK;
+	a = mnl_attr_get_payload(tb[IFLA_ADDRESS]);
+	pt->mac = 0;
+	for (i = 0; i < 6; i++)
+		pt->mac = (pt->mac << 8) | a[i];
+	pt->peer_known = true;
+	return MNL_CB_OK;
+}
+
+static int addr_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+
+	if (mnl_attr_type_valid(a, IFA_MAX) >= 0)
+		tb[mnl_attr_get_type(a)] = a;
+	return MNL_CB_OK;
+}
+
+static int addr_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[IFA_MAX + 1] = {0};
+	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
+	struct port *pt = data;
+	const uint8_t *a;
+	int i;
+
+	if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET6 ||
+	    (int)ifa->ifa_index != pt->peer ||
+	    ifa->ifa_scope != RT_SCOPE_LINK ||
+	    mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb) != MNL_CB_OK ||
+	    !tb[IFA_ADDRESS] || mnl_attr_get_payload_len(tb[IFA_ADDRESS]) != 16)
+		return MNL_CB_OK;
+	a = mnl_attr_get_payload(tb[IFA_ADDRESS]);
+	pt->ll6 = 0;
+	for (i = 0; i < 16; i++)
+		pt->ll6 = (pt->ll6 << 8) | a[i];
+	pt->has_ll6 = true;
+	return MNL_CB_OK;
+}
+
+/* The peer's MAC and link-local address, from the cache or the kernel. */
+static void read_peer(struct ports *p, struct port *pt)
+{
+	char req[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct ifinfomsg *ifi;
+	struct ifaddrmsg *ifa;
+	size_t i;
+
+	if (pt->nsid < 0 || !pt->peer)
+		return; /* not a veth into a container */
+	for (i = 0; i < p->ncache; i++)
+		if (p->cache[i].ifindex == pt->ifindex &&
+		    p->cache[i].nsid == pt->nsid &&
+		    p->cache[i].peer == pt->peer &&
+		    !strcmp(p->cache[i].name, pt->name)) {
+			*pt = p->cache[i];
+			return;
+		}
+	nlh = mnl_nlmsg_put_header(req);
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = pt->peer;
+	mnl_attr_put_u32(nlh, IFLA_TARGET_NETNSID, (uint32_t)pt->nsid);
+	if (request(p, nlh, peer_cb, pt) || !pt->peer_known)
+		return;
+	nlh = mnl_nlmsg_put_header(req);
+	nlh->nlmsg_type = RTM_GETADDR;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	ifa = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifa));
+	ifa->ifa_family = AF_INET6;
+	ifa->ifa_index = (uint32_t)pt->peer;
+	mnl_attr_put_u32(nlh, IFA_TARGET_NETNSID, (uint32_t)pt->nsid);
+	request(p, nlh, addr_cb, pt);
+	/* an address not yet configured: the one the kernel will derive */
+	if (!pt->has_ll6) {
+		pt->ll6 = mac_link_local(pt->mac);
+		pt->has_ll6 = true;
+	}
+	*PUSH(p->cache, p->ncache, p->capcache) = *pt;
+}
+
+/* --- the container's namespace ---------------------------------------------
+ */
+
+static int nsid_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *a;
+
+	if (nlh->nlmsg_type != RTM_NEWNSID)
+		return MNL_CB_OK;
+	mnl_attr_for_each(a, nlh, sizeof(struct rtgenmsg))
+	{
+		if (mnl_attr_get_type(a) == NETNSA_NSID &&
+		    mnl_attr_validate(a, MNL_TYPE_U32) >= 0)
+			*(int *)data = (int)mnl_attr_get_u32(a);
+	}
+	return MNL_CB_OK;
+}
+
+/* The nsid our namespace knows the namespace at path by; -1 when it
+ * cannot be opened or has none (no veth of ours leads there). */
+static int sandbox_nsid(struct ports *p, const char *path)
+{
+	char req[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+	struct rtgenmsg *g;
+	int fd, nsid = -1;
+
+	if (!path || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	nlh = mnl_nlmsg_put_header(req);
+	nlh->nlmsg_type = RTM_GETNSID;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	g = mnl_nlmsg_put_extra_header(nlh, NLMSG_ALIGN(sizeof(*g)));
+	g->rtgen_family = AF_UNSPEC;
+	mnl_attr_put_u32(nlh, NETNSA_FD, (uint32_t)fd);
+	if (request(p, nlh, nsid_cb, &nsid))
+		nsid = -1;
+	close(fd);
+	return nsid;
+}
+
+/* --- binding ----------------------------------------------------------------
+ */
+
+/* Binds net (of container c, whose namespace is nsid or -1 unknown)
+ * among the ports of its bridge. */
+static bool bind_net(struct inv_container *c, struct inv_net *n, int nsid,
+		     struct port *v, size_t nv, struct diags *d)
+{
+	struct port *hit = NULL;
+	size_t i, nhit = 0;
+	char mac[24];
+
+	for (i = 0; i < nv; i++) {
+		if (!v[i].peer_known)
+			continue;
+		if (nsid >= 0 && v[i].nsid != nsid)
+			continue;
+		if (n->has_mac && v[i].mac != n->mac)
+			continue;
+		if (nsid < 0 && !n->has_mac)
+			continue; /* nothing to tell it by */
+		hit = &v[i];
+		nhit++;
+	}
+	if (nhit != 1) {
+		if (nhit > 1) {
+			mac_format(n->mac, mac, sizeof(mac));
+			diags_add(d, DIAG_WARNING, c->name, 0, 0,
+				  "network '%s': %zu ports of %s lead to "
+				  "MAC %s; none is bound (its frames are "
+				  "dropped)",
+				  n->name, nhit, n->bridge, mac);
+		}
+		return false;
+	}
+	free(n->port);
+	n->port = xstrdup(hit->name);
+	n->mac = hit->mac;
+	n->has_mac = true;
+	n->ll6 = hit->ll6;
+	n->has_ll6 = hit->has_ll6;
+	hit->used = true;
+	return true;
+}
+
+/* Binds the nets of c on bridge br, whose ports are v. */
+static int bind_container(struct ports *p, struct inv_container *c,
+			  const char *br, struct port *v, size_t nv,
+			  struct diags *d)
+{
+	int nsid = -2, bound = 0;
+	size_t j;
+
+	for (j = 0; j < c->nnets; j++) {
+		if (strcmp(c->nets[j].bridge, br))
+			continue;
+		if (nsid == -2)
+			nsid = sandbox_nsid(p, c->sandbox);
+		bound += bind_net(c, &c->nets[j], nsid, v, nv, d);
+	}
+	return bound;
+}
+
+static int bridge_read(struct ports *p, const char *br, struct link_dump *ld)
+{
+	size_t i;
+	int r;
+
+	memset(ld, 0, sizeof(*ld));
+	r = bridge_ports(p, br, ld);
+	for (i = 0; !r && i < ld->n; i++)
+		read_peer(p, &ld->v[i]);
+	return r;
+}
+
+int ports_bind(struct ports *p, struct inventory *inv, struct diags *d)
+{
+	char **done = NULL;
+	size_t ndone = 0, capdone = 0, i, j, k;
+	int bound = 0, r = 0;
+
+	inventory_clear_bports(inv);
+	for (i = 0; i < inv->n && !r; i++)
+		for (j = 0; j < inv->c[i].nnets && !r; j++) {
+			const char *br = inv->c[i].nets[j].bridge;
+			struct link_dump ld;
+
+			for (k = 0; k < ndone && strcmp(done[k], br); k++)
+				;
+			if (k < ndone)
+				continue;
+			*PUSH(done, ndone, capdone) = xstrdup(br);
+			r = bridge_read(p, br, &ld);
+			for (k = 0; !r && k < inv->n; k++)
+				bound += bind_container(p, &inv->c[k], br, ld.v,
+							ld.n, d);
+			for (k = 0; !r && k < ld.n; k++)
+				if (!ld.v[k].used) {
+					struct inv_bport *b =
+					    PUSH(inv->bports, inv->nbports,
+						 inv->capbports);
+
+					b->bridge = xstrdup(br);
+					b->port = xstrdup(ld.v[k].name);
+				}
+			free(ld.v);
+		}
+	for (k = 0; k < ndone; k++)
+		free(done[k]);
+	free(done);
+	return r ? r : bound;
+}
+
+int ports_bind_container(struct ports *p, struct inv_container *c,
+			 struct diags *d)
+{
+	size_t j, k;
+	int bound = 0, r = 0;
+
+	for (j = 0; j < c->nnets && !r; j++) {
+		struct link_dump ld;
+
+		for (k = 0;
+		     k < j && strcmp(c->nets[k].bridge, c->nets[j].bridge); k++)
+			;
+		if (k < j)
+			continue; /* that bridge was read already */
+		r = bridge_read(p, c->nets[j].bridge, &ld);
+		if (!r)
+			bound += bind_container(p, c, c->nets[j].bridge, ld.v,
+						ld.n, d);
+		free(ld.v);
+	}
+	return r ? r : bound;
+}
