@@ -34,6 +34,7 @@
 #include "bulkhead/fqdn.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
+#include "bulkhead/ports.h"
 #include "bulkhead/trace.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -54,6 +55,7 @@ enum watch_kind {
 	W_NFT,
 	W_DNS,
 	W_DNS_TIMER,
+	W_BIND,
 };
 
 struct watch {
@@ -99,6 +101,13 @@ struct daemon {
 	struct ir_ruleset *rs; /* the last full compile: sets for deltas */
 	bool rs_stale;	       /* deltas committed since: rs lacks them */
 	struct kernel *k;
+	struct ports *ports; /* endpoints bound to their bridge ports */
+	/* containers placed at their connect, before Docker moved their
+	 * veth's peer into their namespace: bound a moment later */
+	struct watch wbind;
+	char **unbound;
+	size_t nunbound, capunbound;
+	unsigned bind_ms;
 	struct docker *dk;
 	int ep;
 	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog, wnft;
@@ -417,6 +426,83 @@ static size_t count(const struct ir_delta *delta, bool add)
 	return n;
 }
 
+#define BIND_FIRST_MS 5u
+#define BIND_LAST_MS 640u
+
+/* Whether a network of c that the policy manages has no port bound. */
+static bool needs_port(const struct daemon *d, const struct inv_container *c)
+{
+	size_t j;
+
+	for (j = 0; j < c->nnets; j++)
+		if (!c->nets[j].port && c->nets[j].has_mac &&
+		    compiler_net_managed(d->cc, d->inv, c->nets[j].name))
+			return true;
+	return false;
+}
+
+static void bind_later(struct daemon *d, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < d->nunbound; i++)
+		if (!strcmp(d->unbound[i], id))
+			return;
+	*PUSH(d->unbound, d->nunbound, d->capunbound) = xstrdup(id);
+	if (!d->bind_ms) {
+		d->bind_ms = BIND_FIRST_MS;
+		arm(d->wbind.fd, d->bind_ms);
+	}
+}
+
+static bool commit(struct daemon *d, struct ir_delta *delta);
+
+/* Binds the containers still waiting for their ports: each one's
+ * elements without the port out, with it in (what is the same cancels:
+ * its identity elements remain), in one batch. Asks again, later each
+ * time, for those the kernel does not show yet; the start's inspect
+ * binds the rest. */
+static void bind_pending(struct daemon *d)
+{
+	struct ir_delta delta = {0};
+	size_t i, n = 0;
+	long idx;
+
+	for (i = 0; i < d->nunbound; i++) {
+		struct diags dg = {0};
+		struct inv_container *c;
+
+		idx = inventory_index(d->inv, d->unbound[i]);
+		if (idx < 0) {
+			free(d->unbound[i]);
+			continue;
+		}
+		c = &d->inv->c[idx];
+		if (compile_delta(d->cc, d->inv, (size_t)idx, false, &delta) ||
+		    ports_bind_container(d->ports, c, &dg) < 0 ||
+		    compile_delta(d->cc, d->inv, (size_t)idx, true, &delta))
+			resync_soon(d);
+		diags_free(&dg);
+		if (needs_port(d, c))
+			d->unbound[n++] = d->unbound[i];
+		else
+			free(d->unbound[i]);
+	}
+	d->nunbound = n;
+	if (commit(d, &delta) && delta.n)
+		say("bound %zu elements to bridge ports", delta.n);
+	ir_delta_free(&delta);
+	d->bind_ms *= 2;
+	if (!n || d->bind_ms > BIND_LAST_MS) {
+		for (i = 0; i < n; i++)
+			free(d->unbound[i]);
+		d->nunbound = 0;
+		d->bind_ms = 0;
+		return;
+	}
+	arm(d->wbind.fd, d->bind_ms);
+}
+
 /* The container with this id is as Docker says: scratch holds it, or
  * nothing when it no longer runs. */
 static void place(struct daemon *d, const char *id, struct inventory *scratch,
@@ -432,6 +518,15 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 		take_out(d, (size_t)old, &delta);
 	}
 	if (scratch->n) {
+		struct diags dg = {0};
+		size_t i;
+
+		/* its frames pass the bridge table only once bound */
+		if (ports_bind_container(d->ports, &scratch->c[0], &dg) < 0)
+			resync_soon(d);
+		for (i = 0; i < dg.n; i++)
+			say("warning: %s: %s", dg.v[i].file, dg.v[i].msg);
+		diags_free(&dg);
 		drop_stale(d, &scratch->c[0], &delta);
 		inventory_move(d->inv, scratch, 0);
 		inv_changed(d);
@@ -451,6 +546,8 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 			say("placed %s (%s) on%s: +%zu -%zu elements", c->name,
 			    svc_name(d, c), sb.s ? sb.s : " no network",
 			    count(&delta, true), count(&delta, false));
+			if (needs_port(d, c))
+				bind_later(d, c->id);
 		} else if (now < 0 && old >= 0) {
 			say("removed %s: -%zu elements", name,
 			    count(&delta, false));
@@ -528,10 +625,17 @@ static int converge(struct daemon *d, struct compiler *cc,
 {
 	struct diags dg = {0};
 	struct kernel_sync res;
-	struct ir_ruleset *rs = compile_ruleset(cc, inv, "docker", &dg);
+	struct ir_ruleset *rs;
 	char err[512];
 	int r = -EINVAL;
 
+	r = ports_bind(d->ports, inv, &dg);
+	if (r < 0)
+		diags_add(&dg, DIAG_WARNING, "docker", 0, 0,
+			  "binding containers to their bridge ports: %s",
+			  strerror(-r));
+	r = -EINVAL;
+	rs = compile_ruleset(cc, inv, "docker", &dg);
 	report_diags(d, &dg);
 	diags_free(&dg);
 	if (!rs) {
@@ -1835,6 +1939,9 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (fd < 0 || watch_add(d, &d->wretry, W_RETRY, fd))
 		goto sys;
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (fd < 0 || watch_add(d, &d->wbind, W_BIND, fd))
+		goto sys;
 	if (watch_add(d, &d->wdocker, W_DOCKER, docker_fd(d->dk)))
 		goto sys;
 	d->fl = flowlog_open(d->p->log_group, err, errlen);
@@ -1849,6 +1956,9 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	if (watch_add(d, &d->wcontrol, W_CONTROL, fd))
 		goto sys;
+	d->ports = ports_new(err, errlen);
+	if (!d->ports)
+		return -1;
 	d->kw = kernel_watch_open(err, errlen);
 	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
 		return -1;
@@ -1864,8 +1974,8 @@ sys:
 
 static void teardown(struct daemon *d)
 {
-	struct watch *w[] = {&d->wsignal, &d->wresync, &d->wretry, &d->wcontrol,
-			     &d->wdnstimer};
+	struct watch *w[] = {&d->wsignal,  &d->wresync,   &d->wretry,
+			     &d->wcontrol, &d->wdnstimer, &d->wbind};
 	size_t i;
 
 	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
@@ -1880,6 +1990,10 @@ static void teardown(struct daemon *d)
 	fqdn_free(&d->fq);
 	free(d->fql);
 	kernel_watch_close(d->kw);
+	ports_free(d->ports);
+	for (i = 0; i < d->nunbound; i++)
+		free(d->unbound[i]);
+	free(d->unbound);
 	flowlog_close(d->fl);
 	trace_index_free(d->ix);
 	sb_free(&d->line);
@@ -2016,6 +2130,10 @@ int daemon_run(const struct daemon_opts *o)
 				drain(w->fd);
 				if (d.dk_state == DK_DOWN)
 					docker_connect(&d);
+				break;
+			case W_BIND:
+				drain(w->fd);
+				bind_pending(&d);
 				break;
 			case W_CONTROL:
 				client_accept(&d);

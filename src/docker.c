@@ -744,6 +744,11 @@ int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
 	json_object_set(cfg, "Labels", json_object_get(e, "Labels"));
 	json_object_set_new(obj, "Config", cfg);
 	one = json_pack("{s:s}", "NetworkID", netid);
+	/* the endpoint's MAC: its port is found by it until inspect names
+	 * the container's namespace */
+	if (json_is_string(json_object_get(ep, "MacAddress")))
+		json_object_set(one, "MacAddress",
+				json_object_get(ep, "MacAddress"));
 	r = endpoint_addr(one,
 			  json_string_value(json_object_get(ep, "IPv4Address")),
 			  "IPAddress", "IPPrefixLen", err, errlen);

@@ -1,0 +1,92 @@
+#!/bin/sh
+# End to end, identity: containers started by Docker (the three-tier app
+# from docker-compose), bh-nginx's network namespace sending forged
+# frames (tests/lib/attack.py, the sender holding only CAP_NET_RAW) at
+# bh-db, whose namespace counts what arrives (tests/lib/sniff.py). First
+# without bulkhead (the control: spoofed sources, forged ARP and VLAN
+# tags get through), then under the daemon (refused), honest traffic
+# flowing all along.
+set -eu
+cd "$(dirname "$0")/../.."
+. tests/lib/e2e.sh
+PY=/usr/bin/python3 # Debian's, which has python3-scapy
+cleanup() {
+	set +e
+	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
+	compose down -t 0 >/dev/null 2>&1
+	"$B" flush
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+bh_policy bhnet "$tmp/policy.yaml"
+compose down -t 0 >/dev/null 2>&1 || true
+"$B" flush
+compose up -d >/dev/null 2>&1 || fail "docker-compose up"
+
+cpid() { docker inspect -f '{{.State.Pid}}' "$1"; }
+addr() { docker inspect -f "{{(index .NetworkSettings.Networks \"bhnet\").$2}}" "$1"; }
+can() { docker exec "$1" nc -w 1 "$(addr "$2" IPAddress)" "$3" </dev/null >/dev/null 2>&1; }
+NG4=$(addr bh-nginx IPAddress) BE4=$(addr bh-backend IPAddress) DB4=$(addr bh-db IPAddress)
+DBMAC=$(addr bh-db MacAddress) NGMAC=$(addr bh-nginx MacAddress)
+# reach KIND ARGS...: how many of the attack's frames bh-db's eth0 saw
+reach() {
+	m="bh-mark-$$-$1"
+	rm -f "$tmp/ready" "$tmp/stop"
+	nsenter -t "$(cpid bh-db)" -n $PY tests/lib/sniff.py eth0 "$m" "$tmp/ready" "$tmp/stop" >"$tmp/count" &
+	sp=$!
+	wait_for "the sniffer" test -s "$tmp/ready"
+	kind=$1
+	shift
+	nsenter -t "$(cpid bh-nginx)" -n setpriv --bounding-set=-all,+net_raw --inh-caps=-all \
+		$PY tests/lib/attack.py "$kind" "$m" "$@"
+	sleep 0.3
+	touch "$tmp/stop"
+	wait "$sp"
+	cat "$tmp/count"
+}
+attacks() {
+	nsenter -t "$(cpid bh-db)" -n ip neigh flush all
+	echo "arp $(reach arp src="$BE4" dst="$DB4")"
+	# what bh-db now takes for bh-backend's MAC (before the spoofed SYNs
+	# below make it ask bh-backend itself)
+	nsenter -t "$(cpid bh-db)" -n ip neigh show "$BE4" >"$tmp/neigh"
+	echo "spoof4 $(reach spoof4 src="$BE4" dst="$DB4" dmac="$DBMAC")"
+	echo "vlan0 $(reach vlan0 src="$NG4" dst="$DB4" dmac="$DBMAC")"
+}
+
+# the control: no bulkhead, and every attack arrives
+attacks >"$tmp/control"
+while read -r kind c; do
+	[ "$c" -gt 0 ] || fail "control: $kind did not reach bh-db without bulkhead"
+done <"$tmp/control"
+grep -q "$NGMAC" "$tmp/neigh" ||
+	fail "control: bh-db did not take bh-nginx's MAC for bh-backend's address"
+echo "ok: control: $(tr '\n' ' ' <"$tmp/control")frames reach bh-db without bulkhead"
+
+"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" >>"$tmp/daemon.log" 2>&1 &
+pid=$!
+wait_for "the daemon's first sync" grep -q "docker: in sync" "$tmp/daemon.log"
+wait_for "bh-nginx bound to its port" sh -c "nft list set bridge bulkhead id_mac | grep -q '$NGMAC'"
+can bh-nginx bh-backend 8080 || fail "bh-nginx -> bh-backend:8080 should connect"
+attacks >"$tmp/defended"
+while read -r kind c; do
+	[ "$c" -eq 0 ] || fail "$kind: $c frames reached bh-db under the daemon"
+done <"$tmp/defended"
+if grep -q "$NGMAC" "$tmp/neigh"; then
+	fail "bh-db took bh-nginx's MAC for bh-backend's address under the daemon"
+fi
+can bh-nginx bh-backend 8080 || fail "bh-nginx -> bh-backend:8080 should connect"
+can bh-backend bh-db 5432 || fail "bh-backend -> bh-db:5432 should connect"
+if can bh-nginx bh-db 5432; then fail "bh-nginx -> bh-db:5432 should be blocked"; fi
+echo "ok: under the daemon, spoofed sources, forged ARP and VLAN tags from a container started by Docker are refused; the allowed edges connect"
+
+# a container started while the daemon runs is bound before it can send
+docker run -d --name bh-db9 --network bhnet bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null
+mac9=$(addr bh-db9 MacAddress)
+wait_for "bh-db9 bound to its port" sh -c "nft list set bridge bulkhead id_mac | grep -q '$mac9'"
+docker rm -f bh-db9 >/dev/null
+wait_for "bh-db9's port gone" sh -c "! nft list set bridge bulkhead id_mac | grep -q '$mac9'"
+"$B" diff -p "$tmp/policy.yaml" --exit-code >"$tmp/diff" 2>&1 || { cat "$tmp/diff"; fail "the kernel differs from a full compile"; }
+stop_clean
+echo "ok: identity end to end: a late container bound and unbound; the kernel exact"
