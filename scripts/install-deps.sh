@@ -4,8 +4,8 @@
 set -eu
 
 PKGS="build-essential pkg-config clang libnftnl-dev libmnl-dev libyaml-dev
-libjansson-dev libcurl4-openssl-dev libcap-ng-dev libc-ares-dev check nftables iproute2 jq time docker.io docker-compose
-busybox-static socat iperf3 graphviz python3 python3-scapy"
+libjansson-dev libcurl4-openssl-dev libcap-ng-dev libc-ares-dev libnetfilter-conntrack-dev check nftables iproute2 jq time docker.io docker-compose
+busybox-static socat iperf3 graphviz python3 python3-scapy conntrack"
 
 missing=""
 for p in $PKGS; do

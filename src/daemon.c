@@ -35,6 +35,7 @@
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
 #include "bulkhead/ports.h"
+#include "bulkhead/revoke.h"
 #include "bulkhead/trace.h"
 
 #define BACKOFF_MIN_MS 250u
@@ -105,6 +106,16 @@ struct daemon {
 	/* containers placed at their connect, before Docker moved their
 	 * veth's peer into their namespace: bound a moment later */
 	struct watch wbind;
+	/* revocation: flows a change took the right of end after it */
+	struct revoke *rv;
+	bool revoke_wanted;
+	struct gone_addr {
+		char *id;
+		struct revoke_addr a;
+	} * gone_addrs; /* taken out since the last sweep */
+	size_t ngone_addrs, capgone_addrs;
+	unsigned long revoked, sweeps;
+	double last_sweep_ms;
 	char **unbound;
 	size_t nunbound, capunbound;
 	unsigned bind_ms;
@@ -337,6 +348,19 @@ static void take_out(struct daemon *d, size_t idx, struct ir_delta *delta)
 
 	if (compile_delta(d->cc, d->inv, idx, false, delta))
 		resync_soon(d);
+	/* its addresses may go to another container: its flows end */
+	for (i = 0; i < d->inv->c[idx].nnets; i++) {
+		const struct inv_net *n = &d->inv->c[idx].nets[i];
+
+		if (n->has4)
+			*PUSH(d->gone_addrs, d->ngone_addrs,
+			      d->capgone_addrs) = (struct gone_addr){
+			    xstrdup(d->inv->c[idx].id), {AF_INET, n->ip4}};
+		if (n->has6)
+			*PUSH(d->gone_addrs, d->ngone_addrs,
+			      d->capgone_addrs) = (struct gone_addr){
+			    xstrdup(d->inv->c[idx].id), {AF_INET6, n->ip6}};
+	}
 	for (i = 0; i < d->gone->n; i++)
 		if (now - d->gone_at[i] > DAEMON_GONE_S) {
 			inventory_remove(d->gone, i);
@@ -382,6 +406,7 @@ static void drop_stale(struct daemon *d, const struct inv_container *c,
 static bool commit(struct daemon *d, struct ir_delta *delta)
 {
 	char err[512];
+	size_t i;
 	int r;
 
 	ir_delta_cancel(d->rs, delta);
@@ -395,6 +420,8 @@ static bool commit(struct daemon *d, struct ir_delta *delta)
 	}
 	d->deltas++;
 	d->rs_stale = true;
+	for (i = 0; i < delta->n; i++)
+		d->revoke_wanted |= !delta->v[i].add;
 	return true;
 }
 
@@ -649,6 +676,7 @@ static int converge(struct daemon *d, struct compiler *cc,
 		return r;
 	}
 	restart_counts(d, &res);
+	d->revoke_wanted = true;
 	if (res.replaced)
 		say("kernel: table inet %s replaced in one transaction: "
 		    "%zu elements, %zu containers",
@@ -1478,6 +1506,12 @@ static json_t *status_json(struct daemon *d)
 	}
 	json_object_set_new(st, "events", json_integer((json_int_t)d->events));
 	json_object_set_new(st, "deltas", json_integer((json_int_t)d->deltas));
+	json_object_set_new(st, "revoked_flows",
+			    json_integer((json_int_t)d->revoked));
+	json_object_set_new(st, "revocation_sweeps",
+			    json_integer((json_int_t)d->sweeps));
+	json_object_set_new(st, "last_sweep_ms",
+			    json_real(d->last_sweep_ms));
 	json_object_set_new(st, "resyncs",
 			    json_integer((json_int_t)d->resyncs));
 	json_object_set_new(st, "errors", json_integer((json_int_t)d->errors));
@@ -1918,6 +1952,81 @@ static void drain(int fd)
 		return;
 }
 
+/* Ends the flows that what is in force now no longer allows: judged by
+ * trace's decision, against the inventory and policy the kernel holds. */
+static bool holds(const struct inv_container *c, const struct revoke_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < c->nnets; i++)
+		if ((a->family == AF_INET && c->nets[i].has4 &&
+		     c->nets[i].ip4 == a->addr) ||
+		    (a->family == AF_INET6 && c->nets[i].has6 &&
+		     c->nets[i].ip6 == a->addr))
+			return true;
+	return false;
+}
+
+/* The addresses containers no longer hold: a container placed again
+ * (a start after its connect) keeps its own. Empties the list. */
+static struct revoke_addr *gone_addrs(struct daemon *d, size_t *n)
+{
+	struct revoke_addr *v = xcalloc(d->ngone_addrs + 1, sizeof(*v));
+	size_t i;
+	long idx;
+
+	*n = 0;
+	for (i = 0; i < d->ngone_addrs; i++) {
+		struct gone_addr *g = &d->gone_addrs[i];
+
+		idx = inventory_index(d->inv, g->id);
+		if (idx < 0 || !holds(&d->inv->c[idx], &g->a))
+			v[(*n)++] = g->a;
+		free(g->id);
+	}
+	d->ngone_addrs = 0;
+	return v;
+}
+
+static void sweep(struct daemon *d)
+{
+	struct revoke_judge jd = {.cc = d->cc, .p = d->p, .inv = d->inv};
+	struct revoke_addr *host, *gone;
+	struct revoke_result res;
+	char err[256];
+
+	gone = gone_addrs(d, &jd.ngone);
+	/* a container placed again (its start after its connect) kept its
+	 * addresses: nothing to read */
+	if (!d->revoke_wanted && !jd.ngone) {
+		free(gone);
+		return;
+	}
+	d->revoke_wanted = false;
+	if (d->co.audit || d->p->mode == POL_AUDIT) {
+		free(gone);
+		return; /* nothing is denied, so nothing ends */
+	}
+	if (!d->ix)
+		d->ix = trace_index_new(d->cc, d->p, d->inv);
+	host = revoke_host_addrs(&jd.nhost);
+	jd.ix = d->ix;
+	jd.host = host;
+	jd.gone = gone;
+	if (revoke_sweep(d->rv, &jd, &res, err, sizeof(err)))
+		fail(d, "revocation: %s", err);
+	d->sweeps++;
+	d->last_sweep_ms = res.ms;
+	if (res.ended) {
+		d->revoked += res.ended;
+		say("revoked %zu flow%s: %s", res.ended,
+		    res.ended == 1 ? "" : "s", res.pairs.s);
+	}
+	sb_free(&res.pairs);
+	free(host);
+	free(gone);
+}
+
 static int setup(struct daemon *d, char *err, size_t errlen)
 {
 	sigset_t mask;
@@ -1959,6 +2068,9 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	d->ports = ports_new(err, errlen);
 	if (!d->ports)
 		return -1;
+	d->rv = revoke_new(err, errlen);
+	if (!d->rv)
+		return -1;
 	d->kw = kernel_watch_open(err, errlen);
 	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
 		return -1;
@@ -1991,6 +2103,10 @@ static void teardown(struct daemon *d)
 	free(d->fql);
 	kernel_watch_close(d->kw);
 	ports_free(d->ports);
+	revoke_free(d->rv);
+	for (i = 0; i < d->ngone_addrs; i++)
+		free(d->gone_addrs[i].id);
+	free(d->gone_addrs);
 	for (i = 0; i < d->nunbound; i++)
 		free(d->unbound[i]);
 	free(d->unbound);
@@ -2159,6 +2275,8 @@ int daemon_run(const struct daemon_opts *o)
 			}
 		}
 		process_queue(&d);
+		if ((d.revoke_wanted || d.ngone_addrs) && d.synced_once)
+			sweep(&d);
 	}
 	notify("STOPPING=1");
 	ret = 0;

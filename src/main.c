@@ -24,6 +24,7 @@
 #include "bulkhead/kernel.h"
 #include "bulkhead/policy.h"
 #include "bulkhead/ports.h"
+#include "bulkhead/revoke.h"
 #include "bulkhead/render.h"
 #include "bulkhead/trace.h"
 
@@ -935,6 +936,38 @@ static size_t bound_ports(const struct ir_ruleset *rs, bool bound)
 	return bound ? nmac : nports > nmac ? nports - nmac : 0;
 }
 
+/* The flows the applied state no longer allows end now (in audit mode
+ * nothing is denied, so nothing ends). */
+static int revoke_flows(struct job *j, char *err, size_t errlen)
+{
+	struct revoke_judge jd = {.cc = j->cc, .p = j->p, .inv = j->inv};
+	struct revoke_result res;
+	struct revoke_addr *host;
+	struct trace_index *ix;
+	struct revoke *rv;
+	int r;
+
+	if (j->o.audit || j->p->mode == POL_AUDIT)
+		return 0;
+	rv = revoke_new(err, errlen);
+	if (!rv)
+		return -EIO;
+	ix = trace_index_new(j->cc, j->p, j->inv);
+	host = revoke_host_addrs(&jd.nhost);
+	jd.ix = ix;
+	jd.host = host;
+	r = revoke_sweep(rv, &jd, &res, err, errlen);
+	if (!r)
+		printf("revoked %zu flow%s (of %zu tracked)%s%s\n", res.ended,
+		       res.ended == 1 ? "" : "s", res.seen,
+		       res.pairs.s ? ": " : "", res.pairs.s ? res.pairs.s : "");
+	sb_free(&res.pairs);
+	free(host);
+	trace_index_free(ix);
+	revoke_free(rv);
+	return r;
+}
+
 static int job_apply(struct job *j, char *err, size_t errlen)
 {
 	struct kernel_sync res;
@@ -963,7 +996,7 @@ static int job_apply(struct job *j, char *err, size_t errlen)
 		printf("applied: %zu elements added, %zu deleted; chains, "
 		       "rules and sets were in place\n",
 		       res.nadd, res.ndel);
-	return 0;
+	return revoke_flows(j, err, errlen);
 }
 
 static int cmd_apply(int argc, char **argv)
@@ -1080,6 +1113,12 @@ static void print_status(json_t *st)
 	       (long long)json_integer_value(json_object_get(st, "errors")));
 	if ((s = json_string_value(json_object_get(st, "last_error"))))
 		printf(" (last: %s)", s);
+	printf("\nrevoked %lld flows in %lld sweeps (the last took %.1f ms)",
+	       (long long)json_integer_value(
+		   json_object_get(st, "revoked_flows")),
+	       (long long)json_integer_value(
+		   json_object_get(st, "revocation_sweeps")),
+	       json_real_value(json_object_get(st, "last_sweep_ms")));
 	if ((v = json_object_get(st, "last_restore")))
 		printf("\nrestored %lld times after another process changed "
 		       "our table (last %s: %s)",

@@ -1,0 +1,72 @@
+/* Revocation: the connections that a change no longer allows end. The
+ * kernel's conntrack table is read (libnetfilter_conntrack), each entry
+ * judged by the decision `trace` makes under the state now in force, and
+ * the entries it denies are deleted; the next packet of such a flow, in
+ * either direction, is a new connection that the ruleset drops. Touches
+ * conntrack and nothing else; never an entry between two addresses that
+ * no managed container holds. */
+#ifndef BULKHEAD_REVOKE_H
+#define BULKHEAD_REVOKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulkhead/compile.h"
+#include "bulkhead/trace.h"
+#include "bulkhead/util.h"
+
+/* A connection as its initiator opened it (after DNAT: to the address
+ * and port it reached). */
+struct revoke_flow {
+	int family;
+	u128 saddr, daddr;
+	uint8_t proto;
+	uint16_t sport, dport;
+};
+
+/* An address a container held that it holds no more: its flows end,
+ * whatever the policy says (another container may take the address). */
+struct revoke_addr {
+	int family;
+	u128 addr;
+};
+
+/* What a sweep judged and ended, and one line naming the pairs ended
+ * ("backend_1 -> db_1 5432/tcp (no-edge)", comma-separated). */
+struct revoke_result {
+	size_t seen, ended;
+	struct strbuf pairs;
+	double ms;
+};
+
+struct revoke;
+
+struct revoke *revoke_new(char *err, size_t errlen);
+void revoke_free(struct revoke *rv);
+
+/* The verdict on one flow, pure: false (with the reason in why) when
+ * the flow must end. A flow neither end of which is a container of inv
+ * is kept; one that touches a gone address ends. host_addrs: the host's
+ * own addresses (a flow to one of them is judged at the input hook). */
+struct revoke_judge {
+	const struct compiler *cc;
+	const struct policy *p;
+	const struct inventory *inv;
+	const struct trace_index *ix;
+	const struct revoke_addr *gone, *host;
+	size_t ngone, nhost;
+};
+bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
+		 char *why, size_t whylen);
+
+/* Reads every conntrack entry (IPv4 and IPv6), ends those revoke_keep
+ * refuses. Returns 0 or a negative errno (message in err); res filled.
+ * res->pairs is the caller's to free (sb_free). */
+int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
+		 struct revoke_result *res, char *err, size_t errlen);
+
+/* The host's own addresses (getifaddrs), in a new array. */
+struct revoke_addr *revoke_host_addrs(size_t *n);
+
+#endif
