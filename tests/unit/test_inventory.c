@@ -31,6 +31,12 @@ START_TEST(test_three_tier_fixture)
 	ck_assert_int_eq(strncmp(a, "fd00:28:5::", 11), 0);
 	ck_assert_ptr_nonnull(inventory_find(inv, c->id));
 	ck_assert_ptr_null(c->compose_service);
+	/* identity: the endpoint's MAC and the container's namespace */
+	ck_assert(c->nets[0].has_mac);
+	ck_assert(c->nets[0].mac == 0x0242ac1c0503ull);
+	ck_assert_str_eq(c->sandbox, "/var/run/docker/netns/8668e13d2bca");
+	addr_format(AF_INET6, mac_link_local(c->nets[0].mac), a, sizeof(a));
+	ck_assert_str_eq(a, "fe80::42:acff:fe1c:503");
 	inventory_free(inv);
 }
 END_TEST
@@ -69,6 +75,9 @@ static const struct badjson badjson[] = {
      1, 2, "'1.2.3' is not an IPv4 address"},
     {"[{\"Id\": 5, \"Name\": \"/a\"}]", 1, 2,
      "needs string fields Id and Name"},
+    {"[{\"Id\": \"abc\", \"Name\": \"/a\", \"NetworkSettings\": {\"Networks\": "
+     "{\"n\": {\"IPAddress\": \"1.2.3.4\", \"MacAddress\": \"02:42:zz\"}}}}]",
+     1, 2, "MacAddress '02:42:zz' is not a MAC address"},
     {"[{\"Id\": \"a\", \"Name\": \"/a\", \"Config\": {\"Labels\": {\"x\": "
      "1}}}]",
      1, 2, "label 'x' is not a string"},

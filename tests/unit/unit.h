@@ -15,6 +15,7 @@ Suite *kernel_suite(void);
 Suite *docker_suite(void);
 Suite *flowlog_suite(void);
 Suite *fqdn_suite(void);
+Suite *revoke_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
