@@ -74,11 +74,12 @@ $(BUILD)/bench/flowlog: bench/flowlog.c $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-bench: $(BUILD)/bulkhead $(BUILD)/bench/delta $(BUILD)/bench/flowlog
+bench: $(BUILD)/bulkhead $(BUILD)/bench/delta $(BUILD)/bench/flowlog $(BUILD)/bench/revoke
 	$(Q)BUILD=$(BUILD) bench/plan.sh
 	$(Q)BUILD=$(BUILD) bench/kernel.sh
 	$(Q)BUILD=$(BUILD) bench/datapath.sh
 	$(Q)BUILD=$(BUILD) bench/flowlog.sh
+	$(Q)BUILD=$(BUILD) bench/revoke.sh
 
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
@@ -148,3 +149,8 @@ check-all:
 	$(Q)scripts/test.sh
 
 .PHONY: demo soak check-all
+
+$(BUILD)/bench/revoke: bench/revoke.c $(LIB_OBJS)
+	$(Q)mkdir -p $(BUILD)/bench
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -15,9 +15,14 @@
 #                         one rule per tuple, the flow's own last (at
 #                         100,000 rules it carries a few Mbit/s and takes
 #                         minutes to load)
+#   set-10-id, set-100k-id: the same, with bulkhead's bridge table in
+#                         front (each frame's port, MAC, EtherType and
+#                         source address checked), 10,000 other ports
+#                         bound besides the two of the flow
 # There is no `ct state established` shortcut here (bulkhead's chains put
-# one first), so every packet pays for the lookup. Target: set-100k
-# within 5% of set-10; the linear chain falls off.
+# one first), so every packet pays for the lookup. Targets: set-100k
+# within 5% of set-10, with the bridge table as without it, and the
+# bridge table costing under 5%; the linear chain falls off.
 set -eu
 cd "$(dirname "$0")/.."
 SECS=${SECS:-3}
@@ -46,7 +51,7 @@ i=0
 for n in a b; do
 	i=$((i + 1))
 	ip netns add $P-$n
-	ip -n $P-host link add v$n type veth peer name eth0 netns $P-$n
+	ip -n $P-host link add v$n type veth peer name eth0 address 02:00:00:00:00:0$i netns $P-$n
 	ip -n $P-host link set v$n master br-bench up
 	ip -n $P-$n link set lo up
 	ip -n $P-$n addr add 10.99.0.$i/24 dev eth0
@@ -80,8 +85,30 @@ ruleset_chain() { # N
 		echo "  meta nfproto ipv6 accept"; echo " }"; echo "}"
 	} >"$tmp/rules.nft"
 }
+# bulkhead's bridge table (the layout of its plan), va and vb bound and
+# N other ports besides
+ruleset_bridge() { # N
+	awk -v n="$1" 'BEGIN {
+		print "table bridge bhbench {"
+		print " set id_ports { type ifname; elements = { \"va\", \"vb\""
+		for (i = 0; i < n; i++) printf ", \"p%d\"", i
+		print " } }"
+		print " set id_mac { type ifname . ether_addr; elements = { \"va\" . 02:00:00:00:00:01, \"vb\" . 02:00:00:00:00:02"
+		for (i = 0; i < n; i++) printf ", \"p%d\" . 02:01:%02x:%02x:%02x:01", i, int(i / 65536), int(i / 256) % 256, i % 256
+		print " } }"
+		print " set id_addr4 { type ifname . ipv4_addr; elements = { \"va\" . 10.99.0.1, \"vb\" . 10.99.0.2"
+		for (i = 0; i < n; i++) printf ", \"p%d\" . 10.98.%d.%d", i, int(i / 250), i % 250 + 1
+		print " } }"
+		print " chain id_ip4 { meta protocol ip iifname . ip saddr @id_addr4 accept; counter drop; }"
+		print " chain id_arp { ether type arp iifname . arp saddr ip @id_addr4 accept; counter drop; }"
+		print " chain id_port { iifname . ether saddr != @id_mac counter drop; ether type ip jump id_ip4; ether type arp jump id_arp; ether type ip6 accept; counter drop; }"
+		print " chain prerouting { type filter hook prerouting priority filter - 10; policy accept; iifname @id_ports jump id_port; }"
+		print "}"
+	}'
+}
 once() { # RULES-FILE: load it, one iperf3 run, print Mbit/s
 	ip netns exec $P-host nft delete table inet bhbench 2>/dev/null || true
+	ip netns exec $P-host nft delete table bridge bhbench 2>/dev/null || true
 	ip netns exec $P-host nft -f "$1"
 	ip netns exec $P-b sh -c "iperf3 -s -D -1 >/dev/null 2>&1"
 	sleep 0.3
@@ -94,29 +121,37 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # the sets' variants take turns, ROUNDS times, so that drift in the
 # machine's speed falls on all of them alike; medians are compared
 ROUNDS=${ROUNDS:-3}
-for v in set-10 set-100k ranges-10 ranges-10k; do
-	n=${v#*-}; n=${n%k}; [ "$v" = "${v%k}" ] || n=${n}000
-	case $v in ranges-*) ruleset_set "$n" i ;; *) ruleset_set "$n" ;; esac
+VARIANTS="set-10 set-100k set-10-id set-100k-id ranges-10 ranges-10k"
+for v in $VARIANTS; do
+	base=${v%-id}
+	n=${base#*-}
+	case $n in *k) n=${n%k}000 ;; esac
+	case $base in ranges-*) ruleset_set "$n" i ;; *) ruleset_set "$n" ;; esac
 	cp "$tmp/rules.nft" "$tmp/$v.nft"
+	case $v in *-id) ruleset_bridge 10000 >>"$tmp/$v.nft" ;; esac
 done
 r=0
 while [ $r -lt "$ROUNDS" ]; do
-	for v in set-10 set-100k ranges-10 ranges-10k; do
+	for v in $VARIANTS; do
 		once "$tmp/$v.nft" >>"$tmp/$v.mbps"
 	done
 	r=$((r + 1))
 done
 s10=$(median <"$tmp/set-10.mbps")
 s100k=$(median <"$tmp/set-100k.mbps")
+i10=$(median <"$tmp/set-10-id.mbps")
+i100k=$(median <"$tmp/set-100k-id.mbps")
 r10=$(median <"$tmp/ranges-10.mbps")
 r10k=$(median <"$tmp/ranges-10k.mbps")
 ruleset_chain 10;     c10=$(once "$tmp/rules.nft")
 ruleset_chain 1000;   c1k=$(once "$tmp/rules.nft")
 ruleset_chain 10000;  c10k=$(once "$tmp/rules.nft")
-awk -v s10="$s10" -v r10="$r10" -v r10k="$r10k" -v s100k="$s100k" -v c10="$c10" -v c1k="$c1k" -v c10k="$c10k" 'BEGIN {
+awk -v i10="$i10" -v i100k="$i100k" -v s10="$s10" -v r10="$r10" -v r10k="$r10k" -v s100k="$s100k" -v c10="$c10" -v c1k="$c1k" -v c10k="$c10k" 'BEGIN {
 	printf "TCP throughput, every packet looked up (iperf3, Mbit/s; sets: median of the rounds):\n"
 	printf "  set, 10 tuples:        %10.0f\n", s10
 	printf "  set, 100,000 tuples:   %10.0f   (%.1f%% of 10)\n", s100k, 100 * s100k / s10
+	printf "  set, 10, bridge table: %10.0f   (%.1f%% of the same without)\n", i10, 100 * i10 / s10
+	printf "  set, 100k, bridge tbl: %10.0f   (%.1f%% of 10 with it, %.1f%% of 100k without)\n", i100k, 100 * i100k / i10, 100 * i100k / s100k
 	printf "  ranges, 10 tuples:     %10.0f\n", r10
 	printf "  ranges, 10,000:        %10.0f   (%.1f%% of 10)\n", r10k, 100 * r10k / r10
 	printf "  chain, 10 rules:       %10.0f\n", c10
@@ -125,4 +160,7 @@ awk -v s10="$s10" -v r10="$r10" -v r10k="$r10k" -v s100k="$s100k" -v c10="$c10" 
 	d = 100 * (1 - s100k / s10)
 	printf "set at 100k within 5%% of 10: %s (%.1f%% slower); linear chain at 10k: %.1f%% of its 10\n",
 		(d <= 5 ? "met" : "MISSED"), d, 100 * c10k / c10
+	di = 100 * (1 - i100k / i10); dw = 100 * (1 - i100k / s100k)
+	printf "with the bridge table, 100k within 5%% of 10: %s (%.1f%% slower); within 5%% of the same without it: %s (%.1f%% slower)\n",
+		(di <= 5 ? "met" : "MISSED"), di, (dw <= 5 ? "met" : "MISSED"), dw
 }'

@@ -57,6 +57,7 @@ enum watch_kind {
 	W_DNS,
 	W_DNS_TIMER,
 	W_BIND,
+	W_CT,
 };
 
 struct watch {
@@ -108,6 +109,7 @@ struct daemon {
 	struct watch wbind;
 	/* revocation: flows a change took the right of end after it */
 	struct revoke *rv;
+	struct watch wct; /* conntrack events: the index of live flows */
 	bool revoke_wanted;
 	struct gone_addr {
 		char *id;
@@ -1512,6 +1514,8 @@ static json_t *status_json(struct daemon *d)
 			    json_integer((json_int_t)d->sweeps));
 	json_object_set_new(st, "last_sweep_ms",
 			    json_real(d->last_sweep_ms));
+	json_object_set_new(st, "flows_tracked",
+			    json_integer((json_int_t)revoke_tracked(d->rv)));
 	json_object_set_new(st, "resyncs",
 			    json_integer((json_int_t)d->resyncs));
 	json_object_set_new(st, "errors", json_integer((json_int_t)d->errors));
@@ -2071,6 +2075,13 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	d->rv = revoke_new(err, errlen);
 	if (!d->rv)
 		return -1;
+	/* the live flows in an index of ours, kept by events: a sweep
+	 * then judges memory (without it, each sweep reads the table) */
+	if (revoke_track(d->rv, err, errlen) ||
+	    watch_add(d, &d->wct, W_CT, revoke_fd(d->rv)))
+		say("warning: %s; each revocation will read the conntrack "
+		    "table",
+		    err);
 	d->kw = kernel_watch_open(err, errlen);
 	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
 		return -1;
@@ -2250,6 +2261,9 @@ int daemon_run(const struct daemon_opts *o)
 			case W_BIND:
 				drain(w->fd);
 				bind_pending(&d);
+				break;
+			case W_CT:
+				revoke_events(d.rv);
 				break;
 			case W_CONTROL:
 				client_accept(&d);

@@ -80,16 +80,17 @@ static const char usage_apply[] =
     "                      [--fqdn NAME=ADDR]... [--resolve] [--dns SERVERS]\n"
     "                      [--docker SOCK]\n"
     "Program the ruleset that `plan` prints into the kernel, in one atomic\n"
-    "transaction. When table inet bulkhead already has the plan's chains,\n"
-    "rules and sets, only the elements that differ change; otherwise (or\n"
-    "with --replace) the table is replaced whole. Needs root or\n"
-    "CAP_NET_ADMIN. On any error nothing changes.\n" INVENTORY_HELP;
+    "transaction. When tables inet and bridge bulkhead already have the\n"
+    "plan's chains, rules and sets, only the elements that differ change;\n"
+    "otherwise (or with --replace) both are replaced whole. Then the flows\n"
+    "the new state no longer allows are ended (conntrack), and counted.\n"
+    "Needs root or CAP_NET_ADMIN. On any error nothing changes.\n" INVENTORY_HELP;
 static const char usage_diff[] =
     "usage: bulkhead diff -p POLICY [--inventory FILE] [--audit] "
     "[--exit-code]\n"
     "                     [--fqdn NAME=ADDR]... [--resolve] [--dns SERVERS]\n"
     "                     [--docker SOCK]\n"
-    "Read table inet bulkhead back from the kernel and print what `apply`\n"
+    "Read tables inet and bridge bulkhead back and print what `apply`\n"
     "would change: elements to add (+) and delete (-), and sets, chains\n"
     "and rules that differ (then apply replaces the table). With\n"
     "--exit-code, exit 1 when there is a difference. Needs root or\n"
@@ -100,7 +101,7 @@ static const char usage_run[] =
     "                    [--resync SECONDS] [--user USER]\n"
     "                    [--dns SERVERS] [--dns-min-ttl SECONDS]\n"
     "                    [--dns-max-ttl SECONDS]\n"
-    "The daemon: follow Docker's events and keep table inet bulkhead on\n"
+    "The daemon: follow Docker's events and keep our tables true to\n"
     "the policy. It converges once at start (one atomic batch), then each\n"
     "container start, stop, connect or disconnect is a delta for that\n"
     "container; after any gap (Docker restarting) and every --resync\n"
@@ -156,7 +157,7 @@ static const char usage_graph[] =
     "dashed edges with their ports and counts.\n";
 static const char usage_flush[] =
     "usage: bulkhead flush\n"
-    "Remove table inet bulkhead, and nothing else.\n";
+    "Remove tables inet bulkhead and bridge bulkhead, and nothing else.\n";
 
 static void usage_all(FILE *f)
 {

@@ -1,9 +1,12 @@
 /* Revocation: conntrack entries read through libnetfilter_conntrack,
  * judged by trace's decision under the state in force, the refused ones
- * deleted. Touches conntrack only; never an entry that no managed
+ * deleted. The daemon keeps the table's entries in an index of its own,
+ * kept by conntrack's events, so that a sweep reads memory, not the
+ * kernel. Touches conntrack only; never an entry that no managed
  * container is an end of. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -15,8 +18,25 @@
 
 #include "bulkhead/revoke.h"
 
+/* A conntrack entry: its original tuple (to delete it by) and the flow
+ * judged (after DNAT, what it reached). */
+struct tflow {
+	struct revoke_flow f;
+	u128 osrc, odst;
+	uint16_t osport, odport, icmp_id, zone;
+	uint8_t icmp_type, icmp_code;
+	uint8_t state; /* T_FREE, T_USED, T_GONE (a tombstone) */
+};
+enum { T_FREE, T_USED, T_GONE };
+
 struct revoke {
 	struct nfct_handle *h;
+	/* the index: open addressing by original tuple, cap a power of
+	 * two; tracking once revoke_track() seeded it */
+	struct nfct_handle *ev;
+	struct tflow *t;
+	size_t cap, used, gone;
+	bool tracking, lost;
 };
 
 struct revoke *revoke_new(char *err, size_t errlen)
@@ -38,7 +58,107 @@ void revoke_free(struct revoke *rv)
 	if (!rv)
 		return;
 	nfct_close(rv->h);
+	if (rv->ev)
+		nfct_close(rv->ev);
+	free(rv->t);
 	free(rv);
+}
+
+/* --- the index --------------------------------------------------------------- */
+
+static bool key_eq(const struct tflow *a, const struct tflow *b)
+{
+	return a->f.family == b->f.family && a->f.proto == b->f.proto &&
+	       a->osrc == b->osrc && a->odst == b->odst &&
+	       a->osport == b->osport && a->odport == b->odport &&
+	       a->icmp_id == b->icmp_id && a->icmp_type == b->icmp_type &&
+	       a->icmp_code == b->icmp_code && a->zone == b->zone;
+}
+
+static size_t key_hash(const struct tflow *t)
+{
+	uint64_t h = 1469598103934665603ull;
+	uint64_t w[] = {(uint64_t)t->osrc,
+			(uint64_t)(t->osrc >> 64),
+			(uint64_t)t->odst,
+			(uint64_t)(t->odst >> 64),
+			(uint64_t)t->osport << 48 | (uint64_t)t->odport << 32 |
+			    (uint64_t)t->icmp_id << 16 | t->zone,
+			(uint64_t)t->f.family << 24 | (uint64_t)t->f.proto << 16 |
+			    (uint64_t)t->icmp_type << 8 | t->icmp_code};
+	size_t i;
+
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++) {
+		h ^= w[i];
+		h *= 1099511628211ull;
+		h ^= h >> 29;
+	}
+	return (size_t)h;
+}
+
+/* The slot holding t's key, or (add) the one to put it in. */
+static struct tflow *slot(struct revoke *rv, const struct tflow *t, bool add)
+{
+	size_t i = key_hash(t) & (rv->cap - 1), n;
+	struct tflow *grave = NULL;
+
+	for (n = 0; n < rv->cap; n++, i = (i + 1) & (rv->cap - 1)) {
+		struct tflow *s = &rv->t[i];
+
+		if (s->state == T_FREE)
+			return add ? (grave ? grave : s) : NULL;
+		if (s->state == T_GONE) {
+			if (!grave)
+				grave = s;
+			continue;
+		}
+		if (key_eq(s, t))
+			return s;
+	}
+	return add ? grave : NULL;
+}
+
+static void index_grow(struct revoke *rv)
+{
+	struct tflow *old = rv->t;
+	size_t i, oldcap = rv->cap;
+
+	rv->cap = rv->cap ? rv->cap * 2 : 1024;
+	while (rv->used * 2 > rv->cap)
+		rv->cap *= 2;
+	rv->t = xcalloc(rv->cap, sizeof(*rv->t));
+	rv->gone = 0;
+	for (i = 0; i < oldcap; i++)
+		if (old[i].state == T_USED)
+			*slot(rv, &old[i], true) = old[i];
+	free(old);
+}
+
+static void index_put(struct revoke *rv, const struct tflow *t)
+{
+	struct tflow *s;
+
+	if ((rv->used + rv->gone + 1) * 10 > rv->cap * 7)
+		index_grow(rv);
+	s = slot(rv, t, true);
+	if (s->state == T_USED)
+		return;
+	if (s->state == T_GONE)
+		rv->gone--;
+	*s = *t;
+	s->state = T_USED;
+	rv->used++;
+}
+
+static void index_del(struct revoke *rv, const struct tflow *t)
+{
+	struct tflow *s = rv->cap ? slot(rv, t, false) : NULL;
+
+	if (!s)
+		return;
+	s->state = T_GONE;
+	rv->used--;
+	rv->gone++;
 }
 
 /* --- the judge (pure) ------------------------------------------------------ */
@@ -99,8 +219,9 @@ bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 /* --- the sweep ------------------------------------------------------------- */
 
 struct sweep {
+	struct revoke *rv;
 	const struct revoke_judge *j;
-	struct nf_conntrack **end;
+	struct tflow *end;
 	size_t nend, capend, seen;
 	/* the pairs ended, each once, with a count */
 	char **why;
@@ -136,37 +257,106 @@ static void note_why(struct sweep *s, const char *why)
 	*PUSH(s->why, s->nwhys, s->capwhys) = xstrdup(why);
 }
 
+static bool ported(uint8_t proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP ||
+	       proto == IPPROTO_SCTP;
+}
+
+/* An entry as the index keeps it; false for a family we do not judge. */
+static bool ct_key(const struct nf_conntrack *ct, struct tflow *t)
+{
+	struct revoke_flow *f = &t->f;
+	bool dnat;
+
+	memset(t, 0, sizeof(*t));
+	f->family = nfct_get_attr_u8(ct, ATTR_L3PROTO);
+	if (f->family != AF_INET && f->family != AF_INET6)
+		return false;
+	f->proto = nfct_get_attr_u8(ct, ATTR_L4PROTO);
+	t->osrc = f->saddr =
+	    get_addr(ct, f->family, ATTR_IPV4_SRC, ATTR_IPV6_SRC);
+	t->odst = get_addr(ct, f->family, ATTR_IPV4_DST, ATTR_IPV6_DST);
+	/* after DNAT (a published port) the flow reached what its reply
+	 * comes from */
+	dnat = nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_DST_NAT;
+	f->daddr = dnat ? get_addr(ct, f->family, ATTR_REPL_IPV4_SRC,
+				   ATTR_REPL_IPV6_SRC)
+			: t->odst;
+	if (ported(f->proto)) {
+		t->osport = f->sport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
+		t->odport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
+		f->dport = dnat ? ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC))
+				: t->odport;
+	} else if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
+		t->icmp_id = ntohs(nfct_get_attr_u16(ct, ATTR_ICMP_ID));
+		t->icmp_type = nfct_get_attr_u8(ct, ATTR_ICMP_TYPE);
+		t->icmp_code = nfct_get_attr_u8(ct, ATTR_ICMP_CODE);
+	}
+	if (nfct_attr_is_set(ct, ATTR_ZONE))
+		t->zone = nfct_get_attr_u16(ct, ATTR_ZONE);
+	return true;
+}
+
+static void put_addr(struct nf_conntrack *ct, int family, u128 a, int a4,
+		     int a6)
+{
+	uint8_t v[16];
+	int i;
+
+	if (family == AF_INET) {
+		nfct_set_attr_u32(ct, a4, htonl((uint32_t)a));
+		return;
+	}
+	for (i = 15; i >= 0; i--, a >>= 8)
+		v[i] = (uint8_t)a;
+	nfct_set_attr(ct, a6, v);
+}
+
+/* Deletes the entry by its original tuple; 0 when it is gone. */
+static int destroy(struct revoke *rv, const struct tflow *t)
+{
+	struct nf_conntrack *ct = nfct_new();
+	int r;
+
+	nfct_set_attr_u8(ct, ATTR_L3PROTO, (uint8_t)t->f.family);
+	nfct_set_attr_u8(ct, ATTR_L4PROTO, t->f.proto);
+	put_addr(ct, t->f.family, t->osrc, ATTR_IPV4_SRC, ATTR_IPV6_SRC);
+	put_addr(ct, t->f.family, t->odst, ATTR_IPV4_DST, ATTR_IPV6_DST);
+	if (ported(t->f.proto)) {
+		nfct_set_attr_u16(ct, ATTR_PORT_SRC, htons(t->osport));
+		nfct_set_attr_u16(ct, ATTR_PORT_DST, htons(t->odport));
+	} else if (t->f.proto == IPPROTO_ICMP || t->f.proto == IPPROTO_ICMPV6) {
+		nfct_set_attr_u16(ct, ATTR_ICMP_ID, htons(t->icmp_id));
+		nfct_set_attr_u8(ct, ATTR_ICMP_TYPE, t->icmp_type);
+		nfct_set_attr_u8(ct, ATTR_ICMP_CODE, t->icmp_code);
+	}
+	if (t->zone)
+		nfct_set_attr_u16(ct, ATTR_ZONE, t->zone);
+	r = nfct_query(rv->h, NFCT_Q_DESTROY, ct);
+	nfct_destroy(ct);
+	return r && errno != ENOENT ? -errno : 0;
+}
+
 static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 		    void *data)
 {
 	struct sweep *s = data;
-	struct revoke_flow f = {0};
-	bool dnat;
+	struct tflow t;
 	char why[256];
 
 	(void)type;
 	s->seen++;
-	f.family = nfct_get_attr_u8(ct, ATTR_L3PROTO);
-	if (f.family != AF_INET && f.family != AF_INET6)
+	if (!ct_key(ct, &t))
 		return NFCT_CB_CONTINUE;
-	f.proto = nfct_get_attr_u8(ct, ATTR_L4PROTO);
-	f.saddr = get_addr(ct, f.family, ATTR_IPV4_SRC, ATTR_IPV6_SRC);
-	/* after DNAT (a published port) the flow reached what its reply
-	 * comes from */
-	dnat = nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_DST_NAT;
-	f.daddr = dnat ? get_addr(ct, f.family, ATTR_REPL_IPV4_SRC,
-				  ATTR_REPL_IPV6_SRC)
-		       : get_addr(ct, f.family, ATTR_IPV4_DST, ATTR_IPV6_DST);
-	if (f.proto == IPPROTO_TCP || f.proto == IPPROTO_UDP ||
-	    f.proto == IPPROTO_SCTP) {
-		f.sport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
-		f.dport = ntohs(nfct_get_attr_u16(
-		    ct, dnat ? ATTR_REPL_PORT_SRC : ATTR_PORT_DST));
+	if (s->rv->tracking) { /* seeding the index */
+		index_put(s->rv, &t);
+		return NFCT_CB_CONTINUE;
 	}
-	if (revoke_keep(s->j, &f, why, sizeof(why)))
+	if (revoke_keep(s->j, &t.f, why, sizeof(why)))
 		return NFCT_CB_CONTINUE;
 	note_why(s, why);
-	*PUSH(s->end, s->nend, s->capend) = nfct_clone(ct);
+	*PUSH(s->end, s->nend, s->capend) = t;
 	return NFCT_CB_CONTINUE;
 }
 
@@ -178,17 +368,15 @@ static double mono_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
-		 struct revoke_result *res, char *err, size_t errlen)
+/* Every entry of the table through sweep_cb: into the index when
+ * tracking, else judged. */
+static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)
 {
 	static const uint32_t families[] = {AF_INET, AF_INET6};
-	struct sweep s = {.j = j};
-	double t0 = mono_ms();
 	size_t i;
 	int r = 0;
 
-	memset(res, 0, sizeof(*res));
-	nfct_callback_register(rv->h, NFCT_T_ALL, sweep_cb, &s);
+	nfct_callback_register(rv->h, NFCT_T_ALL, sweep_cb, s);
 	for (i = 0; i < 2 && !r; i++) {
 		uint32_t fam = families[i];
 
@@ -199,11 +387,51 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 		}
 	}
 	nfct_callback_unregister(rv->h);
+	return r;
+}
+
+/* The index judged: the entries to end into s. */
+static void judge_index(struct revoke *rv, struct sweep *s)
+{
+	char why[256];
+	size_t i;
+
+	for (i = 0; i < rv->cap; i++) {
+		struct tflow *t = &rv->t[i];
+
+		if (t->state != T_USED)
+			continue;
+		s->seen++;
+		if (revoke_keep(s->j, &t->f, why, sizeof(why)))
+			continue;
+		note_why(s, why);
+		*PUSH(s->end, s->nend, s->capend) = *t;
+	}
+}
+
+int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
+		 struct revoke_result *res, char *err, size_t errlen)
+{
+	struct sweep s = {.rv = rv, .j = j};
+	double t0 = mono_ms();
+	size_t i;
+	int r = 0;
+
+	memset(res, 0, sizeof(*res));
+	if (rv->tracking && rv->lost)
+		r = revoke_track(rv, err, errlen); /* events lost: read anew */
+	if (rv->tracking && !r) {
+		revoke_events(rv);
+		judge_index(rv, &s);
+	} else if (!r) {
+		r = dump(rv, &s, err, errlen);
+	}
 	/* an entry gone meanwhile (its flow closed) is what we wanted */
 	for (i = 0; i < s.nend; i++) {
-		if (!r && nfct_query(rv->h, NFCT_Q_DESTROY, s.end[i]) == 0)
+		if (!r && !destroy(rv, &s.end[i]))
 			res->ended++;
-		nfct_destroy(s.end[i]);
+		if (rv->tracking)
+			index_del(rv, &s.end[i]);
 	}
 	for (i = 0; i < s.nwhys; i++) {
 		sb_printf(&res->pairs, "%s%s", i ? ", " : "", s.why[i]);
@@ -217,6 +445,76 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 	res->seen = s.seen;
 	res->ms = mono_ms() - t0;
 	return r;
+}
+
+/* --- tracking ----------------------------------------------------------- */
+
+static int event_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
+		    void *data)
+{
+	struct revoke *rv = data;
+	struct tflow t;
+
+	if (!ct_key(ct, &t))
+		return NFCT_CB_CONTINUE;
+	if (type == NFCT_T_NEW)
+		index_put(rv, &t);
+	else if (type == NFCT_T_DESTROY)
+		index_del(rv, &t);
+	return NFCT_CB_CONTINUE;
+}
+
+int revoke_track(struct revoke *rv, char *err, size_t errlen)
+{
+	struct sweep s = {.rv = rv};
+	int r, sz = 8 << 20;
+
+	if (!rv->ev) {
+		/* subscribed before the dump: nothing falls in between */
+		rv->ev = nfct_open(CONNTRACK, NF_NETLINK_CONNTRACK_NEW |
+						  NF_NETLINK_CONNTRACK_DESTROY);
+		if (!rv->ev) {
+			snprintf(err, errlen, "conntrack events: %s",
+				 strerror(errno));
+			return -errno;
+		}
+		fcntl(nfct_fd(rv->ev), F_SETFL,
+		      fcntl(nfct_fd(rv->ev), F_GETFL) | O_NONBLOCK);
+		setsockopt(nfct_fd(rv->ev), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
+			   sizeof(sz));
+		nfct_callback_register(rv->ev, NFCT_T_NEW | NFCT_T_DESTROY,
+				       event_cb, rv);
+	}
+	free(rv->t);
+	rv->t = NULL;
+	rv->cap = rv->used = rv->gone = 0;
+	index_grow(rv);
+	rv->tracking = true;
+	rv->lost = false;
+	r = dump(rv, &s, err, errlen);
+	if (r)
+		rv->lost = true;
+	return r;
+}
+
+int revoke_fd(const struct revoke *rv)
+{
+	return rv->ev ? nfct_fd(rv->ev) : -1;
+}
+
+void revoke_events(struct revoke *rv)
+{
+	if (!rv->ev)
+		return;
+	/* until the socket is empty; lost events: read the table anew at
+	 * the next sweep */
+	if (nfct_catch(rv->ev) < 0 && errno == ENOBUFS)
+		rv->lost = true;
+}
+
+size_t revoke_tracked(const struct revoke *rv)
+{
+	return rv->used;
 }
 
 struct revoke_addr *revoke_host_addrs(size_t *n)

@@ -66,6 +66,15 @@ bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 		 struct revoke_result *res, char *err, size_t errlen);
 
+/* Tracking, for a daemon: the table read once into an index of ours,
+ * then kept by conntrack's events (revoke_fd readable: revoke_events),
+ * so that a sweep judges memory instead of reading the kernel. Events
+ * lost: the next sweep reads the table anew. */
+int revoke_track(struct revoke *rv, char *err, size_t errlen);
+int revoke_fd(const struct revoke *rv);
+void revoke_events(struct revoke *rv);
+size_t revoke_tracked(const struct revoke *rv);
+
 /* The host's own addresses (getifaddrs), in a new array. */
 struct revoke_addr *revoke_host_addrs(size_t *n);
 
