@@ -387,6 +387,27 @@ int trace_decide_ix(const struct compiler *cc, const struct policy *p,
 	return 0;
 }
 
+/* What the bridge table holds the source to: a packet claiming its
+ * address from another port never gets this far. */
+static void identity(struct strbuf *o, const struct inv_container *c,
+		     const struct inv_net *n)
+{
+	char mac[24];
+
+	if (!n->port) {
+		sb_printf(o,
+			  "  identity: %s is bound to no bridge port on this "
+			  "host (a port nobody is bound to passes nothing)\n",
+			  c->name);
+		return;
+	}
+	mac_format(n->mac, mac, sizeof(mac));
+	sb_printf(o,
+		  "  identity: %s's frames enter by port %s, bound to %s and "
+		  "its addresses (any other source from there is dropped)\n",
+		  c->name, n->port, mac);
+}
+
 static void describe(struct strbuf *o, const char *label,
 		     const struct endpoint *ep, const struct policy *p,
 		     const char *bridge_net)
@@ -554,6 +575,8 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 		  src, dst, port);
 	describe(o, "from:", &s, p, sn ? sn->name : NULL);
 	describe(o, "to:", &t, p, dn ? dn->name : NULL);
+	if (s.c && sn)
+		identity(o, s.c, sn);
 	if (edge >= 0) {
 		const struct pol_edge *e = &p->edges[edge];
 

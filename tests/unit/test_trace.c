@@ -19,6 +19,10 @@ static const struct tcase cases[] = {
     /* service to service, on the port and off it */
     {0, "nginx", "backend", "8080/tcp", TRACE_ALLOWED, "three-tier.yaml:20:9"},
     {0, "nginx", "backend", "8081/tcp", TRACE_DENIED, "port-not-allowed"},
+    /* what the bridge table binds the source to */
+    {0, "nginx", "backend", "8080/tcp", TRACE_ALLOWED,
+     "identity: nginx's frames enter by port p0-0, bound to "
+     "02:42:ac:1c:05:02"},
     {0, "nginx", "backend", "8080/udp", TRACE_DENIED, "port-not-allowed"},
     {0, "nginx", "db", "5432/tcp", TRACE_DENIED, "reason: no-edge"},
     {0, "nginx", "redis", "6379/tcp", TRACE_DENIED, "no-edge"},
