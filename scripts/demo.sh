@@ -3,9 +3,11 @@
 # networks) started with docker-compose from the offline test image, and
 # bulkhead enforcing policies/shop.yaml as a daemon. Step by step: the
 # dry run, the allowed pairs connecting and the denied ones failing, a
-# container that comes later placed at once, the denied flows with both
-# ends named, the daemon's status, the peer graph as SVG, and --suggest
-# turning a denial into a YAML edge.
+# container that comes later placed at once, an attack refused (nginx
+# forging backend's address and ARP), a revoked edge ending its live
+# connection, the denied flows with both ends named, the daemon's
+# status, the peer graph as SVG, and --suggest turning a denial into a
+# YAML edge.
 #
 # On exit it removes what it started: the daemon, the containers, their
 # networks and our table. KEEP=1 leaves them running instead, and says
@@ -95,16 +97,19 @@ fi
 
 # every table but ours, counters left out (traffic moves them)
 others() {
-	nft list tables | grep -v '^table inet bulkhead$' | while read -r _ fam name; do
+	nft list tables | grep -v '^table \(inet\|bridge\) bulkhead$' | while read -r _ fam name; do
 		nft list table "$fam" "$name" 2>/dev/null
 	done | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
 }
 
 step "bulkhead run: the daemon takes over"
 others >"$tmp/tables-before"
-say "\$ bulkhead run -p $POLICY --log $out/denied.jsonl &"
+# the daemon runs on a copy, which a later step edits and reloads
+cp "$POLICY" "$out/policy.yaml"
+say "\$ cp $POLICY $out/policy.yaml"
+say "\$ bulkhead run -p $out/policy.yaml --log $out/denied.jsonl &"
 rm -f "$out/denied.jsonl"
-./bulkhead run -p "$POLICY" --control "$tmp/ctl" --log "$out/denied.jsonl" >"$out/daemon.log" 2>&1 &
+./bulkhead run -p "$out/policy.yaml" --control "$tmp/ctl" --log "$out/denied.jsonl" >"$out/daemon.log" 2>&1 &
 daemon=$!
 st() { ./bulkhead status --control "$tmp/ctl" "$@" 2>/dev/null; }
 waitfor() { # what, then a command that succeeds once it is so
@@ -121,7 +126,7 @@ waitfor "the daemon's first sync" grep -q 'in sync' "$out/daemon.log"
 indent <"$out/daemon.log"
 others >"$tmp/tables-after"
 if cmp -s "$tmp/tables-before" "$tmp/tables-after"; then
-	say "Docker's own tables ($(nft list tables | grep -v 'inet bulkhead' | cut -d' ' -f2- | paste -sd, -)) are as they were, byte for byte."
+	say "Docker's own tables ($(nft list tables | grep -v ' bulkhead$' | cut -d' ' -f2- | paste -sd, -)) are as they were, byte for byte."
 else
 	say "Docker's tables changed:"
 	diff "$tmp/tables-before" "$tmp/tables-after" | head -20
@@ -140,6 +145,51 @@ sed -n "$((n + 1)),\$p" "$out/daemon.log" | indent
 probe nginx backend_2 8080
 probe backend db_1 5432
 probe db backend_2 8080
+
+step "An attack refused: nginx, with only CAP_NET_RAW, forges backend's address and ARP"
+# the sender runs in nginx's network namespace, as the container's own
+# process would, with every capability but CAP_NET_RAW gone; redis, its
+# neighbour on the front network, counts what arrives
+on() { docker inspect -f "{{with index .NetworkSettings.Networks \"shop_front\"}}{{.$2}}{{end}}" "$1"; }
+ng=$(docker inspect -f '{{.State.Pid}}' shop_nginx_1)
+rdp=$(docker inspect -f '{{.State.Pid}}' shop_redis_1)
+be4=$(on shop_backend_1 IPAddress)
+rd4=$(on shop_redis_1 IPAddress)
+rdmac=$(on shop_redis_1 MacAddress)
+rdif=$(nsenter -t "$rdp" -n ip -o -4 addr show | awk -v a="$rd4" 'index($4, a "/") == 1 { print $2 }')
+forged() { # KIND ARGS...: how many of the forged frames reached redis
+	rm -f "$tmp/ready" "$tmp/stop"
+	nsenter -t "$rdp" -n /usr/bin/python3 tests/lib/sniff.py "$rdif" "demo-$1" "$tmp/ready" "$tmp/stop" >"$tmp/count" &
+	sp=$!
+	waitfor "the sniffer" test -s "$tmp/ready"
+	kind=$1
+	shift
+	nsenter -t "$ng" -n setpriv --bounding-set=-all,+net_raw --inh-caps=-all \
+		/usr/bin/python3 tests/lib/attack.py "$kind" "demo-$kind" "$@"
+	sleep 0.3
+	touch "$tmp/stop"
+	wait "$sp"
+	cat "$tmp/count"
+}
+say "SYNs to redis:6379 (an edge backend has) from backend's address $be4: $(forged spoof4 src="$be4" dst="$rd4" dmac="$rdmac") frames reached redis"
+say "ARP \"$be4 is at nginx's MAC\" to redis: $(forged arp src="$be4" dst="$rd4") frames reached redis"
+say "a VLAN-0 tagged SYN from nginx's own address: $(forged vlan0 src="$(on shop_nginx_1 IPAddress)" dst="$rd4" dmac="$rdmac") frames reached redis"
+say "dropped at the containers' bridge ports by table bridge bulkhead: $(nft list table bridge bulkhead | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }') frames so far"
+
+step "A revoked edge ends its live connection: bulkhead reload without backend -> db"
+db4=$(addr shop_backend_1 shop_db_1)
+docker exec -d shop_backend_1 sh -c "sleep 30 | nc $db4 5432"
+waitfor "backend's connection to db" sh -c "conntrack -L -p tcp --dport 5432 2>/dev/null | grep -q ESTABLISHED"
+n=$(wc -l <"$out/daemon.log")
+say "\$ sed -i '/- to: db\$/,+1d' $out/policy.yaml && bulkhead reload"
+sed -i '/- to: db$/,+1d' "$out/policy.yaml"
+./bulkhead reload --control "$tmp/ctl" >/dev/null
+waitfor "the revocation" grep -q "revoked" "$out/daemon.log"
+sed -n "$((n + 1)),\$p" "$out/daemon.log" | indent
+probe backend db_1 5432
+say "(the edge back: cp $POLICY $out/policy.yaml && bulkhead reload)"
+cp "$POLICY" "$out/policy.yaml"
+./bulkhead reload --control "$tmp/ctl" >/dev/null
 
 step "bulkhead status: what the daemon sees and has programmed"
 st | indent
@@ -169,6 +219,6 @@ if [ "${KEEP:-0}" = 1 ]; then
 	say "  kill $daemon; $PWD/bulkhead flush; docker-compose -p shop -f policies/shop/docker-compose.yml down -v"
 else
 	say "Now the demo stops the daemon (its rules would stay in force: fail"
-	say "closed), flushes table inet bulkhead and removes the shop. To keep it"
+	say "closed), flushes our tables and removes the shop. To keep it"
 	say "all running instead: KEEP=1 $0"
 fi

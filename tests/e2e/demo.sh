@@ -39,6 +39,14 @@ late=$(part "A container that comes later")
 echo "$late" | grep -q "placed shop_backend_2 (backend) on" || fail "the daemon's log lacks the late backend"
 echo "$late" | grep -q " nginx -> backend_2 8080 connects" || fail "nginx cannot reach the late backend"
 echo "$late" | grep -q " db -> backend_2 8080 blocked" || fail "db reaches the late backend"
+att=$(part "An attack refused")
+for what in "SYNs to redis:6379" "ARP" "a VLAN-0 tagged SYN"; do
+	echo "$att" | grep -q "$what.*: 0 frames reached redis" || { echo "$att"; fail "the demo's attack ($what) reached redis"; }
+done
+echo "$att" | grep -q "dropped at the containers' bridge ports by table bridge bulkhead: [1-9][0-9]* frames" || fail "the bridge table counted no drop"
+rev=$(part "A revoked edge")
+echo "$rev" | grep -q "revoked 1 flow: shop_backend_1 -> shop_db_1 5432/tcp (no-edge)" || { echo "$rev"; fail "the revocation is not logged"; }
+echo "$rev" | grep -q " backend -> db_1 5432 blocked" || fail "backend reaches db after its edge was removed"
 part "bulkhead status" | grep -q "backend: 2 containers" || fail "status lacks the two backends"
 den=$(part "bulkhead denials:")
 echo "$den" | grep -q "denied shop_nginx_1 (nginx) [0-9.]* shop_redis_1 (redis) [0-9.]* 6379/tcp no-edge" ||
@@ -50,5 +58,6 @@ grep -q '"nginx" -> "redis" \[color=red' "$dir/peers.dot" || fail "the graph lac
 sug=$(part "bulkhead denials --suggest")
 echo "$sug" | grep -q "^ - to: redis$" || fail "--suggest lacks nginx's edge to redis"
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
+if nft list table bridge bulkhead >/dev/null 2>&1; then fail "the demo left our bridge table"; fi
 [ -z "$(docker ps -aq --filter label=com.docker.compose.project=shop)" ] || fail "the demo left the shop running"
-echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed; denials named, graphed and suggested; all removed after"
+echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed, forged frames are refused, a removed edge ends its connection; denials named, graphed and suggested; all removed after"

@@ -5,7 +5,8 @@
 # dockerd and the three-tier app), so that `nft flush ruleset` and the
 # other faults touch nobody else's rules. Each fault: the table deleted,
 # the whole ruleset flushed, a chain flushed, a rule deleted, a set
-# flushed, an element added by hand. After each the table must be back,
+# flushed, an element added by hand, the bridge table deleted, a port
+# bound by hand. After each the table must be back,
 # exactly, within one second, and a container placed by a delta after
 # the daemon's last full sync must keep its elements through them; the
 # daemon's own deltas must not count as faults; and at the end `diff`
@@ -25,7 +26,10 @@ cleanup() {
 trap cleanup EXIT
 in_ns() { ip netns exec "$ns" "$@"; }
 # our table as nft lists it, without what moves by itself (counters)
-table() { in_ns nft list table inet bulkhead 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'; }
+table() {
+	{ in_ns nft list table inet bulkhead && in_ns nft list table bridge bulkhead; } 2>/dev/null |
+		sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/'
+}
 st() { "$B" status --control "$tmp/ctl" --json; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
@@ -83,9 +87,12 @@ h=$(in_ns nft -a list chain inet bulkhead svc_nginx | sed -n 's/.*jump deny # ha
 fault "nft delete rule" nft delete rule inet bulkhead svc_nginx handle "$h"
 fault "nft flush set backend_peer4" nft flush set inet bulkhead backend_peer4
 fault "nft add element" nft add element inet bulkhead nginx_peer4 '{ "br-0000000000" . 10.9.9.9 . tcp . 22 }'
+# the bridge table: deleted, or a port bound by hand to a MAC of its own
+fault "nft delete table bridge" nft delete table bridge bulkhead
+fault "nft add element id_mac" nft add element bridge bulkhead id_mac '{ "veth-forged" . 02:00:00:00:00:01 }'
 
 in_ns "$B" diff -p "$tmp/policy.yaml" --exit-code >"$tmp/diff" 2>&1 || { cat "$tmp/diff"; fail "the kernel is not exact after the faults"; }
 [ "$(st | jq .errors)" -eq 0 ] || fail "the daemon counted errors"
-[ "$(grep -c 'changed by another process' "$tmp/daemon.log")" -eq 6 ] || fail "want one log line per fault"
+[ "$(grep -c 'changed by another process' "$tmp/daemon.log")" -eq 8 ] || fail "want one log line per fault"
 stop_clean
-echo "ok: selfheal: 6 faults by hand, each restored exactly (worst ${worst} ms, target 1000); own deltas not mistaken for faults"
+echo "ok: selfheal: 8 faults by hand (the bridge table's among them), each restored exactly (worst ${worst} ms, target 1000); own deltas not mistaken for faults"
