@@ -1816,6 +1816,23 @@ static bool on_net(const struct inventory *inv, const char *net,
 	return false;
 }
 
+void compile_bport(const struct compiler *cc, const struct inventory *inv,
+		   const char *bridge, const char *port, bool arriving,
+		   struct ir_delta *out)
+{
+	struct sink k = {.delta = out, .add = arriving, .cc = cc};
+	size_t i, j;
+
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; j < inv->c[i].nnets; j++)
+			if (!strcmp(inv->c[i].nets[j].bridge, bridge)) {
+				if (net_managed(cc, inv, inv->c[i].nets[j].name,
+						NULL))
+					emit_port_addr(&k, G_ID_PORTS, port, 0);
+				return;
+			}
+}
+
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out)
 {

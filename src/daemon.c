@@ -163,6 +163,7 @@ struct daemon {
 	char *last_diags;
 	struct strbuf listed; /* a CONNECT's list entry, while it waits */
 	struct lat lstart, lconnect;
+	struct lat lbind; /* start read -> its port bound (identity) */
 	struct early early[EARLY_N];
 	size_t earlypos;
 	unsigned long before_start; /* starts placed before they were read */
@@ -456,7 +457,7 @@ static size_t count(const struct ir_delta *delta, bool add)
 }
 
 #define BIND_FIRST_MS 5u
-#define BIND_LAST_MS 640u
+#define BIND_LAST_MS 1280u
 
 /* Whether a network of c that the policy manages has no port bound. */
 static bool needs_port(const struct daemon *d, const struct inv_container *c)
@@ -486,6 +487,63 @@ static void bind_later(struct daemon *d, const char *id)
 
 static bool commit(struct daemon *d, struct ir_delta *delta);
 
+static bool bport_in(const struct inv_bport *v, size_t n,
+		     const struct inv_bport *b)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i].bridge, b->bridge) &&
+		    !strcmp(v[i].port, b->port))
+			return true;
+	return false;
+}
+
+/* The unbound ports of c's bridges as the kernel shows them now, their
+ * id_ports elements into delta: a port Docker has just made for a
+ * container not bound yet passes nothing from its first frame; one
+ * bound since, or gone, leaves (a binding's own element cancels). */
+static void sync_bports(struct daemon *d, const struct inv_container *c,
+			struct ir_delta *delta)
+{
+	struct inventory *inv = d->inv;
+	struct inv_bport *old = xcalloc(inv->nbports + 1, sizeof(*old));
+	size_t nold = inv->nbports, i, j;
+
+	for (i = 0; i < nold; i++) {
+		old[i].bridge = xstrdup(inv->bports[i].bridge);
+		old[i].port = xstrdup(inv->bports[i].port);
+	}
+	for (j = 0; j < c->nnets; j++)
+		if (ports_refresh_unbound(d->ports, inv, c->nets[j].bridge))
+			resync_soon(d);
+	/* a container gone: its ports go with it (Docker deletes the veth
+	 * just after the event), they are nobody's to police */
+	if (inventory_index(inv, c->id) < 0)
+		for (i = 0; i < inv->nbports; i++)
+			for (j = 0; j < c->nnets; j++)
+				if (c->nets[j].port &&
+				    !strcmp(c->nets[j].port, inv->bports[i].port)) {
+					free(inv->bports[i].bridge);
+					free(inv->bports[i].port);
+					inv->bports[i--] = inv->bports[--inv->nbports];
+					break;
+				}
+	for (i = 0; i < nold; i++)
+		if (!bport_in(inv->bports, inv->nbports, &old[i]))
+			compile_bport(d->cc, inv, old[i].bridge, old[i].port,
+				      false, delta);
+	for (i = 0; i < inv->nbports; i++)
+		if (!bport_in(old, nold, &inv->bports[i]))
+			compile_bport(d->cc, inv, inv->bports[i].bridge,
+				      inv->bports[i].port, true, delta);
+	for (i = 0; i < nold; i++) {
+		free(old[i].bridge);
+		free(old[i].port);
+	}
+	free(old);
+}
+
 /* Binds the containers still waiting for their ports: each one's
  * elements without the port out, with it in (what is the same cancels:
  * its identity elements remain), in one batch. Asks again, later each
@@ -512,6 +570,7 @@ static void bind_pending(struct daemon *d)
 		    compile_delta(d->cc, d->inv, (size_t)idx, true, &delta))
 			resync_soon(d);
 		diags_free(&dg);
+		sync_bports(d, c, &delta);
 		if (needs_port(d, c))
 			d->unbound[n++] = d->unbound[i];
 		else
@@ -530,6 +589,26 @@ static void bind_pending(struct daemon *d)
 		return;
 	}
 	arm(d->wbind.fd, d->bind_ms);
+}
+
+/* The policy is placed at the network connect; the port is bound at
+ * the start, as Docker moves the veth's peer into the container's
+ * namespace then: the two latencies are kept apart. */
+static void record_latency(struct daemon *d, const struct pending *pe,
+			   const struct ir_delta *delta)
+{
+	size_t i, policy = 0, identity = 0;
+
+	for (i = 0; i < delta->n; i++) {
+		if (d->rs->sets[delta->v[i].set].family == IRF_BRIDGE)
+			identity++;
+		else
+			policy++;
+	}
+	lat_record(d, pe, policy > 0);
+	if (identity && pe->ev.kind == DEV_START)
+		lat_add(&d->lbind, (now_ms() - pe->t_read) * 1e3,
+			(now_ms() - pe->t_reply) * 1e3);
 }
 
 /* The container with this id is as Docker says: scratch holds it, or
@@ -562,12 +641,17 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 		if (compile_delta(d->cc, d->inv, d->inv->n - 1, true, &delta))
 			resync_soon(d);
 	}
+	/* the bridges it was and is on: their ports nobody is bound to */
+	if (old >= 0 && d->gone->n)
+		sync_bports(d, &d->gone->c[d->gone->n - 1], &delta);
+	if (inventory_index(d->inv, id) >= 0)
+		sync_bports(d, &d->inv->c[inventory_index(d->inv, id)], &delta);
 	if (commit(d, &delta)) {
 		long now = inventory_index(d->inv, id);
 
 		if (now >= 0 &&
 		    (pe->ev.kind == DEV_START || pe->ev.kind == DEV_CONNECT))
-			lat_record(d, pe, delta.n > 0);
+			record_latency(d, pe, &delta);
 		if (now >= 0 && (old < 0 || delta.n)) {
 			const struct inv_container *c = &d->inv->c[now];
 
@@ -1631,6 +1715,7 @@ static json_t *status_json(struct daemon *d)
 			    "placed_before_start",
 			    json_integer((json_int_t)d->before_start));
 	lat_json(st, "connect_to_commit", &d->lconnect);
+	lat_json(st, "start_to_bound", &d->lbind);
 	if (d->fl) {
 		const struct flowlog_stats *fs = flowlog_stats(d->fl);
 

@@ -1146,6 +1146,13 @@ static void print_status(json_t *st)
 		       (long long)json_integer_value(json_object_get(lat, "n")),
 		       (long long)json_integer_value(
 			   json_object_get(lat, "placed_before_start")));
+	lat = json_object_get(st, "start_to_bound");
+	if (json_object_get(lat, "n"))
+		printf("\ncontainer start to bound to its bridge port: median "
+		       "%.0f us, p99 %.0f us (last %lld)",
+		       json_real_value(json_object_get(lat, "median_us")),
+		       json_real_value(json_object_get(lat, "p99_us")),
+		       (long long)json_integer_value(json_object_get(lat, "n")));
 	lat = json_object_get(st, "connect_to_commit");
 	if (json_object_get(lat, "n"))
 		printf(

@@ -415,6 +415,51 @@ int ports_bind(struct ports *p, struct inventory *inv, struct diags *d)
 	return r ? r : bound;
 }
 
+static bool port_bound(const struct inventory *inv, const char *port)
+{
+	size_t i, j;
+
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; j < inv->c[i].nnets; j++)
+			if (inv->c[i].nets[j].port &&
+			    !strcmp(inv->c[i].nets[j].port, port))
+				return true;
+	return false;
+}
+
+int ports_refresh_unbound(struct ports *p, struct inventory *inv,
+			  const char *br)
+{
+	struct link_dump ld = {0};
+	size_t i, k = 0;
+	int r = bridge_ports(p, br, &ld);
+
+	if (r) {
+		free(ld.v);
+		return r;
+	}
+	for (i = 0; i < inv->nbports; i++) {
+		if (!strcmp(inv->bports[i].bridge, br)) {
+			free(inv->bports[i].bridge);
+			free(inv->bports[i].port);
+			continue;
+		}
+		inv->bports[k++] = inv->bports[i];
+	}
+	inv->nbports = k;
+	for (i = 0; i < ld.n; i++) {
+		struct inv_bport *b;
+
+		if (port_bound(inv, ld.v[i].name))
+			continue;
+		b = PUSH(inv->bports, inv->nbports, inv->capbports);
+		b->bridge = xstrdup(br);
+		b->port = xstrdup(ld.v[i].name);
+	}
+	free(ld.v);
+	return 0;
+}
+
 int ports_bind_container(struct ports *p, struct inv_container *c,
 			 struct diags *d)
 {

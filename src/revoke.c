@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack_tcp.h>
 
 #include "bulkhead/revoke.h"
 
@@ -263,6 +264,19 @@ static bool ported(uint8_t proto)
 	       proto == IPPROTO_SCTP;
 }
 
+/* A TCP connection that has closed (TIME_WAIT, CLOSE): nothing flows
+ * in it, and a new SYN on its tuple is a new connection, judged anew. */
+static bool closed(const struct nf_conntrack *ct)
+{
+	uint8_t st;
+
+	if (nfct_get_attr_u8(ct, ATTR_L4PROTO) != IPPROTO_TCP ||
+	    !nfct_attr_is_set(ct, ATTR_TCP_STATE))
+		return false;
+	st = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
+	return st == TCP_CONNTRACK_TIME_WAIT || st == TCP_CONNTRACK_CLOSE;
+}
+
 /* An entry as the index keeps it; false for a family we do not judge. */
 static bool ct_key(const struct nf_conntrack *ct, struct tflow *t)
 {
@@ -347,7 +361,7 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 
 	(void)type;
 	s->seen++;
-	if (!ct_key(ct, &t))
+	if (!ct_key(ct, &t) || closed(ct))
 		return NFCT_CB_CONTINUE;
 	if (s->rv->tracking) { /* seeding the index */
 		index_put(s->rv, &t);
@@ -459,8 +473,8 @@ static int event_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 		return NFCT_CB_CONTINUE;
 	if (type == NFCT_T_NEW)
 		index_put(rv, &t);
-	else if (type == NFCT_T_DESTROY)
-		index_del(rv, &t);
+	else if (type == NFCT_T_DESTROY || closed(ct))
+		index_del(rv, &t); /* gone, or closed: nothing left to end */
 	return NFCT_CB_CONTINUE;
 }
 
@@ -472,6 +486,7 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen)
 	if (!rv->ev) {
 		/* subscribed before the dump: nothing falls in between */
 		rv->ev = nfct_open(CONNTRACK, NF_NETLINK_CONNTRACK_NEW |
+						  NF_NETLINK_CONNTRACK_UPDATE |
 						  NF_NETLINK_CONNTRACK_DESTROY);
 		if (!rv->ev) {
 			snprintf(err, errlen, "conntrack events: %s",
@@ -482,8 +497,7 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen)
 		      fcntl(nfct_fd(rv->ev), F_GETFL) | O_NONBLOCK);
 		setsockopt(nfct_fd(rv->ev), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
 			   sizeof(sz));
-		nfct_callback_register(rv->ev, NFCT_T_NEW | NFCT_T_DESTROY,
-				       event_cb, rv);
+		nfct_callback_register(rv->ev, NFCT_T_ALL, event_cb, rv);
 	}
 	free(rv->t);
 	rv->t = NULL;

@@ -84,6 +84,13 @@ struct ir_ruleset *compile_ruleset(const struct compiler *cc,
 int compile_delta(const struct compiler *cc, const struct inventory *inv,
 		  size_t idx, bool arriving, struct ir_delta *out);
 
+/* A port of bridge that no container is bound to (inv_bport), arriving
+ * or leaving: its id_ports element, so that nothing from it passes,
+ * when bridge is a managed one of inv. */
+void compile_bport(const struct compiler *cc, const struct inventory *inv,
+		   const char *bridge, const char *port, bool arriving,
+		   struct ir_delta *out);
+
 /* The whole content of the fqdn sets that fqdn peer name (any case)
  * fills, under cc's answers: their ruleset indexes in *sets (the caller
  * frees it; the count is returned), every element as an addition in

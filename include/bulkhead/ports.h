@@ -26,6 +26,12 @@ void ports_free(struct ports *p);
  * a warning in d. Returns how many were bound, or a negative errno. */
 int ports_bind(struct ports *p, struct inventory *inv, struct diags *d);
 
+/* inv->bports anew for bridge br alone: its ports that no container of
+ * inv is bound to (a port's container may be bound since, or the port
+ * gone). Returns 0 or a negative errno. */
+int ports_refresh_unbound(struct ports *p, struct inventory *inv,
+			  const char *br);
+
 /* The same for one container, leaving inv->bports alone. */
 int ports_bind_container(struct ports *p, struct inv_container *c,
 			 struct diags *d);
