@@ -1135,8 +1135,10 @@ static void fqdn_program(struct daemon *d, const char *name)
 		     name, err);
 		resync_soon(d);
 	} else if (n) {
-		/* new timeouts alone leave the full compile as it was */
+		/* new timeouts alone leave the full compile as it was; an
+		 * address that left the answer ends its flows */
 		d->rs_stale |= changed;
+		d->revoke_wanted |= changed;
 		d->refills++;
 	}
 	free(sets);
@@ -2100,6 +2102,7 @@ static void sweep(struct daemon *d)
 		d->ix = trace_index_new(d->cc, d->p, d->inv);
 	host = revoke_host_addrs(&jd.nhost);
 	jd.ix = d->ix;
+	jd.rs = wanted(d);
 	jd.host = host;
 	jd.gone = gone;
 	if (revoke_sweep(d->rv, &jd, &res, err, sizeof(err)))

@@ -956,6 +956,7 @@ static int revoke_flows(struct job *j, char *err, size_t errlen)
 	ix = trace_index_new(j->cc, j->p, j->inv);
 	host = revoke_host_addrs(&jd.nhost);
 	jd.ix = ix;
+	jd.rs = j->rs;
 	jd.host = host;
 	r = revoke_sweep(rv, &jd, &res, err, errlen);
 	if (!r)

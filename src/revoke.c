@@ -191,6 +191,34 @@ static void end_name(struct strbuf *b, const struct inv_container *c,
 	sb_puts(b, buf);
 }
 
+/* Whether the source's service may reach f's destination outside by an
+ * FQDN peer's addresses as they are programmed now. */
+static bool fqdn_allows(const struct revoke_judge *j,
+			const struct trace_decision *d,
+			const struct revoke_flow *f)
+{
+	const struct ir_set *s;
+	char name[160];
+	size_t i;
+
+	if (!j->rs || d->src_svc < 0 || d->dst ||
+	    (size_t)d->src_svc >= j->p->nservices)
+		return false;
+	snprintf(name, sizeof(name), "%s_fqdn%c",
+		 j->p->services[d->src_svc].name,
+		 f->family == AF_INET ? '4' : '6');
+	s = ir_set_find(j->rs, name);
+	for (i = 0; s && s->nkey == 3 && i < s->n; i++) {
+		const struct ir_elem *e = &s->e[i];
+
+		if (f->daddr >= e->lo[0] && f->daddr <= e->hi[0] &&
+		    f->proto >= e->lo[1] && f->proto <= e->hi[1] &&
+		    f->dport >= e->lo[2] && f->dport <= e->hi[2])
+			return true;
+	}
+	return false;
+}
+
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 		 char *why, size_t whylen)
 {
@@ -204,7 +232,7 @@ bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 	if (trace_decide_ix(j->cc, j->p, j->ix, f->family, f->saddr, f->daddr,
 			    to_host, f->proto, f->dport, &d))
 		return true;
-	if (!gone && (d.allowed || (!d.src && !d.dst)))
+	if (!gone && (d.allowed || (!d.src && !d.dst) || fqdn_allows(j, &d, f)))
 		return true; /* allowed, or touches nothing of ours */
 	end_name(&b, d.src, f->family, f->saddr, false);
 	sb_puts(&b, " -> ");

@@ -54,6 +54,9 @@ struct revoke_judge {
 	const struct policy *p;
 	const struct inventory *inv;
 	const struct trace_index *ix;
+	/* the ruleset in force: what FQDN peers resolve to now (the policy
+	 * model knows names, not addresses); NULL, none */
+	const struct ir_ruleset *rs;
 	const struct revoke_addr *gone, *host;
 	size_t ngone, nhost;
 };

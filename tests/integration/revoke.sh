@@ -4,7 +4,8 @@
 # connection to backend. An apply of a policy without the backend -> db
 # edge ends backend's flows within a second, in both directions, and
 # says how many it ended; nginx's stream, on an edge that stays, goes on.
-# Narrowing the edge (UDP taken away) ends the UDP flow alone.
+# Narrowing the edge (UDP taken away) ends the UDP flow alone, where the
+# narrowed ruleset loaded by nft alone (the control) does not.
 set -eu
 cd "$(dirname "$0")/../.."
 B=${BULKHEAD:-$PWD/bulkhead}
@@ -59,7 +60,14 @@ stream keep nginx tcp "$(v4 backend)" 7002
 sleep 1
 for s in tcp4 udp4 tcp6 keep; do flowing $s || fail "stream $s does not flow before the change"; done
 
-# narrowed: the UDP flow ends, the TCP ones stay
+# the control: the narrowed ruleset loaded alone (nft -f of the plan,
+# no revocation): the open UDP flow keeps going, as conntrack lets it
+hx "$B" plan -p "$tmp/narrow.yaml" --inventory "$tmp/inv.json" >"$tmp/narrow.nft" 2>/dev/null
+hx nft -f "$tmp/narrow.nft"
+sleep 0.5
+flowing udp4 || fail "control: the UDP flow stopped without revocation"
+echo "control: the ruleset alone leaves the open UDP flow flowing"
+# narrowed by apply: the UDP flow ends, the TCP ones stay
 apply "$tmp/narrow.yaml"
 grep -q "^revoked 1 flow " "$tmp/out" || { cat "$tmp/out"; fail "narrowing did not say it ended 1 flow"; }
 grep -q "backend -> db 7001/udp (port-not-allowed)" "$tmp/out" || { cat "$tmp/out"; fail "the revoked pair is not named"; }

@@ -1,5 +1,6 @@
 /* Unit tests for src/revoke.c's judge (pure): which conntrack entries a
  * change ends, by the decision trace makes, on the three-tier fixture. */
+#include <string.h>
 #include <sys/socket.h>
 
 #include "bulkhead/revoke.h"
@@ -95,6 +96,43 @@ START_TEST(test_gone)
 }
 END_TEST
 
+/* A flow to an FQDN peer's address is kept while the name resolves to
+ * it (the policy model knows the name, the ruleset the addresses). */
+START_TEST(test_fqdn)
+{
+	static const struct compile_fqdn fq[] = {
+	    {"api.example.com", AF_INET, 0xc6336407, 0}, /* 198.51.100.7 */
+	};
+	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
+	struct policy *p = load_policy_fixture(FIXTURES "/policy-fqdn.yaml");
+	struct inventory *inv =
+	    load_inventory_fixture(FIXTURES "/three-tier.json");
+	struct compiler *cc = compiler_new(p, &o);
+	struct diags d = {0};
+	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
+	struct revoke_judge j = {.cc = cc, .p = p, .inv = inv};
+	/* backend (172.28.5.3) to the name's address */
+	struct revoke_flow f = {AF_INET, A4(172, 28, 5, 3), 0xc6336407, 6,
+				40000, 8443};
+	char why[256];
+
+	ck_assert_ptr_nonnull(rs);
+	j.ix = trace_index_new(cc, p, inv);
+	/* without the ruleset the model alone denies it */
+	ck_assert(!revoke_keep(&j, &f, why, sizeof(why)));
+	j.rs = rs;
+	ck_assert_msg(revoke_keep(&j, &f, why, sizeof(why)), "%s", why);
+	f.daddr = 0xc6336408; /* not in the answer */
+	ck_assert(!revoke_keep(&j, &f, why, sizeof(why)));
+	trace_index_free((struct trace_index *)j.ix);
+	diags_free(&d);
+	ir_free(rs);
+	compiler_free(cc);
+	inventory_free(inv);
+	policy_free(p);
+}
+END_TEST
+
 Suite *revoke_suite(void)
 {
 	Suite *s = suite_create("revoke");
@@ -102,6 +140,7 @@ Suite *revoke_suite(void)
 
 	tcase_add_test(tc, test_judge);
 	tcase_add_test(tc, test_gone);
+	tcase_add_test(tc, test_fqdn);
 	suite_add_tcase(s, tc);
 	return s;
 }
