@@ -157,20 +157,9 @@ be4=$(on shop_backend_1 IPAddress)
 rd4=$(on shop_redis_1 IPAddress)
 rdmac=$(on shop_redis_1 MacAddress)
 rdif=$(nsenter -t "$rdp" -n ip -o -4 addr show | awk -v a="$rd4" 'index($4, a "/") == 1 { print $2 }')
-forged() { # KIND ARGS...: how many of the forged frames reached redis
-	rm -f "$tmp/ready" "$tmp/stop"
-	nsenter -t "$rdp" -n /usr/bin/python3 tests/lib/sniff.py "$rdif" "demo-$1" "$tmp/ready" "$tmp/stop" >"$tmp/count" &
-	sp=$!
-	waitfor "the sniffer" test -s "$tmp/ready"
-	kind=$1
-	shift
-	nsenter -t "$ng" -n setpriv --bounding-set=-all,+net_raw --inh-caps=-all \
-		/usr/bin/python3 tests/lib/attack.py "$kind" "demo-$kind" "$@"
-	sleep 0.3
-	touch "$tmp/stop"
-	wait "$sp"
-	cat "$tmp/count"
-}
+FORGE_TMP=$tmp
+. tests/lib/forge.sh
+forged() { forge "nsenter -t $rdp -n" "nsenter -t $ng -n" "$rdif" "$@"; } # frames that reached redis
 say "SYNs to redis:6379 (an edge backend has) from backend's address $be4: $(forged spoof4 src="$be4" dst="$rd4" dmac="$rdmac") frames reached redis"
 say "ARP \"$be4 is at nginx's MAC\" to redis: $(forged arp src="$be4" dst="$rd4") frames reached redis"
 say "a VLAN-0 tagged SYN from nginx's own address: $(forged vlan0 src="$(on shop_nginx_1 IPAddress)" dst="$rd4" dmac="$rdmac") frames reached redis"

@@ -472,12 +472,15 @@ static bool chain_rules_eq(const struct ir_chain *a, const struct ir_chain *b)
 	return true;
 }
 
-static bool has_family(const struct ir_ruleset *rs, enum ir_family f)
+bool ir_has_family(const struct ir_ruleset *rs, enum ir_family f)
 {
 	size_t i;
 
 	for (i = 0; i < rs->nchains; i++)
 		if (rs->chains[i].family == f)
+			return true;
+	for (i = 0; i < rs->nsets; i++)
+		if (rs->sets[i].family == f)
 			return true;
 	return false;
 }
@@ -497,8 +500,8 @@ void ir_diff(const struct ir_ruleset *want, const struct ir_ruleset *have,
 	}
 	if (have->dormant)
 		diff_item(out, IRD_TABLE_DORMANT, have->table);
-	if (!have->bridge && has_family(want, IRF_BRIDGE) &&
-	    !has_family(have, IRF_BRIDGE))
+	if (!have->bridge && ir_has_family(want, IRF_BRIDGE) &&
+	    !ir_has_family(have, IRF_BRIDGE))
 		diff_item(out, IRD_BRIDGE_MISSING, want->table);
 	for (i = 0; i < want->nsets; i++) {
 		hs = ir_set_find(have, want->sets[i].name);

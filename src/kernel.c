@@ -929,19 +929,6 @@ static size_t *set_order(const struct ir_ruleset *rs)
 	return order;
 }
 
-static bool has_bridge(const struct ir_ruleset *rs)
-{
-	size_t i;
-
-	for (i = 0; i < rs->nchains; i++)
-		if (rs->chains[i].family == IRF_BRIDGE)
-			return true;
-	for (i = 0; i < rs->nsets; i++)
-		if (rs->sets[i].family == IRF_BRIDGE)
-			return true;
-	return false;
-}
-
 /* Creates (so that the delete cannot fail) and deletes table fam NAME. */
 static void del_table(struct batch *b, enum ir_family fam, const char *name)
 {
@@ -960,7 +947,7 @@ static void build_apply(struct batch *b, const struct ir_ruleset *rs)
 	del_table(b, IRF_INET, rs->table);
 	del_table(b, IRF_BRIDGE, rs->table);
 	add_table(b, IRF_INET, rs->table, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-	if (has_bridge(rs))
+	if (ir_has_family(rs, IRF_BRIDGE))
 		add_table(b, IRF_BRIDGE, rs->table, NFT_MSG_NEWTABLE,
 			  NLM_F_CREATE);
 	for (i = 0; i < rs->nchains; i++)

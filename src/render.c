@@ -531,16 +531,6 @@ static void emit_chain_deps(struct order *o, size_t ci)
 	render_chain(c, o->b);
 }
 
-static bool render_has(const struct ir_ruleset *rs, enum ir_family fam)
-{
-	size_t i;
-
-	for (i = 0; i < rs->nchains; i++)
-		if (rs->chains[i].family == fam)
-			return true;
-	return false;
-}
-
 void render_nft(const struct ir_ruleset *rs, const char *comment,
 		struct strbuf *b)
 {
@@ -562,7 +552,7 @@ void render_nft(const struct ir_ruleset *rs, const char *comment,
 		  "table bridge %s\ndelete table bridge %s\n",
 		  rs->table, rs->table, rs->table, rs->table);
 	for (fam = IRF_INET; fam <= IRF_BRIDGE; fam++) {
-		if (fam == IRF_BRIDGE && !render_has(rs, fam))
+		if (fam == IRF_BRIDGE && !ir_has_family(rs, fam))
 			break;
 		sb_printf(b, "\ntable %s %s {\n",
 			  fam == IRF_BRIDGE ? "bridge" : "inet", rs->table);

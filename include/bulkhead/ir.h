@@ -193,6 +193,8 @@ int ir_elem_cmp(const struct ir_set *s, const struct ir_elem *a,
 bool ir_elem_key_eq(const struct ir_set *s, const struct ir_elem *a,
 		    const struct ir_elem *b);
 size_t ir_element_count(const struct ir_ruleset *rs);
+/* Whether rs has a chain or a set in table family f. */
+bool ir_has_family(const struct ir_ruleset *rs, enum ir_family f);
 
 /* AF_INET or AF_INET6 for an address expression, 0 for the others. */
 int ir_expr_family(enum ir_expr x);

@@ -9,7 +9,6 @@
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
-PY=/usr/bin/python3 # Debian's, which has python3-scapy
 cleanup() {
 	set +e
 	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
@@ -29,22 +28,11 @@ addr() { docker inspect -f "{{(index .NetworkSettings.Networks \"bhnet\").$2}}" 
 can() { docker exec "$1" nc -w 1 "$(addr "$2" IPAddress)" "$3" </dev/null >/dev/null 2>&1; }
 NG4=$(addr bh-nginx IPAddress) BE4=$(addr bh-backend IPAddress) DB4=$(addr bh-db IPAddress)
 DBMAC=$(addr bh-db MacAddress) NGMAC=$(addr bh-nginx MacAddress)
-# reach KIND ARGS...: how many of the attack's frames bh-db's eth0 saw
-reach() {
-	m="bh-mark-$$-$1"
-	rm -f "$tmp/ready" "$tmp/stop"
-	nsenter -t "$(cpid bh-db)" -n $PY tests/lib/sniff.py eth0 "$m" "$tmp/ready" "$tmp/stop" >"$tmp/count" &
-	sp=$!
-	wait_for "the sniffer" test -s "$tmp/ready"
-	kind=$1
-	shift
-	nsenter -t "$(cpid bh-nginx)" -n setpriv --bounding-set=-all,+net_raw --inh-caps=-all \
-		$PY tests/lib/attack.py "$kind" "$m" "$@"
-	sleep 0.3
-	touch "$tmp/stop"
-	wait "$sp"
-	cat "$tmp/count"
-}
+# reach KIND ARGS...: how many frames of bh-nginx's attack bh-db's eth0
+# saw
+FORGE_TMP=$tmp
+. tests/lib/forge.sh
+reach() { forge "nsenter -t $(cpid bh-db) -n" "nsenter -t $(cpid bh-nginx) -n" eth0 "$@"; }
 attacks() {
 	nsenter -t "$(cpid bh-db)" -n ip neigh flush all
 	echo "arp $(reach arp src="$BE4" dst="$DB4")"

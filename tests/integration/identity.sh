@@ -32,30 +32,11 @@ dh_inventory "$tmp/inv.json"
 mac() { jq -r --arg c "/$1" '.[] | select(.Name == $c) | .NetworkSettings.Networks.appnet.MacAddress' "$INV"; }
 ll() { ip -n "$DH-$1" -6 addr show dev eth0 scope link | sed -n 's/.*inet6 \([^/]*\).*/\1/p'; }
 
-# nginx's own raw sender: root in its namespace, but with every
-# capability gone except CAP_NET_RAW
-raw() {
-	ip netns exec "$DH-nginx" setpriv --bounding-set=-all,+net_raw --inh-caps=-all \
-		$PY tests/lib/attack.py "$@"
-}
-# reach KIND ARGS...: how many of the attack's frames db's eth0 saw
-# (MARK=hex:... to count frames by bytes they hold anyway)
-n=0
-reach() {
-	n=$((n + 1))
-	m=${MARK:-"bh-mark-$$-$n"}
-	rm -f "$tmp/ready" "$tmp/stop"
-	ip netns exec "$DH-db" $PY tests/lib/sniff.py eth0 "$m" "$tmp/ready" "$tmp/stop" >"$tmp/count" &
-	sp=$!
-	until [ -s "$tmp/ready" ]; do sleep 0.05; done
-	kind=$1
-	shift
-	raw "$kind" "$m" "$@"
-	sleep 0.3 # the last frame's way across the bridge
-	touch "$tmp/stop"
-	wait "$sp"
-	cat "$tmp/count"
-}
+# reach KIND ARGS...: how many frames of nginx's attack (its sender
+# holding only CAP_NET_RAW) db's eth0 saw
+FORGE_TMP=$tmp
+. tests/lib/forge.sh
+reach() { forge "ip netns exec $DH-db" "ip netns exec $DH-nginx" eth0 "$@"; }
 works() {
 	c=$(reach "$@")
 	[ "$c" -gt 0 ] || fail "control: $* did not reach db without bulkhead"
