@@ -105,8 +105,11 @@ static struct nftnl_expr *expr(struct src *s)
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, b, len);
 		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, b, len);
 	} else if (!strcmp(k, "ct")) {
-		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, take(s, 1) % 4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, take(s, 1) % 24);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, take(s, 1) % 24);
+		if (take(s, 1) & 1) /* original or reply */
+			nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR,
+					  (uint8_t)(take(s, 1) % 2));
 	} else if (!strcmp(k, "immediate")) {
 		uint32_t v = take(s, 1) % 7;
 
@@ -145,14 +148,20 @@ static struct nftnl_expr *expr(struct src *s)
 	return e;
 }
 
-/* Appends one message; returns its header to fill. */
-static struct nlmsghdr *msg(char **buf, size_t *len, size_t *cap, uint16_t type)
+/* Appends one message, of table inet or bridge (or another family,
+ * which is not ours); returns its header to fill. */
+static struct nlmsghdr *msg(char **buf, size_t *len, size_t *cap, uint16_t type,
+			    struct src *s)
 {
+	static const uint16_t fams[] = {NFPROTO_INET, NFPROTO_BRIDGE,
+					NFPROTO_INET, NFPROTO_IPV4};
+
 	if (*len + 65536 > *cap) {
 		*cap = (*len + 65536) * 2;
 		*buf = realloc(*buf, *cap);
 	}
-	return nftnl_nlmsg_build_hdr(*buf + *len, type, NFPROTO_INET, 0, 1);
+	return nftnl_nlmsg_build_hdr(*buf + *len, type, fams[take(s, 1) % 4], 0,
+				     1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
@@ -184,7 +193,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 			nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY,
 					    take(&s, 1) % 2);
 		}
-		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWCHAIN);
+		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWCHAIN, &s);
 		nftnl_chain_nlmsg_build_payload(nlh, c);
 		len += NLMSG_ALIGN(nlh->nlmsg_len);
 		nftnl_chain_free(c);
@@ -208,7 +217,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 							  : 7);
 			nftnl_set_set_u32(st, NFTNL_SET_DATA_LEN, 16);
 		}
-		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWSET);
+		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWSET, &s);
 		nftnl_set_nlmsg_build_payload(nlh, st);
 		len += NLMSG_ALIGN(nlh->nlmsg_len);
 		nftnl_set_free(st);
@@ -244,7 +253,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 			}
 			nftnl_set_elem_add(st, el);
 		}
-		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWSETELEM);
+		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWSETELEM, &s);
 		nftnl_set_elems_nlmsg_build_payload(nlh, st);
 		len += NLMSG_ALIGN(nlh->nlmsg_len);
 		nftnl_set_free(st);
@@ -256,7 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *p, size_t n)
 		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, pick(&s, names, 8));
 		for (j = take(&s, 1) % 10; j > 0; j--)
 			nftnl_rule_add_expr(r, expr(&s));
-		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWRULE);
+		nlh = msg(&buf, &len, &cap, NFT_MSG_NEWRULE, &s);
 		nftnl_rule_nlmsg_build_payload(nlh, r);
 		len += NLMSG_ALIGN(nlh->nlmsg_len);
 		nftnl_rule_free(r);
