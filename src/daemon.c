@@ -465,7 +465,7 @@ static bool needs_port(const struct daemon *d, const struct inv_container *c)
 	size_t j;
 
 	for (j = 0; j < c->nnets; j++)
-		if (!c->nets[j].port && c->nets[j].has_mac &&
+		if (!c->nets[j].port && (c->nets[j].has_mac || c->sandbox) &&
 		    compiler_net_managed(d->cc, d->inv, c->nets[j].name))
 			return true;
 	return false;
@@ -475,14 +475,13 @@ static void bind_later(struct daemon *d, const char *id)
 {
 	size_t i;
 
-	for (i = 0; i < d->nunbound; i++)
-		if (!strcmp(d->unbound[i], id))
-			return;
-	*PUSH(d->unbound, d->nunbound, d->capunbound) = xstrdup(id);
-	if (!d->bind_ms) {
-		d->bind_ms = BIND_FIRST_MS;
-		arm(d->wbind.fd, d->bind_ms);
-	}
+	for (i = 0; i < d->nunbound && strcmp(d->unbound[i], id); i++)
+		;
+	if (i == d->nunbound)
+		*PUSH(d->unbound, d->nunbound, d->capunbound) = xstrdup(id);
+	/* from the start again: a start may come late after its connect */
+	d->bind_ms = BIND_FIRST_MS;
+	arm(d->wbind.fd, d->bind_ms);
 }
 
 static bool commit(struct daemon *d, struct ir_delta *delta);
@@ -582,8 +581,16 @@ static void bind_pending(struct daemon *d)
 	ir_delta_free(&delta);
 	d->bind_ms *= 2;
 	if (!n || d->bind_ms > BIND_LAST_MS) {
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
+			idx = inventory_index(d->inv, d->unbound[i]);
+			if (idx >= 0)
+				say("warning: %s: the kernel shows no bridge "
+				    "port of it yet: nothing from it passes "
+				    "until it is bound (at its start, or the "
+				    "next resync)",
+				    d->inv->c[idx].name);
 			free(d->unbound[i]);
+		}
 		d->nunbound = 0;
 		d->bind_ms = 0;
 		return;
@@ -659,12 +666,14 @@ static void place(struct daemon *d, const char *id, struct inventory *scratch,
 			say("placed %s (%s) on%s: +%zu -%zu elements", c->name,
 			    svc_name(d, c), sb.s ? sb.s : " no network",
 			    count(&delta, true), count(&delta, false));
-			if (needs_port(d, c))
-				bind_later(d, c->id);
 		} else if (now < 0 && old >= 0) {
 			say("removed %s: -%zu elements", name,
 			    count(&delta, false));
 		}
+		/* placed, not bound yet (at its connect; or Docker not
+		 * done at its start): asked again in a moment */
+		if (now >= 0 && needs_port(d, &d->inv->c[now]))
+			bind_later(d, d->inv->c[now].id);
 		/* a start's inspect is the first to say what it publishes */
 		if (now >= 0 && pe->ev.kind == DEV_START) {
 			struct diags dg = {0};
