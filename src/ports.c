@@ -78,12 +78,22 @@ void ports_free(struct ports *p)
 	free(p);
 }
 
-/* Sends nlh and runs cb over the answers until the dump or ack ends. */
+/* What is left of an answer cut short (an error, a dump interrupted by
+ * a change): read and dropped, so that the next request reads its own. */
+static void drain(struct ports *p)
+{
+	while (recv(mnl_socket_get_fd(p->nl), p->buf,
+		    MNL_SOCKET_BUFFER_SIZE * 4, MSG_DONTWAIT) > 0)
+		;
+}
+
+/* Sends nlh and runs cb over the answers until the dump or ack ends.
+ * -EINTR: a dump the kernel interrupted (links changed meanwhile). */
 static int request(struct ports *p, struct nlmsghdr *nlh, mnl_cb_t cb,
 		   void *data)
 {
 	ssize_t n;
-	int r;
+	int r, err;
 
 	nlh->nlmsg_seq = ++p->seq;
 	if (mnl_socket_sendto(p->nl, nlh, nlh->nlmsg_len) < 0)
@@ -91,11 +101,19 @@ static int request(struct ports *p, struct nlmsghdr *nlh, mnl_cb_t cb,
 	do {
 		n = mnl_socket_recvfrom(p->nl, p->buf,
 					MNL_SOCKET_BUFFER_SIZE * 4);
-		if (n < 0)
-			return -errno;
+		if (n < 0) {
+			err = errno;
+			drain(p);
+			return -err;
+		}
 		r = mnl_cb_run(p->buf, (size_t)n, p->seq, p->portid, cb, data);
 	} while (r > MNL_CB_STOP);
-	return r < 0 ? -errno : 0;
+	if (r < 0) {
+		err = errno;
+		drain(p);
+		return -err;
+	}
+	return 0;
 }
 
 /* --- the ports of a bridge -------------------------------------------------
@@ -151,6 +169,7 @@ static int bridge_ports(struct ports *p, const char *br, struct link_dump *d)
 	char req[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
 	struct ifinfomsg *ifi;
+	int tries, r = 0;
 
 	d->master = (int)if_nametoindex(br);
 	if (!d->master)
@@ -160,7 +179,15 @@ static int bridge_ports(struct ports *p, const char *br, struct link_dump *d)
 	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	mnl_attr_put_u32(nlh, IFLA_MASTER, (uint32_t)d->master);
-	return request(p, nlh, link_cb, d);
+	/* containers come and go as we read: an interrupted dump is read
+	 * again, from the start */
+	for (tries = 0; tries < 5; tries++) {
+		d->n = 0;
+		r = request(p, nlh, link_cb, d);
+		if (r != -EINTR)
+			break;
+	}
+	return r;
 }
 
 /* --- a peer, read in its own namespace ------------------------------------ */
