@@ -78,6 +78,18 @@ int main(int argc, char **argv)
 	if (!p || inventory_load(inv, argv[2], &dg) || inv->n < n || n < 10)
 		return 2;
 	full = inv->n;
+	/* each endpoint bound to a port of its own, as ports_bind binds
+	 * them on a Docker host: a delta carries its identity elements */
+	for (i = 0; i < full; i++)
+		for (size_t j = 0; j < inv->c[i].nnets; j++) {
+			struct inv_net *nt = &inv->c[i].nets[j];
+
+			nt->port = xasprintf("v%zx.%zu", i, j);
+			nt->mac = 0x020000000000ull | (i << 4) | j;
+			nt->has_mac = true;
+			nt->ll6 = mac_link_local(nt->mac);
+			nt->has_ll6 = true;
+		}
 	inv->n = n; /* the first n containers run */
 	cc = compiler_new(p, NULL);
 	rs = compile_ruleset(cc, inv, argv[2], &dg);
