@@ -1,7 +1,7 @@
 /* The kernel interface: IR -> libnftnl objects -> one netlink batch,
  * committed atomically, with kernel errors mapped back to the object that
  * caused them. The only module that talks nftables netlink. It touches
- * table inet bulkhead and nothing else. */
+ * tables inet bulkhead and bridge bulkhead and nothing else. */
 #ifndef BULKHEAD_KERNEL_H
 #define BULKHEAD_KERNEL_H
 
@@ -43,8 +43,9 @@ int kernel_refill(struct kernel *k, const struct ir_ruleset *rs,
 		  const size_t *sets, size_t nsets, const struct ir_delta *adds,
 		  char *err, size_t errlen);
 
-/* Reads table inet NAME back into a new IR (elements sorted, those of
- * dynamic sets left out): *out is NULL when the table does not exist.
+/* Reads tables inet NAME and bridge NAME back into a new IR (elements
+ * sorted, those of dynamic sets left out): *out is NULL when the inet
+ * table does not exist (rs->bridge says whether the bridge one does).
  * A consistent snapshot: read again when the ruleset changed meanwhile;
  * *gen (may be NULL) receives its generation.
  * Returns 0 or a negative errno, with a message in err. */
@@ -56,7 +57,7 @@ int kernel_read(struct kernel *k, const char *table, struct ir_ruleset **out,
  * for tests and the fuzzer's seeds. */
 void kernel_encode(const struct ir_ruleset *rs, char **buf, size_t *len);
 
-/* Decodes netlink messages as the kernel's dumps of table inet TABLE
+/* Decodes netlink messages as the kernel's dumps of tables TABLE
  * return them (table, chains, sets, elements, rules; anything else is
  * skipped) into rs, the way kernel_read does. Never fails: what does not
  * parse is left out, a rule that is not bulkhead's is kept as foreign. */
@@ -103,7 +104,7 @@ int kernel_event_foreign(const void *buf, size_t len, uint32_t self,
 /* The port id our batches go out from, as events name it. */
 uint32_t kernel_portid(const struct kernel *k);
 
-/* Deletes table inet NAME; 0 when it was not there. */
+/* Deletes tables inet NAME and bridge NAME; 0 when they were not there. */
 int kernel_flush(struct kernel *k, const char *table, char *err, size_t errlen);
 
 #endif
