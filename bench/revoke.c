@@ -43,8 +43,10 @@ static int create(struct nfct_handle *h, uint32_t src, uint32_t dst,
 int main(int argc, char **argv)
 {
 	const char *pol = argc > 1 ? argv[1] : "policies/three-tier.yaml";
-	const char *invf = argc > 2 ? argv[2] : "tests/fixtures/three-tier.json";
-	long n = argc > 3 ? atol(argv[3]) : 100000, k = argc > 4 ? atol(argv[4]) : 100;
+	const char *invf =
+	    argc > 2 ? argv[2] : "tests/fixtures/three-tier.json";
+	long n = argc > 3 ? atol(argv[3]) : 100000,
+	     k = argc > 4 ? atol(argv[4]) : 100;
 	const uint32_t nginx = 0xac1c0502, backend = 0xac1c0503,
 		       db = 0xac1c0504; /* the fixture's addresses */
 	struct diags d = {0};
@@ -76,8 +78,9 @@ int main(int argc, char **argv)
 			sport = (uint16_t)(1024 + i - k);
 		}
 		if (create(h, s, t, sport, dport) && errno != EEXIST) {
-			fprintf(stderr, "revoke bench: creating entry %ld: %s\n",
-				i, strerror(errno));
+			fprintf(stderr,
+				"revoke bench: creating entry %ld: %s\n", i,
+				strerror(errno));
 			return 1;
 		}
 	}

@@ -233,9 +233,9 @@ static bool fqdn(size_t i)
 }
 
 static const char *const gset_names[G_NSETS] = {
-    "bridges",	"unmanaged4", "unmanaged6", "rl4",	"rl6",
-    "same_bridge", "self4",	"self6",      "id_ports", "id_mac",
-    "id_addr4",	   "id_addr6",	"id_nd6"};
+    "bridges",	   "unmanaged4", "unmanaged6", "rl4",	   "rl6",
+    "same_bridge", "self4",	 "self6",      "id_ports", "id_mac",
+    "id_addr4",	   "id_addr6",	 "id_nd6"};
 static const char *const sset_suffix[S_NSETS] = {
     "peer4",	"peer6", "peer4_ranges", "peer6_ranges", "members4",
     "members6", "out4",	 "out6",	 "fqdn4",	 "fqdn6",
@@ -956,8 +956,7 @@ static bool svc_egress(const struct compiler *cc, size_t s, int fi)
 	return false;
 }
 
-static void emit_port_addr(struct sink *k, size_t set, const char *port,
-			   u128 a)
+static void emit_port_addr(struct sink *k, size_t set, const char *port, u128 a)
 {
 	struct ir_elem *e = emit(k, set);
 
@@ -1150,8 +1149,9 @@ static void base_rules(struct ir_chain *c, const struct ir_ruleset *rs,
 	static const enum ir_expr ends[2][2] = {
 	    {IRX_CT_OSADDR4, IRX_CT_ODADDR4}, {IRX_CT_OSADDR6, IRX_CT_ODADDR6}};
 	const struct link_icmpv6 *l = input ? input_icmpv6 : forward_icmpv6;
-	size_t i, n = input ? sizeof(input_icmpv6) / sizeof(input_icmpv6[0])
-			    : sizeof(forward_icmpv6) / sizeof(forward_icmpv6[0]);
+	size_t i, n = input
+			  ? sizeof(input_icmpv6) / sizeof(input_icmpv6[0])
+			  : sizeof(forward_icmpv6) / sizeof(forward_icmpv6[0]);
 	struct ir_rule *r = ir_rule_add(c);
 	int fi, e;
 
@@ -1178,8 +1178,7 @@ static void base_rules(struct ir_chain *c, const struct ir_ruleset *rs,
 		r->m[r->nm].kind = IRM_ND;
 		r->m[r->nm].lo = l[i].lo;
 		r->m[r->nm++].hi = l[i].hi;
-		range_match(r, IRX_HOPLIMIT, l[i].hoplimit, l[i].hoplimit,
-			    256);
+		range_match(r, IRX_HOPLIMIT, l[i].hoplimit, l[i].hoplimit, 256);
 		if (l[i].maxlen)
 			range_match(r, IRX_IP6_LEN, l[i].minlen, l[i].maxlen,
 				    65536);

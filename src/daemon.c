@@ -356,13 +356,13 @@ static void take_out(struct daemon *d, size_t idx, struct ir_delta *delta)
 		const struct inv_net *n = &d->inv->c[idx].nets[i];
 
 		if (n->has4)
-			*PUSH(d->gone_addrs, d->ngone_addrs,
-			      d->capgone_addrs) = (struct gone_addr){
-			    xstrdup(d->inv->c[idx].id), {AF_INET, n->ip4}};
+			*PUSH(d->gone_addrs, d->ngone_addrs, d->capgone_addrs) =
+			    (struct gone_addr){xstrdup(d->inv->c[idx].id),
+					       {AF_INET, n->ip4}};
 		if (n->has6)
-			*PUSH(d->gone_addrs, d->ngone_addrs,
-			      d->capgone_addrs) = (struct gone_addr){
-			    xstrdup(d->inv->c[idx].id), {AF_INET6, n->ip6}};
+			*PUSH(d->gone_addrs, d->ngone_addrs, d->capgone_addrs) =
+			    (struct gone_addr){xstrdup(d->inv->c[idx].id),
+					       {AF_INET6, n->ip6}};
 	}
 	for (i = 0; i < d->gone->n; i++)
 		if (now - d->gone_at[i] > DAEMON_GONE_S) {
@@ -522,10 +522,12 @@ static void sync_bports(struct daemon *d, const struct inv_container *c,
 		for (i = 0; i < inv->nbports; i++)
 			for (j = 0; j < c->nnets; j++)
 				if (c->nets[j].port &&
-				    !strcmp(c->nets[j].port, inv->bports[i].port)) {
+				    !strcmp(c->nets[j].port,
+					    inv->bports[i].port)) {
 					free(inv->bports[i].bridge);
 					free(inv->bports[i].port);
-					inv->bports[i--] = inv->bports[--inv->nbports];
+					inv->bports[i--] =
+					    inv->bports[--inv->nbports];
 					break;
 				}
 	for (i = 0; i < nold; i++)
@@ -1607,8 +1609,7 @@ static json_t *status_json(struct daemon *d)
 			    json_integer((json_int_t)d->revoked));
 	json_object_set_new(st, "revocation_sweeps",
 			    json_integer((json_int_t)d->sweeps));
-	json_object_set_new(st, "last_sweep_ms",
-			    json_real(d->last_sweep_ms));
+	json_object_set_new(st, "last_sweep_ms", json_real(d->last_sweep_ms));
 	json_object_set_new(st, "flows_tracked",
 			    json_integer((json_int_t)revoke_tracked(d->rv)));
 	json_object_set_new(st, "resyncs",
@@ -2194,7 +2195,7 @@ sys:
 
 static void teardown(struct daemon *d)
 {
-	struct watch *w[] = {&d->wsignal,  &d->wresync,   &d->wretry,
+	struct watch *w[] = {&d->wsignal,  &d->wresync,	  &d->wretry,
 			     &d->wcontrol, &d->wdnstimer, &d->wbind};
 	size_t i;
 

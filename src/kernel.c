@@ -130,8 +130,8 @@ static struct nlmsghdr *b_msg(struct batch *b, enum ir_family fam,
 	b_reserve(b, 1 << 18);
 	*PUSH(b->what, b->nwhat, b->capwhat) = what;
 	b->last = b->len;
-	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, nfproto(fam),
-				     flags, b->seq++);
+	return nftnl_nlmsg_build_hdr(b->buf + b->len, type, nfproto(fam), flags,
+				     b->seq++);
 }
 
 static void b_done(struct batch *b, struct nlmsghdr *nlh)
@@ -277,9 +277,9 @@ static void add_chain(struct batch *b, const char *table,
 	nftnl_chain_set_str(ch, NFTNL_CHAIN_NAME, c->name);
 	if (c->hook != IRH_NONE) {
 		nftnl_chain_set_u32(ch, NFTNL_CHAIN_HOOKNUM,
-				    c->hook == IRH_FORWARD    ? NF_INET_FORWARD
-				    : c->hook == IRH_INPUT    ? NF_INET_LOCAL_IN
-							      : NF_BR_PRE_ROUTING);
+				    c->hook == IRH_FORWARD ? NF_INET_FORWARD
+				    : c->hook == IRH_INPUT ? NF_INET_LOCAL_IN
+							   : NF_BR_PRE_ROUTING);
 		nftnl_chain_set_s32(ch, NFTNL_CHAIN_PRIO,
 				    c->prio + filter_prio(c->family));
 		nftnl_chain_set_str(ch, NFTNL_CHAIN_TYPE, "filter");
@@ -296,13 +296,11 @@ static void add_chain(struct batch *b, const char *table,
 
 static unsigned type_dt(enum ir_type t)
 {
-	static const unsigned dt[] = {[IRT_IFNAME] = DT_IFNAME,
-				      [IRT_IPV4] = DT_IPADDR,
-				      [IRT_IPV6] = DT_IP6ADDR,
-				      [IRT_PROTO] = DT_PROTO,
-				      [IRT_PORT] = DT_SERVICE,
-				      [IRT_ETHER] = DT_ETHERADDR,
-				      [IRT_RAW128] = DT_INTEGER};
+	static const unsigned dt[] = {
+	    [IRT_IFNAME] = DT_IFNAME, [IRT_IPV4] = DT_IPADDR,
+	    [IRT_IPV6] = DT_IP6ADDR,  [IRT_PROTO] = DT_PROTO,
+	    [IRT_PORT] = DT_SERVICE,  [IRT_ETHER] = DT_ETHERADDR,
+	    [IRT_RAW128] = DT_INTEGER};
 
 	return dt[t];
 }
@@ -344,13 +342,12 @@ static const uint8_t ud_concat[] = {0x00, 0x04, 0,    0, 0, 0, 0x03, 0x08,
 				    0x00, 0x04, 0x0d, 0, 0, 0, 0x01, 0x00};
 /* typeof iifname . @th,64,128 (the neighbour advertisement's target) */
 static const uint8_t ud_typeof_nd[] = {
-    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x40, 0x00, 0x04, 0x0d,
-    0x00, 0x00, 0x00, 0x01, 0x38, 0x00, 0x0e, 0x00, 0x04, 0x09, 0x00,
-    0x00, 0x00, 0x01, 0x06, 0x00, 0x04, 0x06, 0x00, 0x00, 0x00, 0x01,
-    0x26, 0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x01, 0x1e, 0x00, 0x04,
-    0x00, 0x00, 0x00, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02,
-    0x04, 0x03, 0x00, 0x00, 0x00, 0x03, 0x04, 0x40, 0x00, 0x00, 0x00,
-    0x04, 0x04, 0x80, 0x00, 0x00, 0x00};
+    0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x03, 0x40, 0x00, 0x04, 0x0d, 0x00,
+    0x00, 0x00, 0x01, 0x38, 0x00, 0x0e, 0x00, 0x04, 0x09, 0x00, 0x00, 0x00,
+    0x01, 0x06, 0x00, 0x04, 0x06, 0x00, 0x00, 0x00, 0x01, 0x26, 0x00, 0x04,
+    0x07, 0x00, 0x00, 0x00, 0x01, 0x1e, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x02, 0x04, 0x03, 0x00, 0x00, 0x00,
+    0x03, 0x04, 0x40, 0x00, 0x00, 0x00, 0x04, 0x04, 0x80, 0x00, 0x00, 0x00};
 static const uint8_t ud_map[] = {
     0x00, 0x04, 0,    0, 0, 0, 0x01, 0x04, 0,	 0,    0, 0, 0x03, 0x08,
     0x00, 0x04, 0x0d, 0, 0, 0, 0x01, 0x00, 0x06, 0x04, 0, 0, 0,	   0};
@@ -1574,9 +1571,9 @@ static void dec_meta(struct rule_dec *d, struct nftnl_expr *e)
 static void dec_ct(struct rule_dec *d, struct nftnl_expr *e)
 {
 	uint32_t key = nftnl_expr_get_u32(e, NFTNL_EXPR_CT_KEY);
-	bool orig = nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR) &&
-		    nftnl_expr_get_u8(e, NFTNL_EXPR_CT_DIR) ==
-			IP_CT_DIR_ORIGINAL;
+	bool orig =
+	    nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR) &&
+	    nftnl_expr_get_u8(e, NFTNL_EXPR_CT_DIR) == IP_CT_DIR_ORIGINAL;
 
 	if (key == NFT_CT_STATE && !nftnl_expr_is_set(e, NFTNL_EXPR_CT_DIR))
 		dec_load(d, X_CT);
@@ -1743,8 +1740,8 @@ static void dec_range(struct rule_dec *d, struct nftnl_expr *e)
 	}
 	x = d->load[--d->nload];
 	want = ir_expr_len((enum ir_expr)x);
-	if (!dec_scalar(x) || llo != want ||
-	    lhi != want || !(m = dec_match(d, IRM_RANGE))) {
+	if (!dec_scalar(x) || llo != want || lhi != want ||
+	    !(m = dec_match(d, IRM_RANGE))) {
 		d->bad = true;
 		return;
 	}

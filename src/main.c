@@ -84,7 +84,8 @@ static const char usage_apply[] =
     "plan's chains, rules and sets, only the elements that differ change;\n"
     "otherwise (or with --replace) both are replaced whole. Then the flows\n"
     "the new state no longer allows are ended (conntrack), and counted.\n"
-    "Needs root or CAP_NET_ADMIN. On any error nothing changes.\n" INVENTORY_HELP;
+    "Needs root or CAP_NET_ADMIN. On any error nothing "
+    "changes.\n" INVENTORY_HELP;
 static const char usage_diff[] =
     "usage: bulkhead diff -p POLICY [--inventory FILE] [--audit] "
     "[--exit-code]\n"
@@ -986,11 +987,10 @@ static int job_apply(struct job *j, char *err, size_t errlen)
 		       "%zu elements, %zu containers; table bridge %s, %zu "
 		       "endpoints bound to their ports, %zu ports that pass "
 		       "nothing\n",
-		       j->rs->table, in.chains, in.sets, in.elements,
-		       j->inv->n, j->rs->table, bound_ports(j->rs, true),
+		       j->rs->table, in.chains, in.sets, in.elements, j->inv->n,
+		       j->rs->table, bound_ports(j->rs, true),
 		       bound_ports(j->rs, false));
-	}
-	else if (!res.nadd && !res.ndel)
+	} else if (!res.nadd && !res.ndel)
 		printf("applied: table inet %s already holds the plan (%zu "
 		       "elements, %zu containers)\n",
 		       j->rs->table, ir_element_count(j->rs), j->inv->n);
@@ -1115,12 +1115,12 @@ static void print_status(json_t *st)
 	       (long long)json_integer_value(json_object_get(st, "errors")));
 	if ((s = json_string_value(json_object_get(st, "last_error"))))
 		printf(" (last: %s)", s);
-	printf("\nrevoked %lld flows in %lld sweeps (the last took %.1f ms)",
-	       (long long)json_integer_value(
-		   json_object_get(st, "revoked_flows")),
-	       (long long)json_integer_value(
-		   json_object_get(st, "revocation_sweeps")),
-	       json_real_value(json_object_get(st, "last_sweep_ms")));
+	printf(
+	    "\nrevoked %lld flows in %lld sweeps (the last took %.1f ms)",
+	    (long long)json_integer_value(json_object_get(st, "revoked_flows")),
+	    (long long)json_integer_value(
+		json_object_get(st, "revocation_sweeps")),
+	    json_real_value(json_object_get(st, "last_sweep_ms")));
 	if ((v = json_object_get(st, "last_restore")))
 		printf("\nrestored %lld times after another process changed "
 		       "our table (last %s: %s)",
@@ -1149,11 +1149,12 @@ static void print_status(json_t *st)
 			   json_object_get(lat, "placed_before_start")));
 	lat = json_object_get(st, "start_to_bound");
 	if (json_object_get(lat, "n"))
-		printf("\ncontainer start to bound to its bridge port: median "
-		       "%.0f us, p99 %.0f us (last %lld)",
-		       json_real_value(json_object_get(lat, "median_us")),
-		       json_real_value(json_object_get(lat, "p99_us")),
-		       (long long)json_integer_value(json_object_get(lat, "n")));
+		printf(
+		    "\ncontainer start to bound to its bridge port: median "
+		    "%.0f us, p99 %.0f us (last %lld)",
+		    json_real_value(json_object_get(lat, "median_us")),
+		    json_real_value(json_object_get(lat, "p99_us")),
+		    (long long)json_integer_value(json_object_get(lat, "n")));
 	lat = json_object_get(st, "connect_to_commit");
 	if (json_object_get(lat, "n"))
 		printf(

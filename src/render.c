@@ -32,13 +32,27 @@ static const char *type_name(enum ir_type t)
 
 static const char *expr_name(enum ir_expr x)
 {
-	static const char *const n[] = {
-	    "iifname",	   "oifname",	"ip saddr",	   "ip daddr",
-	    "ip6 saddr",   "ip6 daddr", "meta l4proto",	   "th dport",
-	    "ether saddr", "ether type", "@nh,0,48",	   "arp saddr ether",
-	    "arp saddr ip", "@th,64,128", "meta protocol", "ip6 hoplimit",
-	    "ip6 length", "ct original ip saddr", "ct original ip daddr",
-	    "ct original ip6 saddr", "ct original ip6 daddr"};
+	static const char *const n[] = {"iifname",
+					"oifname",
+					"ip saddr",
+					"ip daddr",
+					"ip6 saddr",
+					"ip6 daddr",
+					"meta l4proto",
+					"th dport",
+					"ether saddr",
+					"ether type",
+					"@nh,0,48",
+					"arp saddr ether",
+					"arp saddr ip",
+					"@th,64,128",
+					"meta protocol",
+					"ip6 hoplimit",
+					"ip6 length",
+					"ct original ip saddr",
+					"ct original ip daddr",
+					"ct original ip6 saddr",
+					"ct original ip6 daddr"};
 
 	return n[x];
 }
@@ -400,8 +414,7 @@ static void render_chain(const struct ir_chain *c, struct strbuf *b)
 		sb_printf(b,
 			  "\t\ttype filter hook %s priority filter %c %d; "
 			  "policy accept;\n",
-			  hook_name(c->hook),
-			  c->prio < 0 ? '-' : '+',
+			  hook_name(c->hook), c->prio < 0 ? '-' : '+',
 			  c->prio < 0 ? -c->prio : c->prio);
 	for (i = 0; i < c->n; i++) {
 		sb_puts(b, "\t\t");
@@ -596,10 +609,9 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 		       *fl = json_array();
 
 		json_object_set_new(o, "name", json_string(s->name));
-		json_object_set_new(o, "family",
-				    json_string(s->family == IRF_BRIDGE
-						    ? "bridge"
-						    : "inet"));
+		json_object_set_new(
+		    o, "family",
+		    json_string(s->family == IRF_BRIDGE ? "bridge" : "inet"));
 		json_object_set_new(
 		    o, "kind", json_string(s->flags & IRS_MAP ? "map" : "set"));
 		b.len = 0;
@@ -625,10 +637,9 @@ void render_json(const struct ir_ruleset *rs, struct strbuf *out)
 		json_t *o = json_object(), *rules = json_array();
 
 		json_object_set_new(o, "name", json_string(c->name));
-		json_object_set_new(o, "family",
-				    json_string(c->family == IRF_BRIDGE
-						    ? "bridge"
-						    : "inet"));
+		json_object_set_new(
+		    o, "family",
+		    json_string(c->family == IRF_BRIDGE ? "bridge" : "inet"));
 		if (c->hook != IRH_NONE) {
 			json_object_set_new(o, "hook",
 					    json_string(hook_name(c->hook)));

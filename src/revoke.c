@@ -65,7 +65,8 @@ void revoke_free(struct revoke *rv)
 	free(rv);
 }
 
-/* --- the index --------------------------------------------------------------- */
+/* --- the index ---------------------------------------------------------------
+ */
 
 static bool key_eq(const struct tflow *a, const struct tflow *b)
 {
@@ -85,7 +86,8 @@ static size_t key_hash(const struct tflow *t)
 			(uint64_t)(t->odst >> 64),
 			(uint64_t)t->osport << 48 | (uint64_t)t->odport << 32 |
 			    (uint64_t)t->icmp_id << 16 | t->zone,
-			(uint64_t)t->f.family << 24 | (uint64_t)t->f.proto << 16 |
+			(uint64_t)t->f.family << 24 |
+			    (uint64_t)t->f.proto << 16 |
 			    (uint64_t)t->icmp_type << 8 | t->icmp_code};
 	size_t i;
 
@@ -162,7 +164,8 @@ static void index_del(struct revoke *rv, const struct tflow *t)
 	rv->gone++;
 }
 
-/* --- the judge (pure) ------------------------------------------------------ */
+/* --- the judge (pure) ------------------------------------------------------
+ */
 
 static bool addr_in(const struct revoke_addr *v, size_t n, int family, u128 a)
 {
@@ -245,7 +248,8 @@ bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 	return false;
 }
 
-/* --- the sweep ------------------------------------------------------------- */
+/* --- the sweep -------------------------------------------------------------
+ */
 
 struct sweep {
 	struct revoke *rv;
@@ -257,8 +261,7 @@ struct sweep {
 	size_t *nwhy, nwhys, capwhys, capn;
 };
 
-static u128 get_addr(const struct nf_conntrack *ct, int family, int a4,
-		     int a6)
+static u128 get_addr(const struct nf_conntrack *ct, int family, int a4, int a6)
 {
 	const uint8_t *p;
 	u128 v = 0;
@@ -326,10 +329,12 @@ static bool ct_key(const struct nf_conntrack *ct, struct tflow *t)
 				   ATTR_REPL_IPV6_SRC)
 			: t->odst;
 	if (ported(f->proto)) {
-		t->osport = f->sport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
+		t->osport = f->sport =
+		    ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
 		t->odport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
-		f->dport = dnat ? ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC))
-				: t->odport;
+		f->dport =
+		    dnat ? ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC))
+			 : t->odport;
 	} else if (f->proto == IPPROTO_ICMP || f->proto == IPPROTO_ICMPV6) {
 		t->icmp_id = ntohs(nfct_get_attr_u16(ct, ATTR_ICMP_ID));
 		t->icmp_type = nfct_get_attr_u8(ct, ATTR_ICMP_TYPE);
@@ -579,9 +584,10 @@ struct revoke_addr *revoke_host_addrs(size_t *n)
 		a = PUSH(v, *n, cap);
 		a->family = i->ifa_addr->sa_family;
 		if (a->family == AF_INET) {
-			a->addr = ntohl(((const struct sockaddr_in *)(const void *)
-					     i->ifa_addr)
-					    ->sin_addr.s_addr);
+			a->addr =
+			    ntohl(((const struct sockaddr_in *)(const void *)
+				       i->ifa_addr)
+				      ->sin_addr.s_addr);
 			continue;
 		}
 		p = ((const struct sockaddr_in6 *)(const void *)i->ifa_addr)

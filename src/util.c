@@ -216,8 +216,8 @@ void mac_format(uint64_t mac, char *buf, size_t len)
 
 u128 mac_link_local(uint64_t mac)
 {
-	uint64_t iid = ((mac >> 24) << 40) | ((uint64_t)0xfffe << 24) |
-		       (mac & 0xffffff);
+	uint64_t iid =
+	    ((mac >> 24) << 40) | ((uint64_t)0xfffe << 24) | (mac & 0xffffff);
 
 	iid ^= (uint64_t)0x02 << 56; /* the universal/local bit */
 	return ((u128)0xfe80 << 112) | iid;

@@ -76,12 +76,12 @@ enum ir_expr {
 	IRX_L4PROTO,
 	IRX_DPORT,
 	/* bridge family */
-	IRX_ETHER_SADDR, /* ether saddr */
-	IRX_ETHER_TYPE,	 /* ether type (a VLAN tag in metadata reads 8100) */
-	IRX_ARP_HDR,	 /* htype, ptype, hlen, plen: 6 bytes */
-	IRX_ARP_SHA,	 /* arp saddr ether */
-	IRX_ARP_SPA,	 /* arp saddr ip */
-	IRX_ND_TARGET,	 /* an NS's or NA's target address */
+	IRX_ETHER_SADDR,   /* ether saddr */
+	IRX_ETHER_TYPE,	   /* ether type (a VLAN tag in metadata reads 8100) */
+	IRX_ARP_HDR,	   /* htype, ptype, hlen, plen: 6 bytes */
+	IRX_ARP_SHA,	   /* arp saddr ether */
+	IRX_ARP_SPA,	   /* arp saddr ip */
+	IRX_ND_TARGET,	   /* an NS's or NA's target address */
 	IRX_META_PROTOCOL, /* the L3 protocol (nft's dependency for ip, ip6) */
 	IRX_HOPLIMIT,	   /* ip6 hoplimit */
 	IRX_IP6_LEN,	   /* ip6 length (the payload's) */

@@ -6,9 +6,9 @@
 #include "bulkhead/revoke.h"
 #include "unit.h"
 
-#define A4(a, b, c, d) \
-	((u128)((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | \
-		(uint32_t)(d)))
+#define A4(a, b, c, d)                                                         \
+	((u128)((uint32_t)(a) << 24 | (uint32_t)(b) << 16 |                    \
+		(uint32_t)(c) << 8 | (uint32_t)(d)))
 
 struct judged {
 	struct policy *p;
@@ -112,8 +112,8 @@ START_TEST(test_fqdn)
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
 	struct revoke_judge j = {.cc = cc, .p = p, .inv = inv};
 	/* backend (172.28.5.3) to the name's address */
-	struct revoke_flow f = {AF_INET, A4(172, 28, 5, 3), 0xc6336407, 6,
-				40000, 8443};
+	struct revoke_flow f = {
+	    AF_INET, A4(172, 28, 5, 3), 0xc6336407, 6, 40000, 8443};
 	char why[256];
 
 	ck_assert_ptr_nonnull(rs);
