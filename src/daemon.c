@@ -588,11 +588,13 @@ static void bind_pending(struct daemon *d)
 			if (idx >= 0)
 				say("warning: %s: the kernel shows no bridge "
 				    "port of it yet: nothing from it passes "
-				    "until it is bound (at its start, or the "
-				    "next resync)",
+				    "until it is bound; resyncing",
 				    d->inv->c[idx].name);
 			free(d->unbound[i]);
 		}
+		/* a full sync binds every container from scratch */
+		if (n)
+			resync_soon(d);
 		d->nunbound = 0;
 		d->bind_ms = 0;
 		return;

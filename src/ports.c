@@ -31,6 +31,7 @@ struct port {
 	char name[IF_NAMESIZE];
 	int ifindex, peer, nsid; /* nsid -1: peer in our namespace */
 	bool peer_known, has_ll6;
+	bool up; /* the peer is up: Docker has given it its MAC */
 	uint64_t mac; /* the peer's */
 	u128 ll6;     /* the peer's link-local address */
 	bool used;
@@ -195,6 +196,7 @@ static int bridge_ports(struct ports *p, const char *br, struct link_dump *d)
 static int peer_cb(const struct nlmsghdr *nlh, void *data)
 {
 	const struct nlattr *tb[IFLA_MAX + 1] = {0};
+	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
 	struct port *pt = data;
 	const uint8_t *a;
 	int i;
@@ -210,6 +212,7 @@ static int peer_cb(const struct nlmsghdr *nlh, void *data)
 	for (i = 0; i < 6; i++)
 		pt->mac = (pt->mac << 8) | a[i];
 	pt->peer_known = true;
+	pt->up = ifi->ifi_flags & IFF_UP;
 	return MNL_CB_OK;
 }
 
@@ -285,7 +288,11 @@ static void read_peer(struct ports *p, struct port *pt)
 		pt->ll6 = mac_link_local(pt->mac);
 		pt->has_ll6 = true;
 	}
-	*PUSH(p->cache, p->ncache, p->capcache) = *pt;
+	/* Docker moves the peer into the container's namespace, then sets
+	 * its MAC and addresses, then brings it up: only then is what we
+	 * read the endpoint's for good */
+	if (pt->up)
+		*PUSH(p->cache, p->ncache, p->capcache) = *pt;
 }
 
 /* --- the container's namespace ---------------------------------------------
@@ -342,7 +349,8 @@ static bool bind_net(struct inv_container *c, struct inv_net *n, int nsid,
 	char mac[24];
 
 	for (i = 0; i < nv; i++) {
-		if (!v[i].peer_known)
+		/* a peer not up yet may not have its MAC yet either */
+		if (!v[i].peer_known || !v[i].up)
 			continue;
 		if (nsid >= 0 && v[i].nsid != nsid)
 			continue;
