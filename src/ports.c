@@ -31,7 +31,7 @@ struct port {
 	char name[IF_NAMESIZE];
 	int ifindex, peer, nsid; /* nsid -1: peer in our namespace */
 	bool peer_known, has_ll6;
-	bool up; /* the peer is up: Docker has given it its MAC */
+	bool up;      /* the peer is up: Docker has given it its MAC */
 	uint64_t mac; /* the peer's */
 	u128 ll6;     /* the peer's link-local address */
 	bool used;
@@ -198,8 +198,6 @@ static int peer_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *tb[IFLA_MAX + 1] = {0};
 	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
 	struct port *pt = data;
-	const uint8_t *a;
-	int i;
 
 	if (nlh->nlmsg_type != RTM_NEWLINK ||
 	    mnl_attr_parse(nlh, sizeof(struct ifinfomsg), link_attr, tb) !=
@@ -207,10 +205,7 @@ static int peer_cb(const struct nlmsghdr *nlh, void *data)
 	    !tb[IFLA_ADDRESS] ||
 	    mnl_attr_get_payload_len(tb[IFLA_ADDRESS]) != 6)
 		return MNL_CB_OK;
-	a = mnl_attr_get_payload(tb[IFLA_ADDRESS]);
-	pt->mac = 0;
-	for (i = 0; i < 6; i++)
-		pt->mac = (pt->mac << 8) | a[i];
+	pt->mac = (uint64_t)be_read(mnl_attr_get_payload(tb[IFLA_ADDRESS]), 6);
 	pt->peer_known = true;
 	pt->up = ifi->ifi_flags & IFF_UP;
 	return MNL_CB_OK;
@@ -230,8 +225,6 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	const struct nlattr *tb[IFA_MAX + 1] = {0};
 	const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
 	struct port *pt = data;
-	const uint8_t *a;
-	int i;
 
 	if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET6 ||
 	    (int)ifa->ifa_index != pt->peer ||
@@ -239,10 +232,7 @@ static int addr_cb(const struct nlmsghdr *nlh, void *data)
 	    mnl_attr_parse(nlh, sizeof(*ifa), addr_attr, tb) != MNL_CB_OK ||
 	    !tb[IFA_ADDRESS] || mnl_attr_get_payload_len(tb[IFA_ADDRESS]) != 16)
 		return MNL_CB_OK;
-	a = mnl_attr_get_payload(tb[IFA_ADDRESS]);
-	pt->ll6 = 0;
-	for (i = 0; i < 16; i++)
-		pt->ll6 = (pt->ll6 << 8) | a[i];
+	pt->ll6 = be_read(mnl_attr_get_payload(tb[IFA_ADDRESS]), 16);
 	pt->has_ll6 = true;
 	return MNL_CB_OK;
 }

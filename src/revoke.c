@@ -264,15 +264,11 @@ struct sweep {
 static u128 get_addr(const struct nf_conntrack *ct, int family, int a4, int a6)
 {
 	const uint8_t *p;
-	u128 v = 0;
-	int i;
 
 	if (family == AF_INET)
 		return ntohl(nfct_get_attr_u32(ct, a4));
 	p = nfct_get_attr(ct, a6);
-	for (i = 0; p && i < 16; i++)
-		v = (v << 8) | p[i];
-	return v;
+	return p ? be_read(p, 16) : 0;
 }
 
 static void note_why(struct sweep *s, const char *why)
@@ -576,7 +572,6 @@ struct revoke_addr *revoke_host_addrs(size_t *n)
 	for (i = ifa; i; i = i->ifa_next) {
 		struct revoke_addr *a;
 		const uint8_t *p;
-		int k;
 
 		if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
 				     i->ifa_addr->sa_family != AF_INET6))
@@ -592,9 +587,7 @@ struct revoke_addr *revoke_host_addrs(size_t *n)
 		}
 		p = ((const struct sockaddr_in6 *)(const void *)i->ifa_addr)
 			->sin6_addr.s6_addr;
-		a->addr = 0;
-		for (k = 0; k < 16; k++)
-			a->addr = (a->addr << 8) | p[k];
+		a->addr = be_read(p, 16);
 	}
 	freeifaddrs(ifa);
 	return v;

@@ -170,6 +170,16 @@ void addr_format(int family, u128 a, char *buf, size_t len)
 	inet_ntop(AF_INET6, raw, buf, (socklen_t)len);
 }
 
+u128 be_read(const uint8_t *p, size_t n)
+{
+	u128 v = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
 int addr_parse(const char *s, int *family, u128 *a)
 {
 	unsigned char raw[16];

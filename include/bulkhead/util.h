@@ -38,6 +38,9 @@ void sb_free(struct strbuf *b);
  * or its number in buf. */
 const char *proto_name(unsigned p, char *buf, size_t len);
 
+/* n bytes in network order (n <= 16) as one integer. */
+u128 be_read(const uint8_t *p, size_t n);
+
 /* Addresses are kept as host-order integers: IPv4 in the low 32 bits. */
 void addr_format(int family, u128 a, char *buf, size_t len);
 int addr_parse(const char *s, int *family, u128 *a);
