@@ -3,11 +3,14 @@
  *   kernel-helper POLICY INVENTORY good          apply the whole ruleset
  *   kernel-helper POLICY INVENTORY bad           the same plus an element
  *                                                overlapping an interval
+ *   kernel-helper POLICY INVENTORY long          the same with a set's name
+ *                                                past the kernel's limit
  *   kernel-helper POLICY INVENTORY without NAME  apply without container NAME
  *   kernel-helper POLICY INVENTORY add NAME      apply NAME's arrival delta
  *   kernel-helper POLICY INVENTORY del NAME      apply NAME's leaving delta
  * Prints the kernel error and exits 1 on one; exit 2 on bad arguments. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bulkhead/compile.h"
@@ -65,6 +68,15 @@ int main(int argc, char **argv)
 		e = ir_elem_add(s);
 		*e = s->e[0];
 		e->hi[2] += 10; /* same start, longer port range */
+	}
+	if (!strcmp(argv[3], "long")) {
+		s = ir_set_find(rs, "backend_out4");
+		if (!s)
+			return 2;
+		free(s->name);
+		s->name = xmalloc(301);
+		memset(s->name, 'x', 300);
+		s->name[300] = 0;
 	}
 	kh = kernel_open(err, sizeof(err));
 	if (!kh) {
