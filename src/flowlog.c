@@ -646,3 +646,87 @@ unsigned long flowlog_sink_written(const struct flowlog_sink *s)
 {
 	return s->written;
 }
+
+/* --- accounting ---------------------------------------------------------- */
+
+/* The deny chain's count of denied packets (its last counter) in a
+ * ruleset read back, or -1. */
+static int64_t denied_packets(const struct ir_ruleset *have)
+{
+	const struct ir_chain *c = have ? ir_chain_find(have, "deny") : NULL;
+	int64_t n = -1;
+	size_t i;
+
+	for (i = 0; c && i < c->n; i++)
+		if (c->r[i].counter)
+			n = (int64_t)c->r[i].packets;
+	return n;
+}
+
+void flowlog_account_count(struct flowlog_account *a,
+			   const struct ir_ruleset *have)
+{
+	int64_t n = denied_packets(have);
+	uint64_t denied, logged;
+
+	if (n < 0)
+		return;
+	if (!a->based || (uint64_t)n < a->denied_base) {
+		/* first look, or the table was replaced under us */
+		a->denied_base = a->based ? 0 : (uint64_t)n;
+		a->records_base = a->records;
+		a->based = true;
+	}
+	denied = (uint64_t)n - a->denied_base;
+	logged = a->records - a->records_base;
+	a->suppressed = denied > logged ? (unsigned long)(denied - logged) : 0;
+}
+
+void flowlog_account_restart(struct flowlog_account *a)
+{
+	if (a->based) {
+		a->denied_base = 0;
+		a->records_base = a->records;
+	}
+}
+
+bool flowlog_account_due(const struct flowlog_account *a, time_t now)
+{
+	return now - a->last_summary >= 60;
+}
+
+json_t *flowlog_account_summary(struct flowlog_account *a,
+				const struct flowlog_stats *st, time_t now,
+				const char *ts)
+{
+	json_t *rec;
+
+	if (st->overruns == a->summarized.overruns &&
+	    st->malformed == a->summarized.malformed &&
+	    a->suppressed == a->summarized_supp)
+		return NULL;
+	rec = json_pack(
+	    "{s:s, s:s, s:I, s:I, s:I, s:I}", "ts", ts, "verdict", "summary",
+	    "suppressed",
+	    (json_int_t)(a->suppressed > a->summarized_supp
+			     ? a->suppressed - a->summarized_supp
+			     : 0),
+	    "overruns", (json_int_t)(st->overruns - a->summarized.overruns),
+	    "malformed", (json_int_t)(st->malformed - a->summarized.malformed),
+	    "records", (json_int_t)a->records);
+	a->summarized_supp = a->suppressed;
+	a->summarized = *st;
+	a->last_summary = now;
+	return rec;
+}
+
+void flowlog_time(uint64_t us, char *buf, size_t len)
+{
+	time_t t = (time_t)(us / 1000000u);
+	struct tm tm;
+	size_t n;
+
+	gmtime_r(&t, &tm);
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, len - n, ".%03uZ", (unsigned)(us / 1000 % 1000));
+}

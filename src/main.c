@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "bulkhead/compile.h"
+#include "bulkhead/control.h"
 #include "bulkhead/daemon.h"
 #include "bulkhead/denials.h"
 #include "bulkhead/dns.h"
@@ -279,9 +280,29 @@ static int seconds(const char *name, const char *arg, unsigned *out)
 	return 0;
 }
 
-/* Parses options common to every command; positional arguments are left
- * in o->argc/argv. Returns 0, 1 for --help, or -EINVAL. */
-static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
+/* An option the command does not take, or does not know: said with the
+ * command's name, and its usage. */
+static int unknown_opt(const char *cmd, const char *usage, const char *arg,
+		       bool needs_value)
+{
+	int n = (int)strcspn(arg, "=");
+
+	if (needs_value)
+		fprintf(stderr, "bulkhead %s: option '%.*s' needs a value\n",
+			cmd, n, arg);
+	else
+		fprintf(stderr, "bulkhead %s: unknown option '%.*s'\n", cmd, n,
+			arg);
+	fputs(usage, stderr);
+	return -EINVAL;
+}
+
+/* Parses the options of command cmd, which takes those whose letters
+ * (the val of each in lo below) are in takes, and --help; any other is
+ * refused. Positional arguments are left in o->argc/argv. Returns 0, 1
+ * for --help, or -EINVAL. */
+static int parse_opts(int argc, char **argv, struct opts *o, const char *cmd,
+		      const char *usage, const char *takes)
 {
 	static const struct option lo[] = {
 	    {"policy", required_argument, NULL, 'p'},
@@ -312,11 +333,26 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	int c;
+	char name[32];
+	int c, li = -1;
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+p:i:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:p:i:h", lo, &li)) != -1) {
+		if (c == ':')
+			return unknown_opt(cmd, usage, argv[optind - 1], true);
+		if (c == '?')
+			return unknown_opt(cmd, usage, argv[optind - 1], false);
+		if (c != 'h' && !strchr(takes, c)) {
+			/* a known option, and its value, read already */
+			if (li >= 0)
+				snprintf(name, sizeof(name), "--%s",
+					 lo[li].name);
+			else
+				snprintf(name, sizeof(name), "-%c", c);
+			return unknown_opt(cmd, usage, name, false);
+		}
+		li = -1;
 		switch (c) {
 		case 'p':
 			o->policy = optarg;
@@ -405,13 +441,6 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 		case 'h':
 			fputs(usage, stdout);
 			return 1;
-		default:
-			fprintf(stderr,
-				"bulkhead: unknown or incomplete "
-				"option '%s'\n",
-				argv[optind - 1]);
-			fputs(usage, stderr);
-			return -EINVAL;
 		}
 	}
 	o->argc = argc - optind;
@@ -536,7 +565,7 @@ static int cmd_check(int argc, char **argv)
 	struct job j = {0};
 	int r, ret;
 
-	r = parse_opts(argc, argv, &j.o, usage_check);
+	r = parse_opts(argc, argv, &j.o, "check", usage_check, "pi");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc)
@@ -565,7 +594,7 @@ static int cmd_plan(int argc, char **argv)
 	double t = phase(NULL, 0);
 	int r, ret;
 
-	r = parse_opts(argc, argv, &j.o, usage_plan);
+	r = parse_opts(argc, argv, &j.o, "plan", usage_plan, "pifaFrdD");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc)
@@ -608,8 +637,8 @@ static json_t *ask_daemon(const struct opts *o, json_t *req)
 	char *q = json_dumps(req, JSON_COMPACT), *reply = NULL, err[600];
 	json_t *rep = NULL;
 
-	if (daemon_request(o->control ? o->control : DAEMON_CONTROL, q, &reply,
-			   err, sizeof(err)))
+	if (control_request(o->control ? o->control : DAEMON_CONTROL, q, &reply,
+			    err, sizeof(err)))
 		fprintf(stderr, "bulkhead: %s\n", err);
 	else if (!(rep = json_loads(reply, 0, NULL)))
 		fprintf(stderr, "bulkhead: the daemon's answer is not JSON\n");
@@ -660,7 +689,7 @@ static int cmd_trace(int argc, char **argv)
 	struct job j = {0};
 	int r, ret;
 
-	r = parse_opts(argc, argv, &j.o, usage_trace);
+	r = parse_opts(argc, argv, &j.o, "trace", usage_trace, "piC");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc != 3)
@@ -873,7 +902,7 @@ static int cmd_diff(int argc, char **argv)
 	char err[512];
 	int r, ret;
 
-	r = parse_opts(argc, argv, &j.o, usage_diff);
+	r = parse_opts(argc, argv, &j.o, "diff", usage_diff, "piaxFrdD");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc)
@@ -1008,7 +1037,7 @@ static int cmd_apply(int argc, char **argv)
 	double t = phase(NULL, 0);
 	int r, ret;
 
-	r = parse_opts(argc, argv, &j.o, usage_apply);
+	r = parse_opts(argc, argv, &j.o, "apply", usage_apply, "piaRFrdD");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc)
@@ -1034,7 +1063,7 @@ static int cmd_flush(int argc, char **argv)
 	char err[512];
 	int r;
 
-	r = parse_opts(argc, argv, &j.o, usage_flush);
+	r = parse_opts(argc, argv, &j.o, "flush", usage_flush, "");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc)
@@ -1052,7 +1081,7 @@ static int cmd_run(int argc, char **argv)
 	struct opts o = {0};
 	struct daemon_opts d = {0};
 	char err[600];
-	int r = parse_opts(argc, argv, &o, usage_run);
+	int r = parse_opts(argc, argv, &o, "run", usage_run, "pDaLCGSUdTX");
 
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
@@ -1087,164 +1116,12 @@ static int cmd_run(int argc, char **argv)
 	return r;
 }
 
-static void print_status(json_t *st)
-{
-	json_t *svcs = json_object_get(st, "services"), *v, *c, *n;
-	json_t *lat = json_object_get(st, "start_to_commit");
-	const char *name, *s;
-	size_t i, k;
-
-	printf("daemon: policy %s (%s), docker %s",
-	       json_string_value(json_object_get(st, "policy")),
-	       json_string_value(json_object_get(st, "mode")),
-	       json_string_value(json_object_get(st, "docker")));
-	if ((s = json_string_value(json_object_get(st, "api"))) && *s)
-		printf(" (API %s)", s);
-	if ((s = json_string_value(json_object_get(st, "docker_error"))))
-		printf(": %s", s);
-	if ((s = json_string_value(json_object_get(st, "last_sync"))))
-		printf("\nlast sync: %s (%lld s ago)", s,
-		       (long long)json_integer_value(
-			   json_object_get(st, "last_sync_age_s")));
-	else
-		printf("\nlast sync: never");
-	printf("\nevents %lld, deltas %lld, resyncs %lld, errors %lld",
-	       (long long)json_integer_value(json_object_get(st, "events")),
-	       (long long)json_integer_value(json_object_get(st, "deltas")),
-	       (long long)json_integer_value(json_object_get(st, "resyncs")),
-	       (long long)json_integer_value(json_object_get(st, "errors")));
-	if ((s = json_string_value(json_object_get(st, "last_error"))))
-		printf(" (last: %s)", s);
-	printf(
-	    "\nrevoked %lld flows in %lld sweeps (the last took %.1f ms)",
-	    (long long)json_integer_value(json_object_get(st, "revoked_flows")),
-	    (long long)json_integer_value(
-		json_object_get(st, "revocation_sweeps")),
-	    json_real_value(json_object_get(st, "last_sweep_ms")));
-	if ((v = json_object_get(st, "last_restore")))
-		printf("\nrestored %lld times after another process changed "
-		       "our table (last %s: %s)",
-		       (long long)json_integer_value(
-			   json_object_get(st, "restores")),
-		       json_string_value(json_object_get(v, "at")),
-		       json_string_value(json_object_get(v, "why")));
-	if (json_object_get(st, "kernel_elements"))
-		printf("\nkernel: table inet bulkhead, %lld elements in %lld "
-		       "sets",
-		       (long long)json_integer_value(
-			   json_object_get(st, "kernel_elements")),
-		       (long long)json_integer_value(
-			   json_object_get(st, "kernel_sets")));
-	else
-		printf("\nkernel: %s",
-		       json_string_value(json_object_get(st, "kernel_error")));
-	if (json_object_get(lat, "n"))
-		printf("\ncontainer start to committed: median %.0f us, p99 "
-		       "%.0f us (last %lld starts, %lld placed before their "
-		       "start event)",
-		       json_real_value(json_object_get(lat, "median_us")),
-		       json_real_value(json_object_get(lat, "p99_us")),
-		       (long long)json_integer_value(json_object_get(lat, "n")),
-		       (long long)json_integer_value(
-			   json_object_get(lat, "placed_before_start")));
-	lat = json_object_get(st, "start_to_bound");
-	if (json_object_get(lat, "n"))
-		printf(
-		    "\ncontainer start to bound to its bridge port: median "
-		    "%.0f us, p99 %.0f us (last %lld)",
-		    json_real_value(json_object_get(lat, "median_us")),
-		    json_real_value(json_object_get(lat, "p99_us")),
-		    (long long)json_integer_value(json_object_get(lat, "n")));
-	lat = json_object_get(st, "connect_to_commit");
-	if (json_object_get(lat, "n"))
-		printf(
-		    "\nnetwork connect to committed: median %.0f us, p99 "
-		    "%.0f us; from Docker's answer: median %.0f us, p99 "
-		    "%.0f us (last %lld)",
-		    json_real_value(json_object_get(lat, "median_us")),
-		    json_real_value(json_object_get(lat, "p99_us")),
-		    json_real_value(json_object_get(lat, "own_median_us")),
-		    json_real_value(json_object_get(lat, "own_p99_us")),
-		    (long long)json_integer_value(json_object_get(lat, "n")));
-	if ((v = json_object_get(st, "denied_flows")))
-		printf("\ndenied flows: %lld records to %s (%lld more "
-		       "held back by the rate limit, %lld NFLOG "
-		       "overruns, %lld malformed)",
-		       (long long)json_integer_value(
-			   json_object_get(v, "records")),
-		       json_string_value(json_object_get(v, "log")),
-		       (long long)json_integer_value(
-			   json_object_get(v, "suppressed")),
-		       (long long)json_integer_value(
-			   json_object_get(v, "overruns")),
-		       (long long)json_integer_value(
-			   json_object_get(v, "malformed")));
-	printf("\nservices:\n");
-	json_object_foreach(svcs, name, v)
-	{
-		printf("  %s: %zu container%s\n", name, json_array_size(v),
-		       json_array_size(v) == 1 ? "" : "s");
-		json_array_foreach(v, i, c)
-		{
-			printf("    %-24s",
-			       json_string_value(json_object_get(c, "name")));
-			json_array_foreach(json_object_get(c, "addresses"), k,
-					   n)
-			{
-				printf(" %s", json_string_value(json_object_get(
-						  n, "network")));
-				if ((s = json_string_value(
-					 json_object_get(n, "ipv4"))))
-					printf(" %s", s);
-				if ((s = json_string_value(
-					 json_object_get(n, "ipv6"))))
-					printf(" %s", s);
-			}
-			printf("\n");
-		}
-	}
-	if (json_array_size(json_object_get(st, "fqdn")))
-		printf("fqdn peers:\n");
-	json_array_foreach(json_object_get(st, "fqdn"), i, c)
-	{
-		printf("  %-30s %-7s",
-		       json_string_value(json_object_get(c, "name")),
-		       json_string_value(json_object_get(c, "state")));
-		json_array_foreach(json_object_get(c, "addresses"), k, n)
-		    printf(" %s", json_string_value(n));
-		if (json_object_get(c, "ttl_s"))
-			printf(" (ttl %lld s, asked again in %lld s)",
-			       (long long)json_integer_value(
-				   json_object_get(c, "ttl_s")),
-			       (long long)json_integer_value(
-				   json_object_get(c, "next_ask_in_s")));
-		if ((s = json_string_value(json_object_get(c, "error"))))
-			printf("\n    DNS failing for %lld s: %s%s",
-			       (long long)json_integer_value(
-				   json_object_get(c, "failing_for_s")),
-			       s,
-			       json_array_size(json_object_get(c, "addresses"))
-				   ? " (the last good addresses stay)"
-				   : "");
-		printf("\n");
-	}
-	if (json_array_size(json_object_get(st, "warnings"))) {
-		printf("warnings:\n");
-		print_strings(json_object_get(st, "warnings"), stdout, "  ");
-	}
-	v = json_object_get(st, "unplaced");
-	if (json_array_size(v))
-		printf("unplaced (denied unless settings.unmatched allows):\n");
-	json_array_foreach(v, i, c) printf(
-	    "  %-26s %s\n", json_string_value(json_object_get(c, "name")),
-	    json_string_value(json_object_get(c, "why")));
-}
-
 static int cmd_status(int argc, char **argv)
 {
 	struct opts o = {0};
+	struct control_status st = {0};
 	json_t *rep;
-	int r = parse_opts(argc, argv, &o, usage_status);
+	int r = parse_opts(argc, argv, &o, "status", usage_status, "Cj");
 
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
@@ -1253,9 +1130,13 @@ static int cmd_status(int argc, char **argv)
 	rep = ask_daemon(&o, json_pack("{s:s}", "cmd", "status"));
 	if (rep && o.json)
 		json_dumpf(rep, stdout, JSON_INDENT(2)), putchar('\n');
+	else if (rep && !control_status_parse(rep, &st))
+		control_status_print(&st, stdout);
 	else if (rep)
-		print_status(rep);
-	r = rep ? 0 : EXIT_FAILURE;
+		fprintf(stderr,
+			"bulkhead: the daemon's answer is not a status\n");
+	r = rep && (o.json || st.policy) ? 0 : EXIT_FAILURE;
+	control_status_free(&st);
 	json_decref(rep);
 	opts_free(&o);
 	return r;
@@ -1326,7 +1207,9 @@ static int cmd_denials(int argc, char **argv)
 	struct timespec ts;
 	const char *log;
 	FILE *f = NULL;
-	int r = parse_opts(argc, argv, &o, usage_denials), i;
+	int r = parse_opts(argc, argv, &o, "denials", usage_denials,
+			   "Lsecjmgpw"),
+	    i;
 
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
@@ -1436,7 +1319,7 @@ static int cmd_graph(int argc, char **argv)
 	size_t i;
 	int r, ret;
 
-	r = parse_opts(argc, argv, &j.o, usage_graph);
+	r = parse_opts(argc, argv, &j.o, "graph", usage_graph, "pin");
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (j.o.argc)
@@ -1477,7 +1360,7 @@ static int cmd_reload(int argc, char **argv)
 {
 	struct opts o = {0};
 	json_t *rep;
-	int r = parse_opts(argc, argv, &o, usage_reload);
+	int r = parse_opts(argc, argv, &o, "reload", usage_reload, "C");
 
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;

@@ -1,7 +1,8 @@
 /* The daemon: one epoll loop that follows Docker, keeps the kernel on the
- * policy (a delta per container event, a full resync after any gap) and
- * answers the control socket. Its state is one struct, passed around;
- * it never flushes our table and never touches anyone else's. */
+ * policy (through sync: a delta per container event, a full resync after
+ * any gap) and answers the control socket (control). Its state is one
+ * struct, passed around; it never flushes our table and never touches
+ * anyone else's. */
 #ifndef BULKHEAD_DAEMON_H
 #define BULKHEAD_DAEMON_H
 
@@ -27,16 +28,9 @@ struct daemon_opts {
 
 #define DAEMON_LOG_MAX (64u << 20)
 #define DAEMON_LOG_KEEP 5
-#define DAEMON_GONE_S 300 /* records still name containers gone this long */
 
 /* Runs until SIGTERM or SIGINT (0; rules stay in place). Returns 2 when
  * the policy does not load at start, 1 on a runtime failure. */
 int daemon_run(const struct daemon_opts *o);
-
-/* The client side of the control socket: sends one JSON request and
- * returns the daemon's JSON reply in *reply (the caller frees it).
- * 0 or a negative errno, with a message in err. */
-int daemon_request(const char *control, const char *request, char **reply,
-		   char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -81,6 +82,39 @@ const struct flowlog_stats *flowlog_stats(const struct flowlog *fl);
  * decodes each, counts it in st, hands ours to cb. */
 void flowlog_feed(struct flowlog_stats *st, const void *buf, size_t len,
 		  flowlog_fn cb, void *ctx);
+
+/* --- accounting -------------------------------------------------------- */
+
+/* What the records cannot say themselves, counted: the deny chain's
+ * count of denied packets since a base, less the records written since
+ * then, is what the rate limit kept out of the log. */
+struct flowlog_account {
+	unsigned long records; /* written */
+	unsigned long records_base, suppressed, summarized_supp;
+	uint64_t denied_base;
+	bool based;
+	struct flowlog_stats summarized; /* as the last summary said */
+	time_t last_summary;
+};
+
+/* Brings suppressed up to date from the deny chain's counter in have
+ * (our table read back; NULL or without it: nothing is learnt). The
+ * first look sets the base. */
+void flowlog_account_count(struct flowlog_account *a,
+			   const struct ir_ruleset *have);
+/* Our table was replaced whole: its deny counter counts from zero. */
+void flowlog_account_restart(struct flowlog_account *a);
+/* Whether a summary may be written at now: at most once a minute. */
+bool flowlog_account_due(const struct flowlog_account *a, time_t now);
+/* The summary record (ts: its time) of what changed since the last one
+ * (the kernel's overruns, malformed messages, records held back), or
+ * NULL when nothing did. The caller writes and frees it. */
+json_t *flowlog_account_summary(struct flowlog_account *a,
+				const struct flowlog_stats *st, time_t now,
+				const char *ts);
+/* A wall-clock time in microseconds as the records write it (ISO 8601,
+ * UTC, milliseconds). */
+void flowlog_time(uint64_t us, char *buf, size_t len);
 
 /* --- the sink ---------------------------------------------------------- */
 

@@ -44,6 +44,36 @@ for c in check plan trace apply diff run status reload denials graph flush; do
 	cmp -s "$tmp/h" "$tmp/m" || { diff "$tmp/h" "$tmp/m"; fail "$c: --help and the manual's synopsis disagree"; }
 	grep -q "^\.B $c\$" scripts/man/bulkhead.8 || fail "$c: no section in the manual"
 done
+# each command refuses every option it does not take (exit 2, the option
+# named), and takes every option its --help names
+all_cmds="check plan trace apply diff run status reload denials graph flush"
+for c in $all_cmds; do opts_help "$c"; done | sort -u >"$tmp/all"
+[ "$(wc -l <"$tmp/all")" -ge 20 ] || fail "too few options found in --help: $(cat "$tmp/all")"
+refused=0
+for c in $all_cmds; do
+	opts_help "$c" >"$tmp/h"
+	while read -r o; do
+		if grep -qx -- "$o" "$tmp/h"; then
+			set +e
+			"$B" "$c" "$o" x </dev/null >/dev/null 2>"$tmp/err" &
+			pid=$!
+			sleep 0.05
+			kill "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			set -e
+			! grep -q "unknown option" "$tmp/err" || { cat "$tmp/err"; fail "$c refuses $o, which its --help names"; }
+		else
+			expect 2 "$B" "$c" "$o" x
+			grep -q "^bulkhead $c: unknown option '$o'\$" "$tmp/err" || { cat "$tmp/err"; fail "$c $o: the option is not named"; }
+			[ ! -s "$tmp/out" ] || fail "$c $o: output on stdout"
+			refused=$((refused + 1))
+		fi
+	done <"$tmp/all"
+done
+expect 2 "$B" plan -p policies/three-tier.yaml --format
+grep -q "^bulkhead plan: option '--format' needs a value\$" "$tmp/err" || fail "a missing value is not said"
+echo "ok: every command refuses the options it does not take ($refused refusals checked) and takes those its --help names"
+
 complete_words() { # the words typed so far: what completion offers
 	bash -c '. scripts/completion/bulkhead.bash; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bulkhead; printf "%s\n" "${COMPREPLY[@]}"' _ "$@"
 }

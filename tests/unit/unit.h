@@ -16,6 +16,8 @@ Suite *docker_suite(void);
 Suite *flowlog_suite(void);
 Suite *fqdn_suite(void);
 Suite *revoke_suite(void);
+Suite *sync_suite(void);
+Suite *control_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);

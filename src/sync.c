@@ -1,0 +1,1027 @@
+/* Placement and convergence. Each container event becomes one delta
+ * batch, taken out and put in again as Docker says it is now; a gap in
+ * what Docker told us asks for a full converge. Events are handled one
+ * at a time, in order: a container's start and its connect can never be
+ * applied the wrong way round. Commits go through the caller's
+ * callbacks; nothing here does I/O. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "bulkhead/sync.h"
+
+#define EARLY_N 64u
+#define BIND_FIRST_MS 5u
+#define BIND_LAST_MS 1280u
+
+struct pending {
+	struct docker_event ev;
+	double t_read;	/* monotonic ms when its line was read */
+	double t_reply; /* ... and when Docker's (last) answer came */
+	bool listed;	/* CONNECT: the list entry is in, the network next */
+};
+
+/* A container placed when it joined a network, before its start event:
+ * when that was committed, and what bulkhead itself took. */
+struct early {
+	char id[DOCKER_ID_MAX + 1];
+	double t_commit, own_us;
+};
+
+struct sync {
+	struct sync_ops ops;
+	struct compile_opts co;
+	struct compile_fqdn *fql; /* co.fqdn */
+	struct policy *p;
+	struct compiler *cc;
+	struct inventory *inv;
+	struct ir_ruleset *rs; /* the last full compile: sets for deltas */
+	bool rs_stale;	       /* deltas committed since: rs lacks them */
+	struct ports *ports;
+	struct docker *dk;
+	struct trace_index *ix; /* NULL when the inventory or policy moved */
+	/* containers gone lately, so that a record still names them */
+	struct inventory *gone;
+	time_t *gone_at;
+	size_t capgone;
+	/* addresses given up since the last revocation, and whose */
+	struct gone_addr {
+		char *id;
+		struct revoke_addr a;
+	} * gone_addrs;
+	size_t ngone_addrs, capgone_addrs;
+	bool revoke_wanted, resync_wanted, garbage_logged;
+	/* containers placed at their connect, before Docker moved their
+	 * veth's peer into their namespace: bound a moment later */
+	char **unbound;
+	size_t nunbound, capunbound;
+	unsigned bind_ms;
+	struct pending *q;
+	size_t qhead, qn, qcap;
+	char *path;	      /* what sync_next asked for */
+	struct strbuf listed; /* a CONNECT's list entry, while it waits */
+	char *last_diags;
+	struct early early[EARLY_N];
+	size_t earlypos;
+	struct sync_stats st;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void say(struct sync *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(struct sync *s, const char *fmt, ...)
+{
+	char *line;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&line, fmt, ap) < 0)
+		line = NULL;
+	va_end(ap);
+	if (line)
+		s->ops.say(s->ops.ctx, line);
+	free(line);
+}
+
+static void fail(struct sync *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void fail(struct sync *s, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->ops.fail(s->ops.ctx, msg);
+}
+
+struct sync *sync_new(struct policy *p, const struct compile_opts *co,
+		      struct ports *ports, struct docker *dk,
+		      const struct sync_ops *ops)
+{
+	struct sync *s = xcalloc(1, sizeof(*s));
+
+	s->ops = *ops;
+	s->co = *co;
+	s->p = p;
+	s->cc = compiler_new(p, &s->co);
+	s->ports = ports;
+	s->dk = dk;
+	s->inv = inventory_new();
+	s->gone = inventory_new();
+	return s;
+}
+
+void sync_free(struct sync *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	for (i = 0; i < s->ngone_addrs; i++)
+		free(s->gone_addrs[i].id);
+	free(s->gone_addrs);
+	for (i = 0; i < s->nunbound; i++)
+		free(s->unbound[i]);
+	free(s->unbound);
+	trace_index_free(s->ix);
+	sb_free(&s->listed);
+	inventory_free(s->gone);
+	free(s->gone_at);
+	ir_free(s->rs);
+	inventory_free(s->inv);
+	compiler_free(s->cc);
+	policy_free(s->p);
+	free(s->fql);
+	free(s->q);
+	free(s->path);
+	free(s->last_diags);
+	free(s);
+}
+
+/* --- latencies ---------------------------------------------------------- */
+
+static void lat_add(struct sync_lat *l, double us, double own_us)
+{
+	l->v[l->pos] = us;
+	l->own[l->pos] = own_us;
+	l->pos = (l->pos + 1) % SYNC_LAT_N;
+	if (l->n < SYNC_LAT_N)
+		l->n++;
+}
+
+/* A start or connect handled. A start whose container a connect placed
+ * already counts the time from its read to that commit, zero when the
+ * commit came first (the usual case: Docker sends the connect while it
+ * creates the process, the start once it runs). */
+static void lat_record(struct sync *s, const struct pending *pe, bool committed)
+{
+	double now = now_ms();
+	size_t i;
+
+	if (pe->ev.kind == DEV_CONNECT) {
+		struct early *e;
+
+		if (!committed)
+			return;
+		for (i = 0; i < EARLY_N; i++)
+			if (!strcmp(s->early[i].id, pe->ev.id))
+				s->early[i].id[0] = 0;
+		e = &s->early[s->earlypos++ % EARLY_N];
+		lat_add(&s->st.connect, (now - pe->t_read) * 1e3,
+			(now - pe->t_reply) * 1e3);
+		snprintf(e->id, sizeof(e->id), "%s", pe->ev.id);
+		e->t_commit = now;
+		e->own_us = (now - pe->t_reply) * 1e3;
+		return;
+	}
+	if (!committed)
+		for (i = 0; i < EARLY_N; i++) {
+			struct early *e = &s->early[i];
+			double us = (e->t_commit - pe->t_read) * 1e3;
+
+			if (strcmp(e->id, pe->ev.id))
+				continue;
+			e->id[0] = 0;
+			s->st.before_start += us <= 0;
+			lat_add(&s->st.start, us > 0 ? us : 0, e->own_us);
+			return;
+		}
+	lat_add(&s->st.start, (now - pe->t_read) * 1e3,
+		(now - pe->t_reply) * 1e3);
+}
+
+/* The policy is placed at the network connect; the port is bound at
+ * the start, as Docker moves the veth's peer into the container's
+ * namespace then: the two latencies are kept apart. */
+static void record_latency(struct sync *s, const struct pending *pe,
+			   const struct ir_delta *delta)
+{
+	size_t i, policy = 0, identity = 0;
+
+	for (i = 0; i < delta->n; i++) {
+		if (s->rs->sets[delta->v[i].set].family == IRF_BRIDGE)
+			identity++;
+		else
+			policy++;
+	}
+	lat_record(s, pe, policy > 0);
+	if (identity && pe->ev.kind == DEV_START)
+		lat_add(&s->st.bound, (now_ms() - pe->t_read) * 1e3,
+			(now_ms() - pe->t_reply) * 1e3);
+}
+
+/* --- placing containers ------------------------------------------------ */
+
+static const char *svc_name(const struct sync *s, const struct inv_container *c)
+{
+	long a, b, i = compiler_assign(s->cc, c, &a, &b);
+
+	return i >= 0		       ? s->p->services[i].name
+	       : i == COMPILE_CONFLICT ? "(two services: denied)"
+				       : "(no service)";
+}
+
+static void where(const struct inv_container *c, struct strbuf *sb)
+{
+	size_t i;
+	char a[64];
+
+	for (i = 0; i < c->nnets; i++) {
+		sb_printf(sb, " %s", c->nets[i].name);
+		if (c->nets[i].has4) {
+			addr_format(AF_INET, c->nets[i].ip4, a, sizeof(a));
+			sb_printf(sb, " %s", a);
+		}
+		if (c->nets[i].has6) {
+			addr_format(AF_INET6, c->nets[i].ip6, a, sizeof(a));
+			sb_printf(sb, " %s", a);
+		}
+	}
+}
+
+/* The inventory or policy changed: the addresses' index is stale. */
+static void inv_changed(struct sync *s)
+{
+	trace_index_free(s->ix);
+	s->ix = NULL;
+}
+
+static void gone_addr(struct sync *s, const char *id, int family, u128 addr)
+{
+	*PUSH(s->gone_addrs, s->ngone_addrs, s->capgone_addrs) =
+	    (struct gone_addr){xstrdup(id), {family, addr}};
+}
+
+/* Takes container idx out of the inventory, its leaving into delta. */
+static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
+{
+	time_t now = time(NULL);
+	size_t i;
+
+	if (compile_delta(s->cc, s->inv, idx, false, delta))
+		s->resync_wanted = true;
+	/* its addresses may go to another container: its flows end */
+	for (i = 0; i < s->inv->c[idx].nnets; i++) {
+		const struct inv_net *n = &s->inv->c[idx].nets[i];
+
+		if (n->has4)
+			gone_addr(s, s->inv->c[idx].id, AF_INET, n->ip4);
+		if (n->has6)
+			gone_addr(s, s->inv->c[idx].id, AF_INET6, n->ip6);
+	}
+	for (i = 0; i < s->gone->n; i++)
+		if (now - s->gone_at[i] > SYNC_GONE_S) {
+			inventory_remove(s->gone, i);
+			s->gone_at[i] = s->gone_at[s->gone->n];
+			i--;
+		}
+	grow(&s->gone_at, &s->capgone, s->gone->n + 1, sizeof(*s->gone_at));
+	s->gone_at[s->gone->n] = now;
+	inventory_move(s->gone, s->inv, idx);
+	inv_changed(s);
+}
+
+/* An address that a new container holds was another's: that one is gone
+ * (its die event is late or lost), and its rights must not pass on. */
+static void drop_stale(struct sync *s, const struct inv_container *c,
+		       struct ir_delta *delta)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < s->inv->n; i++) {
+		const struct inv_container *o = &s->inv->c[i];
+		bool clash = false;
+
+		for (j = 0; j < c->nnets && !clash; j++)
+			for (k = 0; k < o->nnets && !clash; k++) {
+				const struct inv_net *a = &c->nets[j],
+						     *b = &o->nets[k];
+
+				clash =
+				    !strcmp(a->bridge, b->bridge) &&
+				    ((a->has4 && b->has4 && a->ip4 == b->ip4) ||
+				     (a->has6 && b->has6 && a->ip6 == b->ip6));
+			}
+		if (!clash)
+			continue;
+		say(s,
+		    "container %s holds an address of %s, which is gone: "
+		    "removing %s",
+		    c->name, o->name, o->name);
+		take_out(s, i--, delta);
+	}
+}
+
+static bool commit(struct sync *s, struct ir_delta *delta)
+{
+	char err[512];
+	size_t i;
+
+	ir_delta_cancel(s->rs, delta);
+	if (!delta->n)
+		return true;
+	if (s->ops.apply(s->ops.ctx, s->rs, delta, err, sizeof(err))) {
+		fail(s, "kernel: %s; resyncing", err);
+		s->resync_wanted = true;
+		return false;
+	}
+	s->st.deltas++;
+	s->rs_stale = true;
+	for (i = 0; i < delta->n; i++)
+		s->revoke_wanted |= !delta->v[i].add;
+	return true;
+}
+
+const struct ir_ruleset *sync_wanted(struct sync *s)
+{
+	struct diags dg = {0};
+	struct ir_ruleset *rs;
+
+	if (!s->rs_stale || !s->rs)
+		return s->rs;
+	rs = compile_ruleset(s->cc, s->inv, "docker", &dg);
+	diags_free(&dg);
+	if (rs) {
+		ir_free(s->rs);
+		s->rs = rs;
+		s->rs_stale = false;
+	}
+	return s->rs;
+}
+
+static size_t changes(const struct ir_delta *delta, bool add)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < delta->n; i++)
+		n += delta->v[i].add == add;
+	return n;
+}
+
+/* Whether a network of c that the policy manages has no port bound. */
+static bool needs_port(const struct sync *s, const struct inv_container *c)
+{
+	size_t j;
+
+	if (!s->ports)
+		return false;
+	for (j = 0; j < c->nnets; j++)
+		if (!c->nets[j].port && (c->nets[j].has_mac || c->sandbox) &&
+		    compiler_net_managed(s->cc, s->inv, c->nets[j].name))
+			return true;
+	return false;
+}
+
+static void bind_later(struct sync *s, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < s->nunbound && strcmp(s->unbound[i], id); i++)
+		;
+	if (i == s->nunbound)
+		*PUSH(s->unbound, s->nunbound, s->capunbound) = xstrdup(id);
+	/* from the start again: a start may come late after its connect */
+	s->bind_ms = BIND_FIRST_MS;
+	s->ops.bind_in(s->ops.ctx, s->bind_ms);
+}
+
+static bool bport_in(const struct inv_bport *v, size_t n,
+		     const struct inv_bport *b)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(v[i].bridge, b->bridge) &&
+		    !strcmp(v[i].port, b->port))
+			return true;
+	return false;
+}
+
+/* The unbound ports of c's bridges as the kernel shows them now, their
+ * id_ports elements into delta: a port Docker has just made for a
+ * container not bound yet passes nothing from its first frame; one
+ * bound since, or gone, leaves (a binding's own element cancels). */
+static void sync_bports(struct sync *s, const struct inv_container *c,
+			struct ir_delta *delta)
+{
+	struct inventory *inv = s->inv;
+	struct inv_bport *old;
+	size_t nold = inv->nbports, i, j;
+
+	if (!s->ports)
+		return;
+	old = xcalloc(inv->nbports + 1, sizeof(*old));
+	for (i = 0; i < nold; i++) {
+		old[i].bridge = xstrdup(inv->bports[i].bridge);
+		old[i].port = xstrdup(inv->bports[i].port);
+	}
+	for (j = 0; j < c->nnets; j++)
+		if (ports_refresh_unbound(s->ports, inv, c->nets[j].bridge))
+			s->resync_wanted = true;
+	/* a container gone: its ports go with it (Docker deletes the veth
+	 * just after the event), they are nobody's to police */
+	if (inventory_index(inv, c->id) < 0)
+		for (i = 0; i < inv->nbports; i++)
+			for (j = 0; j < c->nnets; j++)
+				if (c->nets[j].port &&
+				    !strcmp(c->nets[j].port,
+					    inv->bports[i].port)) {
+					free(inv->bports[i].bridge);
+					free(inv->bports[i].port);
+					inv->bports[i--] =
+					    inv->bports[--inv->nbports];
+					break;
+				}
+	for (i = 0; i < nold; i++)
+		if (!bport_in(inv->bports, inv->nbports, &old[i]))
+			compile_bport(s->cc, inv, old[i].bridge, old[i].port,
+				      false, delta);
+	for (i = 0; i < inv->nbports; i++)
+		if (!bport_in(old, nold, &inv->bports[i]))
+			compile_bport(s->cc, inv, inv->bports[i].bridge,
+				      inv->bports[i].port, true, delta);
+	for (i = 0; i < nold; i++) {
+		free(old[i].bridge);
+		free(old[i].port);
+	}
+	free(old);
+}
+
+static int bind_container(struct sync *s, struct inv_container *c,
+			  struct diags *dg)
+{
+	return s->ports ? ports_bind_container(s->ports, c, dg) : 0;
+}
+
+/* Binds the containers still waiting for their ports: each one's
+ * elements without the port out, with it in (what is the same cancels:
+ * its identity elements remain), in one batch. Asks again, later each
+ * time, for those the kernel does not show yet; the start's inspect
+ * binds the rest. */
+void sync_bind(struct sync *s)
+{
+	struct ir_delta delta = {0};
+	size_t i, n = 0;
+	long idx;
+
+	for (i = 0; i < s->nunbound; i++) {
+		struct diags dg = {0};
+		struct inv_container *c;
+
+		idx = inventory_index(s->inv, s->unbound[i]);
+		if (idx < 0) {
+			free(s->unbound[i]);
+			continue;
+		}
+		c = &s->inv->c[idx];
+		if (compile_delta(s->cc, s->inv, (size_t)idx, false, &delta) ||
+		    bind_container(s, c, &dg) < 0 ||
+		    compile_delta(s->cc, s->inv, (size_t)idx, true, &delta))
+			s->resync_wanted = true;
+		diags_free(&dg);
+		sync_bports(s, c, &delta);
+		if (needs_port(s, c))
+			s->unbound[n++] = s->unbound[i];
+		else
+			free(s->unbound[i]);
+	}
+	s->nunbound = n;
+	if (commit(s, &delta) && delta.n)
+		say(s, "bound %zu elements to bridge ports", delta.n);
+	ir_delta_free(&delta);
+	s->bind_ms *= 2;
+	if (!n || s->bind_ms > BIND_LAST_MS) {
+		for (i = 0; i < n; i++) {
+			idx = inventory_index(s->inv, s->unbound[i]);
+			if (idx >= 0)
+				say(s,
+				    "warning: %s: the kernel shows no bridge "
+				    "port of it yet: nothing from it passes "
+				    "until it is bound; resyncing",
+				    s->inv->c[idx].name);
+			free(s->unbound[i]);
+		}
+		/* a full sync binds every container from scratch */
+		if (n)
+			s->resync_wanted = true;
+		s->nunbound = 0;
+		s->bind_ms = 0;
+		return;
+	}
+	s->ops.bind_in(s->ops.ctx, s->bind_ms);
+}
+
+/* The container with this id is as Docker says: scratch holds it, or
+ * nothing when it no longer runs. */
+static void place(struct sync *s, const char *id, struct inventory *scratch,
+		  const struct pending *pe)
+{
+	struct ir_delta delta = {0};
+	struct strbuf sb = {0};
+	long old = inventory_index(s->inv, id), now;
+	char *name = NULL;
+	size_t i;
+
+	if (old >= 0) {
+		name = xstrdup(s->inv->c[old].name);
+		take_out(s, (size_t)old, &delta);
+	}
+	if (scratch->n) {
+		struct diags dg = {0};
+
+		/* its frames pass the bridge table only once bound */
+		if (bind_container(s, &scratch->c[0], &dg) < 0)
+			s->resync_wanted = true;
+		for (i = 0; i < dg.n; i++)
+			say(s, "warning: %s: %s", dg.v[i].file, dg.v[i].msg);
+		diags_free(&dg);
+		drop_stale(s, &scratch->c[0], &delta);
+		inventory_move(s->inv, scratch, 0);
+		inv_changed(s);
+		if (compile_delta(s->cc, s->inv, s->inv->n - 1, true, &delta))
+			s->resync_wanted = true;
+	}
+	/* the bridges it was and is on: their ports nobody is bound to */
+	if (old >= 0 && s->gone->n)
+		sync_bports(s, &s->gone->c[s->gone->n - 1], &delta);
+	if (inventory_index(s->inv, id) >= 0)
+		sync_bports(s, &s->inv->c[inventory_index(s->inv, id)], &delta);
+	if (!commit(s, &delta))
+		goto out;
+	now = inventory_index(s->inv, id);
+	if (now >= 0 &&
+	    (pe->ev.kind == DEV_START || pe->ev.kind == DEV_CONNECT))
+		record_latency(s, pe, &delta);
+	if (now >= 0 && (old < 0 || delta.n)) {
+		const struct inv_container *c = &s->inv->c[now];
+
+		where(c, &sb);
+		say(s, "placed %s (%s) on%s: +%zu -%zu elements", c->name,
+		    svc_name(s, c), sb.s ? sb.s : " no network",
+		    changes(&delta, true), changes(&delta, false));
+	} else if (now < 0 && old >= 0) {
+		say(s, "removed %s: -%zu elements", name,
+		    changes(&delta, false));
+	}
+	/* placed, not bound yet (at its connect; or Docker not done at its
+	 * start): asked again in a moment */
+	if (now >= 0 && needs_port(s, &s->inv->c[now]))
+		bind_later(s, s->inv->c[now].id);
+	/* a start's inspect is the first to say what it publishes */
+	if (now >= 0 && pe->ev.kind == DEV_START) {
+		struct diags dg = {0};
+
+		compile_published(s->cc, &s->inv->c[now], &dg);
+		for (i = 0; i < dg.n; i++)
+			say(s, "warning: %s", dg.v[i].msg);
+		diags_free(&dg);
+	}
+out:
+	free(name);
+	sb_free(&sb);
+	ir_delta_free(&delta);
+}
+
+/* --- Docker's events ---------------------------------------------------- */
+
+int sync_event(struct sync *s, const char *line, size_t len)
+{
+	struct pending *pe;
+	struct docker_event ev;
+
+	if (docker_event_parse(line, len, &ev)) {
+		if (!s->garbage_logged)
+			say(s,
+			    "warning: docker: an event that does not parse "
+			    "(%.*s); ignored, and the next resync covers it",
+			    (int)(len < 60 ? len : 60), line);
+		s->garbage_logged = true;
+		s->resync_wanted = true;
+		return -EINVAL;
+	}
+	if (ev.kind == DEV_OTHER)
+		return 0;
+	if (s->qhead == s->qn)
+		s->qhead = s->qn = 0;
+	pe = PUSH(s->q, s->qn, s->qcap);
+	pe->ev = ev;
+	pe->t_read = now_ms();
+	pe->t_reply = 0;
+	pe->listed = false;
+	return 0;
+}
+
+void sync_drop_queue(struct sync *s)
+{
+	s->qhead = s->qn = 0;
+	s->garbage_logged = false; /* a new stream may say it again */
+}
+
+const char *sync_next(struct sync *s)
+{
+	struct pending *pe;
+
+	free(s->path);
+	s->path = NULL;
+	while (s->qhead < s->qn) {
+		pe = &s->q[s->qhead];
+		if (pe->ev.kind == DEV_STOP) {
+			struct inventory *none = inventory_new();
+
+			s->qhead++;
+			s->st.events++;
+			if (inventory_index(s->inv, pe->ev.id) >= 0)
+				place(s, pe->ev.id, none, pe);
+			inventory_free(none);
+			continue;
+		}
+		/* a connect: its list entry, then the network's object with
+		 * the address it holds there (both answer while the
+		 * container starts; inspect waits for the start to end) */
+		if (pe->ev.kind == DEV_CONNECT && pe->listed)
+			s->path = xasprintf("/networks/%s", pe->ev.net);
+		else if (pe->ev.kind == DEV_CONNECT)
+			s->path = xasprintf(
+			    "/containers/json?all=1&filters="
+			    "%%7B%%22id%%22%%3A%%5B%%22%s%%22%%5D%%7D",
+			    pe->ev.id);
+		else
+			s->path = xasprintf(pe->ev.kind == DEV_NETWORK_NEW
+						? "/networks/%s"
+						: "/containers/%s/json",
+					    pe->ev.id);
+		return s->path;
+	}
+	return NULL;
+}
+
+static void connect_answer(struct sync *s, struct pending *pe, long status,
+			   const char *body, size_t len)
+{
+	struct inventory *scratch;
+	char why[512];
+	long old;
+
+	if (status != 200) {
+		/* the slow way, which also covers a network gone since */
+		pe->ev.kind = DEV_UPDATE;
+		return;
+	}
+	if (!pe->listed) {
+		pe->listed = true;
+		s->listed.len = 0;
+		sb_putn(&s->listed, body, len);
+		return;
+	}
+	pe->t_reply = now_ms();
+	s->qhead++;
+	s->st.events++;
+	scratch = inventory_new();
+	if (docker_parse_connect(s->dk, s->listed.s, s->listed.len, body, len,
+				 pe->ev.id, scratch, why, sizeof(why))) {
+		fail(s, "docker: container %.12s: %s", pe->ev.id, why);
+		s->resync_wanted = true;
+	} else if (scratch->n) {
+		old = inventory_index(s->inv, pe->ev.id);
+		if (old >= 0)
+			inventory_merge_nets(&scratch->c[0], &s->inv->c[old]);
+		place(s, pe->ev.id, scratch, pe);
+	}
+	inventory_free(scratch);
+}
+
+void sync_answer(struct sync *s, long status, const char *body, size_t len,
+		 const char *err)
+{
+	struct inventory *scratch;
+	struct pending pe;
+	char why[512];
+
+	if (s->qhead >= s->qn)
+		return;
+	if (s->q[s->qhead].ev.kind == DEV_CONNECT) {
+		connect_answer(s, &s->q[s->qhead], status, body, len);
+		return;
+	}
+	pe = s->q[s->qhead++];
+	pe.t_reply = now_ms();
+	s->st.events++;
+	scratch = inventory_new();
+	if (pe.ev.kind == DEV_NETWORK_NEW) {
+		if (status == 200)
+			docker_learn_network(s->dk, body, len);
+	} else if (status == 200) {
+		if (docker_parse_inspect(s->dk, body, len, scratch, why,
+					 sizeof(why))) {
+			fail(s, "docker: container %.12s: %s", pe.ev.id, why);
+			s->resync_wanted = true;
+		} else
+			place(s, pe.ev.id, scratch, &pe);
+	} else if (status == 404) {
+		place(s, pe.ev.id, scratch, &pe); /* gone already */
+	} else {
+		fail(s, "docker: container %.12s: %s", pe.ev.id,
+		     status ? "unexpected HTTP status" : err);
+		s->resync_wanted = true;
+	}
+	inventory_free(scratch);
+}
+
+bool sync_wants_resync(const struct sync *s)
+{
+	return s->resync_wanted;
+}
+
+void sync_want_resync(struct sync *s, bool want)
+{
+	s->resync_wanted = want;
+}
+
+/* --- the kernel as a whole ---------------------------------------------- */
+
+/* Diagnostics from a compile, logged only when they change. */
+static void report_diags(struct sync *s, const struct diags *dg)
+{
+	struct strbuf sb = {0};
+	size_t i;
+
+	for (i = 0; i < dg->n; i++)
+		sb_printf(&sb, "%s: %s\n",
+			  dg->v[i].level == DIAG_ERROR ? "error" : "warning",
+			  dg->v[i].msg);
+	if (!sb.s)
+		sb_puts(&sb, "");
+	if (!s->last_diags || strcmp(s->last_diags, sb.s)) {
+		char *line, *save = NULL, *copy = xstrdup(sb.s);
+
+		for (line = strtok_r(copy, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			s->ops.say(s->ops.ctx, line);
+		free(copy);
+	}
+	free(s->last_diags);
+	s->last_diags = sb.s;
+}
+
+/* Compiles inv under cc and converges the kernel on it. */
+static int converge(struct sync *s, struct compiler *cc, struct inventory *inv,
+		    struct ir_ruleset **out, struct kernel_sync *res)
+{
+	struct diags dg = {0};
+	struct ir_ruleset *rs;
+	char err[512];
+	int r;
+
+	r = s->ports ? ports_bind(s->ports, inv, &dg) : 0;
+	if (r < 0)
+		diags_add(&dg, DIAG_WARNING, "docker", 0, 0,
+			  "binding containers to their bridge ports: %s",
+			  strerror(-r));
+	rs = compile_ruleset(cc, inv, "docker", &dg);
+	report_diags(s, &dg);
+	diags_free(&dg);
+	if (!rs) {
+		fail(s, "compile failed");
+		return -1;
+	}
+	if (s->ops.converge(s->ops.ctx, rs, res, err, sizeof(err))) {
+		fail(s, "kernel: %s", err);
+		ir_free(rs);
+		return -1;
+	}
+	s->revoke_wanted = true;
+	if (res->replaced)
+		say(s,
+		    "kernel: table inet %s replaced in one transaction: "
+		    "%zu elements, %zu containers",
+		    rs->table, res->nadd, inv->n);
+	else if (res->nadd || res->ndel)
+		say(s,
+		    "kernel: mended %zu elements added, %zu deleted "
+		    "(%zu containers)",
+		    res->nadd, res->ndel, inv->n);
+	*out = rs;
+	return 0;
+}
+
+int sync_converge(struct sync *s, struct inventory *inv,
+		  struct kernel_sync *res)
+{
+	struct ir_ruleset *rs = NULL;
+
+	s->st.resyncs++;
+	if (converge(s, s->cc, inv, &rs, res)) {
+		inventory_free(inv);
+		return -1;
+	}
+	inventory_free(s->inv);
+	s->inv = inv;
+	inv_changed(s);
+	ir_free(s->rs);
+	s->rs = rs;
+	s->rs_stale = false;
+	s->resync_wanted = false;
+	s->st.last_sync = time(NULL);
+	return 0;
+}
+
+int sync_restore(struct sync *s, const char *what, struct kernel_sync *res)
+{
+	char err[512];
+	double t0 = now_ms();
+
+	if (!s->rs)
+		return 0;
+	if (s->ops.converge(s->ops.ctx, sync_wanted(s), res, err,
+			    sizeof(err))) {
+		fail(s,
+		     "kernel: restoring table inet %s after another process "
+		     "changed it (%s): %s; retrying",
+		     s->rs->table, what, err);
+		s->resync_wanted = true;
+		return -1;
+	}
+	if (!res->replaced && !res->nadd && !res->ndel)
+		return 0; /* nothing of ours had changed after all */
+	s->st.restores++;
+	s->st.last_restore = time(NULL);
+	snprintf(s->st.last_restore_why, sizeof(s->st.last_restore_why), "%s",
+		 what);
+	say(s,
+	    "kernel: table inet %s changed by another process (%s): "
+	    "restored in %.1f ms (%s)",
+	    s->rs->table, what, now_ms() - t0,
+	    res->replaced ? "table replaced" : "elements mended");
+	return 1;
+}
+
+int sync_reload(struct sync *s, struct policy *p, struct kernel_sync *res)
+{
+	struct compiler *cc = compiler_new(p, &s->co);
+	struct ir_ruleset *rs = NULL;
+
+	if (converge(s, cc, s->inv, &rs, res)) {
+		compiler_free(cc);
+		return -1;
+	}
+	compiler_free(s->cc);
+	policy_free(s->p);
+	ir_free(s->rs);
+	s->p = p;
+	s->cc = cc;
+	inv_changed(s);
+	s->rs = rs;
+	s->rs_stale = false;
+	return 0;
+}
+
+bool sync_fqdn(struct sync *s, struct compile_fqdn *l, size_t n)
+{
+	struct compile_opts co = s->co;
+	size_t i;
+
+	for (i = 0; n == co.nfqdn && i < n; i++)
+		if (l[i].name != co.fqdn[i].name ||
+		    l[i].family != co.fqdn[i].family ||
+		    l[i].addr != co.fqdn[i].addr ||
+		    l[i].timeout_ms != co.fqdn[i].timeout_ms)
+			break;
+	if (n == co.nfqdn && i == n) {
+		free(l);
+		return false;
+	}
+	co.fqdn = l;
+	co.nfqdn = n;
+	compiler_free(s->cc);
+	s->cc = compiler_new(s->p, &co);
+	free(s->fql);
+	s->fql = l;
+	s->co = co;
+	inv_changed(s);
+	return true;
+}
+
+void sync_refill(struct sync *s, const char *name, bool changed)
+{
+	struct ir_delta adds = {0};
+	size_t *sets, n;
+	char err[512];
+
+	if (!s->rs)
+		return; /* the first converge programs them */
+	n = compile_fqdn_sets(s->cc, name, &adds, &sets);
+	if (n && s->ops.refill(s->ops.ctx, s->rs, sets, n, &adds, err,
+			       sizeof(err))) {
+		fail(s, "kernel: refilling the sets of fqdn %s: %s; resyncing",
+		     name, err);
+		s->resync_wanted = true;
+	} else if (n) {
+		/* new timeouts alone leave the full compile as it was; an
+		 * address that left the answer ends its flows */
+		s->rs_stale |= changed;
+		s->revoke_wanted |= changed;
+		s->st.refills++;
+	}
+	free(sets);
+	ir_delta_free(&adds);
+}
+
+/* --- what it holds ------------------------------------------------------ */
+
+const struct policy *sync_policy(const struct sync *s)
+{
+	return s->p;
+}
+
+struct compiler *sync_compiler(const struct sync *s)
+{
+	return s->cc;
+}
+
+const struct inventory *sync_inventory(const struct sync *s)
+{
+	return s->inv;
+}
+
+const struct inventory *sync_gone(const struct sync *s)
+{
+	return s->gone;
+}
+
+const struct ir_ruleset *sync_ruleset(const struct sync *s)
+{
+	return s->rs;
+}
+
+struct trace_index *sync_index(struct sync *s)
+{
+	if (!s->ix)
+		s->ix = trace_index_new(s->cc, s->p, s->inv);
+	return s->ix;
+}
+
+bool sync_audit(const struct sync *s)
+{
+	return s->co.audit || s->p->mode == POL_AUDIT;
+}
+
+const struct sync_stats *sync_stats(const struct sync *s)
+{
+	return &s->st;
+}
+
+static bool holds(const struct inv_container *c, const struct revoke_addr *a)
+{
+	size_t i;
+
+	for (i = 0; i < c->nnets; i++)
+		if ((a->family == AF_INET && c->nets[i].has4 &&
+		     c->nets[i].ip4 == a->addr) ||
+		    (a->family == AF_INET6 && c->nets[i].has6 &&
+		     c->nets[i].ip6 == a->addr))
+			return true;
+	return false;
+}
+
+/* The addresses containers no longer hold: a container placed again
+ * (a start after its connect) keeps its own. */
+bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n)
+{
+	struct revoke_addr *v;
+	bool due;
+	size_t i;
+	long idx;
+
+	*n = 0;
+	*gone = NULL;
+	if (!s->revoke_wanted && !s->ngone_addrs)
+		return false;
+	v = xcalloc(s->ngone_addrs + 1, sizeof(*v));
+	for (i = 0; i < s->ngone_addrs; i++) {
+		struct gone_addr *g = &s->gone_addrs[i];
+
+		idx = inventory_index(s->inv, g->id);
+		if (idx < 0 || !holds(&s->inv->c[idx], &g->a))
+			v[(*n)++] = g->a;
+		free(g->id);
+	}
+	s->ngone_addrs = 0;
+	due = s->revoke_wanted || *n;
+	s->revoke_wanted = false;
+	*gone = v;
+	return due;
+}
