@@ -1068,7 +1068,7 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	d->fl = flowlog_open(sync_policy(d->sync)->log_group, err, errlen);
 	if (!d->fl)
 		return -1;
-	d->sink = flowlog_sink_open(d->o->log, d->o->log_max, DAEMON_LOG_KEEP,
+	d->sink = flowlog_sink_open(d->o->log, d->o->log_max, FLOWLOG_KEEP,
 				    err, errlen);
 	if (!d->sink || watch_add(d, &d->wnflog, W_NFLOG, flowlog_fd(d->fl)))
 		return -1;

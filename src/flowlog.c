@@ -596,15 +596,19 @@ int flowlog_sink_reopen(struct flowlog_sink *s)
 	return sink_open(s);
 }
 
+char *flowlog_rotated(const char *path, unsigned i)
+{
+	return i ? xasprintf("%s.%u", path, i) : xstrdup(path);
+}
+
 static int rotate(struct flowlog_sink *s)
 {
 	unsigned i;
 
 	fflush(s->f);
 	for (i = s->keep; i > 0; i--) {
-		char *from = i > 1 ? xasprintf("%s.%u", s->path, i - 1)
-				   : xstrdup(s->path);
-		char *to = xasprintf("%s.%u", s->path, i);
+		char *from = flowlog_rotated(s->path, i - 1);
+		char *to = flowlog_rotated(s->path, i);
 
 		rename(from, to);
 		free(from);

@@ -30,6 +30,9 @@
 #include "bulkhead/trace.h"
 
 #define EXIT_BADINPUT 2
+#ifndef BULKHEAD_VERSION
+#define BULKHEAD_VERSION "0.5.0"
+#endif
 
 struct opts {
 	const char *policy, *inventory, *format;
@@ -177,7 +180,8 @@ static void usage_all(FILE *f)
 	      "  reload  make the daemon re-read its policy\n"
 	      "  denials read the denied-flow log, count it, suggest edges\n"
 	      "  graph   the allowed-peer graph (and denied pairs) as DOT\n\n"
-	      "`bulkhead COMMAND --help` for each command's options.\n",
+	      "`bulkhead COMMAND --help` for each command's options;\n"
+	      "`bulkhead --version` for the version.\n",
 	      f);
 }
 
@@ -1237,8 +1241,8 @@ static int cmd_denials(int argc, char **argv)
 	if (o.summary || o.suggest)
 		rd.sum = denials_summary_new();
 	/* the rotated files, oldest first, then the live one */
-	for (i = DAEMON_LOG_KEEP; i >= 0; i--) {
-		char *path = i ? xasprintf("%s.%d", log, i) : xstrdup(log);
+	for (i = FLOWLOG_KEEP; i >= 0; i--) {
+		char *path = flowlog_rotated(log, (unsigned)i);
 
 		f = fopen(path, "r");
 		if (!f && !i && !o.follow) {
@@ -1401,6 +1405,11 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	if (argc == 2 && (!strcmp(argv[1], "--version") ||
+			  !strcmp(argv[1], "version"))) {
+		printf("bulkhead %s\n", BULKHEAD_VERSION);
+		return 0;
+	}
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
 	    !strcmp(argv[1], "help")) {
 		usage_all(argc < 2 ? stderr : stdout);

@@ -27,7 +27,6 @@ struct daemon_opts {
 };
 
 #define DAEMON_LOG_MAX (64u << 20)
-#define DAEMON_LOG_KEEP 5
 
 /* Runs until SIGTERM or SIGINT (0; rules stay in place). Returns 2 when
  * the policy does not load at start, 1 on a runtime failure. */

@@ -120,6 +120,8 @@ void flowlog_time(uint64_t us, char *buf, size_t len);
 
 struct flowlog_sink;
 
+#define FLOWLOG_KEEP 5 /* rotated files the daemon keeps */
+
 /* Appends to path (its directory is created), rotating to path.1 ..
  * path.KEEP when it grows past max_bytes. NULL with a message in err. */
 struct flowlog_sink *flowlog_sink_open(const char *path, size_t max_bytes,
@@ -129,6 +131,9 @@ void flowlog_sink_close(struct flowlog_sink *s);
 int flowlog_sink_write(struct flowlog_sink *s, json_t *rec);
 int flowlog_sink_write_line(struct flowlog_sink *s, const char *line, size_t n);
 int flowlog_sink_flush(struct flowlog_sink *s);
+/* The name of the log's i-th rotated file (path itself for 0): what
+ * the sink writes and `denials` reads. The caller frees it. */
+char *flowlog_rotated(const char *path, unsigned i);
 /* Opens the path anew (after logrotate moved it): SIGHUP. */
 int flowlog_sink_reopen(struct flowlog_sink *s);
 unsigned long flowlog_sink_written(const struct flowlog_sink *s);

@@ -33,7 +33,7 @@ _bulkhead() {
 		esac
 	done
 	if [[ -z $cmd ]]; then
-		mapfile -t COMPREPLY < <(compgen -W "check plan trace apply diff run status reload denials graph flush --help" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "check plan trace apply diff run status reload denials graph flush --help --version" -- "$cur")
 		return
 	fi
 	case $prev in

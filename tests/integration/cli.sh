@@ -27,6 +27,8 @@ for c in check plan trace apply diff flush run status reload; do
 done
 expect 0 "$B" --help
 expect 2 "$B"
+expect 0 "$B" --version
+grep -qE '^bulkhead [0-9]+\.[0-9]+\.[0-9]+' "$tmp/out" || fail "--version: $(cat "$tmp/out")"
 
 # --help, the manual's synopsis and bash completion name the same options
 # for every command

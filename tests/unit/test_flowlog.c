@@ -15,7 +15,6 @@
 
 #include <libmnl/libmnl.h>
 
-#include "bulkhead/denials.h"
 #include "bulkhead/flowlog.h"
 #include "unit.h"
 
@@ -274,87 +273,6 @@ START_TEST(test_record)
 }
 END_TEST
 
-static json_t *flow(const char *ts, const char *src_svc, const char *dst,
-		    int port, const char *reason)
-{
-	json_t *d =
-	    strcmp(dst, "world")
-		? json_pack("{s:s, s:s, s:s, s:i}", "ip", "172.28.5.4",
-			    "container", dst, "service", dst, "port", port)
-		: json_pack("{s:s, s:s, s:i}", "ip", "203.0.113.9", "peer",
-			    "world", "port", port);
-
-	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:s}", "ts",
-			 ts, "verdict", "denied", "proto", "tcp", "src", "ip",
-			 "172.28.5.2", "container", src_svc, "service", src_svc,
-			 "dst", d, "reason", reason);
-}
-
-START_TEST(test_query)
-{
-	struct denials_filter f = {0};
-	struct denials_summary *s = denials_summary_new();
-	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
-	struct strbuf out = {0};
-	struct diags dg = {0};
-	struct policy *q;
-	json_t *a =
-	    flow("2026-11-22T16:00:00Z", "nginx", "db", 5432, "no-edge");
-	json_t *b =
-	    flow("2026-11-22T16:05:00.5Z", "nginx", "db", 5432, "no-edge");
-	json_t *c = flow("2026-11-22T16:06:00Z", "db", "world", 443, "no-edge");
-	int64_t since;
-	size_t before = p->nedges;
-
-	ck_assert_int_eq(denials_time_ms("2026-11-22T16:05:00.5Z"),
-			 1795363500500);
-	ck_assert_int_eq(denials_time_ms("yesterday"), -1);
-	ck_assert_int_eq(denials_since("10m", 1795363800000, &since), 0);
-	ck_assert_int_eq(since, 1795363200000);
-	ck_assert_int_eq(denials_since("soon", 0, &since), -EINVAL);
-	f.since_ms = 1795363200000; /* 16:00:00 */
-	ck_assert(denials_match(a, &f) && denials_match(c, &f));
-	f.since_ms = 1795363201000;
-	ck_assert(!denials_match(a, &f) && denials_match(b, &f));
-	f.since_ms = 0;
-	f.service = "db";
-	ck_assert(denials_match(a, &f) && denials_match(c, &f));
-	f.service = "redis";
-	ck_assert(!denials_match(a, &f));
-
-	denials_summary_add(s, a);
-	denials_summary_add(s, b);
-	denials_summary_add(s, c);
-	denials_summary_print(s, &out);
-	ck_assert_ptr_nonnull(strstr(out.s, "       2  nginx"));
-	ck_assert_ptr_nonnull(strstr(out.s, "2026-11-22T16:00:00Z "));
-	ck_assert_ptr_nonnull(strstr(out.s, " 2026-11-22T16:05:00.5Z\n"));
-	out.len = 0;
-	denials_suggest(s, NULL, &out);
-	ck_assert_ptr_nonnull(strstr(out.s, "  nginx:\n    egress:\n      - "
-					    "to: db\n        ports: "
-					    "[5432/tcp]\n"));
-	ck_assert_ptr_nonnull(
-	    strstr(out.s, "- to: { cidr: [\"203.0.113.9/32\"] }\n        "
-			  "ports: [443/tcp]"));
-	/* with the policy: it parses, and has exactly the two new edges */
-	out.len = 0;
-	denials_suggest(s, p, &out);
-	q = policy_parse("suggested.yaml", out.s, out.len, &dg);
-	diags_print(&dg, stderr);
-	ck_assert_ptr_nonnull(q);
-	ck_assert_uint_eq(q->nedges, before + 2);
-	policy_free(q);
-	diags_free(&dg);
-	sb_free(&out);
-	json_decref(a);
-	json_decref(b);
-	json_decref(c);
-	denials_summary_free(s);
-	policy_free(p);
-}
-END_TEST
-
 /* Size-capped rotation keeps KEEP files; a reopen after logrotate moved
  * the file starts a new one. */
 START_TEST(test_sink)
@@ -393,8 +311,8 @@ START_TEST(test_sink)
 	ck_assert_int_eq(st.st_size, 3);
 	flowlog_sink_close(s);
 	/* a path that cannot be opened says so */
-	ck_assert_ptr_null(flowlog_sink_open("/proc/none/x.jsonl", 0, 1, err,
-					     sizeof(err)));
+	ck_assert_ptr_null(
+	    flowlog_sink_open("/proc/none/x.jsonl", 0, 1, err, sizeof(err)));
 	ck_assert_ptr_nonnull(strstr(err, "/proc/none/x.jsonl"));
 	unlink(path);
 	unlink(p1);
@@ -406,6 +324,69 @@ START_TEST(test_sink)
 }
 END_TEST
 
+/* Our table as read back with the deny chain's counter at packets. */
+static struct ir_ruleset *denied_at(uint64_t packets)
+{
+	struct ir_ruleset *rs = ir_new("bulkhead");
+	struct ir_rule *r = ir_rule_add(ir_chain_add(rs, "deny", IRH_NONE, 0));
+
+	r->counter = true;
+	r->packets = packets;
+	return rs;
+}
+
+/* What the rate limit held back: the deny counter since the first look,
+ * less the records written since; a table replaced counts from zero. */
+START_TEST(test_account)
+{
+	struct flowlog_account a = {0};
+	struct flowlog_stats st = {0};
+	struct ir_ruleset *rs;
+	json_t *rec;
+	char *name;
+
+	rs = denied_at(1000); /* before the daemon: not ours to count */
+	flowlog_account_count(&a, rs);
+	ir_free(rs);
+	ck_assert(a.based);
+	ck_assert_uint_eq(a.suppressed, 0);
+	a.records = 3;
+	rs = denied_at(1010);
+	flowlog_account_count(&a, rs);
+	ir_free(rs);
+	ck_assert_uint_eq(a.suppressed, 7);
+	flowlog_account_count(&a, NULL); /* unknown: nothing learnt */
+	ck_assert_uint_eq(a.suppressed, 7);
+	ck_assert(flowlog_account_due(&a, 60));
+	st.overruns = 2;
+	rec = flowlog_account_summary(&a, &st, 60, "2026-12-01T00:01:00.000Z");
+	ck_assert_ptr_nonnull(rec);
+	ck_assert_str_eq(json_string_value(json_object_get(rec, "verdict")),
+			 "summary");
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "suppressed")),
+			 7);
+	ck_assert_int_eq(json_integer_value(json_object_get(rec, "overruns")),
+			 2);
+	json_decref(rec);
+	ck_assert(!flowlog_account_due(&a, 100));
+	/* nothing new: no summary */
+	ck_assert_ptr_null(flowlog_account_summary(&a, &st, 200, "x"));
+	/* replaced: its counter starts again, the records since count */
+	flowlog_account_restart(&a);
+	a.records = 5;
+	rs = denied_at(4);
+	flowlog_account_count(&a, rs);
+	ir_free(rs);
+	ck_assert_uint_eq(a.suppressed, 2);
+	name = flowlog_rotated("/var/log/x.jsonl", 0);
+	ck_assert_str_eq(name, "/var/log/x.jsonl");
+	free(name);
+	name = flowlog_rotated("/var/log/x.jsonl", 3);
+	ck_assert_str_eq(name, "/var/log/x.jsonl.3");
+	free(name);
+}
+END_TEST
+
 Suite *flowlog_suite(void)
 {
 	Suite *s = suite_create("flowlog");
@@ -414,8 +395,8 @@ Suite *flowlog_suite(void)
 	tcase_add_test(tc, test_decode_protocols);
 	tcase_add_test(tc, test_decode_damaged);
 	tcase_add_test(tc, test_record);
-	tcase_add_test(tc, test_query);
 	tcase_add_test(tc, test_sink);
+	tcase_add_test(tc, test_account);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -18,6 +18,7 @@ Suite *fqdn_suite(void);
 Suite *revoke_suite(void);
 Suite *sync_suite(void);
 Suite *control_suite(void);
+Suite *denials_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);

@@ -1,0 +1,100 @@
+/* denials.c: filters, times, the summary and the edges it suggests, on
+ * records as the daemon writes them. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bulkhead/denials.h"
+#include "unit.h"
+
+static json_t *flow(const char *ts, const char *src_svc, const char *dst,
+		    int port, const char *reason)
+{
+	json_t *d =
+	    strcmp(dst, "world")
+		? json_pack("{s:s, s:s, s:s, s:i}", "ip", "172.28.5.4",
+			    "container", dst, "service", dst, "port", port)
+		: json_pack("{s:s, s:s, s:i}", "ip", "203.0.113.9", "peer",
+			    "world", "port", port);
+
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s}, s:o, s:s}", "ts",
+			 ts, "verdict", "denied", "proto", "tcp", "src", "ip",
+			 "172.28.5.2", "container", src_svc, "service", src_svc,
+			 "dst", d, "reason", reason);
+}
+
+START_TEST(test_query)
+{
+	struct denials_filter f = {0};
+	struct denials_summary *s = denials_summary_new();
+	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
+	struct strbuf out = {0};
+	struct diags dg = {0};
+	struct policy *q;
+	json_t *a =
+	    flow("2026-11-22T16:00:00Z", "nginx", "db", 5432, "no-edge");
+	json_t *b =
+	    flow("2026-11-22T16:05:00.5Z", "nginx", "db", 5432, "no-edge");
+	json_t *c = flow("2026-11-22T16:06:00Z", "db", "world", 443, "no-edge");
+	int64_t since;
+	size_t before = p->nedges;
+
+	ck_assert_int_eq(denials_time_ms("2026-11-22T16:05:00.5Z"),
+			 1795363500500);
+	ck_assert_int_eq(denials_time_ms("yesterday"), -1);
+	ck_assert_int_eq(denials_since("10m", 1795363800000, &since), 0);
+	ck_assert_int_eq(since, 1795363200000);
+	ck_assert_int_eq(denials_since("soon", 0, &since), -EINVAL);
+	f.since_ms = 1795363200000; /* 16:00:00 */
+	ck_assert(denials_match(a, &f) && denials_match(c, &f));
+	f.since_ms = 1795363201000;
+	ck_assert(!denials_match(a, &f) && denials_match(b, &f));
+	f.since_ms = 0;
+	f.service = "db";
+	ck_assert(denials_match(a, &f) && denials_match(c, &f));
+	f.service = "redis";
+	ck_assert(!denials_match(a, &f));
+
+	denials_summary_add(s, a);
+	denials_summary_add(s, b);
+	denials_summary_add(s, c);
+	denials_summary_print(s, &out);
+	ck_assert_ptr_nonnull(strstr(out.s, "       2  nginx"));
+	ck_assert_ptr_nonnull(strstr(out.s, "2026-11-22T16:00:00Z "));
+	ck_assert_ptr_nonnull(strstr(out.s, " 2026-11-22T16:05:00.5Z\n"));
+	out.len = 0;
+	denials_suggest(s, NULL, &out);
+	ck_assert_ptr_nonnull(strstr(out.s, "  nginx:\n    egress:\n      - "
+					    "to: db\n        ports: "
+					    "[5432/tcp]\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(out.s, "- to: { cidr: [\"203.0.113.9/32\"] }\n        "
+			  "ports: [443/tcp]"));
+	/* with the policy: it parses, and has exactly the two new edges */
+	out.len = 0;
+	denials_suggest(s, p, &out);
+	q = policy_parse("suggested.yaml", out.s, out.len, &dg);
+	diags_print(&dg, stderr);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(q->nedges, before + 2);
+	policy_free(q);
+	diags_free(&dg);
+	sb_free(&out);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	denials_summary_free(s);
+	policy_free(p);
+}
+END_TEST
+
+Suite *denials_suite(void)
+{
+	Suite *s = suite_create("denials");
+	TCase *tc = tcase_create("denials");
+
+	tcase_add_test(tc, test_query);
+	suite_add_tcase(s, tc);
+	return s;
+}
