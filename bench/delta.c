@@ -91,7 +91,7 @@ int main(int argc, char **argv)
 			nt->has_ll6 = true;
 		}
 	inv->n = n; /* the first n containers run */
-	cc = compiler_new(p, NULL);
+	cc = compile_new(p, NULL);
 	rs = compile_ruleset(cc, inv, argv[2], &dg);
 	k = kernel_open(err, sizeof(err));
 	if (!rs || !k || kernel_apply(k, rs, err, sizeof(err))) {
@@ -102,8 +102,8 @@ int main(int argc, char **argv)
 	leave = calloc(rounds, sizeof(*leave));
 	/* it leaves and comes back, over and over */
 	probe = n - 1;
-	svc = compiler_assign(cc, &inv->c[9], &a, &b);
-	while (probe > 9 && compiler_assign(cc, &inv->c[probe], &a, &b) != svc)
+	svc = compile_assign(cc, &inv->c[9], &a, &b);
+	while (probe > 9 && compile_assign(cc, &inv->c[probe], &a, &b) != svc)
 		probe--;
 	if (getenv("DELTA_VERBOSE"))
 		fprintf(stderr, "container %s (%zu of %zu)\n",
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	free(arr);
 	free(leave);
 	ir_free(rs);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 	diags_free(&dg);

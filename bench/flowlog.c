@@ -134,7 +134,7 @@ int main(int argc, char **argv)
 		diags_print(&dg, stderr);
 		return 2;
 	}
-	cc = compiler_new(p, NULL);
+	cc = compile_new(p, NULL);
 	srand(1);
 	for (i = 0; i < DATAGRAMS; i++) {
 		bufs[i] = malloc(BATCH * 512);
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
 	sb_free(&c.line);
 	for (i = 0; i < DATAGRAMS; i++)
 		free(bufs[i]);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	inventory_free(gone);
 	policy_free(p);

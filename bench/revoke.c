@@ -85,7 +85,7 @@ int main(int argc, char **argv)
 		}
 	}
 	nfct_close(h);
-	cc = compiler_new(p, NULL);
+	cc = compile_new(p, NULL);
 	j.cc = cc;
 	j.p = p;
 	j.inv = inv;
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	sb_free(&res.pairs);
 	revoke_free(rv);
 	trace_index_free((struct trace_index *)j.ix);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 	return 0;

@@ -14,8 +14,8 @@
 /* --- boxes: (address interval) x (protocol range) x (port range) ---------- */
 
 struct box {
-	u128 alo, ahi;
-	unsigned plo, phi, lo, hi;
+	u128 addr_lo, addr_hi;
+	unsigned proto_lo, proto_hi, port_lo, port_hi;
 	uint32_t timeout_ms; /* fqdn answers: the element's timeout */
 };
 
@@ -46,22 +46,22 @@ static int ivcmp(const void *a, const void *b)
 {
 	const struct box *x = a, *y = b;
 
-	if (x->alo != y->alo)
-		return x->alo < y->alo ? -1 : 1;
-	return x->ahi < y->ahi ? -1 : x->ahi > y->ahi;
+	if (x->addr_lo != y->addr_lo)
+		return x->addr_lo < y->addr_lo ? -1 : 1;
+	return x->addr_hi < y->addr_hi ? -1 : x->addr_hi > y->addr_hi;
 }
 
 static int cell_cmp_port(const void *a, const void *b)
 {
 	const struct box *x = a, *y = b;
 
-	if (x->plo != y->plo)
-		return x->plo < y->plo ? -1 : 1;
-	if (x->alo != y->alo)
-		return x->alo < y->alo ? -1 : 1;
-	if (x->ahi != y->ahi)
-		return x->ahi < y->ahi ? -1 : 1;
-	return x->lo < y->lo ? -1 : x->lo > y->lo;
+	if (x->proto_lo != y->proto_lo)
+		return x->proto_lo < y->proto_lo ? -1 : 1;
+	if (x->addr_lo != y->addr_lo)
+		return x->addr_lo < y->addr_lo ? -1 : 1;
+	if (x->addr_hi != y->addr_hi)
+		return x->addr_hi < y->addr_hi ? -1 : 1;
+	return x->port_lo < y->port_lo ? -1 : x->port_lo > y->port_lo;
 }
 
 /* Rewrites b as disjoint boxes covering the same union, so that no two
@@ -78,8 +78,8 @@ static void boxes_normalize(struct boxes *b)
 	pb = xmalloc(sizeof(*pb) * b->n * 2);
 	qb = xmalloc(sizeof(*qb) * b->n * 2);
 	for (i = 0; i < b->n; i++) {
-		pb[npb++] = b->v[i].plo;
-		pb[npb++] = b->v[i].phi + 1;
+		pb[npb++] = b->v[i].proto_lo;
+		pb[npb++] = b->v[i].proto_hi + 1;
 	}
 	npb = uniq(pb, npb);
 	for (i = 0; i + 1 < npb; i++) {
@@ -87,9 +87,10 @@ static void boxes_normalize(struct boxes *b)
 
 		nqb = 0;
 		for (j = 0; j < b->n; j++)
-			if (b->v[j].plo <= plo && b->v[j].phi >= phi) {
-				qb[nqb++] = b->v[j].lo;
-				qb[nqb++] = b->v[j].hi + 1;
+			if (b->v[j].proto_lo <= plo &&
+			    b->v[j].proto_hi >= phi) {
+				qb[nqb++] = b->v[j].port_lo;
+				qb[nqb++] = b->v[j].port_hi + 1;
 			}
 		nqb = uniq(qb, nqb);
 		for (j = 0; j + 1 < nqb; j++) {
@@ -99,16 +100,16 @@ static void boxes_normalize(struct boxes *b)
 			for (k = 0; k < b->n; k++) {
 				const struct box *x = &b->v[k];
 
-				if (x->plo <= plo && x->phi >= phi &&
-				    x->lo <= lo && x->hi >= hi)
+				if (x->proto_lo <= plo && x->proto_hi >= phi &&
+				    x->port_lo <= lo && x->port_hi >= hi)
 					*PUSH(act.v, act.n, act.cap) = *x;
 			}
 			if (!act.n)
 				continue;
 			qsort(act.v, act.n, sizeof(*act.v), ivcmp);
 			for (k = 0; k < act.n; k = m) {
-				struct box cell = {act.v[k].alo,
-						   act.v[k].ahi,
+				struct box cell = {act.v[k].addr_lo,
+						   act.v[k].addr_hi,
 						   plo,
 						   phi,
 						   lo,
@@ -116,11 +117,11 @@ static void boxes_normalize(struct boxes *b)
 						   act.v[k].timeout_ms};
 
 				for (m = k + 1; m < act.n; m++) {
-					if (cell.ahi != ~(u128)0 &&
-					    act.v[m].alo > cell.ahi + 1)
+					if (cell.addr_hi != ~(u128)0 &&
+					    act.v[m].addr_lo > cell.addr_hi + 1)
 						break;
-					if (act.v[m].ahi > cell.ahi)
-						cell.ahi = act.v[m].ahi;
+					if (act.v[m].addr_hi > cell.addr_hi)
+						cell.addr_hi = act.v[m].addr_hi;
 					/* merged answers: the longest */
 					if (act.v[m].timeout_ms >
 					    cell.timeout_ms)
@@ -137,10 +138,12 @@ static void boxes_normalize(struct boxes *b)
 	for (i = k = 0; i < out.n; i++) {
 		struct box *prev = k ? &out.v[k - 1] : NULL;
 
-		if (prev && prev->plo == out.v[i].plo &&
-		    prev->phi == out.v[i].phi && prev->alo == out.v[i].alo &&
-		    prev->ahi == out.v[i].ahi && prev->hi + 1 == out.v[i].lo) {
-			prev->hi = out.v[i].hi;
+		if (prev && prev->proto_lo == out.v[i].proto_lo &&
+		    prev->proto_hi == out.v[i].proto_hi &&
+		    prev->addr_lo == out.v[i].addr_lo &&
+		    prev->addr_hi == out.v[i].addr_hi &&
+		    prev->port_hi + 1 == out.v[i].port_lo) {
+			prev->port_hi = out.v[i].port_hi;
 			if (out.v[i].timeout_ms > prev->timeout_ms)
 				prev->timeout_ms = out.v[i].timeout_ms;
 		} else
@@ -171,9 +174,9 @@ static void boxes_add_ports(struct boxes *b, const struct pol_edge *e, u128 alo,
 /* An ICMP box belongs to IPv4 sets only, ICMPv6 to IPv6 only. */
 static bool box_in_family(const struct box *x, int fam)
 {
-	if (x->plo == x->phi && x->plo == IPPROTO_ICMPV6)
+	if (x->proto_lo == x->proto_hi && x->proto_lo == IPPROTO_ICMPV6)
 		return fam == AF_INET6;
-	if (x->plo == x->phi && x->plo == IPPROTO_ICMP)
+	if (x->proto_lo == x->proto_hi && x->proto_lo == IPPROTO_ICMP)
 		return fam == AF_INET;
 	return true;
 }
@@ -227,7 +230,7 @@ enum schain { C_SVC, C_IN, C_HOST, C_NCHAINS };
 
 #define NO_SET ((size_t)-1)
 
-static bool fqdn(size_t i)
+static bool is_fqdn_set(size_t i)
 {
 	return i == S_FQDN4 || i == S_FQDN6;
 }
@@ -477,8 +480,8 @@ static void consider_key(const struct compiler *cc,
 		consider(cc, c, e->svc[i], first, second);
 }
 
-long compiler_assign(const struct compiler *cc, const struct inv_container *c,
-		     long *first, long *second)
+long compile_assign(const struct compiler *cc, const struct inv_container *c,
+		    long *first, long *second)
 {
 	char key[512];
 	size_t i;
@@ -597,7 +600,7 @@ static void build_edges(struct compiler *cc, const struct compile_opts *o)
 
 static bool box_exact(const struct box *x)
 {
-	return x->plo == x->phi && x->lo == x->hi;
+	return x->proto_lo == x->proto_hi && x->port_lo == x->port_hi;
 }
 
 /* Whether boxes b hold anything for family fam (0: any), exact or
@@ -719,8 +722,8 @@ static void plan_sets(struct compiler *cc)
 	free(need);
 }
 
-struct compiler *compiler_new(const struct policy *p,
-			      const struct compile_opts *opts)
+struct compiler *compile_new(const struct policy *p,
+			     const struct compile_opts *opts)
 {
 	static const struct compile_opts none;
 	struct compiler *cc = xcalloc(1, sizeof(*cc));
@@ -744,7 +747,7 @@ struct compiler *compiler_new(const struct policy *p,
 	return cc;
 }
 
-void compiler_free(struct compiler *cc)
+void compile_free(struct compiler *cc)
 {
 	size_t s, k;
 
@@ -813,14 +816,14 @@ static bool net_managed(const struct compiler *cc, const struct inventory *inv,
 			continue;
 		for (j = 0; j < c->nnets; j++)
 			if (!strcmp(c->nets[j].name, net) &&
-			    compiler_assign(cc, c, &a, &b) >= 0)
+			    compile_assign(cc, c, &a, &b) >= 0)
 				return true;
 	}
 	return false;
 }
 
-bool compiler_net_managed(const struct compiler *cc,
-			  const struct inventory *inv, const char *net)
+bool compile_net_managed(const struct compiler *cc, const struct inventory *inv,
+			 const char *net)
 {
 	return net_managed(cc, inv, net, NULL);
 }
@@ -890,7 +893,7 @@ static struct ir_elem *emit(struct sink *k, size_t set)
 }
 
 /* The ruleset index of service s's set k, or NO_SET. */
-static size_t sset(const struct compiler *cc, size_t s, int k)
+static size_t service_set(const struct compiler *cc, size_t s, int k)
 {
 	return cc->sidx[s * S_NSETS + (size_t)k];
 }
@@ -919,14 +922,15 @@ static void emit_peer(struct sink *k, size_t from, const char *bridge, u128 a,
 		    (!ranges && !box_exact(&b->v[i])))
 			continue;
 		e = emit(k,
-			 sset(k->cc, from,
-			      (box_exact(&b->v[i]) ? S_PEER4 : S_RPEER4) + fi));
+			 service_set(
+			     k->cc, from,
+			     (box_exact(&b->v[i]) ? S_PEER4 : S_RPEER4) + fi));
 		e->lo[0] = e->hi[0] = ir_ifname(bridge);
 		e->lo[1] = e->hi[1] = a;
-		e->lo[2] = b->v[i].plo;
-		e->hi[2] = b->v[i].phi;
-		e->lo[3] = b->v[i].lo;
-		e->hi[3] = b->v[i].hi;
+		e->lo[2] = b->v[i].proto_lo;
+		e->hi[2] = b->v[i].proto_hi;
+		e->lo[3] = b->v[i].port_lo;
+		e->hi[3] = b->v[i].port_hi;
 	}
 }
 
@@ -939,7 +943,7 @@ static size_t range_members(const struct compiler *cc, const struct rrule *rr,
 {
 	if (!box_in_family(&rr->b, fi ? AF_INET6 : AF_INET))
 		return NO_SET;
-	return sset(cc, rr->to, S_MEMB4 + fi);
+	return service_set(cc, rr->to, S_MEMB4 + fi);
 }
 
 static bool svc_egress(const struct compiler *cc, size_t s, int fi)
@@ -948,7 +952,7 @@ static bool svc_egress(const struct compiler *cc, size_t s, int fi)
 	size_t i;
 
 	for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
-		if (sset(cc, s, sets[i] + fi) != NO_SET)
+		if (service_set(cc, s, sets[i] + fi) != NO_SET)
 			return true;
 	for (i = 0; i < cc->svc[s].nrr; i++)
 		if (range_members(cc, &cc->svc[s].rr[i], fi) != NO_SET)
@@ -1013,10 +1017,12 @@ static void emit_container_net(struct sink *k, long svc,
 			for (i = 0; i < si->ninto; i++)
 				emit_peer(k, si->into[i].from, n->bridge, a,
 					  &si->into[i].b, fi, false);
-			if (sset(cc, (size_t)svc, S_MEMB4 + fi) != NO_SET)
-				emit_member(k,
-					    sset(cc, (size_t)svc, S_MEMB4 + fi),
-					    n->bridge, a);
+			if (service_set(cc, (size_t)svc, S_MEMB4 + fi) !=
+			    NO_SET)
+				emit_member(
+				    k,
+				    service_set(cc, (size_t)svc, S_MEMB4 + fi),
+				    n->bridge, a);
 		} else if (svc == COMPILE_UNMATCHED && cc->p->unmatched_allow) {
 			/* not managed: free to go, and "world" to others */
 			emit_member(k, G_UNM4 + (size_t)fi, n->bridge, a);
@@ -1092,11 +1098,12 @@ static void dispatch_rules(const struct compiler *cc, struct ir_ruleset *rs,
 
 	for (fi = 0; fi < 2; fi++) {
 		for (s = 0; s < cc->p->nservices; s++) {
-			size_t memb = sset(cc, s, S_MEMB4 + fi);
-			bool more = which == C_SVC ? svc_egress(cc, s, fi)
-				    : which == C_IN
-					? sset(cc, s, S_IN4 + fi) != NO_SET
-					: sset(cc, s, S_HOST) != NO_SET;
+			size_t memb = service_set(cc, s, S_MEMB4 + fi);
+			bool more =
+			    which == C_SVC ? svc_egress(cc, s, fi)
+			    : which == C_IN
+				? service_set(cc, s, S_IN4 + fi) != NO_SET
+				: service_set(cc, s, S_HOST) != NO_SET;
 
 			if (memb != NO_SET && more)
 				member_rule(c, rs->sets[memb].name, src, fi,
@@ -1215,8 +1222,8 @@ static void range_rule(const struct compiler *cc, struct ir_ruleset *rs,
 		     IRX_OIFNAME);
 	lookup_match(r, rs->sets[memb].name, false, 2, IRX_OIFNAME,
 		     fi ? IRX_DADDR6 : IRX_DADDR4);
-	range_match(r, IRX_L4PROTO, rr->b.plo, rr->b.phi, 255);
-	range_match(r, IRX_DPORT, rr->b.lo, rr->b.hi, 65535);
+	range_match(r, IRX_L4PROTO, rr->b.proto_lo, rr->b.proto_hi, 255);
+	range_match(r, IRX_DPORT, rr->b.port_lo, rr->b.port_hi, 65535);
 	rule_verdict(r, IRST_ACCEPT, NULL);
 }
 
@@ -1410,14 +1417,14 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 				t = i % 2 ? tmap6 : tmap4;
 			else
 				t = (i - S_OUT4) % 2 ? tnet6 : tnet4;
-			if (sset(cc, s, (int)i) == NO_SET)
+			if (service_set(cc, s, (int)i) == NO_SET)
 				continue;
 			/* DNS answers expire on their own should the
 			 * daemon stop refreshing them */
 			ir_set_add(rs, cc->set_names[rs->nsets],
-				   hash	     ? 0
-				   : fqdn(i) ? IRS_INTERVAL | IRS_TIMEOUT
-					     : IRS_INTERVAL,
+				   hash		    ? 0
+				   : is_fqdn_set(i) ? IRS_INTERVAL | IRS_TIMEOUT
+						    : IRS_INTERVAL,
 				   nk, t);
 		}
 
@@ -1495,7 +1502,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		const char *sn[S_NSETS];
 
 		for (i = 0; i < S_NSETS; i++) {
-			size_t x = sset(cc, s, (int)i);
+			size_t x = service_set(cc, s, (int)i);
 
 			sn[i] = x == NO_SET ? NULL : rs->sets[x].name;
 		}
@@ -1554,7 +1561,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 static void emit_service_set(struct sink *k, size_t s, size_t i)
 {
 	const struct boxes *b = &k->cc->svc[s].set[i];
-	size_t x = sset(k->cc, s, (int)i), j;
+	size_t x = service_set(k->cc, s, (int)i), j;
 	int fam = i == S_HOST ? 0 : (i - S_OUT4) % 2 ? AF_INET6 : AF_INET;
 	int off = i == S_HOST ? 0 : 1;
 
@@ -1567,13 +1574,13 @@ static void emit_service_set(struct sink *k, size_t s, size_t i)
 			continue;
 		e = emit(k, x);
 		if (off) {
-			e->lo[0] = b->v[j].alo;
-			e->hi[0] = b->v[j].ahi;
+			e->lo[0] = b->v[j].addr_lo;
+			e->hi[0] = b->v[j].addr_hi;
 		}
-		e->lo[off] = b->v[j].plo;
-		e->hi[off] = b->v[j].phi;
-		e->lo[off + 1] = b->v[j].lo;
-		e->hi[off + 1] = b->v[j].hi;
+		e->lo[off] = b->v[j].proto_lo;
+		e->hi[off] = b->v[j].proto_hi;
+		e->lo[off + 1] = b->v[j].port_lo;
+		e->hi[off + 1] = b->v[j].port_hi;
 		e->timeout_ms = b->v[j].timeout_ms;
 	}
 }
@@ -1604,9 +1611,10 @@ size_t compile_fqdn_sets(const struct compiler *cc, const char *name,
 		    strcasecmp(e->dst.fqdn, name))
 			continue;
 		for (j = 0; j < n && !seen; j++)
-			seen = (*sets)[j] == sset(cc, s, S_FQDN4);
+			seen = (*sets)[j] == service_set(cc, s, S_FQDN4);
 		for (fi = 0; fi < 2 && !seen; fi++) {
-			*PUSH(*sets, n, cap) = sset(cc, s, (int)(S_FQDN4 + fi));
+			*PUSH(*sets, n, cap) =
+			    service_set(cc, s, (int)(S_FQDN4 + fi));
 			emit_service_set(&k, s, S_FQDN4 + fi);
 		}
 	}
@@ -1620,7 +1628,7 @@ long *compile_classify(const struct compiler *cc, const struct inventory *inv,
 	size_t i;
 
 	for (i = 0; i < inv->n; i++)
-		assign[i] = compiler_assign(cc, &inv->c[i], &a, &b);
+		assign[i] = compile_assign(cc, &inv->c[i], &a, &b);
 	*mf = managed_flags(cc, inv, assign);
 	return assign;
 }
@@ -1637,8 +1645,8 @@ static bool opened_outside(const struct compiler *cc, size_t s, unsigned proto,
 		for (i = 0; i < si->set[f].n; i++) {
 			const struct box *b = &si->set[f].v[i];
 
-			if (proto >= b->plo && proto <= b->phi &&
-			    port >= b->lo && port <= b->hi)
+			if (proto >= b->proto_lo && proto <= b->proto_hi &&
+			    port >= b->port_lo && port <= b->port_hi)
 				return true;
 		}
 	return false;
@@ -1683,7 +1691,7 @@ size_t compile_published(const struct compiler *cc,
 	size_t before = d->n, j;
 	long s, a, b;
 
-	if (!c->nports || (s = compiler_assign(cc, c, &a, &b)) < 0)
+	if (!c->nports || (s = compile_assign(cc, c, &a, &b)) < 0)
 		return 0;
 	for (j = 0; j < c->nnets; j++)
 		if (cc->p->networks_set ? listed(cc->p, c->nets[j].name)
@@ -1706,7 +1714,7 @@ static size_t report(const struct compiler *cc, const struct inventory *inv,
 		const struct inv_container *c = &inv->c[i];
 
 		if (assign[i] == COMPILE_CONFLICT) {
-			compiler_assign(cc, c, &a, &b);
+			compile_assign(cc, c, &a, &b);
 			diags_add(
 			    d, cc->conflicts_deny ? DIAG_WARNING : DIAG_ERROR,
 			    p->file, p->services[b].loc.line,
@@ -1843,7 +1851,7 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 	if (idx >= inv->n)
 		return -EINVAL;
 	c = &inv->c[idx];
-	svc = compiler_assign(cc, c, &a, &b);
+	svc = compile_assign(cc, c, &a, &b);
 	for (j = 0; j < c->nnets; j++) {
 		const struct inv_net *n = &c->nets[j];
 		bool without = net_managed(cc, inv, n->name, c);
@@ -1872,7 +1880,7 @@ int compile_delta(const struct compiler *cc, const struct inventory *inv,
 			for (m = 0; m < o->nnets; m++)
 				if (!strcmp(o->nets[m].name, n->name))
 					emit_container_net(
-					    &k, compiler_assign(cc, o, &a, &b),
+					    &k, compile_assign(cc, o, &a, &b),
 					    &o->nets[m]);
 		}
 	}

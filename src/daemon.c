@@ -277,7 +277,7 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 		arm(d->wresync.fd, RETRY_KERNEL_S * 1000);
 		return;
 	}
-	if (!d->acct.based)
+	if (!d->acct.has_base)
 		count_suppressed(d, NULL); /* the count starts here */
 	arm(d->wresync.fd, d->o->resync_s * 1000);
 	if (d->down_logged || !d->synced_once)
@@ -731,7 +731,7 @@ static void status_containers(const struct daemon *d, struct control_status *st)
 		struct control_container *o =
 		    &st->containers[st->ncontainers++];
 		long a, b,
-		    s = compiler_assign(sync_compiler(d->sync), c, &a, &b);
+		    s = compile_assign(sync_compiler(d->sync), c, &a, &b);
 		char buf[64];
 
 		o->name = xstrdup(c->name);
@@ -1068,8 +1068,8 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	d->fl = flowlog_open(sync_policy(d->sync)->log_group, err, errlen);
 	if (!d->fl)
 		return -1;
-	d->sink = flowlog_sink_open(d->o->log, d->o->log_max, FLOWLOG_KEEP,
-				    err, errlen);
+	d->sink = flowlog_sink_open(d->o->log, d->o->log_max, FLOWLOG_KEEP, err,
+				    errlen);
 	if (!d->sink || watch_add(d, &d->wnflog, W_NFLOG, flowlog_fd(d->fl)))
 		return -1;
 	fd = control_listen(d->o->control, d->o->control_group, err, errlen);

@@ -294,7 +294,7 @@ static void end(const struct flow_pkt *pkt, bool src,
 		juint(b, src ? pkt->sport : pkt->dport);
 	}
 	if (!c && (c = find_gone(gone, pkt->family, a, &net)))
-		svc = compiler_assign(cc, c, &x, &y);
+		svc = compile_assign(cc, c, &x, &y);
 	if (c) {
 		sb_putc(b, ',');
 		key(b, "container");
@@ -675,11 +675,11 @@ void flowlog_account_count(struct flowlog_account *a,
 
 	if (n < 0)
 		return;
-	if (!a->based || (uint64_t)n < a->denied_base) {
+	if (!a->has_base || (uint64_t)n < a->denied_base) {
 		/* first look, or the table was replaced under us */
-		a->denied_base = a->based ? 0 : (uint64_t)n;
+		a->denied_base = a->has_base ? 0 : (uint64_t)n;
 		a->records_base = a->records;
-		a->based = true;
+		a->has_base = true;
 	}
 	denied = (uint64_t)n - a->denied_base;
 	logged = a->records - a->records_base;
@@ -688,7 +688,7 @@ void flowlog_account_count(struct flowlog_account *a,
 
 void flowlog_account_restart(struct flowlog_account *a)
 {
-	if (a->based) {
+	if (a->has_base) {
 		a->denied_base = 0;
 		a->records_base = a->records;
 	}

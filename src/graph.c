@@ -7,7 +7,7 @@
 #include "bulkhead/graph.h"
 
 /* A DOT string: quoted, quotes and backslashes escaped. */
-static void q(struct strbuf *b, const char *s)
+static void dot_quote(struct strbuf *b, const char *s)
 {
 	sb_putc(b, '"');
 	for (; *s; s++) {
@@ -18,41 +18,10 @@ static void q(struct strbuf *b, const char *s)
 	sb_putc(b, '"');
 }
 
-/* The node a peer is drawn as. */
-static void peer_id(const struct policy *p, const struct pol_peer *peer,
-		    struct strbuf *b)
-{
-	char a[64];
-	size_t i;
-
-	switch (peer->kind) {
-	case PEER_SERVICE:
-		sb_puts(b, p->services[peer->service].name);
-		return;
-	case PEER_WORLD:
-		sb_puts(b, "world");
-		return;
-	case PEER_HOST:
-		sb_puts(b, "host");
-		return;
-	case PEER_FQDN:
-		sb_puts(b, peer->fqdn);
-		return;
-	case PEER_CIDR:
-		for (i = 0; i < peer->ncidrs; i++) {
-			addr_format(peer->cidrs[i].family, peer->cidrs[i].lo, a,
-				    sizeof(a));
-			sb_printf(b, "%s%s/%d", i ? ", " : "", a,
-				  peer->cidrs[i].plen);
-		}
-		return;
-	}
-}
-
 static void node(struct strbuf *out, const char *id, const char *attrs)
 {
 	sb_puts(out, "  ");
-	q(out, id);
+	dot_quote(out, id);
 	sb_printf(out, " [%s];\n", attrs);
 }
 
@@ -66,7 +35,7 @@ void graph_dot(const struct policy *p, const struct compiler *cc,
 	long x, y, k;
 
 	for (i = 0; cc && inv && i < inv->n; i++)
-		if ((k = compiler_assign(cc, &inv->c[i], &x, &y)) >= 0)
+		if ((k = compile_assign(cc, &inv->c[i], &x, &y)) >= 0)
 			count[k]++;
 	sb_printf(out, "digraph bulkhead {\n  rankdir=LR;\n  node [shape=box, "
 		       "style=rounded, fontname=\"sans-serif\"];\n  edge "
@@ -90,7 +59,7 @@ void graph_dot(const struct policy *p, const struct compiler *cc,
 			if (ends[j]->kind == PEER_CIDR ||
 			    ends[j]->kind == PEER_FQDN) {
 				a.len = 0;
-				peer_id(p, ends[j], &a);
+				policy_peer_format(p, ends[j], false, &a);
 				node(out, a.s, "shape=note");
 			}
 	}
@@ -98,19 +67,19 @@ void graph_dot(const struct policy *p, const struct compiler *cc,
 		const struct pol_edge *e = &p->edges[i];
 
 		a.len = b.len = 0;
-		peer_id(p, &e->src, &a);
-		peer_id(p, &e->dst, &b);
+		policy_peer_format(p, &e->src, false, &a);
+		policy_peer_format(p, &e->dst, false, &b);
 		sb_puts(out, "  ");
-		q(out, a.s);
+		dot_quote(out, a.s);
 		sb_puts(out, " -> ");
-		q(out, b.s);
+		dot_quote(out, b.s);
 		a.len = 0;
 		for (j = 0; j < e->nports; j++) {
 			policy_port_format(&e->ports[j], port, sizeof(port));
 			sb_printf(&a, "%s%s", j ? ", " : "", port);
 		}
 		sb_puts(out, " [label=");
-		q(out, a.s);
+		dot_quote(out, a.s);
 		sb_puts(out, "];\n");
 	}
 	for (i = 0; i < nd; i++) {
@@ -121,12 +90,12 @@ void graph_dot(const struct policy *p, const struct compiler *cc,
 		a.len = 0;
 		sb_printf(&a, "%s (%lu denied)", d[i].ports, d[i].count);
 		sb_puts(out, "  ");
-		q(out, d[i].src);
+		dot_quote(out, d[i].src);
 		sb_puts(out, " -> ");
-		q(out, d[i].dst);
+		dot_quote(out, d[i].dst);
 		sb_puts(out,
 			" [color=red, fontcolor=red, style=dashed, label=");
-		q(out, a.s);
+		dot_quote(out, a.s);
 		sb_puts(out, "];\n");
 	}
 	sb_puts(out, "}\n");

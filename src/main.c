@@ -481,7 +481,7 @@ static void job_free(struct job *j)
 	sb_free(&j->out);
 	diags_free(&j->d);
 	ir_free(j->rs);
-	compiler_free(j->cc);
+	compile_free(j->cc);
 	inventory_free(j->inv);
 	policy_free(j->p);
 	opts_free(&j->o);
@@ -557,7 +557,7 @@ static int job_compile(struct job *j)
 		return EXIT_BADINPUT;
 	co.fqdn = j->o.fqdn;
 	co.nfqdn = j->o.nfqdn;
-	j->cc = compiler_new(j->p, &co);
+	j->cc = compile_new(j->p, &co);
 	j->rs = compile_ruleset(j->cc, j->inv, j->inv_name, &j->d);
 	diags_print(&j->d, stderr);
 	diags_free(&j->d);
@@ -576,7 +576,7 @@ static int cmd_check(int argc, char **argv)
 		return bad_usage(usage_check, "unexpected argument");
 	ret = job_load(&j, false, usage_check);
 	if (!ret && j.inv) {
-		j.cc = compiler_new(j.p, NULL);
+		j.cc = compile_new(j.p, NULL);
 		if (compile_check(j.cc, j.inv, j.o.inventory, &j.d))
 			ret = EXIT_BADINPUT;
 		diags_print(&j.d, stderr);
@@ -1344,7 +1344,7 @@ static int cmd_graph(int argc, char **argv)
 	}
 	if (!ret) {
 		if (j.inv)
-			j.cc = compiler_new(j.p, NULL);
+			j.cc = compile_new(j.p, NULL);
 		graph_dot(j.p, j.cc, j.inv, ps.v, ps.n, &j.out);
 		fputs(j.out.s, stdout);
 	}
@@ -1405,8 +1405,8 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
-	if (argc == 2 && (!strcmp(argv[1], "--version") ||
-			  !strcmp(argv[1], "version"))) {
+	if (argc == 2 &&
+	    (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
 		printf("bulkhead %s\n", BULKHEAD_VERSION);
 		return 0;
 	}

@@ -1089,8 +1089,8 @@ static void dump_list(struct strbuf *b, const char *key, char **v, size_t n)
 	sb_puts(b, "]\n");
 }
 
-static void dump_peer(struct strbuf *b, const struct policy *p,
-		      const struct pol_peer *peer)
+void policy_peer_format(const struct policy *p, const struct pol_peer *peer,
+			bool yaml, struct strbuf *b)
 {
 	char a[64];
 	size_t i;
@@ -1106,17 +1106,19 @@ static void dump_peer(struct strbuf *b, const struct policy *p,
 		sb_puts(b, "host");
 		return;
 	case PEER_FQDN:
-		sb_printf(b, "{ fqdn: %s }", peer->fqdn);
+		sb_printf(b, yaml ? "{ fqdn: %s }" : "%s", peer->fqdn);
 		return;
 	case PEER_CIDR:
-		sb_puts(b, "{ cidr: [");
+		if (yaml)
+			sb_puts(b, "{ cidr: [");
 		for (i = 0; i < peer->ncidrs; i++) {
 			addr_format(peer->cidrs[i].family, peer->cidrs[i].lo, a,
 				    sizeof(a));
-			sb_printf(b, "%s\"%s/%d\"", i ? ", " : "", a,
-				  peer->cidrs[i].plen);
+			sb_printf(b, yaml ? "%s\"%s/%d\"" : "%s%s/%d",
+				  i ? ", " : "", a, peer->cidrs[i].plen);
 		}
-		sb_puts(b, "] }");
+		if (yaml)
+			sb_puts(b, "] }");
 		return;
 	}
 }
@@ -1200,7 +1202,7 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 					      : "    egress:\n");
 			any[in] = true;
 			sb_printf(b, "      - %s: ", in ? "from" : "to");
-			dump_peer(b, p, in ? &e->src : &e->dst);
+			policy_peer_format(p, in ? &e->src : &e->dst, true, b);
 			sb_puts(b, "\n        ports: [");
 			for (j = 0; j < e->nports; j++) {
 				policy_port_format(&e->ports[j], port,

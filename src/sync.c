@@ -15,7 +15,7 @@
 
 #include "bulkhead/sync.h"
 
-#define EARLY_N 64u
+#define AT_CONNECT_N 64u
 #define BIND_FIRST_MS 5u
 #define BIND_LAST_MS 1280u
 
@@ -28,7 +28,7 @@ struct pending {
 
 /* A container placed when it joined a network, before its start event:
  * when that was committed, and what bulkhead itself took. */
-struct early {
+struct at_connect {
 	char id[DOCKER_ID_MAX + 1];
 	double t_commit, own_us;
 };
@@ -66,8 +66,8 @@ struct sync {
 	char *path;	      /* what sync_next asked for */
 	struct strbuf listed; /* a CONNECT's list entry, while it waits */
 	char *last_diags;
-	struct early early[EARLY_N];
-	size_t earlypos;
+	struct at_connect at_connect[AT_CONNECT_N];
+	size_t at_connect_pos;
 	struct sync_stats st;
 };
 
@@ -117,7 +117,7 @@ struct sync *sync_new(struct policy *p, const struct compile_opts *co,
 	s->ops = *ops;
 	s->co = *co;
 	s->p = p;
-	s->cc = compiler_new(p, &s->co);
+	s->cc = compile_new(p, &s->co);
 	s->ports = ports;
 	s->dk = dk;
 	s->inv = inventory_new();
@@ -143,7 +143,7 @@ void sync_free(struct sync *s)
 	free(s->gone_at);
 	ir_free(s->rs);
 	inventory_free(s->inv);
-	compiler_free(s->cc);
+	compile_free(s->cc);
 	policy_free(s->p);
 	free(s->fql);
 	free(s->q);
@@ -173,14 +173,14 @@ static void lat_record(struct sync *s, const struct pending *pe, bool committed)
 	size_t i;
 
 	if (pe->ev.kind == DEV_CONNECT) {
-		struct early *e;
+		struct at_connect *e;
 
 		if (!committed)
 			return;
-		for (i = 0; i < EARLY_N; i++)
-			if (!strcmp(s->early[i].id, pe->ev.id))
-				s->early[i].id[0] = 0;
-		e = &s->early[s->earlypos++ % EARLY_N];
+		for (i = 0; i < AT_CONNECT_N; i++)
+			if (!strcmp(s->at_connect[i].id, pe->ev.id))
+				s->at_connect[i].id[0] = 0;
+		e = &s->at_connect[s->at_connect_pos++ % AT_CONNECT_N];
 		lat_add(&s->st.connect, (now - pe->t_read) * 1e3,
 			(now - pe->t_reply) * 1e3);
 		snprintf(e->id, sizeof(e->id), "%s", pe->ev.id);
@@ -189,8 +189,8 @@ static void lat_record(struct sync *s, const struct pending *pe, bool committed)
 		return;
 	}
 	if (!committed)
-		for (i = 0; i < EARLY_N; i++) {
-			struct early *e = &s->early[i];
+		for (i = 0; i < AT_CONNECT_N; i++) {
+			struct at_connect *e = &s->at_connect[i];
 			double us = (e->t_commit - pe->t_read) * 1e3;
 
 			if (strcmp(e->id, pe->ev.id))
@@ -228,7 +228,7 @@ static void record_latency(struct sync *s, const struct pending *pe,
 
 static const char *svc_name(const struct sync *s, const struct inv_container *c)
 {
-	long a, b, i = compiler_assign(s->cc, c, &a, &b);
+	long a, b, i = compile_assign(s->cc, c, &a, &b);
 
 	return i >= 0		       ? s->p->services[i].name
 	       : i == COMPILE_CONFLICT ? "(two services: denied)"
@@ -381,7 +381,7 @@ static bool needs_port(const struct sync *s, const struct inv_container *c)
 		return false;
 	for (j = 0; j < c->nnets; j++)
 		if (!c->nets[j].port && (c->nets[j].has_mac || c->sandbox) &&
-		    compiler_net_managed(s->cc, s->inv, c->nets[j].name))
+		    compile_net_managed(s->cc, s->inv, c->nets[j].name))
 			return true;
 	return false;
 }
@@ -871,14 +871,14 @@ int sync_restore(struct sync *s, const char *what, struct kernel_sync *res)
 
 int sync_reload(struct sync *s, struct policy *p, struct kernel_sync *res)
 {
-	struct compiler *cc = compiler_new(p, &s->co);
+	struct compiler *cc = compile_new(p, &s->co);
 	struct ir_ruleset *rs = NULL;
 
 	if (converge(s, cc, s->inv, &rs, res)) {
-		compiler_free(cc);
+		compile_free(cc);
 		return -1;
 	}
-	compiler_free(s->cc);
+	compile_free(s->cc);
 	policy_free(s->p);
 	ir_free(s->rs);
 	s->p = p;
@@ -906,8 +906,8 @@ bool sync_fqdn(struct sync *s, struct compile_fqdn *l, size_t n)
 	}
 	co.fqdn = l;
 	co.nfqdn = n;
-	compiler_free(s->cc);
-	s->cc = compiler_new(s->p, &co);
+	compile_free(s->cc);
+	s->cc = compile_new(s->p, &co);
 	free(s->fql);
 	s->fql = l;
 	s->co = co;

@@ -52,14 +52,14 @@ static int resolve(const struct compiler *cc, const struct policy *p,
 				}
 			}
 		if (ep->c)
-			ep->svc = compiler_assign(cc, ep->c, &a, &b);
+			ep->svc = compile_assign(cc, ep->c, &a, &b);
 		return 0;
 	}
 	ep->kind = EP_CONTAINER;
 	ep->c = inventory_find(inv, arg);
 	if (!ep->c && (si = policy_service_index(p, arg)) >= 0) {
 		for (i = 0; i < inv->n; i++)
-			if (compiler_assign(cc, &inv->c[i], &a, &b) == si &&
+			if (compile_assign(cc, &inv->c[i], &a, &b) == si &&
 			    (!best || strcmp(inv->c[i].name, best->name) < 0))
 				best = &inv->c[i];
 		if (!best)
@@ -68,7 +68,7 @@ static int resolve(const struct compiler *cc, const struct policy *p,
 	}
 	if (!ep->c)
 		return -EINVAL;
-	ep->svc = compiler_assign(cc, ep->c, &a, &b);
+	ep->svc = compile_assign(cc, ep->c, &a, &b);
 	return 0;
 }
 
@@ -133,7 +133,7 @@ static void managed(const struct compiler *cc, const struct policy *p,
 	*s_managed = sn && s->svc != COMPILE_UNMATCHED;
 	*s_managed |= sn && !p->unmatched_allow;
 	*t_managed = dn && (t->svc != COMPILE_UNMATCHED || !p->unmatched_allow);
-	if (sn && !compiler_net_managed(cc, inv, sn->name))
+	if (sn && !compile_net_managed(cc, inv, sn->name))
 		*s_managed = false;
 }
 
@@ -448,7 +448,7 @@ static const struct inv_net *pick_net(const struct compiler *cc,
 	for (i = 0; i < c->nnets; i++) {
 		const struct inv_net *n = &c->nets[i];
 
-		if (!compiler_net_managed(cc, inv, n->name))
+		if (!compile_net_managed(cc, inv, n->name))
 			continue;
 		if ((fam == AF_INET && !n->has4) ||
 		    (fam == AF_INET6 && !n->has6))

@@ -36,20 +36,20 @@ struct compiler;
 
 /* Precomputes everything that depends on the policy alone. The compiler
  * borrows p, which must outlive it. */
-struct compiler *compiler_new(const struct policy *p,
-			      const struct compile_opts *opts);
-void compiler_free(struct compiler *cc);
+struct compiler *compile_new(const struct policy *p,
+			     const struct compile_opts *opts);
+void compile_free(struct compiler *cc);
 
 /* The service container c belongs to: an index, COMPILE_UNMATCHED or
  * COMPILE_CONFLICT (then *first and *second name the two services). */
-long compiler_assign(const struct compiler *cc, const struct inv_container *c,
-		     long *first, long *second);
+long compile_assign(const struct compiler *cc, const struct inv_container *c,
+		    long *first, long *second);
 
 /* Whether network net (of container c, in inv) is managed. */
-bool compiler_net_managed(const struct compiler *cc,
-			  const struct inventory *inv, const char *net);
+bool compile_net_managed(const struct compiler *cc, const struct inventory *inv,
+			 const char *net);
 
-/* Every container's service (compiler_assign), and in *managed one flag
+/* Every container's service (compile_assign), and in *managed one flag
  * per (container, network), in order, saying whether that network is
  * managed: in one pass. The caller frees both. */
 long *compile_classify(const struct compiler *cc, const struct inventory *inv,

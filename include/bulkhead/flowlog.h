@@ -92,7 +92,7 @@ struct flowlog_account {
 	unsigned long records; /* written */
 	unsigned long records_base, suppressed, summarized_supp;
 	uint64_t denied_base;
-	bool based;
+	bool has_base;
 	struct flowlog_stats summarized; /* as the last summary said */
 	time_t last_summary;
 };

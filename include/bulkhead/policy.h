@@ -112,6 +112,11 @@ void policy_add_edge(struct policy *p, const struct pol_edge *e);
 long policy_service_index(const struct policy *p, const char *name);
 
 /* "80/tcp", "8000-8100/udp", "icmp", "any", into buf. */
+/* A peer as the policy names it: a service, world, host, an FQDN or
+ * CIDRs ("a/n, b/m"); with yaml, as a policy file writes it ({ fqdn: X },
+ * { cidr: ["a/n"] }). */
+void policy_peer_format(const struct policy *p, const struct pol_peer *peer,
+			bool yaml, struct strbuf *b);
 void policy_port_format(const struct pol_port *pp, char *buf, size_t len);
 /* Parse one port spec; returns NULL or a static error message. */
 const char *policy_port_parse(const char *s, struct pol_port *out);

@@ -26,10 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort(); /* failed without saying why */
 	if (!r) {
 		p = policy_parse("p.yaml", policy, strlen(policy), &d);
-		cc = compiler_new(p, NULL);
+		cc = compile_new(p, NULL);
 		rs = compile_ruleset(cc, inv, "fuzz.json", &d);
 		ir_free(rs);
-		compiler_free(cc);
+		compile_free(cc);
 		policy_free(p);
 	}
 	inventory_free(inv);

@@ -32,10 +32,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (strcmp(a.s, b.s))
 		abort();
 	inv = inventory_new();
-	cc = compiler_new(p, NULL);
+	cc = compile_new(p, NULL);
 	rs = compile_ruleset(cc, inv, "none", &d);
 	ir_free(rs);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(q);
 	policy_free(p);

@@ -48,7 +48,7 @@ int main(int argc, char **argv)
 		return 2;
 	if (argc == 5 && (k = find(inv, argv[4])) == inv->n)
 		return 2;
-	cc = compiler_new(p, NULL);
+	cc = compile_new(p, NULL);
 	less = *inv;
 	if (!strcmp(argv[3], "without")) {
 		/* drop container k by moving the last one into its place */
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
 	kernel_close(kh);
 	ir_delta_free(&delta);
 	ir_free(rs);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 	diags_free(&d);

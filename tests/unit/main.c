@@ -62,13 +62,13 @@ struct ir_ruleset *compile_fixture(const char *policy, const char *inventory)
 	struct policy *p = load_policy_fixture(policy);
 	struct inventory *inv = load_inventory_fixture(inventory);
 	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
-	struct compiler *cc = compiler_new(p, &o);
+	struct compiler *cc = compile_new(p, &o);
 	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
 
 	ck_assert_ptr_nonnull(rs);
 	diags_free(&d);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 	return rs;

@@ -29,7 +29,7 @@ static struct ir_ruleset *compile(const struct policy *p,
 				  struct compiler **ccp)
 {
 	struct compile_opts o = {.fqdn = fq, .nfqdn = 1};
-	struct compiler *cc = compiler_new(p, &o);
+	struct compiler *cc = compile_new(p, &o);
 	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
 
@@ -37,7 +37,7 @@ static struct ir_ruleset *compile(const struct policy *p,
 	if (ccp)
 		*ccp = cc;
 	else
-		compiler_free(cc);
+		compile_free(cc);
 	return rs;
 }
 
@@ -168,7 +168,7 @@ START_TEST(test_fqdn_sets)
 	struct policy *p = load_policy_fixture(examples[2].policy);
 	struct inventory *inv = load_inventory_fixture(examples[2].inventory);
 	struct compile_opts o = {.fqdn = ans, .nfqdn = 4};
-	struct compiler *cc = compiler_new(p, &o);
+	struct compiler *cc = compile_new(p, &o);
 	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
 	struct ir_delta delta = {0};
@@ -198,7 +198,7 @@ START_TEST(test_fqdn_sets)
 	sb_free(&b);
 	diags_free(&d);
 	ir_free(rs);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 }
@@ -317,7 +317,7 @@ START_TEST(test_conflict)
 	struct diags d = {0};
 	struct policy *p = policy_parse("c.yaml", y, strlen(y), &d);
 	struct inventory *inv = load_inventory_fixture(examples[2].inventory);
-	struct compiler *cc = compiler_new(p, NULL);
+	struct compiler *cc = compile_new(p, NULL);
 
 	ck_assert_ptr_null(compile_ruleset(cc, inv, "inv", &d));
 	ck_assert_uint_eq(d.nerrors, 1);
@@ -326,7 +326,7 @@ START_TEST(test_conflict)
 			 "and service 'b' (line 5)");
 	ck_assert_uint_eq(d.v[0].line, 5);
 	diags_free(&d);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 }
@@ -362,7 +362,7 @@ START_TEST(test_published)
 		struct compiler *cc;
 
 		ck_assert_ptr_nonnull(p);
-		cc = compiler_new(p, NULL);
+		cc = compile_new(p, NULL);
 		compile_check(cc, inv, "inv", &d);
 		ck_assert_msg(d.n == cases[i].warnings, "case %zu: %zu diags",
 			      i, d.n);
@@ -377,7 +377,7 @@ START_TEST(test_published)
 			ck_assert_uint_eq(d.v[0].line, 3);
 		}
 		diags_free(&d);
-		compiler_free(cc);
+		compile_free(cc);
 		policy_free(p);
 		free(y);
 	}
@@ -401,7 +401,7 @@ START_TEST(test_published_once)
 	struct diags d = {0};
 	struct inventory *inv = inventory_new();
 	struct policy *p = policy_parse("p.yaml", y, strlen(y), &d);
-	struct compiler *cc = compiler_new(p, NULL);
+	struct compiler *cc = compile_new(p, NULL);
 
 	ck_assert_int_eq(inventory_load_mem(inv, j, strlen(j), "inv", &d), 0);
 	ck_assert_uint_eq(inv->c[0].nports, 2); /* 9000: exposed only */
@@ -410,7 +410,7 @@ START_TEST(test_published_once)
 	ck_assert_ptr_nonnull(strstr(d.v[0].msg, "publishes 5432/tcp on the "
 						 "host (0.0.0.0:15432)"));
 	diags_free(&d);
-	compiler_free(cc);
+	compile_free(cc);
 	policy_free(p);
 	inventory_free(inv);
 }
@@ -556,7 +556,7 @@ START_TEST(test_delta_matches_full)
 	}
 	free(want_full);
 	ir_free(full);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 }

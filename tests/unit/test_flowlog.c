@@ -208,7 +208,7 @@ START_TEST(test_record)
 	struct inventory *inv =
 	    load_inventory_fixture(FIXTURES "/three-tier.json");
 	struct inventory *gone = inventory_new();
-	struct compiler *cc = compiler_new(p, NULL);
+	struct compiler *cc = compile_new(p, NULL);
 	struct trace_decision dec;
 	struct flow_pkt k;
 	uint8_t pk[64];
@@ -266,7 +266,7 @@ START_TEST(test_record)
 	ck_assert_str_eq(at(r, "dst", "peer"), "world");
 	json_decref(r);
 
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(gone);
 	inventory_free(inv);
 	policy_free(p);
@@ -348,7 +348,7 @@ START_TEST(test_account)
 	rs = denied_at(1000); /* before the daemon: not ours to count */
 	flowlog_account_count(&a, rs);
 	ir_free(rs);
-	ck_assert(a.based);
+	ck_assert(a.has_base);
 	ck_assert_uint_eq(a.suppressed, 0);
 	a.records = 3;
 	rs = denied_at(1010);

@@ -23,7 +23,7 @@ static void judge_open(struct judged *x, const struct revoke_addr *host,
 {
 	x->p = load_policy_fixture("policies/three-tier.yaml");
 	x->inv = load_inventory_fixture(FIXTURES "/three-tier.json");
-	x->cc = compiler_new(x->p, NULL);
+	x->cc = compile_new(x->p, NULL);
 	x->ix = trace_index_new(x->cc, x->p, x->inv);
 	x->j = (struct revoke_judge){.cc = x->cc,
 				     .p = x->p,
@@ -36,7 +36,7 @@ static void judge_open(struct judged *x, const struct revoke_addr *host,
 static void judge_close(struct judged *x)
 {
 	trace_index_free(x->ix);
-	compiler_free(x->cc);
+	compile_free(x->cc);
 	inventory_free(x->inv);
 	policy_free(x->p);
 }
@@ -107,7 +107,7 @@ START_TEST(test_fqdn)
 	struct policy *p = load_policy_fixture(FIXTURES "/policy-fqdn.yaml");
 	struct inventory *inv =
 	    load_inventory_fixture(FIXTURES "/three-tier.json");
-	struct compiler *cc = compiler_new(p, &o);
+	struct compiler *cc = compile_new(p, &o);
 	struct diags d = {0};
 	struct ir_ruleset *rs = compile_ruleset(cc, inv, "inv", &d);
 	struct revoke_judge j = {.cc = cc, .p = p, .inv = inv};
@@ -127,7 +127,7 @@ START_TEST(test_fqdn)
 	trace_index_free((struct trace_index *)j.ix);
 	diags_free(&d);
 	ir_free(rs);
-	compiler_free(cc);
+	compile_free(cc);
 	inventory_free(inv);
 	policy_free(p);
 }

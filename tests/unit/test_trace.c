@@ -105,7 +105,7 @@ static void world_up(struct world *w, int example)
 	memset(w, 0, sizeof(*w));
 	w->p = load_policy_fixture(pol[example]);
 	w->inv = load_inventory_fixture(invs[example]);
-	w->cc = compiler_new(w->p, &o);
+	w->cc = compile_new(w->p, &o);
 	w->rs = compile_ruleset(w->cc, w->inv, "inv", &w->d);
 	ck_assert_ptr_nonnull(w->rs);
 }
@@ -115,7 +115,7 @@ static void world_down(struct world *w)
 	sb_free(&w->b);
 	diags_free(&w->d);
 	ir_free(w->rs);
-	compiler_free(w->cc);
+	compile_free(w->cc);
 	inventory_free(w->inv);
 	policy_free(w->p);
 }
@@ -174,7 +174,7 @@ START_TEST(test_index_agrees)
 	for (e = 0; e < sizeof(ex) / sizeof(ex[0]); e++) {
 		struct policy *p = load_policy_fixture(ex[e][0]);
 		struct inventory *inv = load_inventory_fixture(ex[e][1]);
-		struct compiler *cc = compiler_new(p, NULL);
+		struct compiler *cc = compile_new(p, NULL);
 		struct trace_index *ix = trace_index_new(cc, p, inv);
 		u128 addrs[256];
 		size_t n = 0;
@@ -213,7 +213,7 @@ START_TEST(test_index_agrees)
 								  b.reason));
 					}
 		trace_index_free(ix);
-		compiler_free(cc);
+		compile_free(cc);
 		inventory_free(inv);
 		policy_free(p);
 	}
