@@ -230,19 +230,55 @@ enum schain { C_SVC, C_IN, C_HOST, C_NCHAINS };
 
 #define NO_SET ((size_t)-1)
 
-static bool is_fqdn_set(size_t i)
-{
-	return i == S_FQDN4 || i == S_FQDN6;
-}
-
 static const char *const gset_names[G_NSETS] = {
     "bridges",	   "unmanaged4", "unmanaged6", "rl4",	   "rl6",
     "same_bridge", "self4",	 "self6",      "id_ports", "id_mac",
     "id_addr4",	   "id_addr6",	 "id_nd6"};
-static const char *const sset_suffix[S_NSETS] = {
-    "peer4",	"peer6", "peer4_ranges", "peer6_ranges", "members4",
-    "members6", "out4",	 "out6",	 "fqdn4",	 "fqdn6",
-    "in4",	"in6",	 "host"};
+/* The keys of the per-service sets. */
+static const enum ir_type k_peer4[] = {IRT_IFNAME, IRT_IPV4, IRT_PROTO,
+				       IRT_PORT};
+static const enum ir_type k_peer6[] = {IRT_IFNAME, IRT_IPV6, IRT_PROTO,
+				       IRT_PORT};
+static const enum ir_type k_memb4[] = {IRT_IFNAME, IRT_IPV4};
+static const enum ir_type k_memb6[] = {IRT_IFNAME, IRT_IPV6};
+static const enum ir_type k_net4[] = {IRT_IPV4, IRT_PROTO, IRT_PORT};
+static const enum ir_type k_net6[] = {IRT_IPV6, IRT_PROTO, IRT_PORT};
+static const enum ir_type k_host[] = {IRT_PROTO, IRT_PORT};
+
+/* What each per-service set is: its name's suffix, the address family
+ * of its elements (0: none, the host's ports), its key and its flags.
+ * DNS answers expire on their own should the daemon stop refreshing
+ * them. */
+#define KEY(k) (int)(sizeof(k) / sizeof((k)[0])), k
+static const struct sset_kind {
+	const char *suffix;
+	int family;
+	int nkey;
+	const enum ir_type *key;
+	unsigned flags;
+} sset_kinds[S_NSETS] = {
+    [S_PEER4] = {"peer4", AF_INET, KEY(k_peer4), 0},
+    [S_PEER6] = {"peer6", AF_INET6, KEY(k_peer6), 0},
+    [S_RPEER4] = {"peer4_ranges", AF_INET, KEY(k_peer4), IRS_INTERVAL},
+    [S_RPEER6] = {"peer6_ranges", AF_INET6, KEY(k_peer6), IRS_INTERVAL},
+    [S_MEMB4] = {"members4", AF_INET, KEY(k_memb4), 0},
+    [S_MEMB6] = {"members6", AF_INET6, KEY(k_memb6), 0},
+    [S_OUT4] = {"out4", AF_INET, KEY(k_net4), IRS_INTERVAL},
+    [S_OUT6] = {"out6", AF_INET6, KEY(k_net6), IRS_INTERVAL},
+    [S_FQDN4] = {"fqdn4", AF_INET, KEY(k_net4), IRS_INTERVAL | IRS_TIMEOUT},
+    [S_FQDN6] = {"fqdn6", AF_INET6, KEY(k_net6), IRS_INTERVAL | IRS_TIMEOUT},
+    [S_IN4] = {"in4", AF_INET, KEY(k_net4), IRS_INTERVAL},
+    [S_IN6] = {"in6", AF_INET6, KEY(k_net6), IRS_INTERVAL},
+    [S_HOST] = {"host", 0, KEY(k_host), IRS_INTERVAL},
+};
+#undef KEY
+
+/* The destination address of a per-service set's family. */
+static enum ir_expr sset_daddr(size_t i)
+{
+	return sset_kinds[i].family == AF_INET6 ? IRX_DADDR6 : IRX_DADDR4;
+}
+
 static const char *const schain_prefix[C_NCHAINS] = {"svc", "in", "host"};
 
 /* Chains before the per-service ones, in ruleset order. */
@@ -670,11 +706,7 @@ static void plan_sets(struct compiler *cc)
 			need_into(cc, need, s, &si->into[i]);
 		for (k = S_OUT4; k < S_NSETS; k++)
 			need[s * S_NSETS + k] |=
-			    boxes_have(&si->set[k],
-				       k == S_HOST	  ? 0
-				       : (k - S_OUT4) % 2 ? AF_INET6
-							  : AF_INET,
-				       -1);
+			    boxes_have(&si->set[k], sset_kinds[k].family, -1);
 	}
 	for (i = 0; i < cc->nworld; i++)
 		need_peer(&need[cc->world_from[i].from * S_NSETS],
@@ -716,7 +748,7 @@ static void plan_sets(struct compiler *cc)
 				continue;
 			cc->sidx[s * S_NSETS + k] = n;
 			cc->set_names[n++] = xasprintf(
-			    "%s_%s", p->services[s].name, sset_suffix[k]);
+			    "%s_%s", p->services[s].name, sset_kinds[k].suffix);
 		}
 	cc->nsets = n;
 	free(need);
@@ -1356,13 +1388,6 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 	static const enum ir_type tif2[] = {IRT_IFNAME, IRT_IFNAME};
 	static const enum ir_type trl4[] = {IRT_IPV4};
 	static const enum ir_type trl6[] = {IRT_IPV6};
-	static const enum ir_type tpeer4[] = {IRT_IFNAME, IRT_IPV4, IRT_PROTO,
-					      IRT_PORT};
-	static const enum ir_type tpeer6[] = {IRT_IFNAME, IRT_IPV6, IRT_PROTO,
-					      IRT_PORT};
-	static const enum ir_type tnet4[] = {IRT_IPV4, IRT_PROTO, IRT_PORT};
-	static const enum ir_type tnet6[] = {IRT_IPV6, IRT_PROTO, IRT_PORT};
-	static const enum ir_type thost[] = {IRT_PROTO, IRT_PORT};
 	const struct policy *p = cc->p;
 	struct ir_chain *c[NBASE];
 	struct ir_set *st;
@@ -1402,31 +1427,12 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 			rs->sets[i].family = IRF_BRIDGE;
 	}
 	for (s = 0; s < p->nservices; s++)
-		for (i = 0; i < S_NSETS; i++) {
-			bool peer = i <= S_RPEER6;
-			bool memb = i == S_MEMB4 || i == S_MEMB6;
-			bool hash = i == S_PEER4 || i == S_PEER6 || memb;
-			const enum ir_type *t;
-			int nk = i == S_HOST || memb ? 2 : peer ? 4 : 3;
-
-			if (i == S_HOST)
-				t = thost;
-			else if (peer)
-				t = i % 2 ? tpeer6 : tpeer4;
-			else if (memb)
-				t = i % 2 ? tmap6 : tmap4;
-			else
-				t = (i - S_OUT4) % 2 ? tnet6 : tnet4;
-			if (service_set(cc, s, (int)i) == NO_SET)
-				continue;
-			/* DNS answers expire on their own should the
-			 * daemon stop refreshing them */
-			ir_set_add(rs, cc->set_names[rs->nsets],
-				   hash		    ? 0
-				   : is_fqdn_set(i) ? IRS_INTERVAL | IRS_TIMEOUT
-						    : IRS_INTERVAL,
-				   nk, t);
-		}
+		for (i = 0; i < S_NSETS; i++)
+			if (service_set(cc, s, (int)i) != NO_SET)
+				ir_set_add(rs, cc->set_names[rs->nsets],
+					   sset_kinds[i].flags,
+					   sset_kinds[i].nkey,
+					   sset_kinds[i].key);
 
 	/* chains: base, dispatch, deny, then three per service */
 	for (i = 0; i < NBASE; i++)
@@ -1508,7 +1514,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 		}
 		/* a rule for each set that exists */
 		for (i = S_PEER4; i <= S_RPEER6; i++) {
-			enum ir_expr da = i % 2 ? IRX_DADDR6 : IRX_DADDR4;
+			enum ir_expr da = sset_daddr(i);
 
 			if (!sn[i])
 				continue;
@@ -1523,8 +1529,7 @@ static void layout(const struct compiler *cc, struct ir_ruleset *rs)
 			for (i = 0; i < cc->svc[s].nrr; i++)
 				range_rule(cc, rs, svc, &cc->svc[s].rr[i], fi);
 		for (i = S_OUT4; i <= S_FQDN6; i++) {
-			enum ir_expr da =
-			    (i - S_OUT4) % 2 ? IRX_DADDR6 : IRX_DADDR4;
+			enum ir_expr da = sset_daddr(i);
 
 			if (!sn[i])
 				continue;
@@ -1562,7 +1567,7 @@ static void emit_service_set(struct sink *k, size_t s, size_t i)
 {
 	const struct boxes *b = &k->cc->svc[s].set[i];
 	size_t x = service_set(k->cc, s, (int)i), j;
-	int fam = i == S_HOST ? 0 : (i - S_OUT4) % 2 ? AF_INET6 : AF_INET;
+	int fam = sset_kinds[i].family;
 	int off = i == S_HOST ? 0 : 1;
 
 	if (x == NO_SET)
