@@ -470,23 +470,22 @@ static void set_addr(struct endpoint *ep, const struct inv_net *n, int fam)
 	ep->addr = ep->family == AF_INET ? n->ip4 : n->ip6;
 }
 
-int trace_run(const struct compiler *cc, const struct policy *p,
-	      const struct ir_ruleset *rs, const struct inventory *inv,
-	      const char *src, const char *dst, const char *port,
-	      struct strbuf *o, struct diags *d)
-{
-	const struct inv_net *sn = NULL, *dn = NULL;
+/* One trace: both ends, the port, and the path a packet takes. */
+struct query {
 	struct endpoint s, t;
+	const struct inv_net *sn, *dn; /* the ends' networks, when containers */
 	struct pol_port pp;
-	struct ir_packet pkt = {0};
-	struct ir_result res;
-	const char *why, *args[2] = {src, dst};
-	struct endpoint *eps[2] = {&s, &t};
-	struct trace_decision dec;
-	bool s_managed, t_managed, model_allow = false;
-	bool audit_deny;
-	long edge = -1;
-	int fam = 0, i, r;
+	int fam;
+};
+
+/* SRC and DST as endpoints; 0, or -EINVAL with a diagnostic. */
+static int resolve_ends(const struct compiler *cc, const struct policy *p,
+			const struct inventory *inv, const char *src,
+			const char *dst, struct query *q, struct diags *d)
+{
+	const char *args[2] = {src, dst};
+	struct endpoint *eps[2] = {&q->s, &q->t};
+	int i, r;
 
 	for (i = 0; i < 2; i++) {
 		r = resolve(cc, p, inv, args[i], eps[i]);
@@ -505,129 +504,179 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 			return -EINVAL;
 		}
 	}
-	if (s.kind == EP_HOST) {
+	if (q->s.kind == EP_HOST) {
 		diags_add(d, DIAG_ERROR, "trace", 0, 0,
 			  "'host' is a destination only: the host's own "
 			  "traffic to containers is not filtered");
 		return -EINVAL;
 	}
-	why = policy_port_parse(port, &pp);
+	return 0;
+}
+
+/* PORT/PROTO as one protocol and one port (ICMP: none); 0, or -EINVAL
+ * with a diagnostic. */
+static int parse_port(const char *port, struct query *q, struct diags *d)
+{
+	struct pol_port *pp = &q->pp;
+	const char *why = policy_port_parse(port, pp);
+
 	if (!why &&
-	    (pp.proto_lo == IPPROTO_ICMP || pp.proto_lo == IPPROTO_ICMPV6))
-		pp.hi = pp.lo = 0; /* the datapath sees some value here */
-	if (why || pp.proto_lo != pp.proto_hi || pp.lo != pp.hi) {
-		if (!why && pp.proto_lo == pp.proto_hi)
+	    (pp->proto_lo == IPPROTO_ICMP || pp->proto_lo == IPPROTO_ICMPV6))
+		pp->hi = pp->lo = 0; /* the datapath sees some value here */
+	if (why || pp->proto_lo != pp->proto_hi || pp->lo != pp->hi) {
+		if (!why && pp->proto_lo == pp->proto_hi)
 			why = "must be one port, not a range";
 		diags_add(d, DIAG_ERROR, "trace", 0, 0, "port '%s' %s", port,
 			  why ? why : "must name one protocol (not any)");
 		return -EINVAL;
 	}
-	if (pp.proto_lo == IPPROTO_ICMP || pp.proto_lo == IPPROTO_ICMPV6) {
-		pp.lo = 0;
-		fam = pp.proto_lo == IPPROTO_ICMP ? AF_INET : AF_INET6;
-	}
-	if (s.kind == EP_EXTERNAL || s.net)
-		fam = s.family;
-	if (t.kind == EP_EXTERNAL || t.net)
-		fam = fam ? fam : t.family;
-	if (s.kind == EP_CONTAINER)
-		sn = s.net ? s.net : pick_net(cc, inv, s.c, fam, t.c);
-	if (!fam && sn)
-		fam = sn->has4 ? AF_INET : AF_INET6;
-	if (t.kind == EP_CONTAINER)
-		dn = t.net ? t.net : pick_net(cc, inv, t.c, fam, s.c);
-	if (!fam && dn)
-		fam = dn->has4 ? AF_INET : AF_INET6;
-	if (!fam)
-		fam = AF_INET;
-	set_addr(&s, sn, fam);
-	set_addr(&t, dn, fam);
+	if (pp->proto_lo == IPPROTO_ICMP || pp->proto_lo == IPPROTO_ICMPV6)
+		q->fam = pp->proto_lo == IPPROTO_ICMP ? AF_INET : AF_INET6;
+	return 0;
+}
 
-	managed(cc, p, inv, &s, &t, sn, dn, &s_managed, &t_managed);
+/* The family and the ends' networks: as named, else what the protocol,
+ * an external end or the containers' networks say; IPv4 by default. */
+static void choose_path(const struct compiler *cc, const struct inventory *inv,
+			struct query *q)
+{
+	if (q->s.kind == EP_EXTERNAL || q->s.net)
+		q->fam = q->s.family;
+	if (q->t.kind == EP_EXTERNAL || q->t.net)
+		q->fam = q->fam ? q->fam : q->t.family;
+	if (q->s.kind == EP_CONTAINER)
+		q->sn = q->s.net ? q->s.net
+				 : pick_net(cc, inv, q->s.c, q->fam, q->t.c);
+	if (!q->fam && q->sn)
+		q->fam = q->sn->has4 ? AF_INET : AF_INET6;
+	if (q->t.kind == EP_CONTAINER)
+		q->dn = q->t.net ? q->t.net
+				 : pick_net(cc, inv, q->t.c, q->fam, q->s.c);
+	if (!q->fam && q->dn)
+		q->fam = q->dn->has4 ? AF_INET : AF_INET6;
+	if (!q->fam)
+		q->fam = AF_INET;
+	set_addr(&q->s, q->sn, q->fam);
+	set_addr(&q->t, q->dn, q->fam);
+}
 
-	pkt.family = fam;
-	pkt.saddr = s.addr;
-	pkt.daddr = t.addr;
-	pkt.proto = pp.proto_lo;
-	pkt.dport = pp.lo;
-	snprintf(pkt.iif, sizeof(pkt.iif), "%s", sn ? sn->bridge : UPLINK);
-	if (t.kind == EP_HOST) {
+/* The packet through the ruleset: res says what the kernel would do. */
+static void evaluate(const struct ir_ruleset *rs, const struct query *q,
+		     struct ir_result *res)
+{
+	struct ir_packet pkt = {0};
+
+	pkt.family = q->fam;
+	pkt.saddr = q->s.addr;
+	pkt.daddr = q->t.addr;
+	pkt.proto = q->pp.proto_lo;
+	pkt.dport = q->pp.lo;
+	snprintf(pkt.iif, sizeof(pkt.iif), "%s",
+		 q->sn ? q->sn->bridge : UPLINK);
+	if (q->t.kind == EP_HOST) {
 		pkt.hook = IRH_INPUT;
 	} else {
 		pkt.hook = IRH_FORWARD;
 		snprintf(pkt.oif, sizeof(pkt.oif), "%s",
-			 dn ? dn->bridge : UPLINK);
+			 q->dn ? q->dn->bridge : UPLINK);
 	}
-	ir_eval(rs, &pkt, &res);
+	ir_eval(rs, &pkt, res);
+}
 
-	/* the model's answer */
-	decide(p, &s, &t, sn, dn, s_managed, t_managed, pp.proto_lo, pp.lo, fam,
-	       NULL, 0, &dec);
-	model_allow = dec.allowed;
-	edge = dec.edge;
-
-	/* in audit mode the deny chain logs and accepts */
-	audit_deny = !model_allow && res.logged && res.verdict == IRV_ACCEPT;
-	sb_printf(o, "%s %s -> %s %s\n",
-		  audit_deny		      ? "would-deny"
-		  : res.verdict == IRV_ACCEPT ? "allowed"
-					      : "denied",
-		  src, dst, port);
-	describe(o, "from:", &s, p, sn ? sn->name : NULL);
-	describe(o, "to:", &t, p, dn ? dn->name : NULL);
-	if (s.c && sn)
-		identity(o, s.c, sn);
-	if (edge >= 0) {
-		const struct pol_edge *e = &p->edges[edge];
+/* What decides: the edge (file:line) or the default and its reason. */
+static void print_decision(const struct policy *p,
+			   const struct trace_decision *dec, struct strbuf *o)
+{
+	if (dec->edge >= 0) {
+		const struct pol_edge *e = &p->edges[dec->edge];
 
 		sb_printf(
 		    o, "  edge: %s:%u:%u (%s of service %s)\n", p->file,
 		    e->loc.line, e->loc.col, e->ingress ? "ingress" : "egress",
 		    p->services[e->ingress ? e->dst.service : e->src.service]
 			.name);
-	} else {
-		sb_printf(o, "  default: %s", dec.why);
-		if (dec.reason)
-			sb_printf(o, " (reason: %s)", dec.reason);
-		sb_putc(o, '\n');
+		return;
 	}
-	sb_puts(o, "  path:");
-	for (i = 0; i < res.ntrail; i++) {
-		const struct ir_step *st = &res.trail[i];
+	sb_printf(o, "  default: %s", dec->why);
+	if (dec->reason)
+		sb_printf(o, " (reason: %s)", dec->reason);
+	sb_putc(o, '\n');
+}
 
+/* The chains the packet went through, with the element each set matched
+ * and the ports the rule itself checks. */
+static void print_path(const struct ir_ruleset *rs, const struct ir_result *res,
+		       struct strbuf *o)
+{
+	int i, m;
+
+	sb_puts(o, "  path:");
+	for (i = 0; i < res->ntrail; i++) {
+		const struct ir_step *st = &res->trail[i];
 		const struct ir_chain *c = ir_chain_find(rs, st->chain);
-		int m;
 
 		sb_printf(o, " %s%s", i ? "> " : "", st->chain);
-		if (st->set && !(st->set->flags & IRS_MAP)) {
-			sb_printf(o, " (@%s has ", st->set->name);
-			render_elem(st->set, st->elem, o);
-			/* ports the rule itself checks */
-			for (m = 0;
-			     c && st->rule < c->n && m < c->r[st->rule].nm; m++)
-				if (c->r[st->rule].m[m].kind == IRM_RANGE) {
-					sb_puts(o, ", ");
-					render_match(&c->r[st->rule].m[m], o);
-				}
-			sb_putc(o, ')');
-		}
+		if (!st->set || (st->set->flags & IRS_MAP))
+			continue;
+		sb_printf(o, " (@%s has ", st->set->name);
+		render_elem(st->set, st->elem, o);
+		for (m = 0; c && st->rule < c->n && m < c->r[st->rule].nm; m++)
+			if (c->r[st->rule].m[m].kind == IRM_RANGE) {
+				sb_puts(o, ", ");
+				render_match(&c->r[st->rule].m[m], o);
+			}
+		sb_putc(o, ')');
 	}
-	if (res.by_policy)
+	if (res->by_policy)
 		sb_puts(o, " (no rule: policy accept)");
-	sb_printf(o, ": %s\n", res.verdict == IRV_ACCEPT ? "accept" : "drop");
+	sb_printf(o, ": %s\n", res->verdict == IRV_ACCEPT ? "accept" : "drop");
+}
+
+int trace_run(const struct compiler *cc, const struct policy *p,
+	      const struct ir_ruleset *rs, const struct inventory *inv,
+	      const char *src, const char *dst, const char *port,
+	      struct strbuf *o, struct diags *d)
+{
+	struct query q = {0};
+	struct ir_result res;
+	struct trace_decision dec;
+	bool s_managed, t_managed, audit_deny, accept;
+
+	if (resolve_ends(cc, p, inv, src, dst, &q, d) ||
+	    parse_port(port, &q, d))
+		return -EINVAL;
+	choose_path(cc, inv, &q);
+	managed(cc, p, inv, &q.s, &q.t, q.sn, q.dn, &s_managed, &t_managed);
+	evaluate(rs, &q, &res);
+	/* the model's answer */
+	decide(p, &q.s, &q.t, q.sn, q.dn, s_managed, t_managed, q.pp.proto_lo,
+	       q.pp.lo, q.fam, NULL, 0, &dec);
+	accept = res.verdict == IRV_ACCEPT;
+	/* in audit mode the deny chain logs and accepts */
+	audit_deny = !dec.allowed && res.logged && accept;
+	sb_printf(o, "%s %s -> %s %s\n",
+		  audit_deny ? "would-deny"
+		  : accept   ? "allowed"
+			     : "denied",
+		  src, dst, port);
+	describe(o, "from:", &q.s, p, q.sn ? q.sn->name : NULL);
+	describe(o, "to:", &q.t, p, q.dn ? q.dn->name : NULL);
+	if (q.s.c && q.sn)
+		identity(o, q.s.c, q.sn);
+	print_decision(p, &dec, o);
+	print_path(rs, &res, o);
 	if (audit_deny)
 		sb_puts(o, "  note: audit mode logs this as would-deny and "
 			   "lets it through\n");
 	/* FQDN edges are only in the IR (resolved addresses) */
-	if (model_allow != (res.verdict == IRV_ACCEPT) && !audit_deny &&
-	    !(t.kind == EP_EXTERNAL && res.verdict == IRV_ACCEPT)) {
+	if (dec.allowed != accept && !audit_deny &&
+	    !(q.t.kind == EP_EXTERNAL && accept)) {
 		diags_add(d, DIAG_ERROR, "trace", 0, 0,
 			  "internal error: the policy says %s but the ruleset "
 			  "says %s",
-			  model_allow ? "allowed" : "denied",
-			  res.verdict == IRV_ACCEPT ? "accept" : "drop");
+			  dec.allowed ? "allowed" : "denied",
+			  accept ? "accept" : "drop");
 		return -EFAULT;
 	}
-	return res.verdict == IRV_ACCEPT && !audit_deny ? TRACE_ALLOWED
-							: TRACE_DENIED;
+	return accept && !audit_deny ? TRACE_ALLOWED : TRACE_DENIED;
 }
