@@ -36,7 +36,7 @@ int main(int argc, char **argv)
 	struct ir_set *s;
 	struct ir_elem *e;
 	struct policy *p;
-	char err[512];
+	char err[512], *old_name = NULL;
 	struct kernel *kh;
 	size_t k = 0;
 	int r;
@@ -70,10 +70,12 @@ int main(int argc, char **argv)
 		e->hi[2] += 10; /* same start, longer port range */
 	}
 	if (!strcmp(argv[3], "long")) {
+		/* the rules name the set by its name's pointer: the old one
+		 * stays theirs, and comes back before the ruleset is freed */
 		s = ir_set_find(rs, "backend_out4");
 		if (!s)
 			return 2;
-		free(s->name);
+		old_name = s->name;
 		s->name = xmalloc(301);
 		memset(s->name, 'x', 300);
 		s->name[300] = 0;
@@ -93,6 +95,10 @@ int main(int argc, char **argv)
 	if (r)
 		printf("%s\n", err);
 	kernel_close(kh);
+	if (old_name) {
+		free(s->name);
+		s->name = old_name;
+	}
 	ir_delta_free(&delta);
 	ir_free(rs);
 	compile_free(cc);
