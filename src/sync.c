@@ -1022,6 +1022,10 @@ bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n)
 	s->ngone_addrs = 0;
 	due = s->revoke_wanted || *n;
 	s->revoke_wanted = false;
+	if (!due) {
+		free(v);
+		return false;
+	}
 	*gone = v;
-	return due;
+	return true;
 }

@@ -125,8 +125,9 @@ struct trace_index *sync_index(struct sync *s);
 bool sync_audit(const struct sync *s);
 const struct sync_stats *sync_stats(const struct sync *s);
 
-/* Whether a change since the last call may have ended flows' right; the
- * addresses containers gave up since go into *gone (the caller frees). */
+/* Whether a change since the last call may have ended flows' right; if
+ * so, the addresses containers gave up since go into *gone (the caller
+ * frees it), else *gone is NULL. */
 bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n);
 
 #endif

@@ -187,11 +187,16 @@ START_TEST(test_sync_start_stop)
 	ck_assert_ptr_nonnull(strstr(f.r.log.s, "placed backend (backend)"));
 	ck_assert_uint_eq(sync_stats(f.s)->start.n, 1);
 	ck_assert_uint_eq(sync_stats(f.s)->events, 1);
-	/* placing it again changes nothing: no batch */
+	/* placing it again changes nothing: no batch, and the addresses
+	 * it gave up and took again end nothing */
 	start(&f, 1, NULL);
 	ck_assert_int_eq(f.r.applies, 1);
-	sync_revocation(f.s, &gone, &n);
+	ck_assert(sync_revocation(f.s, &gone, &n)); /* the first converge */
 	free(gone);
+	start(&f, 1, NULL);
+	ck_assert(!sync_revocation(f.s, &gone, &n));
+	ck_assert_ptr_null(gone);
+	ck_assert_uint_eq(n, 0);
 
 	/* it dies: no answer needed, its elements leave, its address is
 	 * given up and its flows are judged */
