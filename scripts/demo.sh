@@ -26,7 +26,11 @@ scripts/test-image.sh >/dev/null
 docker version --format '  Docker {{.Server.Version}}, API {{.Server.APIVersion}}'
 
 POLICY=policies/shop.yaml
-compose() { docker-compose -p shop -f policies/shop/docker-compose.yml "$@"; }
+# compose v1 or v2, and the shop's containers found by their labels
+. tests/lib/compose.sh
+COMPOSE=$(compose_cmd)
+compose() { $COMPOSE -p shop -f policies/shop/docker-compose.yml "$@"; }
+c() { compose_name shop "$@"; } # c SERVICE [N]: its container's name
 out=${DEMO_OUT:-${TMPDIR:-/tmp}/bulkhead-demo}
 mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -45,7 +49,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "Starting the shop with docker-compose"
+step "Starting the shop with $COMPOSE"
 compose down -v >/dev/null 2>&1 || true
 ./bulkhead flush 2>/dev/null || true
 compose up -d 2>&1 | grep -v '^Creating network' | indent
@@ -59,8 +63,9 @@ addr() {
 		[ -z "$a" ] || { echo "$a"; return; }
 	done
 }
-probe() { # FROM TO PORT: a TCP connection, given one second
-	if docker exec "shop_$1_1" nc -w 1 "$(addr "shop_$1_1" "shop_$2")" "$3" </dev/null >/dev/null 2>&1; then
+probe() { # FROM TO_N PORT: a TCP connection, given one second
+	from=$(c "$1") to=$(c "${2%_*}" "${2##*_}")
+	if docker exec "$from" nc -w 1 "$(addr "$from" "$to")" "$3" </dev/null >/dev/null 2>&1; then
 		printf '  %-9s -> %-11s %-5s connects\n' "$1" "$2" "$3"
 	else
 		printf '  %-9s -> %-11s %-5s blocked\n' "$1" "$2" "$3"
@@ -136,11 +141,11 @@ fi
 step "With bulkhead: the allowed pairs connect, everything else is blocked"
 probes
 
-step "A container that comes later: docker-compose up --scale backend=2"
+step "A container that comes later: $COMPOSE up --scale backend=2"
 n=$(wc -l <"$out/daemon.log")
 compose up -d --no-recreate --scale backend=2 backend 2>&1 | grep -v 'is up-to-date' | indent
-placed() { st --json | grep -q '"name": "shop_backend_2"'; }
-waitfor "shop_backend_2's placement" placed
+placed() { st --json | grep -q "\"name\": \"$(c backend 2)\""; }
+waitfor "the second backend's placement" placed
 sed -n "$((n + 1)),\$p" "$out/daemon.log" | indent
 probe nginx backend_2 8080
 probe backend db_1 5432
@@ -151,23 +156,23 @@ step "An attack refused: nginx, with only CAP_NET_RAW, forges backend's address 
 # process would, with every capability but CAP_NET_RAW gone; redis, its
 # neighbour on the front network, counts what arrives
 on() { docker inspect -f "{{with index .NetworkSettings.Networks \"shop_front\"}}{{.$2}}{{end}}" "$1"; }
-ng=$(docker inspect -f '{{.State.Pid}}' shop_nginx_1)
-rdp=$(docker inspect -f '{{.State.Pid}}' shop_redis_1)
-be4=$(on shop_backend_1 IPAddress)
-rd4=$(on shop_redis_1 IPAddress)
-rdmac=$(on shop_redis_1 MacAddress)
+ng=$(docker inspect -f '{{.State.Pid}}' "$(c nginx)")
+rdp=$(docker inspect -f '{{.State.Pid}}' "$(c redis)")
+be4=$(on "$(c backend)" IPAddress)
+rd4=$(on "$(c redis)" IPAddress)
+rdmac=$(on "$(c redis)" MacAddress)
 rdif=$(nsenter -t "$rdp" -n ip -o -4 addr show | awk -v a="$rd4" 'index($4, a "/") == 1 { print $2 }')
 FORGE_TMP=$tmp
 . tests/lib/forge.sh
 forged() { forge "nsenter -t $rdp -n" "nsenter -t $ng -n" "$rdif" "$@"; } # frames that reached redis
 say "SYNs to redis:6379 (an edge backend has) from backend's address $be4: $(forged spoof4 src="$be4" dst="$rd4" dmac="$rdmac") frames reached redis"
 say "ARP \"$be4 is at nginx's MAC\" to redis: $(forged arp src="$be4" dst="$rd4") frames reached redis"
-say "a VLAN-0 tagged SYN from nginx's own address: $(forged vlan0 src="$(on shop_nginx_1 IPAddress)" dst="$rd4" dmac="$rdmac") frames reached redis"
+say "a VLAN-0 tagged SYN from nginx's own address: $(forged vlan0 src="$(on "$(c nginx)" IPAddress)" dst="$rd4" dmac="$rdmac") frames reached redis"
 say "dropped at the containers' bridge ports by table bridge bulkhead: $(nft list table bridge bulkhead | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }') frames so far"
 
 step "A revoked edge ends its live connection: bulkhead reload without backend -> db"
-db4=$(addr shop_backend_1 shop_db_1)
-docker exec -d shop_backend_1 sh -c "sleep 30 | nc $db4 5432"
+db4=$(addr "$(c backend)" "$(c db)")
+docker exec -d "$(c backend)" sh -c "sleep 30 | nc $db4 5432"
 waitfor "backend's connection to db" sh -c "conntrack -L -p tcp --dport 5432 2>/dev/null | grep -q ESTABLISHED"
 n=$(wc -l <"$out/daemon.log")
 say "\$ sed -i '/- to: db\$/,+1d' $out/policy.yaml && bulkhead reload"
@@ -205,7 +210,7 @@ say "Docker started it, and logged each denied flow with both ends named."
 say "Its log and the denied flows are in $out."
 if [ "${KEEP:-0}" = 1 ]; then
 	say "KEEP=1: all of it keeps running. To stop it:"
-	say "  kill $daemon; $PWD/bulkhead flush; docker-compose -p shop -f policies/shop/docker-compose.yml down -v"
+	say "  kill $daemon; $PWD/bulkhead flush; $COMPOSE -p shop -f policies/shop/docker-compose.yml down -v"
 else
 	say "Now the demo stops the daemon (its rules would stay in force: fail"
 	say "closed), flushes our tables and removes the shop. To keep it"

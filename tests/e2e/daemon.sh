@@ -92,14 +92,17 @@ docker stop -t 0 bh-db2 >/dev/null
 converged "after bh-db2 stopped"
 st | jq -e '.warnings | map(select(test("bh-db2"))) | length == 0' >/dev/null || fail "status still warns of stopped bh-db2"
 if nft list table inet bulkhead | grep -q "$db2 "; then fail "stopped bh-db2 ($db2) left elements"; fi
-# placed at its connect, a container whose start then fails is removed
+# a container whose start fails is not placed, and the kernel is exact,
+# whatever events its Docker sends (20.10: a connect, then a disconnect;
+# 28: create, disconnect, destroy, and no connect)
 if docker run -d --name bh-dbfail --network bhnet bulkhead-test/postgres:16 /nonexistent >/dev/null 2>&1; then
 	fail "a container with no command started"
 fi
 converged "after bh-dbfail failed to start"
 st | jq -e '[.services[][] | .name] | index("bh-dbfail") == null' >/dev/null || fail "bh-dbfail is still placed"
-grep -q "placed bh-dbfail (db)" "$tmp/daemon.log" || fail "bh-dbfail was not placed at its connect"
-grep -q "removed bh-dbfail" "$tmp/daemon.log" || fail "bh-dbfail was not removed"
+if grep -q "placed bh-dbfail (db)" "$tmp/daemon.log"; then
+	grep -q "removed bh-dbfail" "$tmp/daemon.log" || fail "bh-dbfail was placed at its connect, and never removed"
+fi
 docker rm -f bh-dbfail >/dev/null
 echo "ok: a late container is placed (before its start event) and works; stopped, none of its elements remain; a failed start leaves nothing"
 

@@ -36,7 +36,8 @@ echo "$run" | grep -q "Docker's own tables (.*ip filter.*) are as they were, byt
 	fail "the daemon changed another table (or Docker has none)"
 echo "$run" | grep -q "diff: the kernel holds the plan" || fail "diff finds differences after the sync"
 late=$(part "A container that comes later")
-echo "$late" | grep -q "placed shop_backend_2 (backend) on" || fail "the daemon's log lacks the late backend"
+# compose v1 names containers shop_backend_2, v2 shop-backend-2
+echo "$late" | grep -q "placed shop[_-]backend[_-]2 (backend) on" || fail "the daemon's log lacks the late backend"
 echo "$late" | grep -q " nginx -> backend_2 8080 connects" || fail "nginx cannot reach the late backend"
 echo "$late" | grep -q " db -> backend_2 8080 blocked" || fail "db reaches the late backend"
 att=$(part "An attack refused")
@@ -45,13 +46,13 @@ for what in "SYNs to redis:6379" "ARP" "a VLAN-0 tagged SYN"; do
 done
 echo "$att" | grep -q "dropped at the containers' bridge ports by table bridge bulkhead: [1-9][0-9]* frames" || fail "the bridge table counted no drop"
 rev=$(part "A revoked edge")
-echo "$rev" | grep -q "revoked 1 flow: shop_backend_1 -> shop_db_1 5432/tcp (no-edge)" || { echo "$rev"; fail "the revocation is not logged"; }
+echo "$rev" | grep -q "revoked 1 flow: shop[_-]backend[_-]1 -> shop[_-]db[_-]1 5432/tcp (no-edge)" || { echo "$rev"; fail "the revocation is not logged"; }
 echo "$rev" | grep -q " backend -> db_1 5432 blocked" || fail "backend reaches db after its edge was removed"
 part "bulkhead status" | grep -q "backend: 2 containers" || fail "status lacks the two backends"
 den=$(part "bulkhead denials:")
-echo "$den" | grep -q "denied shop_nginx_1 (nginx) [0-9.]* shop_redis_1 (redis) [0-9.]* 6379/tcp no-edge" ||
+echo "$den" | grep -q "denied shop[_-]nginx[_-]1 (nginx) [0-9.]* shop[_-]redis[_-]1 (redis) [0-9.]* 6379/tcp no-edge" ||
 	fail "denials lacks nginx -> redis with both ends named"
-echo "$den" | grep -q "shop_rabbitmq_1 (rabbitmq) .* shop_db_1 (db) .* 5432/tcp" || fail "denials lacks rabbitmq -> db"
+echo "$den" | grep -q "shop[_-]rabbitmq[_-]1 (rabbitmq) .* shop[_-]db[_-]1 (db) .* 5432/tcp" || fail "denials lacks rabbitmq -> db"
 part "bulkhead graph" | grep -q "edges drawn: $dir/peers.svg" || fail "the graph's path"
 grep -q "<svg" "$dir/peers.svg" || fail "no SVG graph"
 grep -q '"nginx" -> "redis" \[color=red' "$dir/peers.dot" || fail "the graph lacks the denied pair"

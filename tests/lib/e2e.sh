@@ -14,7 +14,9 @@ scripts/docker-up.sh
 scripts/test-image.sh >/dev/null
 tmp=$(mktemp -d)
 pid=""
-compose() { docker-compose -p bh -f tests/e2e/three-tier/docker-compose.yml "$@"; }
+. tests/lib/compose.sh
+COMPOSE=$(compose_cmd)
+compose() { $COMPOSE -p bh -f tests/e2e/three-tier/docker-compose.yml "$@"; }
 bh_policy() {
 	sed -e 's/{ name: nginx }/{ name: bh-nginx }/' -e 's/"db\*"/"bh-db*"/' \
 		-e 's/{ name: rabbitmq }/{ name: bh-rabbitmq }/' \
