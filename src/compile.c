@@ -1599,6 +1599,17 @@ static void emit_service_sets(struct sink *k)
 			emit_service_set(k, s, i);
 }
 
+const char *compile_fqdn_set(const struct compiler *cc, size_t service,
+			     int family)
+{
+	size_t x;
+
+	if (service >= cc->p->nservices)
+		return NULL;
+	x = service_set(cc, service, family == AF_INET6 ? S_FQDN6 : S_FQDN4);
+	return x == NO_SET ? NULL : cc->set_names[x];
+}
+
 size_t compile_fqdn_sets(const struct compiler *cc, const char *name,
 			 struct ir_delta *out, size_t **sets)
 {

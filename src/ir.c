@@ -579,13 +579,30 @@ static bool expr_value(const struct ir_packet *pkt, enum ir_expr x, u128 *v)
 	}
 }
 
+const struct ir_elem *ir_set_lookup(const struct ir_set *s, const u128 *key,
+				    int nkey)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < s->n; i++) {
+		const struct ir_elem *e = &s->e[i];
+
+		for (k = 0; k < nkey; k++)
+			if (key[k] < e->lo[k] || key[k] > e->hi[k])
+				break;
+		if (k == nkey)
+			return e;
+	}
+	return NULL;
+}
+
 static const struct ir_elem *lookup(const struct ir_set *s,
 				    const struct ir_packet *pkt,
 				    const enum ir_expr *key, int nkey,
 				    bool *applies)
 {
 	u128 val[IR_MAX_KEY] = {0};
-	size_t i;
 	int k;
 
 	*applies = true;
@@ -594,16 +611,7 @@ static const struct ir_elem *lookup(const struct ir_set *s,
 			*applies = false;
 			return NULL;
 		}
-	for (i = 0; i < s->n; i++) {
-		const struct ir_elem *e = &s->e[i];
-
-		for (k = 0; k < nkey; k++)
-			if (val[k] < e->lo[k] || val[k] > e->hi[k])
-				break;
-		if (k == nkey)
-			return e;
-	}
-	return NULL;
+	return ir_set_lookup(s, val, nkey);
 }
 
 static void step(struct ir_result *res, const struct ir_chain *c, size_t i,

@@ -200,26 +200,15 @@ static bool fqdn_allows(const struct revoke_judge *j,
 			const struct trace_decision *d,
 			const struct revoke_flow *f)
 {
+	const u128 key[] = {f->daddr, f->proto, f->dport};
 	const struct ir_set *s;
-	char name[160];
-	size_t i;
+	const char *name;
 
-	if (!j->rs || d->src_svc < 0 || d->dst ||
-	    (size_t)d->src_svc >= j->p->nservices)
+	if (!j->rs || d->src_svc < 0 || d->dst)
 		return false;
-	snprintf(name, sizeof(name), "%s_fqdn%c",
-		 j->p->services[d->src_svc].name,
-		 f->family == AF_INET ? '4' : '6');
-	s = ir_set_find(j->rs, name);
-	for (i = 0; s && s->nkey == 3 && i < s->n; i++) {
-		const struct ir_elem *e = &s->e[i];
-
-		if (f->daddr >= e->lo[0] && f->daddr <= e->hi[0] &&
-		    f->proto >= e->lo[1] && f->proto <= e->hi[1] &&
-		    f->dport >= e->lo[2] && f->dport <= e->hi[2])
-			return true;
-	}
-	return false;
+	name = compile_fqdn_set(j->cc, (size_t)d->src_svc, f->family);
+	s = name ? ir_set_find(j->rs, name) : NULL;
+	return s && s->nkey == 3 && ir_set_lookup(s, key, 3);
 }
 
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,

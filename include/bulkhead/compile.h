@@ -91,6 +91,11 @@ void compile_bport(const struct compiler *cc, const struct inventory *inv,
 		   const char *bridge, const char *port, bool arriving,
 		   struct ir_delta *out);
 
+/* The name of service's FQDN set of family (AF_INET, AF_INET6), or NULL
+ * when the policy gives it none. */
+const char *compile_fqdn_set(const struct compiler *cc, size_t service,
+			     int family);
+
 /* The whole content of the fqdn sets that fqdn peer name (any case)
  * fills, under cc's answers: their ruleset indexes in *sets (the caller
  * frees it; the count is returned), every element as an addition in

@@ -185,6 +185,10 @@ struct ir_set *ir_set_find(const struct ir_ruleset *rs, const char *name);
 struct ir_chain *ir_chain_find(const struct ir_ruleset *rs, const char *name);
 struct ir_rule *ir_rule_add(struct ir_chain *c);
 struct ir_elem *ir_elem_add(struct ir_set *s);
+/* The first element of s whose first nkey fields hold key's values
+ * (each within its lo..hi), or NULL: what a lookup in the kernel finds. */
+const struct ir_elem *ir_set_lookup(const struct ir_set *s, const u128 *key,
+				    int nkey);
 /* Sorts every set's elements and removes exact duplicates. */
 void ir_normalize(struct ir_ruleset *rs);
 int ir_elem_cmp(const struct ir_set *s, const struct ir_elem *a,
