@@ -12,8 +12,8 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-# the version: the release, and the commit it was built from when known
-VERSION := 0.5.0$(shell git describe --always --dirty 2>/dev/null | sed 's/^/ (git /; s/$$/)/')
+# the commit the build is from, when known (the release is main.c's)
+COMMIT := $(shell git describe --always --dirty 2>/dev/null | sed 's/^/ (git /; s/$$/)/')
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 ifeq ($(V),1)
@@ -41,7 +41,7 @@ $(BUILD)/%.o: src/%.c | $(BUILD)
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # only main.c says the version: a new commit rebuilds nothing else
-$(BUILD)/main.o: ALL_CFLAGS += -DBULKHEAD_VERSION='"$(VERSION)"'
+$(BUILD)/main.o: ALL_CFLAGS += -DBULKHEAD_COMMIT='"$(COMMIT)"'
 $(BUILD)/main.o: $(wildcard .git/HEAD .git/index)
 
 $(BUILD)/unit/%.o: tests/unit/%.c | $(BUILD)/unit

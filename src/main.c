@@ -30,8 +30,9 @@
 #include "bulkhead/trace.h"
 
 #define EXIT_BADINPUT 2
-#ifndef BULKHEAD_VERSION
-#define BULKHEAD_VERSION "0.5.0"
+#define BULKHEAD_RELEASE "0.5.0"
+#ifndef BULKHEAD_COMMIT
+#define BULKHEAD_COMMIT "" /* built outside a clone */
 #endif
 
 struct opts {
@@ -1407,7 +1408,7 @@ int main(int argc, char **argv)
 
 	if (argc == 2 &&
 	    (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version"))) {
-		printf("bulkhead %s\n", BULKHEAD_VERSION);
+		printf("bulkhead %s%s\n", BULKHEAD_RELEASE, BULKHEAD_COMMIT);
 		return 0;
 	}
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
