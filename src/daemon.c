@@ -56,6 +56,7 @@ enum watch_kind {
 	W_DNS_TIMER,
 	W_BIND,
 	W_CT,
+	W_LINK,
 };
 
 /* One fd in the epoll set: the cookie its events carry. */
@@ -79,7 +80,7 @@ struct daemon {
 	struct docker *dk;
 	int ep;
 	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog, wnft;
-	struct watch wdns, wdnstimer, wbind, wct;
+	struct watch wdns, wdnstimer, wbind, wct, wlink;
 	/* revocation: flows a change took the right of */
 	struct revoke *rv;
 	unsigned long revoked, sweeps;
@@ -1039,6 +1040,28 @@ static void sweep(struct daemon *d)
 	free(gone);
 }
 
+/* Links changed: ports of our bridges that nobody is bound to, listed
+ * or gone. Changes lost (the socket overran): a full sync reads them. */
+static void on_link(void *ctx, const char *ifname, const char *master)
+{
+	struct daemon *d = ctx;
+
+	sync_link(d->sync, ifname, master);
+}
+
+static void on_links(struct daemon *d)
+{
+	int r = ports_watch_read(d->ports, on_link, d);
+
+	if (r == -ENOBUFS) {
+		say("warning: link events lost (the socket overran); "
+		    "resyncing");
+		sync_want_resync(d->sync, true);
+	} else if (r < 0) {
+		say("error: reading link events: %s", strerror(-r));
+	}
+}
+
 static int setup(struct daemon *d, char *err, size_t errlen)
 {
 	sigset_t mask;
@@ -1087,6 +1110,11 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		say("warning: %s; each revocation will read the conntrack "
 		    "table",
 		    err);
+	fd = ports_watch(d->ports, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (watch_add(d, &d->wlink, W_LINK, fd))
+		goto sys;
 	d->kw = kernel_watch_open(err, errlen);
 	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
 		return -1;
@@ -1260,6 +1288,9 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_CT:
 				revoke_events(d.rv);
+				break;
+			case W_LINK:
+				on_links(&d);
 				break;
 			case W_CONTROL:
 				client_accept(&d);

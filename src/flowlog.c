@@ -458,8 +458,7 @@ struct flowlog *flowlog_open(unsigned group, char *err, size_t errlen)
 	}
 	/* a flood must not turn into ENOBUFS at once; and asking for no
 	 * ENOBUFS at all would hide the overruns we count */
-	setsockopt(mnl_socket_get_fd(fl->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-		   &rcvbuf, sizeof(rcvbuf));
+	rcvbuf_grow(mnl_socket_get_fd(fl->nl), rcvbuf);
 	setsockopt(mnl_socket_get_fd(fl->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS,
 		   &(int){0}, sizeof(int));
 	fcntl(mnl_socket_get_fd(fl->nl), F_SETFL, O_NONBLOCK);

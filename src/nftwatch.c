@@ -55,10 +55,7 @@ struct kernel_watch *kernel_watch_open(char *err, size_t errlen)
 	}
 	/* a full replace of our table is one event per element: room for
 	 * most of them (when the kernel drops some, we check the table) */
-	if (setsockopt(mnl_socket_get_fd(w->nl), SOL_SOCKET, SO_RCVBUFFORCE,
-		       &sz, sizeof(sz)))
-		setsockopt(mnl_socket_get_fd(w->nl), SOL_SOCKET, SO_RCVBUF, &sz,
-			   sizeof(sz));
+	rcvbuf_grow(mnl_socket_get_fd(w->nl), sz);
 	return w;
 fail:
 	kernel_watch_close(w);

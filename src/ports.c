@@ -39,6 +39,7 @@ struct port {
 
 struct ports {
 	struct mnl_socket *nl;
+	struct mnl_socket *watch; /* RTMGRP_LINK, once ports_watch opened it */
 	uint32_t portid, seq;
 	char *buf;
 	/* what the peers' reads gave, by port: a port's peer never moves */
@@ -74,6 +75,8 @@ void ports_free(struct ports *p)
 		return;
 	if (p->nl)
 		mnl_socket_close(p->nl);
+	if (p->watch)
+		mnl_socket_close(p->watch);
 	free(p->buf);
 	free(p->cache);
 	free(p);
@@ -440,7 +443,7 @@ int ports_bind(struct ports *p, struct inventory *inv, struct diags *d)
 	return r ? r : bound;
 }
 
-static bool port_bound(const struct inventory *inv, const char *port)
+bool ports_is_bound(const struct inventory *inv, const char *port)
 {
 	size_t i, j;
 
@@ -475,7 +478,7 @@ int ports_refresh_unbound(struct ports *p, struct inventory *inv,
 	for (i = 0; i < ld.n; i++) {
 		struct inv_bport *b;
 
-		if (port_bound(inv, ld.v[i].name))
+		if (ports_is_bound(inv, ld.v[i].name))
 			continue;
 		b = PUSH(inv->bports, inv->nbports, inv->capbports);
 		b->bridge = xstrdup(br);
@@ -506,4 +509,75 @@ int ports_bind_container(struct ports *p, struct inv_container *c,
 		free(ld.v);
 	}
 	return r ? r : bound;
+}
+
+/* --- links as they change ------------------------------------------------ */
+
+int ports_watch(struct ports *p, char *err, size_t errlen)
+{
+	int fd;
+
+	p->watch =
+	    mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (!p->watch || mnl_socket_bind(p->watch, RTMGRP_LINK, 0) < 0) {
+		snprintf(err, errlen, "route netlink link events: %s",
+			 strerror(errno));
+		if (p->watch)
+			mnl_socket_close(p->watch);
+		p->watch = NULL;
+		return -1;
+	}
+	fd = mnl_socket_get_fd(p->watch);
+	/* a burst of starts is a few messages per container */
+	rcvbuf_grow(fd, 4 << 20);
+	return fd;
+}
+
+struct watch_ctx {
+	ports_link_cb *cb;
+	void *ctx;
+};
+
+static int watch_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlattr *tb[IFLA_MAX + 1] = {0};
+	const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
+	const struct watch_ctx *w = data;
+	char master[IF_NAMESIZE], name[IF_NAMESIZE];
+	const char *m = NULL;
+
+	/* the link's own messages only: the bridge's (AF_BRIDGE) speak of
+	 * its VLANs and port state as well */
+	if ((nlh->nlmsg_type != RTM_NEWLINK &&
+	     nlh->nlmsg_type != RTM_DELLINK) ||
+	    ifi->ifi_family == AF_BRIDGE ||
+	    mnl_attr_parse(nlh, sizeof(*ifi), link_attr, tb) != MNL_CB_OK ||
+	    !tb[IFLA_IFNAME] ||
+	    mnl_attr_validate(tb[IFLA_IFNAME], MNL_TYPE_NUL_STRING) < 0)
+		return MNL_CB_OK;
+	snprintf(name, sizeof(name), "%s", mnl_attr_get_str(tb[IFLA_IFNAME]));
+	/* a link going away may name its last master still */
+	if (nlh->nlmsg_type == RTM_NEWLINK && tb[IFLA_MASTER] &&
+	    mnl_attr_validate(tb[IFLA_MASTER], MNL_TYPE_U32) >= 0 &&
+	    if_indextoname(mnl_attr_get_u32(tb[IFLA_MASTER]), master))
+		m = master;
+	w->cb(w->ctx, name, m);
+	return MNL_CB_OK;
+}
+
+int ports_watch_read(struct ports *p, ports_link_cb *cb, void *ctx)
+{
+	struct watch_ctx w = {cb, ctx};
+	ssize_t n;
+
+	if (!p->watch)
+		return 0;
+	for (;;) {
+		n = recv(mnl_socket_get_fd(p->watch), p->buf,
+			 MNL_SOCKET_BUFFER_SIZE * 4, MSG_DONTWAIT);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (mnl_cb_run(p->buf, (size_t)n, 0, 0, watch_cb, &w) < 0)
+			return -errno;
+	}
 }

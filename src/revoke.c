@@ -513,8 +513,7 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen)
 		}
 		fcntl(nfct_fd(rv->ev), F_SETFL,
 		      fcntl(nfct_fd(rv->ev), F_GETFL) | O_NONBLOCK);
-		setsockopt(nfct_fd(rv->ev), SOL_SOCKET, SO_RCVBUFFORCE, &sz,
-			   sizeof(sz));
+		rcvbuf_grow(nfct_fd(rv->ev), sz);
 		nfct_callback_register(rv->ev, NFCT_T_ALL, event_cb, rv);
 	}
 	free(rv->t);

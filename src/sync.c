@@ -461,6 +461,44 @@ static void sync_bports(struct sync *s, const struct inv_container *c,
 	free(old);
 }
 
+void sync_link(struct sync *s, const char *ifname, const char *master)
+{
+	struct inventory *inv = s->inv;
+	struct ir_delta delta = {0};
+	size_t i;
+
+	if (!s->ports)
+		return;
+	for (i = 0; i < inv->nbports && strcmp(inv->bports[i].port, ifname);
+	     i++)
+		;
+	if (i < inv->nbports) {
+		if (master && !strcmp(master, inv->bports[i].bridge))
+			return; /* as it was */
+		compile_bport(s->cc, inv, inv->bports[i].bridge, ifname, false,
+			      &delta);
+		free(inv->bports[i].bridge);
+		free(inv->bports[i].port);
+		inv->bports[i] = inv->bports[--inv->nbports];
+	}
+	/* a port of one of our bridges that no endpoint holds: listed, so
+	 * that nothing from it passes */
+	if (master && !ports_is_bound(inv, ifname)) {
+		size_t before = delta.n;
+
+		compile_bport(s->cc, inv, master, ifname, true, &delta);
+		if (delta.n > before) {
+			struct inv_bport *b =
+			    PUSH(inv->bports, inv->nbports, inv->capbports);
+
+			b->bridge = xstrdup(master);
+			b->port = xstrdup(ifname);
+		}
+	}
+	commit(s, &delta);
+	ir_delta_free(&delta);
+}
+
 static int bind_container(struct sync *s, struct inv_container *c,
 			  struct diags *dg)
 {

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "bulkhead/util.h"
 
@@ -272,6 +273,12 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen)
 	*hi = a | mask;
 	*plen = bits;
 	return 0;
+}
+
+void rcvbuf_grow(int fd, int bytes)
+{
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)))
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
 }
 
 bool nlmsg_fits(const void *buf, size_t len)

@@ -6,6 +6,7 @@
 #ifndef BULKHEAD_PORTS_H
 #define BULKHEAD_PORTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bulkhead/diag.h"
@@ -35,5 +36,18 @@ int ports_refresh_unbound(struct ports *p, struct inventory *inv,
 /* The same for one container, leaving inv->bports alone. */
 int ports_bind_container(struct ports *p, struct inv_container *c,
 			 struct diags *d);
+/* Whether an endpoint of inv is bound to port. */
+bool ports_is_bound(const struct inventory *inv, const char *port);
+
+/* Links as they change (RTMGRP_LINK), so that a port appearing or gone
+ * with no event of Docker's (a veth deleted after a resync read it) is
+ * known: the fd to poll, or -1 with a message in err. */
+int ports_watch(struct ports *p, char *err, size_t errlen);
+/* A link that changed: master is the bridge it is a port of now, NULL
+ * when it is no port (left its bridge, or gone). */
+typedef void ports_link_cb(void *ctx, const char *ifname, const char *master);
+/* Runs cb over what the watch holds. 0, or a negative errno: -ENOBUFS
+ * when changes were lost (everything is to be read again). */
+int ports_watch_read(struct ports *p, ports_link_cb *cb, void *ctx);
 
 #endif

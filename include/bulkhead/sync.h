@@ -108,6 +108,10 @@ bool sync_fqdn(struct sync *s, struct compile_fqdn *l, size_t n);
 void sync_refill(struct sync *s, const char *name, bool changed);
 /* Binds the containers still waiting for their bridge ports. */
 void sync_bind(struct sync *s);
+/* Link ifname changed: master is the bridge it is a port of now, NULL
+ * when none. A port of a managed bridge no endpoint is bound to is
+ * listed (nothing from it passes); one gone, or bound, leaves. */
+void sync_link(struct sync *s, const char *ifname, const char *master);
 
 /* --- what it holds ----------------------------------------------------- */
 

@@ -61,5 +61,9 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen);
  * after the one at buf (which fits), *len lessened to what is left. */
 bool nlmsg_fits(const void *buf, size_t len);
 const void *nlmsg_next(const void *buf, size_t *len);
+/* A netlink socket's receive buffer raised to bytes, past the system's
+ * cap when we may (CAP_NET_ADMIN), else up to it: room for a burst of
+ * events before the kernel drops some (ENOBUFS). */
+void rcvbuf_grow(int fd, int bytes);
 
 #endif

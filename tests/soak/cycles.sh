@@ -111,7 +111,7 @@ secs=$(($(date +%s) - t0))
 i=0
 until "$B" diff -p "$tmp/policy.yaml" --exit-code >"$tmp/diff" 2>&1; do
 	i=$((i + 1))
-	[ $i -lt 100 ] || { cat "$tmp/diff"; fail "the kernel is not exact after $CYCLES cycles"; }
+	[ $i -lt 100 ] || fail "the kernel is not exact after $CYCLES cycles: $(cat "$tmp/diff")"
 	sleep 0.2
 done
 [ -z "$(docker ps -aq --filter name=soak-web- --filter name=soak-app- --filter name=soak-db-)" ] ||
