@@ -154,7 +154,13 @@ soak: $(BUILD)/bulkhead
 check-all:
 	$(Q)scripts/test.sh
 
-.PHONY: demo soak check-all
+# The daemon, flow-log, self-heal and demo end-to-end tests against the
+# Docker and compose of Debian 12, 13 and sid, each in a root of its own
+# (root; the roots are cached in build/compat).
+compat: $(BUILD)/bulkhead
+	$(Q)scripts/compat.sh
+
+.PHONY: demo soak check-all compat
 
 $(BUILD)/bench/revoke: bench/revoke.c $(LIB_OBJS)
 	$(Q)mkdir -p $(BUILD)/bench

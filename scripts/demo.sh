@@ -19,8 +19,13 @@ say() { printf '  %s\n' "$*"; }
 indent() { sed 's/^/    /'; }
 
 step "Installing what is missing, building, starting Docker"
-scripts/install-deps.sh
-make -s >/dev/null
+# a tree built already (as in another Debian's root) needs only what runs
+if [ -x build/bulkhead ] && make -q bulkhead 2>/dev/null; then
+	scripts/install-deps.sh --run
+else
+	scripts/install-deps.sh
+	make -s >/dev/null
+fi
 scripts/docker-up.sh
 scripts/test-image.sh >/dev/null
 docker version --format '  Docker {{.Server.Version}}, API {{.Server.APIVersion}}'

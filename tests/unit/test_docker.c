@@ -2,6 +2,7 @@
  * (tests/fixtures/docker-events.jsonl was recorded from one), the line
  * splitter across arbitrary chunk boundaries, and the socket's path. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +421,159 @@ START_TEST(test_connect_network_shapes)
 }
 END_TEST
 
+/* --- each Docker version's answers (scripts/capture-docker.sh) -------- */
+
+struct version_set {
+	char *inspect, *list, *network, *events;
+	size_t ninspect, nlist, nnetwork, nevents;
+	char id[DOCKER_ID_MAX + 1], net[DOCKER_ID_MAX + 1];
+};
+
+static void version_load(struct version_set *v, const char *dir)
+{
+	char *p;
+	json_t *j;
+
+#define LOAD(field, file)                                                      \
+	p = xasprintf("%s/" file, dir);                                        \
+	v->field = read_text(p, &v->n##field);                                 \
+	free(p)
+	LOAD(inspect, "inspect.json");
+	LOAD(list, "list.json");
+	LOAD(network, "network.json");
+	LOAD(events, "events.jsonl");
+#undef LOAD
+	j = json_loads(v->inspect, 0, NULL);
+	snprintf(v->id, sizeof(v->id), "%s",
+		 json_string_value(json_object_get(j, "Id")));
+	json_decref(j);
+	j = json_loads(v->network, 0, NULL);
+	snprintf(v->net, sizeof(v->net), "%s",
+		 json_string_value(json_object_get(j, "Id")));
+	json_decref(j);
+	ck_assert_uint_eq(strlen(v->id), 64);
+	ck_assert_uint_eq(strlen(v->net), 64);
+}
+
+static void version_free(struct version_set *v)
+{
+	free(v->inspect);
+	free(v->list);
+	free(v->network);
+	free(v->events);
+}
+
+struct version_events {
+	const char *id;
+	size_t n, bad, connects, starts, stops, others_start;
+	enum docker_ev_kind last;
+	char net[DOCKER_ID_MAX + 1];
+};
+
+static void version_event(void *ctx, const char *line, size_t len)
+{
+	struct version_events *e = ctx;
+	struct docker_event ev;
+
+	e->n++;
+	if (docker_event_parse(line, len, &ev)) {
+		e->bad++;
+		return;
+	}
+	if (strcmp(ev.id, e->id)) {
+		/* the container whose start failed: never started */
+		e->others_start += ev.kind == DEV_START;
+		return;
+	}
+	e->connects += ev.kind == DEV_CONNECT;
+	e->starts += ev.kind == DEV_START;
+	e->stops += ev.kind == DEV_STOP;
+	if (ev.kind == DEV_CONNECT)
+		snprintf(e->net, sizeof(e->net), "%s", ev.net);
+	e->last = ev.kind;
+}
+
+/* Every version's container reads the same by inspect and at its
+ * connect (list entry and network object): name, compose service,
+ * network, bridge, address and MAC (random since Docker 28, never
+ * derived); its events parse, in whatever order the version sends them,
+ * into one connect on its network, one start, and stops ending with the
+ * removal; the container whose start failed never starts. */
+START_TEST(test_versions)
+{
+	DIR *dir = opendir(FIXTURES "/docker");
+	struct dirent *de;
+	size_t nversions = 0;
+
+	ck_assert_ptr_nonnull(dir);
+	while ((de = readdir(dir))) {
+		struct version_set v = {0};
+		struct version_events e = {0};
+		struct inventory *a = inventory_new(), *b = inventory_new();
+		struct docker_lines l = {0};
+		struct docker *d;
+		char err[256], path[512];
+		const struct inv_net *na, *nb;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), FIXTURES "/docker/%s", de->d_name);
+		version_load(&v, path);
+		d = docker_new("/nonexistent", err, sizeof(err));
+		ck_assert_ptr_nonnull(d);
+		docker_learn_network(d, v.network, v.nnetwork);
+		ck_assert_msg(!docker_parse_inspect(d, v.inspect, v.ninspect, a,
+						    err, sizeof(err)),
+			      "%s: inspect: %s", de->d_name, err);
+		ck_assert_msg(!docker_parse_connect(d, v.list, v.nlist,
+						    v.network, v.nnetwork, v.id,
+						    b, err, sizeof(err)),
+			      "%s: connect: %s", de->d_name, err);
+		ck_assert_uint_eq(a->n, 1);
+		ck_assert_uint_eq(b->n, 1);
+		ck_assert_str_eq(a->c[0].name, "bh-fix-web");
+		ck_assert_str_eq(b->c[0].name, "bh-fix-web");
+		ck_assert_str_eq(a->c[0].compose_service, "web");
+		ck_assert_str_eq(b->c[0].compose_service, "web");
+		ck_assert_uint_eq(a->c[0].nnets, 1);
+		ck_assert_uint_eq(b->c[0].nnets, 1);
+		na = &a->c[0].nets[0];
+		nb = &b->c[0].nets[0];
+		ck_assert_str_eq(na->name, "bhfix");
+		ck_assert_str_eq(nb->name, "bhfix");
+		ck_assert_str_eq(na->bridge, "bhfix0");
+		ck_assert_str_eq(nb->bridge, "bhfix0");
+		ck_assert(na->has4 && nb->has4 && na->ip4 == nb->ip4);
+		ck_assert_msg(na->has_mac && nb->has_mac && na->mac == nb->mac,
+			      "%s: the MAC differs", de->d_name);
+		ck_assert_ptr_nonnull(a->c[0].sandbox);
+
+		e.id = v.id;
+		ck_assert_int_eq(docker_lines_feed(&l, v.events, v.nevents,
+						   version_event, &e),
+				 0);
+		ck_assert_msg(e.bad == 0, "%s: %zu of %zu events do not parse",
+			      de->d_name, e.bad, e.n);
+		ck_assert_uint_eq(e.connects, 1);
+		ck_assert_str_eq(e.net, v.net);
+		ck_assert_uint_eq(e.starts, 1);
+		ck_assert_uint_ge(e.stops, 1);
+		ck_assert_int_eq(e.last, DEV_STOP);
+		ck_assert_uint_eq(e.others_start, 0);
+
+		docker_lines_free(&l);
+		docker_free(d);
+		inventory_free(a);
+		inventory_free(b);
+		version_free(&v);
+		nversions++;
+	}
+	closedir(dir);
+	/* Docker 20.10, 26 and 28 at least */
+	ck_assert_uint_ge(nversions, 3);
+}
+END_TEST
+
 Suite *docker_suite(void)
 {
 	Suite *s = suite_create("docker");
@@ -432,6 +586,7 @@ Suite *docker_suite(void)
 	tcase_add_test(tc, test_connect_cases);
 	tcase_add_test(tc, test_connect_network_shapes);
 	tcase_add_test(tc, test_sock_path);
+	tcase_add_test(tc, test_versions);
 	suite_add_tcase(s, tc);
 	return s;
 }
