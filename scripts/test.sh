@@ -30,13 +30,13 @@ stage "tests under ASan+UBSan" make asan
 e2e() { scripts/docker-up.sh && for t in tests/e2e/*.sh; do sh "$t" || return 1; done; }
 stage "end to end" e2e
 stage "daemon end to end under ASan+UBSan" env BUILD=build/asan sh -c 'sh tests/e2e/daemon.sh && sh tests/e2e/selfheal.sh && sh tests/e2e/flowlog.sh && sh tests/e2e/world.sh'
-# 300 container start/stop cycles with a SIGKILL and a dockerd restart,
+# 200 container start/stop cycles with a SIGKILL and a dockerd restart,
 # the daemon built with the sanitizers: exact at the end, RSS flat, no
 # leak (`make soak` runs 1,000; here they would take a quarter of an
 # hour, most of it Docker's own cost per container)
-stage "soak under ASan+UBSan" env BUILD=build/asan CYCLES="${SOAK_CYCLES:-300}" sh tests/soak/cycles.sh
+stage "soak under ASan+UBSan" env BUILD=build/asan CYCLES="${SOAK_CYCLES:-200}" sh tests/soak/cycles.sh
 # every parser's fuzzer, briefly (crashers are kept in tests/fuzz/regressions;
 # FUZZ_SECONDS=N for longer)
-stage "fuzzing" make -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-30}"
+stage "fuzzing" make -j"$(nproc)" fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
 echo "suite: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -14,7 +14,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 B=${BULKHEAD:-$PWD/bulkhead}
-ROUNDS=${ROUNDS:-300}
+ROUNDS=${ROUNDS:-200}
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP: needs root for network namespaces"
 	exit 0
