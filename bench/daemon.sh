@@ -10,17 +10,29 @@
 # answer to commit), and the daemon's RSS once steady. Prints the ratios
 # between the sizes.
 #
+# With --scripted, the daemon runs against a scripted Docker API
+# (bench/scale_docker.py, answering at once) in a network namespace of
+# its own, so that what is timed is bulkhead's own cost without Docker's:
+# the same 200 starts one after another, then a burst of 200 connects at
+# once (the last one's wait is the burst's cost), at each size.
+#
 # usage: bench/daemon.sh [SIZE...]   (default: 10 1000; STARTS=200)
+#        bench/daemon.sh --scripted [SIZE...]   (default: 10 1000 10000)
 # Needs root; starts dockerd when none runs; removes what it started.
 set -eu
 cd "$(dirname "$0")/.."
 B=$PWD/${BUILD:-build}/bulkhead
 STARTS=${STARTS:-200}
-SIZES=${*:-10 1000}
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench/daemon.sh: needs root (dockerd, nftables)" >&2
 	exit 1
 fi
+if [ "${1:-}" = --scripted ]; then
+	shift
+	[ $# -gt 0 ] || set -- 10 1000 10000
+	exec sh bench/scripted.sh "$@"
+fi
+SIZES=${*:-10 1000}
 scripts/docker-up.sh
 scripts/test-image.sh >/dev/null
 IMG=bulkhead-test/busybox:latest
@@ -40,26 +52,7 @@ tmp=$(mktemp -d)
 docker network create --subnet 10.201.0.0/16 bench1 >/dev/null
 docker network create --subnet 10.202.0.0/16 bench2 >/dev/null
 
-cat >"$tmp/policy.yaml" <<'P'
-version: 1
-settings: { networks: [bench1, bench2] }
-services:
-  web:
-    match: { name: "bench-web-*" }
-    ingress: [ { from: world, ports: [80/tcp] } ]
-    egress: [ { to: app, ports: [8080/tcp] } ]
-  app:
-    match: { name: "bench-app-*" }
-    egress:
-      - { to: db, ports: [5432/tcp] }
-      - { to: { cidr: [203.0.113.0/24] }, ports: [443/tcp] }
-  db:
-    match: { name: "bench-db-*" }
-  probe:
-    match: { name: "bench-probe-*" }
-    ingress: [ { from: web, ports: [9000/tcp] } ]
-    egress: [ { to: app, ports: [8080/tcp, 9100-9199/tcp] }, { to: db, ports: [5432/tcp] } ]
-P
+cp bench/daemon-policy.yaml "$tmp/policy.yaml"
 
 running=0
 grow_to() { # background containers, spread over services and networks

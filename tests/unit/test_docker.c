@@ -509,7 +509,7 @@ START_TEST(test_versions)
 	while ((de = readdir(dir))) {
 		struct version_set v = {0};
 		struct version_events e = {0};
-		struct inventory *a = inventory_new(), *b = inventory_new();
+		struct inventory *a, *b;
 		struct docker_lines l = {0};
 		struct docker *d;
 		char err[256], path[512];
@@ -517,6 +517,8 @@ START_TEST(test_versions)
 
 		if (de->d_name[0] == '.')
 			continue;
+		a = inventory_new();
+		b = inventory_new();
 		snprintf(path, sizeof(path), FIXTURES "/docker/%s", de->d_name);
 		version_load(&v, path);
 		d = docker_new("/nonexistent", err, sizeof(err));
