@@ -25,6 +25,8 @@ import socketserver
 import sys
 import time
 
+from fakehttp import read_path
+
 SOCK, INSPECT, MODE = sys.argv[1:4]
 CONTAINERS = json.load(open(INSPECT))
 
@@ -79,14 +81,9 @@ class Handler(socketserver.StreamRequestHandler):
 
     def serve(self):
         while True:
-            line = self.rfile.readline()
-            if not line:
+            path = read_path(self.rfile)
+            if path is None:
                 return
-            path = line.split()[1].decode() if len(line.split()) > 1 else "/"
-            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                pass
-            if "/v1." in path:
-                path = "/" + path.split("/", 2)[2]
             m = mode()
             if m == "stall" and not path.startswith("/version"):
                 time.sleep(3600)
