@@ -7,6 +7,9 @@
 #   list.json     /containers/json filtered to it (what the daemon reads
 #                 at a network connect)
 #   network.json  /networks/{id} of its network
+#   connect-list.json  the list entry fetched the moment its network
+#                 connect event came, as the daemon does (no address in
+#                 it yet: the network object is what gives it then)
 #   events.jsonl  /events from its run to its removal: a start, an exec,
 #                 a stop and a removal; then a container whose start fails
 #                 (its command does not exist), removed
@@ -34,10 +37,17 @@ trap cleanup EXIT
 cleanup
 docker network create --subnet 10.77.0.0/24 -o com.docker.network.bridge.name=bhfix0 bhfix >/dev/null
 t0=$(date +%s)
+python3 tests/lib/dockerapi.py --at-connect \
+	"/$v/containers/json?all=1&filters=%7B%22id%22%3A%5B%22{id}%22%5D%7D" \
+	>"$out/connect-list.json" 2>"$out/.ready" &
+atc=$!
+until [ -s "$out/.ready" ]; do sleep 0.1; done
+rm -f "$out/.ready"
 id=$(docker run -d --name bh-fix-web --network bhfix --label app=web \
 	--label com.docker.compose.project=fix --label com.docker.compose.service=web \
 	"$IMG" sleep 1000)
 docker exec bh-fix-web true
+wait "$atc"
 api "/$v/version" >"$out/version.json"
 api "/$v/containers/$id/json" >"$out/inspect.json"
 api "/$v/containers/json?all=1&filters=%7B%22id%22%3A%5B%22$id%22%5D%7D" >"$out/list.json"

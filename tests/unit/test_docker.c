@@ -424,8 +424,8 @@ END_TEST
 /* --- each Docker version's answers (scripts/capture-docker.sh) -------- */
 
 struct version_set {
-	char *inspect, *list, *network, *events;
-	size_t ninspect, nlist, nnetwork, nevents;
+	char *inspect, *list, *network, *events, *early;
+	size_t ninspect, nlist, nnetwork, nevents, nearly;
 	char id[DOCKER_ID_MAX + 1], net[DOCKER_ID_MAX + 1];
 };
 
@@ -442,6 +442,7 @@ static void version_load(struct version_set *v, const char *dir)
 	LOAD(list, "list.json");
 	LOAD(network, "network.json");
 	LOAD(events, "events.jsonl");
+	LOAD(early, "connect-list.json");
 #undef LOAD
 	j = json_loads(v->inspect, 0, NULL);
 	snprintf(v->id, sizeof(v->id), "%s",
@@ -461,6 +462,7 @@ static void version_free(struct version_set *v)
 	free(v->list);
 	free(v->network);
 	free(v->events);
+	free(v->early);
 }
 
 struct version_events {
@@ -549,6 +551,32 @@ START_TEST(test_versions)
 		ck_assert_msg(na->has_mac && nb->has_mac && na->mac == nb->mac,
 			      "%s: the MAC differs", de->d_name);
 		ck_assert_ptr_nonnull(a->c[0].sandbox);
+
+		/* at its connect, the list entry holds no address yet (on
+		 * every version): the network object gives it */
+		{
+			json_t *j = json_loadb(v.early, v.nearly, 0, NULL);
+			const char *ip = json_string_value(json_object_get(
+			    json_object_get(
+				json_object_get(
+				    json_object_get(json_array_get(j, 0),
+						    "NetworkSettings"),
+				    "Networks"),
+				"bhfix"),
+			    "IPAddress"));
+
+			ck_assert_msg(ip && !*ip, "%s: an address at connect",
+				      de->d_name);
+			json_decref(j);
+		}
+		inventory_free(b);
+		b = inventory_new();
+		ck_assert_msg(!docker_parse_connect(d, v.early, v.nearly,
+						    v.network, v.nnetwork, v.id,
+						    b, err, sizeof(err)),
+			      "%s: connect: %s", de->d_name, err);
+		ck_assert_uint_eq(b->n, 1);
+		ck_assert(b->c[0].nets[0].ip4 == na->ip4);
 
 		e.id = v.id;
 		ck_assert_int_eq(docker_lines_feed(&l, v.events, v.nevents,
