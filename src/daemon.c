@@ -1018,12 +1018,19 @@ static void sweep(struct daemon *d)
 		free(gone);
 		return; /* nothing is denied, so nothing ends */
 	}
+	if (revoke_idle(d->rv)) {
+		/* no flow to judge: no index built for none */
+		d->sweeps++;
+		d->last_sweep_ms = 0;
+		free(gone);
+		return;
+	}
 	host = revoke_host_addrs(&jd.nhost);
 	jd.cc = sync_compiler(d->sync);
 	jd.p = sync_policy(d->sync);
 	jd.inv = sync_inventory(d->sync);
 	jd.ix = sync_index(d->sync);
-	jd.rs = sync_wanted(d->sync);
+	jd.rs = sync_judged(d->sync);
 	jd.host = host;
 	jd.gone = gone;
 	if (revoke_sweep(d->rv, &jd, &res, err, sizeof(err)))

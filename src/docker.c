@@ -2,6 +2,7 @@
  * socket, its sockets and timer folded into one epoll fd the daemon's
  * loop waits on. It never blocks and never touches the kernel's
  * firewall; what it learns goes out through callbacks. */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -439,17 +440,32 @@ static void learn(struct docker *d, json_t *net)
 	struct netname *nn;
 	size_t i;
 
-	if (!id || !br || !*br)
+	if (!id)
 		return;
+	if (br && !*br)
+		br = NULL;
 	for (i = 0; i < d->nnets; i++)
 		if (!strcmp(d->nets[i].id, id)) {
-			free(d->nets[i].bridge);
-			d->nets[i].bridge = xstrdup(br);
+			if (br) {
+				free(d->nets[i].bridge);
+				d->nets[i].bridge = xstrdup(br);
+			}
 			return;
 		}
+	/* known from now on, its bridge br-<id> unless named */
 	nn = PUSH(d->nets, d->nnets, d->capnets);
 	nn->id = xstrdup(id);
-	nn->bridge = xstrdup(br);
+	nn->bridge = br ? xstrdup(br) : NULL;
+}
+
+static bool known_network(const struct docker *d, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < d->nnets; i++)
+		if (!strcmp(d->nets[i].id, id))
+			return true;
+	return false;
 }
 
 void docker_learn_network(struct docker *d, const char *body, size_t len)
@@ -468,7 +484,7 @@ static void rename_bridges(struct docker *d, struct inv_container *c)
 
 	for (i = 0; i < c->nnets; i++)
 		for (k = 0; k < d->nnets; k++)
-			if (c->nets[i].id &&
+			if (c->nets[i].id && d->nets[k].bridge &&
 			    !strcmp(c->nets[i].id, d->nets[k].id)) {
 				free(c->nets[i].bridge);
 				c->nets[i].bridge = xstrdup(d->nets[k].bridge);
@@ -655,7 +671,8 @@ static bool key_is(const char *key, size_t klen, const char *want)
 struct slice {
 	json_t *out, *containers;
 	const char *id;
-	bool bad;
+	const struct docker *d;
+	bool bad, known; /* known: the network's Id was learnt before */
 };
 
 static bool slice_container(void *ctx, const char *key, size_t klen,
@@ -669,6 +686,35 @@ static bool slice_container(void *ctx, const char *key, size_t klen,
 	return false;
 }
 
+/* The container's entry under Containers, found by its key: in Docker's
+ * compact JSON `"ID":{` at a member's place can be nothing else (label
+ * and option values are strings). False when not there in that form. */
+static bool find_container(struct slice *sl, const char *s, size_t len,
+			   size_t v)
+{
+	char pat[DOCKER_ID_MAX + 8];
+	int plen = snprintf(pat, sizeof(pat), "\"%s\":{", sl->id);
+	const char *p = s + v;
+
+	if (plen < 0 || (size_t)plen >= sizeof(pat))
+		return false;
+	while ((p = memmem(p, len - (size_t)(p - s), pat, (size_t)plen))) {
+		if (p > s + v && (p[-1] == '{' || p[-1] == ',')) {
+			json_t *e = value_at(
+			    s, len, (size_t)(p - s) + (size_t)plen - 1);
+
+			if (!json_is_object(e)) {
+				json_decref(e);
+				return false;
+			}
+			json_object_set_new(sl->containers, sl->id, e);
+			return true;
+		}
+		p++;
+	}
+	return false;
+}
+
 static bool slice_top(void *ctx, const char *key, size_t klen, const char *s,
 		      size_t len, size_t v)
 {
@@ -677,15 +723,26 @@ static bool slice_top(void *ctx, const char *key, size_t klen, const char *s,
 	size_t i;
 
 	if (key_is(key, klen, "Containers")) {
-		/* null when no container is attached */
-		if (len - v < 4 || memcmp(s + v, "null", 4))
-			sl->bad |= !each_member(s, len, v, slice_container, sl);
+		/* null when no container is attached; found by a search
+		 * (the walk on, past Containers, is one pass), else walked */
+		if (len - v >= 4 && !memcmp(s + v, "null", 4))
+			return true;
+		if (find_container(sl, s, len, v))
+			/* what follows (Options) is known already, and
+			 * walking past every container costs the most */
+			return !sl->known;
+		sl->bad |= !each_member(s, len, v, slice_container, sl);
 		return true;
 	}
 	for (i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
-		if (key_is(key, klen, keep[i]))
-			json_object_set_new(sl->out, keep[i],
-					    value_at(s, len, v));
+		if (key_is(key, klen, keep[i])) {
+			json_t *val = value_at(s, len, v);
+
+			if (i == 1 && json_is_string(val))
+				sl->known = known_network(
+				    sl->d, json_string_value(val));
+			json_object_set_new(sl->out, keep[i], val);
+		}
 	return true;
 }
 
@@ -695,9 +752,10 @@ static bool slice_top(void *ctx, const char *key, size_t klen, const char *s,
  * cost more than the rest of a placement. The walk above only follows
  * strings and nesting; jansson parses each value kept. NULL when the text
  * is not an object of that shape. */
-static json_t *network_slice(const char *s, size_t len, const char *id)
+static json_t *network_slice(const struct docker *d, const char *s, size_t len,
+			     const char *id)
 {
-	struct slice sl = {json_object(), json_object(), id, false};
+	struct slice sl = {json_object(), json_object(), id, d, false, false};
 
 	if (!each_member(s, len, 0, slice_top, &sl) || sl.bad) {
 		json_decref(sl.out);
@@ -713,7 +771,7 @@ int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
 			 struct inventory *inv, char *err, size_t errlen)
 {
 	json_t *l = json_loadb(list, list_len, 0, NULL);
-	json_t *n = network_slice(net, net_len, id);
+	json_t *n = network_slice(d, net, net_len, id);
 	json_t *e, *ep, *names, *obj = NULL, *cfg, *nets, *one;
 	const char *state, *netid, *netname, *name;
 	int r = -EINVAL;

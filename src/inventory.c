@@ -43,6 +43,82 @@ static void container_free(struct inv_container *c)
 	free(c->ports);
 }
 
+/* --- the id index ---------------------------------------------------- */
+
+static void ids_link(struct inventory *inv, size_t i)
+{
+	struct inv_ids *x = &inv->ids;
+	size_t b, j;
+
+	if (x->capnext < inv->cap) {
+		x->next = xrealloc(x->next, inv->cap * sizeof(*x->next));
+		x->capnext = inv->cap;
+	}
+	if (x->count + 1 > x->nb) {
+		/* grown past one a chain: all linked anew, twice as wide */
+		free(x->head);
+		x->nb = x->nb ? 2 * x->nb : 64;
+		x->head = xmalloc(x->nb * sizeof(*x->head));
+		for (b = 0; b < x->nb; b++)
+			x->head[b] = -1;
+		x->count = 0;
+		for (j = 0; j < i; j++) {
+			b = str_hash(inv->c[j].id) % x->nb;
+			x->next[j] = x->head[b];
+			x->head[b] = (long)j;
+			x->count++;
+		}
+	}
+	b = str_hash(inv->c[i].id) % x->nb;
+	x->next[i] = x->head[b];
+	x->head[b] = (long)i;
+	x->count++;
+}
+
+static void ids_unlink(struct inventory *inv, size_t i)
+{
+	struct inv_ids *x = &inv->ids;
+	long *at;
+
+	if (!x->nb)
+		return;
+	for (at = &x->head[str_hash(inv->c[i].id) % x->nb]; *at >= 0;
+	     at = &x->next[*at])
+		if (*at == (long)i) {
+			*at = x->next[i];
+			x->count--;
+			return;
+		}
+}
+
+/* c[idx] leaves: the last container takes its place. */
+static void take(struct inventory *inv, size_t idx)
+{
+	size_t last = inv->n - 1;
+
+	if (inv->ids.count != inv->n) { /* not indexed: built by hand */
+		inv->c[idx] = inv->c[last];
+		inv->n--;
+		return;
+	}
+	ids_unlink(inv, idx);
+	if (idx != last) {
+		ids_unlink(inv, last);
+		inv->c[idx] = inv->c[last];
+		inv->n--;
+		ids_link(inv, idx);
+	} else {
+		inv->n--;
+	}
+}
+
+static void append(struct inventory *inv, const struct inv_container *c)
+{
+	*PUSH(inv->c, inv->n, inv->cap) = *c;
+	if (inv->ids.count == inv->n - 1)
+		ids_link(inv, inv->n - 1);
+}
+
 void inventory_free(struct inventory *inv)
 {
 	size_t i;
@@ -52,6 +128,8 @@ void inventory_free(struct inventory *inv)
 	for (i = 0; i < inv->n; i++)
 		container_free(&inv->c[i]);
 	free(inv->c);
+	free(inv->ids.head);
+	free(inv->ids.next);
 	inventory_clear_bports(inv);
 	free(inv->bports);
 	free(inv);
@@ -70,14 +148,16 @@ void inventory_clear_bports(struct inventory *inv)
 
 void inventory_remove(struct inventory *inv, size_t idx)
 {
-	container_free(&inv->c[idx]);
-	inv->c[idx] = inv->c[--inv->n];
+	struct inv_container c = inv->c[idx];
+
+	take(inv, idx);
+	container_free(&c);
 }
 
 void inventory_move(struct inventory *dst, struct inventory *src, size_t idx)
 {
-	*PUSH(dst->c, dst->n, dst->cap) = src->c[idx];
-	src->c[idx] = src->c[--src->n];
+	append(dst, &src->c[idx]);
+	take(src, idx);
 }
 
 void inventory_merge_nets(struct inv_container *c,
@@ -106,7 +186,16 @@ void inventory_merge_nets(struct inv_container *c,
 long inventory_index(const struct inventory *inv, const char *id)
 {
 	size_t i;
+	long j;
 
+	if (inv->ids.nb && inv->ids.count == inv->n) {
+		for (j = inv->ids.head[str_hash(id) % inv->ids.nb]; j >= 0;
+		     j = inv->ids.next[j])
+			if (!strcmp(inv->c[j].id, id))
+				return j;
+		return -1;
+	}
+	/* built by hand, not by the functions above: scanned */
 	for (i = 0; i < inv->n; i++)
 		if (!strcmp(inv->c[i].id, id))
 			return (long)i;
@@ -403,7 +492,7 @@ int inventory_add_json(struct inventory *inv, json_t *obj, const char *file,
 		container_free(&c);
 		return 0;
 	}
-	*PUSH(inv->c, inv->n, inv->cap) = c;
+	append(inv, &c);
 	return 0;
 }
 

@@ -416,6 +416,53 @@ void ir_delta_cancel(const struct ir_ruleset *rs, struct ir_delta *d)
 	free(gone);
 }
 
+void ir_delta_apply(struct ir_ruleset *rs, const struct ir_delta *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->n; i++) {
+		const struct ir_change *c = &d->v[i];
+		struct ir_set *s;
+		size_t lo = 0, hi, mid;
+		bool found;
+
+		if (c->set >= rs->nsets)
+			continue;
+		s = &rs->sets[c->set];
+		/* sorted as ir_normalize leaves them: the place by halves */
+		hi = s->n;
+		while (lo < hi) {
+			mid = lo + (hi - lo) / 2;
+			if (ir_elem_cmp(s, &s->e[mid], &c->e) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		found = lo < s->n && !ir_elem_cmp(s, &s->e[lo], &c->e);
+		if (!c->add) {
+			if (found) {
+				memmove(&s->e[lo], &s->e[lo + 1],
+					(s->n - lo - 1) * sizeof(*s->e));
+				s->n--;
+			}
+			continue;
+		}
+		if (!found) {
+			grow(&s->e, &s->cap, s->n + 1, sizeof(*s->e));
+			memmove(&s->e[lo + 1], &s->e[lo],
+				(s->n - lo) * sizeof(*s->e));
+			s->n++;
+		}
+		s->e[lo] = c->e;
+		if (c->e.chain) {
+			const struct ir_chain *ch =
+			    ir_chain_find(rs, c->e.chain);
+
+			s->e[lo].chain = ch ? ch->name : NULL;
+		}
+	}
+}
+
 static void diff_item(struct ir_diff *d, enum ir_diff_kind kind,
 		      const char *name)
 {

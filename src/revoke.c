@@ -548,6 +548,14 @@ size_t revoke_tracked(const struct revoke *rv)
 	return rv->used;
 }
 
+bool revoke_idle(struct revoke *rv)
+{
+	if (!rv->tracking || rv->lost)
+		return false;
+	revoke_events(rv);
+	return !rv->lost && !rv->used;
+}
+
 struct revoke_addr *revoke_host_addrs(size_t *n)
 {
 	struct ifaddrs *ifa, *i;

@@ -40,8 +40,11 @@ struct sync {
 	struct policy *p;
 	struct compiler *cc;
 	struct inventory *inv;
-	struct ir_ruleset *rs; /* the last full compile: sets for deltas */
-	bool rs_stale;	       /* deltas committed since: rs lacks them */
+	/* the last full compile (sets for deltas), with each delta
+	 * committed since made to its elements too */
+	struct ir_ruleset *rs;
+	bool rs_stale;	/* deltas committed since: not a full compile's form */
+	bool rs_behind; /* refilled since: its elements lack the kernel's */
 	struct ports *ports;
 	struct docker *dk;
 	struct trace_index *ix; /* NULL when the inventory or policy moved */
@@ -55,6 +58,8 @@ struct sync {
 		struct revoke_addr a;
 	} * gone_addrs;
 	size_t ngone_addrs, capgone_addrs;
+	/* "bridge family address" -> the id of the container holding it */
+	struct smap owners;
 	bool revoke_wanted, resync_wanted, garbage_logged;
 	/* containers placed at their connect, before Docker moved their
 	 * veth's peer into their namespace: bound a moment later */
@@ -143,6 +148,7 @@ void sync_free(struct sync *s)
 	free(s->gone_at);
 	ir_free(s->rs);
 	inventory_free(s->inv);
+	smap_free(&s->owners);
 	compile_free(s->cc);
 	policy_free(s->p);
 	free(s->fql);
@@ -266,12 +272,64 @@ static void gone_addr(struct sync *s, const char *id, int family, u128 addr)
 	    (struct gone_addr){xstrdup(id), {family, addr}};
 }
 
+/* The keys of the owners map: each address of c, with its bridge. */
+static size_t owner_keys(const struct inv_container *c, char (*k)[96],
+			 size_t max)
+{
+	size_t j, n = 0;
+	char a[64];
+
+	for (j = 0; j < c->nnets; j++) {
+		const struct inv_net *net = &c->nets[j];
+
+		if (net->has4 && n < max) {
+			addr_format(AF_INET, net->ip4, a, sizeof(a));
+			snprintf(k[n++], sizeof(k[0]), "%s %s", net->bridge, a);
+		}
+		if (net->has6 && n < max) {
+			addr_format(AF_INET6, net->ip6, a, sizeof(a));
+			snprintf(k[n++], sizeof(k[0]), "%s %s", net->bridge, a);
+		}
+	}
+	return n;
+}
+
+#define OWNER_KEYS 64
+
+static void owners_put(struct sync *s, const struct inv_container *c)
+{
+	char k[OWNER_KEYS][96];
+	size_t i, n = owner_keys(c, k, OWNER_KEYS);
+
+	for (i = 0; i < n; i++)
+		smap_put(&s->owners, k[i], c->id);
+}
+
+static void owners_del(struct sync *s, const struct inv_container *c)
+{
+	char k[OWNER_KEYS][96];
+	size_t i, n = owner_keys(c, k, OWNER_KEYS);
+
+	for (i = 0; i < n; i++)
+		smap_del(&s->owners, k[i], c->id);
+}
+
+static void owners_rebuild(struct sync *s)
+{
+	size_t i;
+
+	smap_free(&s->owners);
+	for (i = 0; i < s->inv->n; i++)
+		owners_put(s, &s->inv->c[i]);
+}
+
 /* Takes container idx out of the inventory, its leaving into delta. */
 static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 {
 	time_t now = time(NULL);
 	size_t i;
 
+	owners_del(s, &s->inv->c[idx]);
 	if (compile_delta(s->cc, s->inv, idx, false, delta))
 		s->resync_wanted = true;
 	/* its addresses may go to another container: its flows end */
@@ -300,29 +358,22 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 static void drop_stale(struct sync *s, const struct inv_container *c,
 		       struct ir_delta *delta)
 {
-	size_t i, j, k;
+	char k[OWNER_KEYS][96];
+	size_t i, n = owner_keys(c, k, OWNER_KEYS);
 
-	for (i = 0; i < s->inv->n; i++) {
-		const struct inv_container *o = &s->inv->c[i];
-		bool clash = false;
+	for (i = 0; i < n; i++) {
+		const char *owner = smap_get(&s->owners, k[i]);
+		long o = owner && strcmp(owner, c->id)
+			     ? inventory_index(s->inv, owner)
+			     : -1;
 
-		for (j = 0; j < c->nnets && !clash; j++)
-			for (k = 0; k < o->nnets && !clash; k++) {
-				const struct inv_net *a = &c->nets[j],
-						     *b = &o->nets[k];
-
-				clash =
-				    !strcmp(a->bridge, b->bridge) &&
-				    ((a->has4 && b->has4 && a->ip4 == b->ip4) ||
-				     (a->has6 && b->has6 && a->ip6 == b->ip6));
-			}
-		if (!clash)
+		if (o < 0)
 			continue;
 		say(s,
 		    "container %s holds an address of %s, which is gone: "
 		    "removing %s",
-		    c->name, o->name, o->name);
-		take_out(s, i--, delta);
+		    c->name, s->inv->c[o].name, s->inv->c[o].name);
+		take_out(s, (size_t)o, delta);
 	}
 }
 
@@ -340,6 +391,7 @@ static bool commit(struct sync *s, struct ir_delta *delta)
 		return false;
 	}
 	s->st.deltas++;
+	ir_delta_apply(s->rs, delta);
 	s->rs_stale = true;
 	for (i = 0; i < delta->n; i++)
 		s->revoke_wanted |= !delta->v[i].add;
@@ -358,9 +410,14 @@ const struct ir_ruleset *sync_wanted(struct sync *s)
 	if (rs) {
 		ir_free(s->rs);
 		s->rs = rs;
-		s->rs_stale = false;
+		s->rs_stale = s->rs_behind = false;
 	}
 	return s->rs;
+}
+
+const struct ir_ruleset *sync_judged(struct sync *s)
+{
+	return s->rs_behind ? sync_wanted(s) : s->rs;
 }
 
 static size_t changes(const struct ir_delta *delta, bool add)
@@ -589,6 +646,7 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		diags_free(&dg);
 		drop_stale(s, &scratch->c[0], &delta);
 		inventory_move(s->inv, scratch, 0);
+		owners_put(s, &s->inv->c[s->inv->n - 1]);
 		inv_changed(s);
 		if (compile_delta(s->cc, s->inv, s->inv->n - 1, true, &delta))
 			s->resync_wanted = true;
@@ -868,10 +926,11 @@ int sync_converge(struct sync *s, struct inventory *inv,
 	}
 	inventory_free(s->inv);
 	s->inv = inv;
+	owners_rebuild(s);
 	inv_changed(s);
 	ir_free(s->rs);
 	s->rs = rs;
-	s->rs_stale = false;
+	s->rs_stale = s->rs_behind = false;
 	s->resync_wanted = false;
 	s->st.last_sync = time(NULL);
 	return 0;
@@ -923,7 +982,7 @@ int sync_reload(struct sync *s, struct policy *p, struct kernel_sync *res)
 	s->cc = cc;
 	inv_changed(s);
 	s->rs = rs;
-	s->rs_stale = false;
+	s->rs_stale = s->rs_behind = false;
 	return 0;
 }
 
@@ -971,6 +1030,7 @@ void sync_refill(struct sync *s, const char *name, bool changed)
 		/* new timeouts alone leave the full compile as it was; an
 		 * address that left the answer ends its flows */
 		s->rs_stale |= changed;
+		s->rs_behind |= changed;
 		s->revoke_wanted |= changed;
 		s->st.refills++;
 	}

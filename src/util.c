@@ -275,6 +275,105 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen)
 	return 0;
 }
 
+struct smap_e {
+	struct smap_e *next;
+	char *key, *val;
+};
+
+size_t str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return (size_t)h;
+}
+
+static struct smap_e **smap_at(const struct smap *m, const char *key)
+{
+	struct smap_e **e = &m->b[str_hash(key) % m->nb];
+
+	while (*e && strcmp((*e)->key, key))
+		e = &(*e)->next;
+	return e;
+}
+
+const char *smap_get(const struct smap *m, const char *key)
+{
+	struct smap_e **e;
+
+	if (!m->nb)
+		return NULL;
+	e = smap_at(m, key);
+	return *e ? (*e)->val : NULL;
+}
+
+void smap_put(struct smap *m, const char *key, const char *val)
+{
+	struct smap_e **e, *x;
+	size_t i;
+
+	if (m->n >= m->nb) { /* a chain a bucket on average, at most */
+		struct smap old = *m;
+
+		m->nb = m->nb ? 2 * m->nb : 64;
+		m->b = xcalloc(m->nb, sizeof(*m->b));
+		for (i = 0; i < old.nb; i++)
+			while ((x = old.b[i])) {
+				old.b[i] = x->next;
+				e = &m->b[str_hash(x->key) % m->nb];
+				x->next = *e;
+				*e = x;
+			}
+		free(old.b);
+	}
+	e = smap_at(m, key);
+	if (*e) {
+		free((*e)->val);
+		(*e)->val = xstrdup(val);
+		return;
+	}
+	x = xcalloc(1, sizeof(*x));
+	x->key = xstrdup(key);
+	x->val = xstrdup(val);
+	*e = x;
+	m->n++;
+}
+
+void smap_del(struct smap *m, const char *key, const char *val)
+{
+	struct smap_e **e, *x;
+
+	if (!m->nb)
+		return;
+	e = smap_at(m, key);
+	if (!*e || (val && strcmp((*e)->val, val)))
+		return;
+	x = *e;
+	*e = x->next;
+	free(x->key);
+	free(x->val);
+	free(x);
+	m->n--;
+}
+
+void smap_free(struct smap *m)
+{
+	struct smap_e *x;
+	size_t i;
+
+	for (i = 0; i < m->nb; i++)
+		while ((x = m->b[i])) {
+			m->b[i] = x->next;
+			free(x->key);
+			free(x->val);
+			free(x);
+		}
+	free(m->b);
+	m->b = NULL;
+	m->nb = m->n = 0;
+}
+
 void rcvbuf_grow(int fd, int bytes)
 {
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)))

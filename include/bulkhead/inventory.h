@@ -59,11 +59,19 @@ struct inv_container {
 	char *sandbox; /* NetworkSettings.SandboxKey: its network namespace */
 };
 
+/* The containers by id, kept by inventory.c's own changes (chains of
+ * indices into c): a lookup does not grow with the containers. */
+struct inv_ids {
+	long *head, *next;
+	size_t nb, capnext, count;
+};
+
 struct inventory {
 	struct inv_container *c;
 	size_t n, cap;
 	struct inv_bport *bports;
 	size_t nbports, capbports;
+	struct inv_ids ids;
 };
 
 /* Forgets the unbound ports. */

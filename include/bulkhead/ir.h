@@ -233,6 +233,11 @@ void ir_delta_free(struct ir_delta *d);
  * data) undoes, with that addition: a container that leaves and comes
  * back the same changes nothing. Sets are rs's. */
 void ir_delta_cancel(const struct ir_ruleset *rs, struct ir_delta *d);
+/* d's changes made to rs's sets (rs the ruleset d's set indices are
+ * of): what the kernel holds once d is committed, element for element,
+ * each set kept sorted. A full compile may write an interval set's
+ * elements otherwise (adjacent ranges joined); lookups find the same. */
+void ir_delta_apply(struct ir_ruleset *rs, const struct ir_delta *d);
 
 /* What separates a ruleset in the kernel (have) from the one wanted. */
 enum ir_diff_kind {

@@ -77,6 +77,9 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen);
 int revoke_fd(const struct revoke *rv);
 void revoke_events(struct revoke *rv);
 size_t revoke_tracked(const struct revoke *rv);
+/* Tracking, with nothing lost and (the events read) no flow tracked: a
+ * sweep would judge nothing, so its judge need not be made. */
+bool revoke_idle(struct revoke *rv);
 
 /* The host's own addresses (getifaddrs), in a new array. */
 struct revoke_addr *revoke_host_addrs(size_t *n);

@@ -122,8 +122,12 @@ const struct inventory *sync_inventory(const struct sync *s);
 const struct inventory *sync_gone(const struct sync *s);
 /* The last full compile (its sets name delta's), NULL before one. */
 const struct ir_ruleset *sync_ruleset(const struct sync *s);
-/* The whole ruleset the kernel should hold now. */
+/* The whole ruleset the kernel should hold now, as a full compile
+ * writes it (compiled anew when deltas were committed since). */
 const struct ir_ruleset *sync_wanted(struct sync *s);
+/* The same elements, for judging (lookups): the last full compile with
+ * the deltas since made to it, compiled anew only after a refill. */
+const struct ir_ruleset *sync_judged(struct sync *s);
 /* The addresses' index, made anew after the inventory or policy moved. */
 struct trace_index *sync_index(struct sync *s);
 bool sync_audit(const struct sync *s);

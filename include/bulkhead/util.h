@@ -61,6 +61,23 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen);
  * after the one at buf (which fits), *len lessened to what is left. */
 bool nlmsg_fits(const void *buf, size_t len);
 const void *nlmsg_next(const void *buf, size_t *len);
+/* FNV-1a of a string. */
+size_t str_hash(const char *s);
+
+/* A map of strings to strings (chained, growing): lookups that do not
+ * grow with what it holds. */
+struct smap_e;
+struct smap {
+	struct smap_e **b;
+	size_t nb, n;
+};
+const char *smap_get(const struct smap *m, const char *key);
+/* key's value is val (copied), whatever it was. */
+void smap_put(struct smap *m, const char *key, const char *val);
+/* key leaves, when its value is val (any value: val NULL). */
+void smap_del(struct smap *m, const char *key, const char *val);
+void smap_free(struct smap *m);
+
 /* A netlink socket's receive buffer raised to bytes, past the system's
  * cap when we may (CAP_NET_ADMIN), else up to it: room for a burst of
  * events before the kernel drops some (ENOBUFS). */

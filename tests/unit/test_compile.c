@@ -521,6 +521,12 @@ START_TEST(test_delta_matches_full)
 			      "%s: adding %s:\n%s\nwant:\n%s", ex->policy,
 			      inv->c[k].name, got, want_full);
 		free(got);
+		/* and the daemon's own application of it (ir_delta_apply) */
+		ir_delta_apply(part, &dl);
+		got = sorted_state(part);
+		ck_assert_msg(!strcmp(got, want_full), "%s: applying %s",
+			      ex->policy, inv->c[k].name);
+		free(got);
 		ir_delta_free(&dl);
 
 		ck_assert_int_eq(compile_delta(cc, inv, k, false, &dl), 0);
@@ -528,6 +534,17 @@ START_TEST(test_delta_matches_full)
 		ck_assert_msg(!strcmp(got, want_part), "%s: removing %s",
 			      ex->policy, inv->c[k].name);
 		free(got);
+		{
+			struct ir_ruleset *again = compile(p, inv, NULL);
+
+			ir_delta_apply(again, &dl);
+			got = sorted_state(again);
+			ck_assert_msg(!strcmp(got, want_part),
+				      "%s: applying %s's removal", ex->policy,
+				      inv->c[k].name);
+			free(got);
+			ir_free(again);
+		}
 		ir_delta_free(&dl);
 		free(want_part);
 		ir_free(part);

@@ -114,6 +114,65 @@ START_TEST(test_bad_json)
 }
 END_TEST
 
+static void add_numbered(struct inventory *inv, unsigned i)
+{
+	struct diags d = {0};
+	char id[80], name[32], ip[32];
+	json_t *o;
+
+	snprintf(id, sizeof(id), "%064x", i);
+	snprintf(name, sizeof(name), "/c%u", i);
+	snprintf(ip, sizeof(ip), "10.%u.%u.%u", i >> 16, (i >> 8) & 255,
+		 i & 255);
+	o = json_pack("{s:s, s:s, s:{s:b}, s:{s:s}, s:{s:{s:{s:s, s:i}}}}",
+		      "Id", id, "Name", name, "State", "Running", 1, "Config",
+		      "Image", "x", "NetworkSettings", "Networks", "n",
+		      "IPAddress", ip, "IPPrefixLen", 8);
+	ck_assert_int_eq(inventory_add_json(inv, o, "t", 1, 1, &d), 0);
+	json_decref(o);
+	diags_free(&d);
+}
+
+static long scan(const struct inventory *inv, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < inv->n; i++)
+		if (!strcmp(inv->c[i].id, id))
+			return (long)i;
+	return -1;
+}
+
+/* The id index: after thousands of additions, removals and moves
+ * between two inventories, every lookup says what a scan says. */
+START_TEST(test_ids)
+{
+	struct inventory *a = inventory_new(), *b = inventory_new();
+	unsigned i, seed = 7;
+	char id[80];
+
+	for (i = 0; i < 5000; i++) {
+		add_numbered(a, i);
+		seed = seed * 1103515245u + 12345u;
+		if (seed % 5 == 0 && a->n > 1)
+			inventory_remove(a, (seed >> 8) % a->n);
+		else if (seed % 5 == 1 && a->n > 1)
+			inventory_move(b, a, (seed >> 8) % a->n);
+		else if (seed % 5 == 2 && b->n > 1)
+			inventory_move(a, b, (seed >> 8) % b->n);
+	}
+	ck_assert_uint_gt(a->n, 1000);
+	ck_assert_uint_gt(b->n, 50);
+	for (i = 0; i < 5100; i++) {
+		snprintf(id, sizeof(id), "%064x", i);
+		ck_assert_int_eq(inventory_index(a, id), scan(a, id));
+		ck_assert_int_eq(inventory_index(b, id), scan(b, id));
+	}
+	inventory_free(a);
+	inventory_free(b);
+}
+END_TEST
+
 /* Every prefix of a real file is either a clean error or (the whole file)
  * a success: truncation never crashes or leaks. */
 START_TEST(test_truncations)
@@ -206,11 +265,16 @@ Suite *inventory_suite(void)
 	Suite *s = suite_create("inventory");
 	TCase *tc = tcase_create("inventory");
 
+	/* the truncation case forks a writer per cut: seconds, on a busy
+	 * machine under the sanitizers */
+	tcase_set_timeout(tc, 30);
+
 	tcase_add_test(tc, test_three_tier_fixture);
 	tcase_add_test(tc, test_compose_fixture);
 	tcase_add_loop_test(tc, test_bad_json, 0,
 			    (int)(sizeof(badjson) / sizeof(badjson[0])));
 	tcase_add_test(tc, test_truncations);
+	tcase_add_test(tc, test_ids);
 	tcase_add_test(tc, test_skips_stopped);
 	tcase_add_test(tc, test_merge_nets);
 	suite_add_tcase(s, tc);
