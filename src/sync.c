@@ -272,46 +272,45 @@ static void gone_addr(struct sync *s, const char *id, int family, u128 addr)
 	    (struct gone_addr){xstrdup(id), {family, addr}};
 }
 
-/* The keys of the owners map: each address of c, with its bridge. */
-static size_t owner_keys(const struct inv_container *c, char (*k)[96],
-			 size_t max)
+/* fn over the keys of the owners map for c: each address it holds,
+ * with its bridge ("br-1a2b 172.18.0.5"). */
+typedef void owner_fn(struct sync *s, const char *key,
+		      const struct inv_container *c, struct ir_delta *delta);
+
+static void owner_keys(struct sync *s, const struct inv_container *c,
+		       owner_fn *fn, struct ir_delta *delta)
 {
-	size_t j, n = 0;
-	char a[64];
+	char a[64], key[320];
+	size_t j;
 
 	for (j = 0; j < c->nnets; j++) {
 		const struct inv_net *net = &c->nets[j];
 
-		if (net->has4 && n < max) {
+		if (net->has4) {
 			addr_format(AF_INET, net->ip4, a, sizeof(a));
-			snprintf(k[n++], sizeof(k[0]), "%s %s", net->bridge, a);
+			snprintf(key, sizeof(key), "%s %s", net->bridge, a);
+			fn(s, key, c, delta);
 		}
-		if (net->has6 && n < max) {
+		if (net->has6) {
 			addr_format(AF_INET6, net->ip6, a, sizeof(a));
-			snprintf(k[n++], sizeof(k[0]), "%s %s", net->bridge, a);
+			snprintf(key, sizeof(key), "%s %s", net->bridge, a);
+			fn(s, key, c, delta);
 		}
 	}
-	return n;
 }
 
-#define OWNER_KEYS 64
-
-static void owners_put(struct sync *s, const struct inv_container *c)
+static void owner_put(struct sync *s, const char *key,
+		      const struct inv_container *c, struct ir_delta *delta)
 {
-	char k[OWNER_KEYS][96];
-	size_t i, n = owner_keys(c, k, OWNER_KEYS);
-
-	for (i = 0; i < n; i++)
-		smap_put(&s->owners, k[i], c->id);
+	(void)delta;
+	smap_put(&s->owners, key, c->id);
 }
 
-static void owners_del(struct sync *s, const struct inv_container *c)
+static void owner_del(struct sync *s, const char *key,
+		      const struct inv_container *c, struct ir_delta *delta)
 {
-	char k[OWNER_KEYS][96];
-	size_t i, n = owner_keys(c, k, OWNER_KEYS);
-
-	for (i = 0; i < n; i++)
-		smap_del(&s->owners, k[i], c->id);
+	(void)delta;
+	smap_del(&s->owners, key, c->id);
 }
 
 static void owners_rebuild(struct sync *s)
@@ -320,7 +319,7 @@ static void owners_rebuild(struct sync *s)
 
 	smap_free(&s->owners);
 	for (i = 0; i < s->inv->n; i++)
-		owners_put(s, &s->inv->c[i]);
+		owner_keys(s, &s->inv->c[i], owner_put, NULL);
 }
 
 /* Takes container idx out of the inventory, its leaving into delta. */
@@ -329,7 +328,7 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 	time_t now = time(NULL);
 	size_t i;
 
-	owners_del(s, &s->inv->c[idx]);
+	owner_keys(s, &s->inv->c[idx], owner_del, NULL);
 	if (compile_delta(s->cc, s->inv, idx, false, delta))
 		s->resync_wanted = true;
 	/* its addresses may go to another container: its flows end */
@@ -355,26 +354,25 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 
 /* An address that a new container holds was another's: that one is gone
  * (its die event is late or lost), and its rights must not pass on. */
+static void stale_one(struct sync *s, const char *key,
+		      const struct inv_container *c, struct ir_delta *delta)
+{
+	const char *owner = smap_get(&s->owners, key);
+	long o =
+	    owner && strcmp(owner, c->id) ? inventory_index(s->inv, owner) : -1;
+
+	if (o < 0)
+		return;
+	say(s,
+	    "container %s holds an address of %s, which is gone: removing %s",
+	    c->name, s->inv->c[o].name, s->inv->c[o].name);
+	take_out(s, (size_t)o, delta);
+}
+
 static void drop_stale(struct sync *s, const struct inv_container *c,
 		       struct ir_delta *delta)
 {
-	char k[OWNER_KEYS][96];
-	size_t i, n = owner_keys(c, k, OWNER_KEYS);
-
-	for (i = 0; i < n; i++) {
-		const char *owner = smap_get(&s->owners, k[i]);
-		long o = owner && strcmp(owner, c->id)
-			     ? inventory_index(s->inv, owner)
-			     : -1;
-
-		if (o < 0)
-			continue;
-		say(s,
-		    "container %s holds an address of %s, which is gone: "
-		    "removing %s",
-		    c->name, s->inv->c[o].name, s->inv->c[o].name);
-		take_out(s, (size_t)o, delta);
-	}
+	owner_keys(s, c, stale_one, delta);
 }
 
 static bool commit(struct sync *s, struct ir_delta *delta)
@@ -646,7 +644,7 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		diags_free(&dg);
 		drop_stale(s, &scratch->c[0], &delta);
 		inventory_move(s->inv, scratch, 0);
-		owners_put(s, &s->inv->c[s->inv->n - 1]);
+		owner_keys(s, &s->inv->c[s->inv->n - 1], owner_put, NULL);
 		inv_changed(s);
 		if (compile_delta(s->cc, s->inv, s->inv->n - 1, true, &delta))
 			s->resync_wanted = true;
