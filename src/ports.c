@@ -459,6 +459,7 @@ int ports_refresh_unbound(struct ports *p, struct inventory *inv,
 			  const char *br)
 {
 	struct link_dump ld = {0};
+	struct smap bound = {0};
 	size_t i, k = 0;
 	int r = bridge_ports(p, br, &ld);
 
@@ -475,15 +476,21 @@ int ports_refresh_unbound(struct ports *p, struct inventory *inv,
 		inv->bports[k++] = inv->bports[i];
 	}
 	inv->nbports = k;
+	/* the ports bound, once: not the inventory scanned for each port */
+	for (i = 0; i < inv->n; i++)
+		for (k = 0; k < inv->c[i].nnets; k++)
+			if (inv->c[i].nets[k].port)
+				smap_put(&bound, inv->c[i].nets[k].port, "");
 	for (i = 0; i < ld.n; i++) {
 		struct inv_bport *b;
 
-		if (ports_is_bound(inv, ld.v[i].name))
+		if (smap_get(&bound, ld.v[i].name))
 			continue;
 		b = PUSH(inv->bports, inv->nbports, inv->capbports);
 		b->bridge = xstrdup(br);
 		b->port = xstrdup(ld.v[i].name);
 	}
+	smap_free(&bound);
 	free(ld.v);
 	return 0;
 }
