@@ -262,6 +262,7 @@ static void docker_lost(struct daemon *d, const char *why)
 }
 
 static void count_suppressed(struct daemon *d, const struct ir_ruleset *have);
+static void on_nft_event(struct daemon *d);
 
 static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 {
@@ -273,6 +274,9 @@ static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 		docker_lost(d, err);
 		return;
 	}
+	/* another process's change made before this sync is put back and
+	 * counted as a restore first: the converge would mend it silently */
+	on_nft_event(d);
 	if (sync_converge(d->sync, inv, &res)) {
 		/* the kernel refused: keep what we had, try again soon */
 		arm(d->wresync.fd, RETRY_KERNEL_S * 1000);
