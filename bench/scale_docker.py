@@ -96,8 +96,9 @@ def inspect(cid):
 
 
 def network(net):
+    # Go's encoding/json writes a map's keys sorted, as Docker's answer has them
     members = {}
-    for cid, name in net["members"].items():
+    for cid, name in sorted(net["members"].items()):
         members[cid] = {"Name": name, "EndpointID": hexid("ep" + cid),
                         "MacAddress": "",
                         "IPv4Address": CONTAINERS[cid][2] + "/16",

@@ -263,6 +263,7 @@ static void docker_lost(struct daemon *d, const char *why)
 
 static void count_suppressed(struct daemon *d, const struct ir_ruleset *have);
 static void on_nft_event(struct daemon *d);
+static void on_links(struct daemon *d);
 
 static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 {
@@ -390,6 +391,9 @@ static void on_event_reply(void *ctx, long status, const char *body, size_t len,
 	struct daemon *d = ctx;
 
 	d->busy = false;
+	/* the links Docker made before it answered are known first: the
+	 * placement binds the container from the table they keep */
+	on_links(d);
 	sync_answer(d->sync, status, body, len, err);
 	process_queue(d);
 }
@@ -1295,6 +1299,7 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_BIND:
 				drain(w->fd);
+				on_links(&d);
 				sync_bind(d.sync);
 				break;
 			case W_CT:

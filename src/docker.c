@@ -3,6 +3,7 @@
  * loop waits on. It never blocks and never touches the kernel's
  * firewall; what it learns goes out through callbacks. */
 #define _GNU_SOURCE /* memmem */
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -61,6 +62,10 @@ struct docker {
 	struct netname *nets;
 	size_t nnets, capnets;
 	struct snap *snap;
+	/* the last answer's buffer, for the next: a busy network's object
+	 * is megabytes, and growing one anew for each connect (and freeing
+	 * it) churned the heap that the placement then allocates from */
+	struct strbuf spare;
 };
 
 const char *docker_sock_path(const char *path, char *err, size_t errlen)
@@ -173,7 +178,13 @@ static void xfer_detach(struct xfer *x)
 static void xfer_free(struct xfer *x)
 {
 	curl_easy_cleanup(x->h);
-	sb_free(&x->body);
+	if (!x->stream && x->body.cap > x->d->spare.cap) {
+		sb_free(&x->d->spare);
+		x->d->spare = x->body;
+		x->d->spare.len = 0;
+	} else {
+		sb_free(&x->body);
+	}
 	docker_lines_free(&x->lines);
 	free(x);
 }
@@ -209,6 +220,7 @@ void docker_free(struct docker *d)
 	}
 	free(d->nets);
 	free(d->sock);
+	sb_free(&d->spare);
 	free(d);
 }
 
@@ -252,6 +264,10 @@ static int start(struct docker *d, const char *path, bool stream,
 
 	x->d = d;
 	x->stream = stream;
+	if (!stream) {
+		x->body = d->spare;
+		d->spare = (struct strbuf){0};
+	}
 	x->cb = cb;
 	x->on_line = on_line;
 	x->ctx = ctx;
@@ -686,30 +702,84 @@ static bool slice_container(void *ctx, const char *key, size_t klen,
 	return false;
 }
 
+/* The entry whose value opens at s[at], under Containers for sl->id. */
+static bool take_entry(struct slice *sl, const char *s, size_t len, size_t at)
+{
+	json_t *e = value_at(s, len, at);
+
+	if (!json_is_object(e)) {
+		json_decref(e);
+		return false;
+	}
+	json_object_set_new(sl->containers, sl->id, e);
+	return true;
+}
+
+/* The first member `"K":{` whose `":{` is at or after p, with K shaped
+ * as an id of idlen bytes (hex: what Docker keys Containers by): K in
+ * *k, and where its `":{` is; NULL when there is none. */
+static const char *next_key(const char *s, const char *p, const char *end,
+			    size_t idlen, const char **k)
+{
+	while (p < end &&
+	       (p = memmem(p, (size_t)(end - p), "\":{", 3)) != NULL) {
+		const char *q;
+		size_t i = 0;
+
+		if ((size_t)(p - s) < idlen + 2) {
+			p++;
+			continue;
+		}
+		q = p - idlen;
+		while (i < idlen && isxdigit((unsigned char)q[i]))
+			i++;
+		if (i == idlen && q[-1] == '"' &&
+		    (q[-2] == '{' || q[-2] == ',')) {
+			*k = q;
+			return p;
+		}
+		p++;
+	}
+	return NULL;
+}
+
 /* The container's entry under Containers, found by its key: in Docker's
  * compact JSON `"ID":{` at a member's place can be nothing else (label
- * and option values are strings). False when not there in that form. */
+ * and option values are strings). Go writes a map's keys sorted, so the
+ * key is looked for by halves (a few hundred bytes read, not the whole
+ * network); else, in an answer not sorted, by one search through it.
+ * False when not there in that form. */
 static bool find_container(struct slice *sl, const char *s, size_t len,
 			   size_t v)
 {
 	char pat[DOCKER_ID_MAX + 8];
 	int plen = snprintf(pat, sizeof(pat), "\"%s\":{", sl->id);
-	const char *p = s + v;
+	size_t idlen = strlen(sl->id);
+	const char *p = s + v, *lo = s + v, *hi = s + len, *mid, *at, *k;
 
 	if (plen < 0 || (size_t)plen >= sizeof(pat))
 		return false;
-	while ((p = memmem(p, len - (size_t)(p - s), pat, (size_t)plen))) {
-		if (p > s + v && (p[-1] == '{' || p[-1] == ',')) {
-			json_t *e = value_at(
-			    s, len, (size_t)(p - s) + (size_t)plen - 1);
+	while (lo < hi) {
+		int c;
 
-			if (!json_is_object(e)) {
-				json_decref(e);
-				return false;
-			}
-			json_object_set_new(sl->containers, sl->id, e);
-			return true;
+		mid = lo + (hi - lo) / 2;
+		at = next_key(s, mid, s + len, idlen, &k);
+		if (!at || at >= hi) {
+			hi = mid;
+			continue;
 		}
+		c = memcmp(k, sl->id, idlen);
+		if (!c)
+			return take_entry(sl, s, len, (size_t)(at + 2 - s));
+		if (c < 0)
+			lo = at + 1;
+		else
+			hi = mid;
+	}
+	while ((p = memmem(p, len - (size_t)(p - s), pat, (size_t)plen))) {
+		if (p > s + v && (p[-1] == '{' || p[-1] == ','))
+			return take_entry(sl, s, len,
+					  (size_t)(p - s) + (size_t)plen - 1);
 		p++;
 	}
 	return false;

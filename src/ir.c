@@ -416,51 +416,86 @@ void ir_delta_cancel(const struct ir_ruleset *rs, struct ir_delta *d)
 	free(gone);
 }
 
-void ir_delta_apply(struct ir_ruleset *rs, const struct ir_delta *d)
+struct apply_order {
+	const struct ir_ruleset *rs;
+	const struct ir_delta *d;
+};
+
+/* The changes by set, then element, then as they came. */
+static int apply_cmp(const void *a, const void *b, void *ctx)
 {
-	size_t i;
+	const struct apply_order *o = ctx;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct ir_change *x = &o->d->v[i], *y = &o->d->v[j];
+	int r;
 
-	for (i = 0; i < d->n; i++) {
-		const struct ir_change *c = &d->v[i];
-		struct ir_set *s;
-		size_t lo = 0, hi, mid;
-		bool found;
+	if (x->set != y->set)
+		return x->set < y->set ? -1 : 1;
+	r = ir_elem_cmp(&o->rs->sets[x->set], &x->e, &y->e);
+	if (r)
+		return r;
+	return i < j ? -1 : i > j;
+}
 
-		if (c->set >= rs->nsets)
+/* Set s merged with its changes v[0..n) (sorted by apply_cmp): each
+ * element's last change decides. One pass over the set, however many
+ * changes: a burst of them costs what one does. */
+static void merge_set(struct ir_ruleset *rs, struct ir_set *s,
+		      const struct ir_delta *d, const size_t *v, size_t n)
+{
+	struct ir_elem *out = xcalloc(s->n + n + 1, sizeof(*out));
+	size_t i = 0, k = 0, m = 0;
+	int r;
+
+	while (i < s->n || k < n) {
+		const struct ir_change *c;
+
+		r = k == n	? -1
+		    : i == s->n ? 1
+				: ir_elem_cmp(s, &s->e[i], &d->v[v[k]].e);
+		if (r < 0) {
+			out[m++] = s->e[i++];
 			continue;
-		s = &rs->sets[c->set];
-		/* sorted as ir_normalize leaves them: the place by halves */
-		hi = s->n;
-		while (lo < hi) {
-			mid = lo + (hi - lo) / 2;
-			if (ir_elem_cmp(s, &s->e[mid], &c->e) < 0)
-				lo = mid + 1;
-			else
-				hi = mid;
 		}
-		found = lo < s->n && !ir_elem_cmp(s, &s->e[lo], &c->e);
-		if (!c->add) {
-			if (found) {
-				memmove(&s->e[lo], &s->e[lo + 1],
-					(s->n - lo - 1) * sizeof(*s->e));
-				s->n--;
-			}
+		/* the last of this element's changes */
+		while (k + 1 < n &&
+		       !ir_elem_cmp(s, &d->v[v[k]].e, &d->v[v[k + 1]].e))
+			k++;
+		c = &d->v[v[k++]];
+		if (!r)
+			i++; /* in the set: replaced or deleted */
+		if (!c->add)
 			continue;
-		}
-		if (!found) {
-			grow(&s->e, &s->cap, s->n + 1, sizeof(*s->e));
-			memmove(&s->e[lo + 1], &s->e[lo],
-				(s->n - lo) * sizeof(*s->e));
-			s->n++;
-		}
-		s->e[lo] = c->e;
+		out[m] = c->e;
 		if (c->e.chain) {
 			const struct ir_chain *ch =
 			    ir_chain_find(rs, c->e.chain);
 
-			s->e[lo].chain = ch ? ch->name : NULL;
+			out[m].chain = ch ? ch->name : NULL;
 		}
+		m++;
 	}
+	free(s->e);
+	s->e = out;
+	s->n = m;
+	s->cap = s->n + n + 1;
+}
+
+void ir_delta_apply(struct ir_ruleset *rs, const struct ir_delta *d)
+{
+	struct apply_order o = {rs, d};
+	size_t *v = xcalloc(d->n + 1, sizeof(*v)), i, j, n = 0;
+
+	for (i = 0; i < d->n; i++)
+		if (d->v[i].set < rs->nsets)
+			v[n++] = i;
+	qsort_r(v, n, sizeof(*v), apply_cmp, &o);
+	for (i = 0; i < n; i = j) {
+		for (j = i; j < n && d->v[v[j]].set == d->v[v[i]].set; j++)
+			;
+		merge_set(rs, &rs->sets[d->v[v[i]].set], d, v + i, j - i);
+	}
+	free(v);
 }
 
 static void diff_item(struct ir_diff *d, enum ir_diff_kind kind,

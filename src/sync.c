@@ -45,6 +45,10 @@ struct sync {
 	struct ir_ruleset *rs;
 	bool rs_stale;	/* deltas committed since: not a full compile's form */
 	bool rs_behind; /* refilled since: its elements lack the kernel's */
+	/* the deltas committed since rs's elements were last brought up to
+	 * date: applied in one pass when a judge needs them, not each one
+	 * into sets of every container as it is placed */
+	struct ir_delta lag;
 	struct ports *ports;
 	struct docker *dk;
 	struct trace_index *ix; /* NULL when the inventory or policy moved */
@@ -60,6 +64,8 @@ struct sync {
 	size_t ngone_addrs, capgone_addrs;
 	/* "bridge family address" -> the id of the container holding it */
 	struct smap owners;
+	/* bridge port -> the id of the container bound to it */
+	struct smap bound;
 	bool revoke_wanted, resync_wanted, garbage_logged;
 	/* containers placed at their connect, before Docker moved their
 	 * veth's peer into their namespace: bound a moment later */
@@ -147,8 +153,10 @@ void sync_free(struct sync *s)
 	inventory_free(s->gone);
 	free(s->gone_at);
 	ir_free(s->rs);
+	ir_delta_free(&s->lag);
 	inventory_free(s->inv);
 	smap_free(&s->owners);
+	smap_free(&s->bound);
 	compile_free(s->cc);
 	policy_free(s->p);
 	free(s->fql);
@@ -313,13 +321,30 @@ static void owner_del(struct sync *s, const char *key,
 	smap_del(&s->owners, key, c->id);
 }
 
+/* c's ports into the bound map (in), or out of it. */
+static void bound_keys(struct sync *s, const struct inv_container *c, bool in)
+{
+	size_t j;
+
+	for (j = 0; j < c->nnets; j++)
+		if (c->nets[j].port) {
+			if (in)
+				smap_put(&s->bound, c->nets[j].port, c->id);
+			else
+				smap_del(&s->bound, c->nets[j].port, c->id);
+		}
+}
+
 static void owners_rebuild(struct sync *s)
 {
 	size_t i;
 
 	smap_free(&s->owners);
-	for (i = 0; i < s->inv->n; i++)
+	smap_free(&s->bound);
+	for (i = 0; i < s->inv->n; i++) {
 		owner_keys(s, &s->inv->c[i], owner_put, NULL);
+		bound_keys(s, &s->inv->c[i], true);
+	}
 }
 
 /* Takes container idx out of the inventory, its leaving into delta. */
@@ -329,6 +354,7 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 	size_t i;
 
 	owner_keys(s, &s->inv->c[idx], owner_del, NULL);
+	bound_keys(s, &s->inv->c[idx], false);
 	if (compile_delta(s->cc, s->inv, idx, false, delta))
 		s->resync_wanted = true;
 	/* its addresses may go to another container: its flows end */
@@ -389,7 +415,8 @@ static bool commit(struct sync *s, struct ir_delta *delta)
 		return false;
 	}
 	s->st.deltas++;
-	ir_delta_apply(s->rs, delta);
+	for (i = 0; i < delta->n; i++)
+		*PUSH(s->lag.v, s->lag.n, s->lag.cap) = delta->v[i];
 	s->rs_stale = true;
 	for (i = 0; i < delta->n; i++)
 		s->revoke_wanted |= !delta->v[i].add;
@@ -409,13 +436,19 @@ const struct ir_ruleset *sync_wanted(struct sync *s)
 		ir_free(s->rs);
 		s->rs = rs;
 		s->rs_stale = s->rs_behind = false;
+		s->lag.n = 0;
 	}
 	return s->rs;
 }
 
 const struct ir_ruleset *sync_judged(struct sync *s)
 {
-	return s->rs_behind ? sync_wanted(s) : s->rs;
+	if (s->rs_behind)
+		return sync_wanted(s);
+	if (s->rs && s->lag.n)
+		ir_delta_apply(s->rs, &s->lag);
+	s->lag.n = 0;
+	return s->rs;
 }
 
 static size_t changes(const struct ir_delta *delta, bool add)
@@ -454,66 +487,27 @@ static void bind_later(struct sync *s, const char *id)
 	s->ops.bind_in(s->ops.ctx, s->bind_ms);
 }
 
-static bool bport_in(const struct inv_bport *v, size_t n,
-		     const struct inv_bport *b)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (!strcmp(v[i].bridge, b->bridge) &&
-		    !strcmp(v[i].port, b->port))
-			return true;
-	return false;
-}
-
-/* The unbound ports of c's bridges as the kernel shows them now, their
- * id_ports elements into delta: a port Docker has just made for a
- * container not bound yet passes nothing from its first frame; one
- * bound since, or gone, leaves (a binding's own element cancels). */
+/* c's ports are nobody's no more: bound to c now, or gone with it
+ * (Docker deletes the veth just after the event). Their id_ports
+ * elements, listed while nobody was bound, leave into delta. The ports
+ * that appear with nobody bound, the link watch lists (sync_link). */
 static void sync_bports(struct sync *s, const struct inv_container *c,
 			struct ir_delta *delta)
 {
 	struct inventory *inv = s->inv;
-	struct inv_bport *old;
-	size_t nold = inv->nbports, i, j;
+	size_t i, j;
 
-	if (!s->ports)
-		return;
-	old = xcalloc(inv->nbports + 1, sizeof(*old));
-	for (i = 0; i < nold; i++) {
-		old[i].bridge = xstrdup(inv->bports[i].bridge);
-		old[i].port = xstrdup(inv->bports[i].port);
-	}
-	for (j = 0; j < c->nnets; j++)
-		if (ports_refresh_unbound(s->ports, inv, c->nets[j].bridge))
-			s->resync_wanted = true;
-	/* a container gone: its ports go with it (Docker deletes the veth
-	 * just after the event), they are nobody's to police */
-	if (inventory_index(inv, c->id) < 0)
-		for (i = 0; i < inv->nbports; i++)
-			for (j = 0; j < c->nnets; j++)
-				if (c->nets[j].port &&
-				    !strcmp(c->nets[j].port,
-					    inv->bports[i].port)) {
-					free(inv->bports[i].bridge);
-					free(inv->bports[i].port);
-					inv->bports[i--] =
-					    inv->bports[--inv->nbports];
-					break;
-				}
-	for (i = 0; i < nold; i++)
-		if (!bport_in(inv->bports, inv->nbports, &old[i]))
-			compile_bport(s->cc, inv, old[i].bridge, old[i].port,
-				      false, delta);
-	for (i = 0; i < inv->nbports; i++)
-		if (!bport_in(old, nold, &inv->bports[i]))
-			compile_bport(s->cc, inv, inv->bports[i].bridge,
-				      inv->bports[i].port, true, delta);
-	for (i = 0; i < nold; i++) {
-		free(old[i].bridge);
-		free(old[i].port);
-	}
-	free(old);
+	for (j = 0; s->ports && j < c->nnets; j++)
+		for (i = 0; c->nets[j].port && i < inv->nbports; i++)
+			if (!strcmp(c->nets[j].port, inv->bports[i].port)) {
+				compile_bport(s->cc, inv, inv->bports[i].bridge,
+					      inv->bports[i].port, false,
+					      delta);
+				free(inv->bports[i].bridge);
+				free(inv->bports[i].port);
+				inv->bports[i] = inv->bports[--inv->nbports];
+				break;
+			}
 }
 
 void sync_link(struct sync *s, const char *ifname, const char *master)
@@ -538,7 +532,7 @@ void sync_link(struct sync *s, const char *ifname, const char *master)
 	}
 	/* a port of one of our bridges that no endpoint holds: listed, so
 	 * that nothing from it passes */
-	if (master && !ports_is_bound(inv, ifname)) {
+	if (master && !smap_get(&s->bound, ifname)) {
 		size_t before = delta.n;
 
 		compile_bport(s->cc, inv, master, ifname, true, &delta);
@@ -581,10 +575,12 @@ void sync_bind(struct sync *s)
 			continue;
 		}
 		c = &s->inv->c[idx];
+		bound_keys(s, c, false);
 		if (compile_delta(s->cc, s->inv, (size_t)idx, false, &delta) ||
 		    bind_container(s, c, &dg) < 0 ||
 		    compile_delta(s->cc, s->inv, (size_t)idx, true, &delta))
 			s->resync_wanted = true;
+		bound_keys(s, c, true);
 		diags_free(&dg);
 		sync_bports(s, c, &delta);
 		if (needs_port(s, c))
@@ -645,6 +641,7 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		drop_stale(s, &scratch->c[0], &delta);
 		inventory_move(s->inv, scratch, 0);
 		owner_keys(s, &s->inv->c[s->inv->n - 1], owner_put, NULL);
+		bound_keys(s, &s->inv->c[s->inv->n - 1], true);
 		inv_changed(s);
 		if (compile_delta(s->cc, s->inv, s->inv->n - 1, true, &delta))
 			s->resync_wanted = true;
@@ -929,6 +926,7 @@ int sync_converge(struct sync *s, struct inventory *inv,
 	ir_free(s->rs);
 	s->rs = rs;
 	s->rs_stale = s->rs_behind = false;
+	s->lag.n = 0;
 	s->resync_wanted = false;
 	s->st.last_sync = time(NULL);
 	return 0;
@@ -981,6 +979,7 @@ int sync_reload(struct sync *s, struct policy *p, struct kernel_sync *res)
 	inv_changed(s);
 	s->rs = rs;
 	s->rs_stale = s->rs_behind = false;
+	s->lag.n = 0;
 	return 0;
 }
 

@@ -14,8 +14,8 @@
 
 struct ports;
 
-/* A route netlink socket and what it learnt of the ports it has seen
- * (their peers do not change while the port lives). NULL, with a
+/* A route netlink socket and a table of the bridges' ports (their peers
+ * read once up: they do not change while the port lives). NULL, with a
  * message in err, on failure. */
 struct ports *ports_new(char *err, size_t errlen);
 void ports_free(struct ports *p);
@@ -27,27 +27,22 @@ void ports_free(struct ports *p);
  * a warning in d. Returns how many were bound, or a negative errno. */
 int ports_bind(struct ports *p, struct inventory *inv, struct diags *d);
 
-/* inv->bports anew for bridge br alone: its ports that no container of
- * inv is bound to (a port's container may be bound since, or the port
- * gone). Returns 0 or a negative errno. */
-int ports_refresh_unbound(struct ports *p, struct inventory *inv,
-			  const char *br);
-
-/* The same for one container, leaving inv->bports alone. */
+/* The same for one container, leaving inv->bports alone: from the ports
+ * the watch keeps (a lookup by its namespace or MAC, not a dump of its
+ * bridges), read anew only when no watch keeps them. */
 int ports_bind_container(struct ports *p, struct inv_container *c,
 			 struct diags *d);
-/* Whether an endpoint of inv is bound to port. */
-bool ports_is_bound(const struct inventory *inv, const char *port);
 
-/* Links as they change (RTMGRP_LINK), so that a port appearing or gone
- * with no event of Docker's (a veth deleted after a resync read it) is
- * known: the fd to poll, or -1 with a message in err. */
+/* Links as they change (RTMGRP_LINK): the table follows them, and a port
+ * appearing or gone with no event of Docker's (a veth deleted after a
+ * resync read it) is known: the fd to poll, or -1 with a message in err. */
 int ports_watch(struct ports *p, char *err, size_t errlen);
 /* A link that changed: master is the bridge it is a port of now, NULL
  * when it is no port (left its bridge, or gone). */
 typedef void ports_link_cb(void *ctx, const char *ifname, const char *master);
-/* Runs cb over what the watch holds. 0, or a negative errno: -ENOBUFS
- * when changes were lost (everything is to be read again). */
+/* Applies what the watch holds to the table and runs cb over it. 0, or
+ * a negative errno: -ENOBUFS when changes were lost (everything is to
+ * be read again; the next bind reads the table anew). */
 int ports_watch_read(struct ports *p, ports_link_cb *cb, void *ctx);
 
 #endif

@@ -391,6 +391,41 @@ START_TEST(test_connect_network_shapes)
 	free(text);
 	inventory_free(inv);
 
+	/* Go writes the keys sorted, and ours is looked for by halves; in
+	 * any other order the one search through finds it all the same */
+	for (i = 0; i < 4; i++) {
+		json_t *c2 = json_object(), *big = json_deep_copy(j);
+		size_t k, m = i < 2 ? 3000 : 1;
+
+		for (k = 0; k < m; k++) {
+			char key[80];
+
+			/* ids below and above ours, letters and digits */
+			snprintf(
+			    key, sizeof(key), "%016zx%048zx",
+			    (k * 0x9e3779b97f4a7c15u) ^ 0x1040000000000000u, k);
+			json_object_set_new(c2, key,
+					    json_pack("{s:s, s:s}", "Name",
+						      "other", "IPv4Address",
+						      "10.77.1.1/24"));
+		}
+		json_object_set(c2, CONNECT_ID, ours);
+		json_object_set_new(big, "Containers", c2);
+		json_object_del(big, "Labels");
+		text = json_dumps(big,
+				  JSON_COMPACT | (i % 2 ? JSON_SORT_KEYS : 0));
+		inv = inventory_new();
+		ck_assert_int_eq(
+		    connect_parse(list, text, inv, err, sizeof(err)), 0);
+		a = addr_of(inv);
+		ck_assert_msg(a && !strcmp(a, "10.77.0.2"), "case %zu: %s", i,
+			      a ? a : "(none)");
+		free(a);
+		free(text);
+		inventory_free(inv);
+		json_decref(big);
+	}
+
 	/* no container attached: Docker writes null */
 	json_object_set_new(j, "Containers", json_null());
 	text = json_dumps(j, JSON_COMPACT);

@@ -162,6 +162,70 @@ START_TEST(test_delta_cancel)
 }
 END_TEST
 
+/* Each change on its own, as the daemon once applied them: the
+ * reference that ir_delta_apply's one pass a set must agree with. */
+static void apply_one_by_one(struct ir_set *s, const struct ir_change *c)
+{
+	size_t j;
+
+	for (j = 0; j < s->n && ir_elem_cmp(s, &s->e[j], &c->e) < 0; j++)
+		;
+	if (j < s->n && !ir_elem_cmp(s, &s->e[j], &c->e)) {
+		if (c->add)
+			s->e[j] = c->e;
+		else
+			memmove(&s->e[j], &s->e[j + 1],
+				(s->n - j - 1) * sizeof(*s->e));
+		s->n -= !c->add;
+		return;
+	}
+	if (!c->add)
+		return;
+	ir_elem_add(s);
+	memmove(&s->e[j + 1], &s->e[j], (s->n - 1 - j) * sizeof(*s->e));
+	s->e[j] = c->e;
+}
+
+/* Many changes at once, the same element added, deleted and changed
+ * again within them: the last change of each decides, the set stays
+ * sorted. */
+START_TEST(test_delta_apply)
+{
+	static const char *const chains[] = {"svc_nginx", "svc_backend",
+					     "svc_db"};
+	struct ir_ruleset *rs = with_map(), *ref = with_map();
+	struct ir_set *m = ir_set_find(rs, "vm4"), *r = ir_set_find(ref, "vm4");
+	size_t si = (size_t)(m - rs->sets), i;
+	struct ir_delta d = {0};
+	unsigned seed = 7;
+
+	for (i = 0; i < 600; i++) {
+		struct ir_change *c = PUSH(d.v, d.n, d.cap);
+
+		seed = seed * 1103515245u + 12345u;
+		memset(c, 0, sizeof(*c));
+		c->add = (seed >> 16) % 3 != 0;
+		c->set = si;
+		c->set_name = m->name;
+		c->e.lo[0] = c->e.hi[0] = ir_ifname("br-0");
+		c->e.lo[1] = c->e.hi[1] = 0x0a000000 + (u128)((seed >> 8) % 40);
+		c->e.verdict = IRV_JUMP;
+		c->e.chain = chains[(seed >> 4) % 3];
+		apply_one_by_one(r, c);
+	}
+	ir_delta_apply(rs, &d);
+	ck_assert_uint_eq(m->n, r->n);
+	for (i = 0; i < m->n; i++) {
+		ck_assert(!ir_elem_cmp(m, &m->e[i], &r->e[i]));
+		ck_assert_str_eq(m->e[i].chain, r->e[i].chain);
+		ck_assert(i == 0 || ir_elem_cmp(m, &m->e[i - 1], &m->e[i]) < 0);
+	}
+	ir_delta_free(&d);
+	ir_free(rs);
+	ir_free(ref);
+}
+END_TEST
+
 START_TEST(test_structure)
 {
 	struct ir_ruleset *want = three_tier(), *have = three_tier();
@@ -235,6 +299,7 @@ Suite *ir_suite(void)
 	tcase_add_test(tc, test_elements);
 	tcase_add_test(tc, test_structure);
 	tcase_add_test(tc, test_delta_cancel);
+	tcase_add_test(tc, test_delta_apply);
 	tcase_add_test(tc, test_rule_eq);
 	suite_add_tcase(s, tc);
 	return s;
