@@ -860,6 +860,14 @@ bool compile_net_managed(const struct compiler *cc, const struct inventory *inv,
 	return net_managed(cc, inv, net, NULL);
 }
 
+bool compile_net_managed_n(const struct compiler *cc, const char *net,
+			   size_t matched)
+{
+	if (cc->p->networks_set)
+		return listed(cc->p, net);
+	return auto_candidate(net) && matched > 0;
+}
+
 /* Managed networks of the whole inventory: one flag per (container,
  * network), computed in one pass. */
 static bool *managed_flags(const struct compiler *cc,

@@ -160,8 +160,11 @@ static struct port *port_at(const struct ports *p, int ifindex)
 
 static void unread_add(struct ports *p, struct port *pt)
 {
-	if (pt->unread || pt->nsid < 0 || !pt->peer)
-		return; /* not a veth into a container: nothing to read */
+	/* a veth whose peer is still here is one Docker is making (it
+	 * moves the peer into the container's namespace next): asked
+	 * again, by its index, until it leads elsewhere */
+	if (pt->unread || !pt->peer)
+		return; /* not a veth: nothing to read */
 	pt->unread = true;
 	*PUSH(p->unread, p->nunread, p->capunread) = pt;
 }
@@ -522,13 +525,43 @@ static void read_peer(struct ports *p, struct port *pt)
 	}
 }
 
-/* The peers of the ports Docker was still making when last read. */
+/* The link at ifindex read again into the table: a port's peer moved
+ * into its namespace says so in no event of the port's own until its
+ * carrier comes up (a link watch event may be a second late). */
+static void reread_link(struct ports *p, int ifindex)
+{
+	char req[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(req);
+	struct ifinfomsg *ifi;
+
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	ifi = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifi));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+	if (request(p, nlh, dump_cb, p) == -ENODEV) {
+		struct port gone = {.ifindex = ifindex};
+
+		port_put(p, &gone); /* no master: out */
+	}
+}
+
+/* The peers of the ports Docker was still making when last read: those
+ * whose peer was still here read again first, by index. */
 static void read_new_peers(struct ports *p)
 {
-	size_t i = p->nunread;
+	int *here = xcalloc(p->nunread + 1, sizeof(*here));
+	size_t i, n = 0;
 
+	for (i = 0; i < p->nunread; i++)
+		if (p->unread[i]->nsid < 0)
+			here[n++] = p->unread[i]->ifindex;
+	for (i = 0; i < n; i++)
+		reread_link(p, here[i]);
+	free(here);
+	i = p->nunread;
 	while (i--)
-		if (i < p->nunread)
+		if (i < p->nunread && p->unread[i]->nsid >= 0)
 			read_peer(p, p->unread[i]);
 }
 

@@ -226,13 +226,15 @@ int trace_decide(const struct compiler *cc, const struct policy *p,
 
 /* --- the same for many packets: addresses indexed --------------------- */
 
+/* An address and who holds it: the container by its id (the string the
+ * inventory holds, looked up at each decision: the inventory moves its
+ * entries), the network by its entry (which does not move). */
 struct slot {
 	int family; /* 0: empty */
 	u128 addr;
-	const struct inv_container *c;
+	const char *id;
 	const struct inv_net *net;
 	long svc;
-	bool managed; /* the network */
 };
 
 /* Per service, the edges a source of it can fit (its own and those
@@ -243,11 +245,22 @@ struct cands {
 	size_t n, cap;
 };
 
+/* A network and how many matched containers are on it (in auto mode it
+ * is managed while there is one). */
+struct netcount {
+	char *name;
+	size_t matched;
+};
+
 struct trace_index {
+	const struct compiler *cc;
+	const struct inventory *inv;
 	struct slot *v;
-	size_t mask;
+	size_t mask, used;
 	struct cands *by_svc; /* nservices + 1: the last for the others */
 	size_t nsvc;
+	struct netcount *nets;
+	size_t nnets, capnets;
 };
 
 static size_t slot_hash(int family, u128 a)
@@ -260,25 +273,129 @@ static size_t slot_hash(int family, u128 a)
 	return (size_t)h;
 }
 
-static const struct slot *slot_find(const struct trace_index *ix, int family,
-				    u128 a)
+static size_t slot_at(const struct trace_index *ix, int family, u128 a)
 {
 	size_t i = slot_hash(family, a) & ix->mask;
 
 	for (; ix->v[i].family; i = (i + 1) & ix->mask)
 		if (ix->v[i].family == family && ix->v[i].addr == a)
-			return &ix->v[i];
+			break;
+	return i;
+}
+
+static const struct slot *slot_find(const struct trace_index *ix, int family,
+				    u128 a)
+{
+	const struct slot *sl = &ix->v[slot_at(ix, family, a)];
+
+	return sl->family ? sl : NULL;
+}
+
+/* Returns false when the address had another holder (who loses it). */
+static bool slot_put(struct trace_index *ix, const struct slot *sl);
+
+static void slots_grow(struct trace_index *ix)
+{
+	struct slot *old = ix->v;
+	size_t n = ix->mask + 1, i;
+
+	ix->v = xcalloc(2 * n, sizeof(*ix->v));
+	ix->mask = 2 * n - 1;
+	ix->used = 0;
+	for (i = 0; i < n; i++)
+		if (old[i].family)
+			slot_put(ix, &old[i]);
+	free(old);
+}
+
+static bool slot_put(struct trace_index *ix, const struct slot *sl)
+{
+	size_t i;
+	bool had;
+
+	if (2 * (ix->used + 1) > ix->mask + 1)
+		slots_grow(ix);
+	i = slot_at(ix, sl->family, sl->addr);
+	had = ix->v[i].family && strcmp(ix->v[i].id, sl->id);
+	ix->used += !ix->v[i].family;
+	ix->v[i] = *sl; /* the last holder wins, as in resolve() */
+	return !had;
+}
+
+/* The address leaves, when id holds it: the slots after it in its run
+ * move back (linear probing keeps no holes). */
+static void slot_del(struct trace_index *ix, int family, u128 a, const char *id)
+{
+	size_t i = slot_at(ix, family, a), j, home;
+
+	if (!ix->v[i].family || strcmp(ix->v[i].id, id))
+		return;
+	ix->v[i].family = 0;
+	ix->used--;
+	for (j = (i + 1) & ix->mask; ix->v[j].family; j = (j + 1) & ix->mask) {
+		home = slot_hash(ix->v[j].family, ix->v[j].addr) & ix->mask;
+		/* j stays when its home lies cyclically in (i, j] */
+		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
+			continue;
+		ix->v[i] = ix->v[j];
+		ix->v[j].family = 0;
+		i = j;
+	}
+}
+
+static struct netcount *netcount(struct trace_index *ix, const char *net)
+{
+	size_t i;
+
+	for (i = 0; i < ix->nnets; i++)
+		if (!strcmp(ix->nets[i].name, net))
+			return &ix->nets[i];
 	return NULL;
 }
 
-static void slot_put(struct trace_index *ix, const struct slot *sl)
+/* c's addresses in (in) or out, and its matched networks counted. */
+static bool index_container(struct trace_index *ix,
+			    const struct inv_container *c, bool in)
 {
-	size_t i = slot_hash(sl->family, sl->addr) & ix->mask;
+	long a, b, svc = compile_assign(ix->cc, c, &a, &b);
+	bool exact = true;
+	size_t j;
 
-	for (; ix->v[i].family; i = (i + 1) & ix->mask)
-		if (ix->v[i].family == sl->family && ix->v[i].addr == sl->addr)
-			break; /* the last holder wins, as in resolve() */
-	ix->v[i] = *sl;
+	for (j = 0; j < c->nnets; j++) {
+		const struct inv_net *net = &c->nets[j];
+		struct slot sl = {.id = c->id, .net = net, .svc = svc};
+		struct netcount *nc;
+
+		if (net->has4) {
+			sl.family = AF_INET;
+			sl.addr = net->ip4;
+			if (in)
+				exact &= slot_put(ix, &sl);
+			else
+				slot_del(ix, AF_INET, net->ip4, c->id);
+		}
+		if (net->has6) {
+			sl.family = AF_INET6;
+			sl.addr = net->ip6;
+			if (in)
+				exact &= slot_put(ix, &sl);
+			else
+				slot_del(ix, AF_INET6, net->ip6, c->id);
+		}
+		if (svc < 0)
+			continue;
+		nc = netcount(ix, net->name);
+		if (!nc && in) {
+			nc = PUSH(ix->nets, ix->nnets, ix->capnets);
+			nc->name = xstrdup(net->name);
+			nc->matched = 0;
+		}
+		if (nc && in)
+			nc->matched++;
+		else if (nc && nc->matched)
+			nc->matched--;
+	}
+	return exact;
 }
 
 struct trace_index *trace_index_new(const struct compiler *cc,
@@ -286,10 +403,10 @@ struct trace_index *trace_index_new(const struct compiler *cc,
 				    const struct inventory *inv)
 {
 	struct trace_index *ix = xcalloc(1, sizeof(*ix));
-	bool *mf;
-	long *assign = compile_classify(cc, inv, &mf);
-	size_t i, j, n = 0, off = 0, cap = 16;
+	size_t i, j;
 
+	ix->cc = cc;
+	ix->inv = inv;
 	ix->nsvc = p->nservices;
 	ix->by_svc = xcalloc(p->nservices + 1, sizeof(*ix->by_svc));
 	for (i = 0; i < p->nedges; i++) {
@@ -303,35 +420,21 @@ struct trace_index *trace_index_new(const struct compiler *cc,
 				*PUSH(c->v, c->n, c->cap) = i;
 		}
 	}
-
+	ix->v = xcalloc(16, sizeof(*ix->v));
+	ix->mask = 15;
 	for (i = 0; i < inv->n; i++)
-		n += 2 * inv->c[i].nnets;
-	while (cap < 2 * n)
-		cap *= 2;
-	ix->v = xcalloc(cap, sizeof(*ix->v));
-	ix->mask = cap - 1;
-	for (i = 0; i < inv->n; i++)
-		for (j = 0; j < inv->c[i].nnets; j++, off++) {
-			const struct inv_net *net = &inv->c[i].nets[j];
-			struct slot sl = {.c = &inv->c[i],
-					  .net = net,
-					  .svc = assign[i],
-					  .managed = mf[off]};
-
-			if (net->has4) {
-				sl.family = AF_INET;
-				sl.addr = net->ip4;
-				slot_put(ix, &sl);
-			}
-			if (net->has6) {
-				sl.family = AF_INET6;
-				sl.addr = net->ip6;
-				slot_put(ix, &sl);
-			}
-		}
-	free(mf);
-	free(assign);
+		index_container(ix, &inv->c[i], true);
 	return ix;
+}
+
+bool trace_index_add(struct trace_index *ix, const struct inv_container *c)
+{
+	return index_container(ix, c, true);
+}
+
+void trace_index_del(struct trace_index *ix, const struct inv_container *c)
+{
+	index_container(ix, c, false);
 }
 
 void trace_index_free(struct trace_index *ix)
@@ -342,20 +445,25 @@ void trace_index_free(struct trace_index *ix)
 		return;
 	for (i = 0; i <= ix->nsvc; i++)
 		free(ix->by_svc[i].v);
+	for (i = 0; i < ix->nnets; i++)
+		free(ix->nets[i].name);
+	free(ix->nets);
 	free(ix->by_svc);
 	free(ix->v);
 	free(ix);
 }
 
-static void from_slot(struct endpoint *ep, const struct slot *sl, int family,
-		      u128 a)
+static void from_slot(const struct trace_index *ix, struct endpoint *ep,
+		      const struct slot *sl, int family, u128 a)
 {
+	long i = sl ? inventory_index(ix->inv, sl->id) : -1;
+
 	memset(ep, 0, sizeof(*ep));
 	ep->family = family;
 	ep->addr = a;
-	ep->kind = sl ? EP_CONTAINER : EP_EXTERNAL;
-	if (sl) {
-		ep->c = sl->c;
+	ep->kind = i >= 0 ? EP_CONTAINER : EP_EXTERNAL;
+	if (i >= 0) {
+		ep->c = &ix->inv->c[i];
 		ep->net = sl->net;
 		ep->svc = sl->svc;
 	}
@@ -369,18 +477,19 @@ int trace_decide_ix(const struct compiler *cc, const struct policy *p,
 	const struct slot *ss = slot_find(ix, family, saddr);
 	const struct slot *ts = to_host ? NULL : slot_find(ix, family, daddr);
 	const struct cands *c;
+	struct netcount *nc;
 	struct endpoint s, t;
 	bool sm, tm;
 
-	(void)cc;
-	from_slot(&s, ss, family, saddr);
-	from_slot(&t, ts, family, daddr);
+	from_slot(ix, &s, ss, family, saddr);
+	from_slot(ix, &t, ts, family, daddr);
 	if (to_host)
 		t.kind = EP_HOST;
-	/* managed() with the network's flag from the index */
-	sm = ss && (s.svc != COMPILE_UNMATCHED || !p->unmatched_allow) &&
-	     ss->managed;
-	tm = ts && (t.svc != COMPILE_UNMATCHED || !p->unmatched_allow);
+	/* managed() with the network's count from the index */
+	nc = s.c ? netcount((struct trace_index *)ix, s.net->name) : NULL;
+	sm = s.c && (s.svc != COMPILE_UNMATCHED || !p->unmatched_allow) &&
+	     compile_net_managed_n(cc, s.net->name, nc ? nc->matched : 0);
+	tm = t.c && (t.svc != COMPILE_UNMATCHED || !p->unmatched_allow);
 	c = &ix->by_svc[sm && s.svc >= 0 ? (size_t)s.svc : ix->nsvc];
 	decide(p, &s, &t, s.net, t.net, sm, tm, proto, port, family, c->v, c->n,
 	       out);

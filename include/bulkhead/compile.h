@@ -49,6 +49,11 @@ long compile_assign(const struct compiler *cc, const struct inv_container *c,
 bool compile_net_managed(const struct compiler *cc, const struct inventory *inv,
 			 const char *net);
 
+/* The same rule, told how many matched containers are on net (in auto
+ * mode a network is managed while one is). */
+bool compile_net_managed_n(const struct compiler *cc, const char *net,
+			   size_t matched);
+
 /* Every container's service (compile_assign), and in *managed one flag
  * per (container, network), in order, saying whether that network is
  * managed: in one pass. The caller frees both. */

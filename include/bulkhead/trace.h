@@ -36,13 +36,20 @@ int trace_decide(const struct compiler *cc, const struct policy *p,
 		 u128 daddr, bool to_host, uint8_t proto, uint16_t port,
 		 struct trace_decision *out);
 
-/* Every address of inv with its container's service and whether its
- * network is managed, built in one pass, for many decisions in a row
- * (the denied-flow log). inv must not change while it is in use. */
+/* Every address of inv with its container's service, and the matched
+ * containers each network has, built in one pass, for many decisions in
+ * a row (the denied-flow log, revocation). As inv changes, the caller
+ * says so: a container added after it joined inv, deleted before it
+ * leaves (its entry may move in inv meanwhile; its id and nets may not).
+ * cc, p and inv itself are the index's for as long as it lives. */
 struct trace_index;
 struct trace_index *trace_index_new(const struct compiler *cc,
 				    const struct policy *p,
 				    const struct inventory *inv);
+/* False when c took an address another container of the index held:
+ * the index is then no longer exact when c leaves (build it anew). */
+bool trace_index_add(struct trace_index *ix, const struct inv_container *c);
+void trace_index_del(struct trace_index *ix, const struct inv_container *c);
 void trace_index_free(struct trace_index *ix);
 /* trace_decide, answered from the index: the same decision. */
 int trace_decide_ix(const struct compiler *cc, const struct policy *p,

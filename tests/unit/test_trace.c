@@ -159,64 +159,173 @@ START_TEST(test_trace_bad_args)
 }
 END_TEST
 
+/* The index and trace_decide agree for every pair of addrs, to the host
+ * and not, on a few ports. */
+static void agree(const struct compiler *cc, const struct policy *p,
+		  const struct inventory *inv, const struct trace_index *ix,
+		  const u128 *addrs, size_t n)
+{
+	static const uint16_t ports[] = {5432, 8080, 443, 53, 9999};
+	size_t i, j, k, pi;
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < n; j++)
+			for (k = 0; k < 2; k++)
+				for (pi = 0; pi < 5; pi++) {
+					struct trace_decision a, b;
+					uint8_t pr = pi == 3 ? 17 : 6;
+
+					trace_decide(cc, p, inv, AF_INET,
+						     addrs[i], addrs[j], k, pr,
+						     ports[pi], &a);
+					trace_decide_ix(cc, p, ix, AF_INET,
+							addrs[i], addrs[j], k,
+							pr, ports[pi], &b);
+					ck_assert_int_eq(a.allowed, b.allowed);
+					ck_assert_int_eq(a.edge, b.edge);
+					ck_assert_ptr_eq(a.src, b.src);
+					ck_assert_ptr_eq(a.dst, b.dst);
+					ck_assert_int_eq(a.src_svc, b.src_svc);
+					ck_assert(a.reason == b.reason ||
+						  !strcmp(a.reason, b.reason));
+				}
+}
+
+static const char *const examples[][2] = {
+    {"policies/three-tier.yaml", FIXTURES "/three-tier.json"},
+    {"policies/shop.yaml", FIXTURES "/shop.json"},
+    {FIXTURES "/policy-all-kinds.yaml", FIXTURES "/all-kinds.json"},
+};
+
+static size_t addrs_of(const struct inventory *inv, u128 *addrs, size_t cap)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; i < inv->n; i++)
+		for (j = 0; j < inv->c[i].nnets && n + 1 < cap; j++)
+			if (inv->c[i].nets[j].has4)
+				addrs[n++] = inv->c[i].nets[j].ip4;
+	addrs[n++] = 0xcb007109; /* 203.0.113.9 */
+	return n;
+}
+
 /* The index answers as trace_decide does, for every pair of addresses of
  * every example (and the world and the host), on a few ports. */
 START_TEST(test_index_agrees)
 {
-	static const char *const ex[][2] = {
-	    {"policies/three-tier.yaml", FIXTURES "/three-tier.json"},
-	    {"policies/shop.yaml", FIXTURES "/shop.json"},
-	    {FIXTURES "/policy-all-kinds.yaml", FIXTURES "/all-kinds.json"},
-	};
-	static const uint16_t ports[] = {5432, 8080, 443, 53, 9999};
-	size_t e, i, j, k, pi;
+	size_t e;
 
-	for (e = 0; e < sizeof(ex) / sizeof(ex[0]); e++) {
-		struct policy *p = load_policy_fixture(ex[e][0]);
-		struct inventory *inv = load_inventory_fixture(ex[e][1]);
+	for (e = 0; e < sizeof(examples) / sizeof(examples[0]); e++) {
+		struct policy *p = load_policy_fixture(examples[e][0]);
+		struct inventory *inv = load_inventory_fixture(examples[e][1]);
 		struct compiler *cc = compile_new(p, NULL);
 		struct trace_index *ix = trace_index_new(cc, p, inv);
 		u128 addrs[256];
-		size_t n = 0;
 
-		for (i = 0; i < inv->n; i++)
-			for (j = 0; j < inv->c[i].nnets && n < 250; j++)
-				if (inv->c[i].nets[j].has4)
-					addrs[n++] = inv->c[i].nets[j].ip4;
-		addrs[n++] = 0xcb007109; /* 203.0.113.9 */
-		for (i = 0; i < n; i++)
-			for (j = 0; j < n; j++)
-				for (k = 0; k < 2; k++)
-					for (pi = 0; pi < 5; pi++) {
-						struct trace_decision a, b;
-						uint8_t pr = pi == 3 ? 17 : 6;
-
-						trace_decide(cc, p, inv,
-							     AF_INET, addrs[i],
-							     addrs[j], k, pr,
-							     ports[pi], &a);
-						trace_decide_ix(
-						    cc, p, ix, AF_INET,
-						    addrs[i], addrs[j], k, pr,
-						    ports[pi], &b);
-						ck_assert_int_eq(a.allowed,
-								 b.allowed);
-						ck_assert_int_eq(a.edge,
-								 b.edge);
-						ck_assert_ptr_eq(a.src, b.src);
-						ck_assert_ptr_eq(a.dst, b.dst);
-						ck_assert_int_eq(a.src_svc,
-								 b.src_svc);
-						ck_assert(a.reason ==
-							      b.reason ||
-							  !strcmp(a.reason,
-								  b.reason));
-					}
+		agree(cc, p, inv, ix, addrs, addrs_of(inv, addrs, 256));
 		trace_index_free(ix);
 		compile_free(cc);
 		inventory_free(inv);
 		policy_free(p);
 	}
+}
+END_TEST
+
+/* Containers taken out and put back one at a time, as the daemon does
+ * (their entries moving in the inventory): the index, kept rather than
+ * built anew, still answers as trace_decide does after each step. */
+START_TEST(test_index_follows)
+{
+	size_t e, i;
+
+	for (e = 0; e < sizeof(examples) / sizeof(examples[0]); e++) {
+		struct policy *p = load_policy_fixture(examples[e][0]);
+		struct inventory *inv = load_inventory_fixture(examples[e][1]);
+		struct inventory *gone = inventory_new();
+		struct compiler *cc = compile_new(p, NULL);
+		struct trace_index *ix = trace_index_new(cc, p, inv);
+		u128 addrs[256];
+		size_t n = addrs_of(inv, addrs, 256);
+
+		/* out, from the front (the last entry moves into its place) */
+		while (inv->n > 1) {
+			trace_index_del(ix, &inv->c[0]);
+			inventory_move(gone, inv, 0);
+			agree(cc, p, inv, ix, addrs, n);
+		}
+		/* back, in another order */
+		for (i = gone->n; i-- > 0;) {
+			inventory_move(inv, gone, i);
+			ck_assert(trace_index_add(ix, &inv->c[inv->n - 1]));
+			agree(cc, p, inv, ix, addrs, n);
+		}
+		trace_index_free(ix);
+		compile_free(cc);
+		inventory_free(gone);
+		inventory_free(inv);
+		policy_free(p);
+	}
+}
+END_TEST
+
+/* Many addresses in one table (their runs colliding), taken out in a
+ * scattered order: each still found, or not, as the inventory says. */
+START_TEST(test_index_many)
+{
+	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
+	struct inventory *inv = inventory_new(), *gone = inventory_new();
+	struct compiler *cc = compile_new(p, NULL);
+	struct trace_index *ix;
+	u128 addrs[601];
+	size_t i, k, n = 0;
+	unsigned seed = 3;
+
+	for (i = 0; i < 600; i++) {
+		struct diags d = {0};
+		char id[80], name[32], ip[32];
+		json_t *o;
+
+		snprintf(id, sizeof(id), "%064zx", i + 1);
+		snprintf(name, sizeof(name), "/%s%zu", i % 2 ? "nginx" : "x",
+			 i);
+		snprintf(ip, sizeof(ip), "10.9.%zu.%zu", i >> 8, i & 255);
+		o = json_pack("{s:s, s:s, s:{s:b}, s:{s:s}, "
+			      "s:{s:{s:{s:s, s:i}}}}",
+			      "Id", id, "Name", name, "State", "Running", 1,
+			      "Config", "Image", "x", "NetworkSettings",
+			      "Networks", "appnet", "IPAddress", ip,
+			      "IPPrefixLen", 16);
+		ck_assert_int_eq(inventory_add_json(inv, o, "t", 1, 1, &d), 0);
+		json_decref(o);
+		diags_free(&d);
+		addrs[n++] = inv->c[i].nets[0].ip4;
+	}
+	ix = trace_index_new(cc, p, inv);
+	for (k = 0; k < 20; k++) {
+		for (i = 0; i < 25 && inv->n; i++) {
+			size_t at;
+
+			seed = seed * 1103515245u + 12345u;
+			at = (seed >> 8) % inv->n;
+			trace_index_del(ix, &inv->c[at]);
+			inventory_move(gone, inv, at);
+		}
+		for (i = 0; i < n; i++) {
+			struct trace_decision a, b;
+
+			trace_decide(cc, p, inv, AF_INET, addrs[i], 0xcb007109,
+				     false, 6, 443, &a);
+			trace_decide_ix(cc, p, ix, AF_INET, addrs[i],
+					0xcb007109, false, 6, 443, &b);
+			ck_assert_ptr_eq(a.src, b.src);
+			ck_assert_int_eq(a.allowed, b.allowed);
+		}
+	}
+	trace_index_free(ix);
+	compile_free(cc);
+	inventory_free(gone);
+	inventory_free(inv);
+	policy_free(p);
 }
 END_TEST
 
@@ -229,6 +338,8 @@ Suite *trace_suite(void)
 			    (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, test_trace_bad_args);
 	tcase_add_test(tc, test_index_agrees);
+	tcase_add_test(tc, test_index_follows);
+	tcase_add_test(tc, test_index_many);
 	suite_add_tcase(s, tc);
 	return s;
 }
