@@ -5,6 +5,10 @@
  * what the daemon runs for each: decode, attribution against the
  * inventory's address index, the JSON line, the write to a file. Prints the
  * rate of decode alone and of the whole path, and the ratio to the target.
+ * Then the allowed path (100,000 events a second): connections between
+ * containers that an edge allows, each opened and ended as conntrack's
+ * events tell the daemon, through the decision, the open and close
+ * records and their writes.
  *
  * usage: flowlog POLICY INVENTORY OUT.jsonl [RECORDS] */
 #include <arpa/inet.h>
@@ -19,6 +23,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include "bulkhead/allowed.h"
 #include "bulkhead/flowlog.h"
 
 #define BATCH 32
@@ -114,6 +119,64 @@ static double run(char **bufs, size_t *lens, unsigned long records,
 	return (double)c->n / (now_s() - t);
 }
 
+#define FLOWS 4096
+
+/* Connections an edge allows: random pairs of containers kept when the
+ * decision allows them on the first port of the edge they fit. */
+static size_t allowed_flows(struct sinkctx *c, struct revoke_flow *v)
+{
+	size_t n = 0, tries;
+
+	for (tries = 0; n < FLOWS && tries < 200 * FLOWS; tries++) {
+		struct revoke_flow f = {AF_INET, some_addr(c->inv),
+					some_addr(c->inv), IPPROTO_TCP, 40000,
+					0};
+		struct trace_decision d;
+		size_t e = (size_t)rand() % c->p->nedges;
+
+		f.proto = c->p->edges[e].ports[0].proto_lo;
+		f.dport = c->p->edges[e].ports[0].lo;
+		if (f.proto != IPPROTO_TCP && f.proto != IPPROTO_UDP)
+			continue;
+		trace_decide_ix(c->cc, c->p, c->ix, AF_INET, f.saddr, f.daddr,
+				false, f.proto, f.dport, &d);
+		if (d.allowed && d.edge >= 0)
+			v[n++] = f;
+	}
+	return n;
+}
+
+/* Each flow opened and ended, both records written: events a second. */
+static double run_allowed(struct sinkctx *c, const struct revoke_flow *v,
+			  size_t nv, unsigned long events)
+{
+	struct allowed_judge j = {c->cc, c->p, c->ix, c->gone, NULL, 0};
+	struct allowed *a = allowed_new();
+	double t = now_s();
+	unsigned long n = 0;
+
+	while (n < events) {
+		struct revoke_event ev = {.f = &v[n / 2 % nv],
+					  .counted = true,
+					  .packets = {12, 10},
+					  .bytes = {4096, 2048}};
+
+		c->line.len = 0;
+		ev.tag = allowed_open(a, &j, ev.f, "2026-12-02T05:00:00.000000Z",
+				      n, &c->line);
+		flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
+		c->line.len = 0;
+		allowed_close(a, &ev, "2026-12-02T05:00:01.000000Z", n + 1,
+			      &c->line);
+		flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
+		n += 2;
+	}
+	flowlog_sink_flush(c->sink);
+	t = (double)n / (now_s() - t);
+	allowed_free(a);
+	return t;
+}
+
 int main(int argc, char **argv)
 {
 	struct diags dg = {0};
@@ -123,7 +186,8 @@ int main(int argc, char **argv)
 	struct compiler *cc;
 	unsigned long records;
 	char *bufs[DATAGRAMS], err[256];
-	size_t lens[DATAGRAMS], i;
+	size_t lens[DATAGRAMS], i, nflows;
+	static struct revoke_flow flows[FLOWS];
 	double decode, whole;
 
 	if (argc < 4)
@@ -155,6 +219,23 @@ int main(int argc, char **argv)
 	printf("%zu containers: decode %.0f records/s; decode, attribute and "
 	       "write %.0f records/s (%.2fx the 200000 target)\n",
 	       inv->n, decode, whole, whole / 200000);
+	/* every edge logged, and no rate limit in the way */
+	p->log_allowed = true;
+	p->log_rate = 1000000;
+	p->log_rate_unit = "second";
+	for (i = 0; i < p->nedges; i++)
+		p->edges[i].log = -1;
+	nflows = allowed_flows(&c, flows);
+	if (!nflows) {
+		printf("%zu containers: no connection an edge allows\n", inv->n);
+	} else {
+		double ev = run_allowed(&c, flows, nflows, records);
+
+		printf("%zu containers: allowed flows opened and closed, "
+		       "judged and both records written: %.0f events/s "
+		       "(%.2fx the 100000 target)\n",
+		       inv->n, ev, ev / 100000);
+	}
 	flowlog_sink_close(c.sink);
 	trace_index_free(c.ix);
 	sb_free(&c.line);

@@ -117,9 +117,9 @@ others >"$tmp/tables-before"
 # the daemon runs on a copy, which a later step edits and reloads
 cp "$POLICY" "$out/policy.yaml"
 say "\$ cp $POLICY $out/policy.yaml"
-say "\$ bulkhead run -p $out/policy.yaml --log $out/denied.jsonl &"
-rm -f "$out/denied.jsonl"
-./bulkhead run -p "$out/policy.yaml" --control "$tmp/ctl" --log "$out/denied.jsonl" >"$out/daemon.log" 2>&1 &
+say "\$ bulkhead run -p $out/policy.yaml --log $out/flows.jsonl &"
+rm -f "$out/flows.jsonl"
+./bulkhead run -p "$out/policy.yaml" --control "$tmp/ctl" --log "$out/flows.jsonl" >"$out/daemon.log" 2>&1 &
 daemon=$!
 st() { ./bulkhead status --control "$tmp/ctl" "$@" 2>/dev/null; }
 waitfor() { # what, then a command that succeeds once it is so
@@ -175,6 +175,20 @@ say "ARP \"$be4 is at nginx's MAC\" to redis: $(forged arp src="$be4" dst="$rd4"
 say "a VLAN-0 tagged SYN from nginx's own address: $(forged vlan0 src="$(on "$(c nginx)" IPAddress)" dst="$rd4" dmac="$rdmac") frames reached redis"
 say "dropped at the containers' bridge ports by table bridge bulkhead: $(nft list table bridge bulkhead | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | awk '{ n += $1 } END { print n + 0 }') frames so far"
 
+step "An allowed flow on record, with its bytes: backend -> db logged"
+say "\$ sed -i 's|^\( *\)- to: db\$|&\\n\\1  log: true|' $out/policy.yaml && bulkhead reload"
+sed -i 's|^\( *\)- to: db$|&\n\1  log: true|' "$out/policy.yaml"
+./bulkhead reload --control "$tmp/ctl" >/dev/null
+say "\$ docker exec $(c backend) sh -c 'head -c 100000 /dev/zero | nc -w 1 db 5432'"
+docker exec "$(c backend)" sh -c "head -c 100000 /dev/zero | nc -w 1 $(addr "$(c backend)" "$(c db)") 5432" >/dev/null 2>&1 || true
+waitfor "the close record" grep -q '"event":"close"' "$out/flows.jsonl"
+say "\$ bulkhead flows --verdict allowed"
+./bulkhead flows --log "$out/flows.jsonl" --verdict allowed | indent
+say "\$ bulkhead flows --verdict allowed --json | tail -1"
+./bulkhead flows --log "$out/flows.jsonl" --verdict allowed --json | tail -1 | indent
+cp "$POLICY" "$out/policy.yaml"
+./bulkhead reload --control "$tmp/ctl" >/dev/null
+
 step "A revoked edge ends its live connection: bulkhead reload without backend -> db"
 db4=$(addr "$(c backend)" "$(c db)")
 docker exec -d "$(c backend)" sh -c "sleep 30 | nc $db4 5432"
@@ -195,23 +209,24 @@ st | indent
 
 step "bulkhead denials: every denied flow, both ends named"
 sleep 0.3
-./bulkhead denials --log "$out/denied.jsonl" | indent
+./bulkhead denials --log "$out/flows.jsonl" | indent
 say "\$ bulkhead denials --summary"
-./bulkhead denials --log "$out/denied.jsonl" --summary | indent
+./bulkhead denials --log "$out/flows.jsonl" --summary | indent
 
 step "bulkhead graph: the allowed peers, and the denied pairs in red"
 docker inspect $(compose ps -q) >"$tmp/inventory.json"
-./bulkhead graph -p "$POLICY" --inventory "$tmp/inventory.json" --denials "$out/denied.jsonl" >"$out/peers.dot"
+./bulkhead graph -p "$POLICY" --inventory "$tmp/inventory.json" --denials "$out/flows.jsonl" >"$out/peers.dot"
 dot -Tsvg "$out/peers.dot" >"$out/peers.svg"
 dot -Tpng "$out/peers.dot" >"$out/peers.png"
 say "$(grep -c -- '->' "$out/peers.dot") edges drawn: $out/peers.svg (and .png, .dot)"
 
 step "bulkhead denials --suggest: a denial turned into the YAML edge that would allow it"
-./bulkhead denials --log "$out/denied.jsonl" --service nginx --suggest | indent
+./bulkhead denials --log "$out/flows.jsonl" --service nginx --suggest | indent
 
 step "Done"
 say "The daemon enforced $POLICY on the shop, placed the late backend as"
-say "Docker started it, and logged each denied flow with both ends named."
+say "Docker started it, logged each denied flow with both ends named, and"
+say "an allowed one with its edge and bytes."
 say "Its log and the denied flows are in $out."
 if [ "${KEEP:-0}" = 1 ]; then
 	say "KEEP=1: all of it keeps running. To stop it:"

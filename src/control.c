@@ -240,6 +240,11 @@ json_t *control_status_json(const struct control_status *st)
 	put_long(o, "revocation_sweeps", st->revocation_sweeps);
 	json_object_set_new(o, "last_sweep_ms", json_real(st->last_sweep_ms));
 	put_long(o, "flows_tracked", st->flows_tracked);
+	put_long(o, "allowed_opened", st->allowed_opened);
+	put_long(o, "allowed_closed", st->allowed_closed);
+	put_long(o, "allowed_open", st->allowed_open);
+	put_long(o, "allowed_suppressed", st->allowed_suppressed);
+	put_long(o, "ct_overruns", st->ct_overruns);
 	put_long(o, "resyncs", st->resyncs);
 	put_long(o, "errors", st->errors);
 	json_object_set_new(o, "warnings",
@@ -421,6 +426,11 @@ int control_status_parse(json_t *j, struct control_status *st)
 	st->last_sweep_ms =
 	    json_number_value(json_object_get(j, "last_sweep_ms"));
 	st->flows_tracked = get_long(j, "flows_tracked");
+	st->allowed_opened = get_long(j, "allowed_opened");
+	st->allowed_closed = get_long(j, "allowed_closed");
+	st->allowed_open = get_long(j, "allowed_open");
+	st->allowed_suppressed = get_long(j, "allowed_suppressed");
+	st->ct_overruns = get_long(j, "ct_overruns");
 	st->resyncs = get_long(j, "resyncs");
 	st->errors = get_long(j, "errors");
 	st->warnings = get_strs(json_object_get(j, "warnings"), &st->nwarnings);
@@ -534,6 +544,14 @@ void control_status_print(const struct control_status *st, FILE *out)
 	fprintf(out,
 		"\nrevoked %ld flows in %ld sweeps (the last took %.1f ms)",
 		st->revoked_flows, st->revocation_sweeps, st->last_sweep_ms);
+	if (st->allowed_opened || st->allowed_suppressed)
+		fprintf(out,
+			"\nallowed flows on record: %ld opened, %ld closed, "
+			"%ld open now (%ld more held back by the rate limit; "
+			"conntrack's events lost %ld times)",
+			st->allowed_opened, st->allowed_closed,
+			st->allowed_open, st->allowed_suppressed,
+			st->ct_overruns);
 	if (st->last_restore_at)
 		fprintf(out,
 			"\nrestored %ld times after another process changed "

@@ -26,6 +26,7 @@
 #include <cap-ng.h>
 #include <jansson.h>
 
+#include "bulkhead/allowed.h"
 #include "bulkhead/control.h"
 #include "bulkhead/daemon.h"
 #include "bulkhead/dns.h"
@@ -92,6 +93,12 @@ struct daemon {
 	struct flowlog_sink *sink;
 	struct flowlog_account acct;
 	struct strbuf line;
+	/* allowed flows on record, from conntrack's events */
+	struct allowed *allowed;
+	struct strbuf ctline;
+	struct revoke_addr *host; /* the host's addresses, as of host_ms */
+	size_t nhost;
+	double host_ms;
 
 	enum dk_state dk_state;
 	bool synced_once, snapshot_running, busy;
@@ -554,6 +561,67 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 		fail(d, "denied-flow log %s: cannot write", d->o->log);
 }
 
+/* Allowed flows' close records count bytes only with conntrack's
+ * accounting on: turned on when the policy logs allowed flows. */
+static void want_acct(struct daemon *d)
+{
+	int r;
+
+	if (!policy_logs_allowed(sync_policy(d->sync)))
+		return;
+	r = sysctl_turn_on("/proc/sys/net/netfilter/nf_conntrack_acct");
+	if (!r)
+		say("net.netfilter.nf_conntrack_acct was off: turned it on, "
+		    "so that allowed flows' close records count their bytes");
+	else if (r < 0)
+		say("warning: net.netfilter.nf_conntrack_acct is off and "
+		    "could not be turned on (%s): allowed flows' close "
+		    "records will carry no byte counts",
+		    strerror(-r));
+}
+
+/* A flow opened or ended, as conntrack says: an allowed flow's record
+ * when its edge logs. */
+static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
+{
+	struct daemon *d = ctx;
+	const struct policy *p = sync_policy(d->sync);
+	uint32_t tag = 0;
+	char ts[40];
+
+	if (ev->open && !policy_logs_allowed(p))
+		return 0;
+	flowlog_time(wall_us(), ts, sizeof(ts));
+	d->ctline.len = 0;
+	if (ev->open) {
+		struct allowed_judge j;
+
+		if (now_ms() - d->host_ms > 10e3 || !d->host) {
+			free(d->host);
+			d->host = revoke_host_addrs(&d->nhost);
+			d->host_ms = now_ms();
+		}
+		j = (struct allowed_judge){
+		    sync_compiler(d->sync), p,	     sync_index(d->sync),
+		    sync_gone(d->sync),	    d->host, d->nhost};
+		tag = allowed_open(d->allowed, &j, ev->f, ts,
+				   (uint64_t)now_ms(), &d->ctline);
+	} else {
+		allowed_close(d->allowed, ev, ts, (uint64_t)now_ms(),
+			      &d->ctline);
+	}
+	if (d->ctline.len &&
+	    flowlog_sink_write_line(d->sink, d->ctline.s, d->ctline.len))
+		fail(d, "flow log %s: cannot write", d->o->log);
+	return tag;
+}
+
+static void on_ct(struct daemon *d)
+{
+	revoke_events(d->rv);
+	flowlog_sink_flush(d->sink);
+}
+
 /* have: our table as just read back, or NULL to read it here. */
 static void count_suppressed(struct daemon *d, const struct ir_ruleset *have)
 {
@@ -660,6 +728,7 @@ static int reload(struct daemon *d, json_t *errs)
 	fqdn_set_names(&d->fq, p);
 	fqdn_relist(d);
 	dns_tick(d);
+	want_acct(d);
 	say("reloaded %s: %zu services, %zu edges", p->file, p->nservices,
 	    p->nedges);
 	return 0;
@@ -826,6 +895,11 @@ static void status_fill(struct daemon *d, struct control_status *st)
 	st->revocation_sweeps = (long)d->sweeps;
 	st->last_sweep_ms = d->last_sweep_ms;
 	st->flows_tracked = (long)revoke_tracked(d->rv);
+	st->allowed_opened = (long)allowed_stats(d->allowed)->opened;
+	st->allowed_closed = (long)allowed_stats(d->allowed)->closed;
+	st->allowed_open = (long)allowed_stats(d->allowed)->open;
+	st->allowed_suppressed = (long)allowed_stats(d->allowed)->suppressed;
+	st->ct_overruns = (long)revoke_overruns(d->rv);
 	/* what the running containers make of the policy now: unmatched
 	 * ones, two services, ports published that the policy does not
 	 * open */
@@ -1019,9 +1093,11 @@ static void sweep(struct daemon *d)
 	struct revoke_addr *host, *gone;
 	struct revoke_result res;
 	char err[256];
+	bool all;
 
-	if (!sync_revocation(d->sync, &gone, &jd.ngone))
+	if (!sync_revocation(d->sync, &gone, &jd.ngone, &all))
 		return;
+	jd.only_gone = !all;
 	if (sync_audit(d->sync)) {
 		free(gone);
 		return; /* nothing is denied, so nothing ends */
@@ -1031,6 +1107,7 @@ static void sweep(struct daemon *d)
 		d->sweeps++;
 		d->last_sweep_ms = 0;
 		free(gone);
+		flowlog_sink_flush(d->sink); /* what its events wrote */
 		return;
 	}
 	host = revoke_host_addrs(&jd.nhost);
@@ -1053,6 +1130,7 @@ static void sweep(struct daemon *d)
 	sb_free(&res.pairs);
 	free(host);
 	free(gone);
+	flowlog_sink_flush(d->sink); /* the close records of what ended */
 }
 
 /* Links changed: ports of our bridges that nobody is bound to, listed
@@ -1120,11 +1198,17 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	/* the live flows in an index of ours, kept by events: a sweep
 	 * then judges memory (without it, each sweep reads the table) */
+	d->allowed = allowed_new();
+	revoke_on_events(d->rv, on_ct_event, d);
+	want_acct(d);
 	if (revoke_track(d->rv, err, errlen) ||
 	    watch_add(d, &d->wct, W_CT, revoke_fd(d->rv)))
 		say("warning: %s; each revocation will read the conntrack "
-		    "table",
-		    err);
+		    "table%s",
+		    err,
+		    policy_logs_allowed(sync_policy(d->sync))
+			? ", and no allowed flow is on record"
+			: "");
 	fd = ports_watch(d->ports, err, errlen);
 	if (fd < 0)
 		return -1;
@@ -1163,6 +1247,9 @@ static void teardown(struct daemon *d)
 	kernel_watch_close(d->kw);
 	ports_free(d->ports);
 	revoke_free(d->rv);
+	allowed_free(d->allowed);
+	free(d->host);
+	sb_free(&d->ctline);
 	flowlog_close(d->fl);
 	sb_free(&d->line);
 	flowlog_sink_close(d->sink);
@@ -1303,7 +1390,7 @@ int daemon_run(const struct daemon_opts *o)
 				sync_bind(d.sync);
 				break;
 			case W_CT:
-				revoke_events(d.rv);
+				on_ct(&d);
 				break;
 			case W_LINK:
 				on_links(&d);

@@ -62,6 +62,32 @@ static bool end_is(json_t *e, const char *key, const char *want)
 	return v && !strcmp(v, want);
 }
 
+static unsigned verdict_bit(const char *v)
+{
+	return !v			  ? 0
+	       : !strcmp(v, "allowed")	  ? FLOWS_ALLOWED
+	       : !strcmp(v, "denied")	  ? FLOWS_DENIED
+	       : !strcmp(v, "would-deny") ? FLOWS_WOULD_DENY
+					  : 0;
+}
+
+unsigned denials_verdicts(const char *list)
+{
+	char *copy = xstrdup(list), *save = NULL, *w;
+	unsigned bits = 0, b;
+
+	for (w = strtok_r(copy, ",", &save); w;
+	     w = strtok_r(NULL, ",", &save)) {
+		if (!(b = verdict_bit(w))) {
+			bits = 0;
+			break;
+		}
+		bits |= b;
+	}
+	free(copy);
+	return bits;
+}
+
 bool denials_match(json_t *rec, const struct denials_filter *f)
 {
 	json_t *s = json_object_get(rec, "src"),
@@ -69,6 +95,8 @@ bool denials_match(json_t *rec, const struct denials_filter *f)
 
 	if (!json_is_object(s) || !json_is_object(d))
 		return false; /* a summary record */
+	if (f->verdicts && !(f->verdicts & verdict_bit(str(rec, "verdict"))))
+		return false;
 	if (f->since_ms && denials_time_ms(str(rec, "ts")) < f->since_ms)
 		return false;
 	if (f->service && !end_is(s, "service", f->service) &&
@@ -112,17 +140,46 @@ void denials_header(struct strbuf *out)
 		  "SOURCE", "DESTINATION", "PORT", "REASON");
 }
 
+static long long num(json_t *o, const char *k1, const char *k2)
+{
+	return json_integer_value(json_object_get(json_object_get(o, k1), k2));
+}
+
+/* An allowed flow's record says what a denied one's reason would: "open
+ * by FILE:LINE:COL", "closed after 2.5 s: 1500 B sent, 900 B received". */
+static void allowed_what(json_t *rec, struct strbuf *sb)
+{
+	const char *ev = str(rec, "event") ?: "?";
+
+	if (strcmp(ev, "close")) {
+		sb_printf(sb, "%s by %s", ev, str(rec, "edge") ?: "?");
+		return;
+	}
+	sb_printf(
+	    sb, "%s after %.1f s", str(rec, "end") ?: "ended",
+	    (double)json_integer_value(json_object_get(rec, "duration_ms")) /
+		1e3);
+	if (json_is_object(json_object_get(rec, "bytes")))
+		sb_printf(sb, ": %lld B sent, %lld B received",
+			  num(rec, "bytes", "sent"),
+			  num(rec, "bytes", "received"));
+}
+
 void denials_format(json_t *rec, struct strbuf *out)
 {
-	struct strbuf s = {0}, d = {0};
+	struct strbuf s = {0}, d = {0}, w = {0};
 	char p[32];
 
 	label(json_object_get(rec, "src"), &s);
 	label(json_object_get(rec, "dst"), &d);
 	port(rec, p, sizeof(p));
+	if (verdict_bit(str(rec, "verdict")) == FLOWS_ALLOWED)
+		allowed_what(rec, &w);
+	else
+		sb_puts(&w, str(rec, "reason") ?: "");
 	sb_printf(out, "%-24s %-10s %-40s %-40s %-10s %s", str(rec, "ts") ?: "",
-		  str(rec, "verdict") ?: "", s.s, d.s, p,
-		  str(rec, "reason") ?: "");
+		  str(rec, "verdict") ?: "", s.s, d.s, p, w.s);
+	sb_free(&w);
 	sb_free(&s);
 	sb_free(&d);
 }
@@ -135,7 +192,9 @@ struct entry {
 	enum end_kind sk, dk;
 	char *src, *dst; /* service, container or address */
 	char port[32], *reason;
+	char verdict[16];
 	unsigned long count;
+	unsigned long long sent, received; /* allowed: their close records' */
 	char first[32], last[32];
 	int64_t first_ms, last_ms;
 };
@@ -182,7 +241,9 @@ static enum end_kind end_of(json_t *e, const char **name)
 void denials_summary_add(struct denials_summary *s, json_t *rec)
 {
 	const char *sn, *dn, *reason = str(rec, "reason") ?: "";
-	const char *ts = str(rec, "ts") ?: "";
+	const char *ts = str(rec, "ts") ?: "", *verdict = str(rec, "verdict");
+	bool close = verdict_bit(verdict) == FLOWS_ALLOWED &&
+		     !strcmp(str(rec, "event") ?: "", "close");
 	enum end_kind sk = end_of(json_object_get(rec, "src"), &sn);
 	enum end_kind dk = end_of(json_object_get(rec, "dst"), &dn);
 	int64_t ms = denials_time_ms(ts);
@@ -198,7 +259,8 @@ void denials_summary_add(struct denials_summary *s, json_t *rec)
 		e = &s->v[i];
 		if (e->sk == sk && e->dk == dk && !strcmp(e->src, sn) &&
 		    !strcmp(e->dst, dn) && !strcmp(e->port, p) &&
-		    !strcmp(e->reason, reason))
+		    !strcmp(e->reason, reason) &&
+		    !strcmp(e->verdict, verdict ?: ""))
 			break;
 	}
 	if (i == s->n) {
@@ -210,9 +272,17 @@ void denials_summary_add(struct denials_summary *s, json_t *rec)
 		e->dst = xstrdup(dn);
 		e->reason = xstrdup(reason);
 		snprintf(e->port, sizeof(e->port), "%s", p);
+		snprintf(e->verdict, sizeof(e->verdict), "%s", verdict ?: "");
 		e->first_ms = INT64_MAX;
 	}
-	e->count++;
+	/* a connection is counted at its opening; its close adds bytes */
+	if (close) {
+		e->sent += (unsigned long long)num(rec, "bytes", "sent");
+		e->received +=
+		    (unsigned long long)num(rec, "bytes", "received");
+	} else {
+		e->count++;
+	}
 	if (ms < e->first_ms) {
 		e->first_ms = ms;
 		snprintf(e->first, sizeof(e->first), "%s", ts);
@@ -250,23 +320,47 @@ static int by_count(const void *a, const void *b)
 	return x->first_ms < y->first_ms ? -1 : x->first_ms > y->first_ms;
 }
 
-void denials_summary_print(const struct denials_summary *s, struct strbuf *out)
+void denials_summary_print(const struct denials_summary *s, bool flows,
+			   struct strbuf *out)
 {
 	struct entry *v = xmalloc(sizeof(*v) * (s->n + 1));
 	struct strbuf a = {0}, b = {0};
+	char sent[24], recv[24], vr[64];
 	size_t i;
 
 	memcpy(v, s->v, sizeof(*v) * s->n);
 	qsort(v, s->n, sizeof(*v), by_count);
-	sb_printf(out, "%8s  %-28s %-28s %-10s %-20s %-24s %s\n", "COUNT",
-		  "SOURCE", "DESTINATION", "PORT", "REASON", "FIRST", "LAST");
+	if (flows)
+		sb_printf(out,
+			  "%8s  %-28s %-28s %-10s %-20s %12s %12s %-24s %s\n",
+			  "CONNS", "SOURCE", "DESTINATION", "PORT", "VERDICT",
+			  "SENT", "RECEIVED", "FIRST", "LAST");
+	else
+		sb_printf(out, "%8s  %-28s %-28s %-10s %-20s %-24s %s\n",
+			  "COUNT", "SOURCE", "DESTINATION", "PORT", "REASON",
+			  "FIRST", "LAST");
 	for (i = 0; i < s->n; i++) {
 		a.len = b.len = 0;
 		end_label(v[i].sk, v[i].src, &a);
 		end_label(v[i].dk, v[i].dst, &b);
-		sb_printf(out, "%8lu  %-28s %-28s %-10s %-20s %-24s %s\n",
-			  v[i].count, a.s, b.s, v[i].port, v[i].reason,
-			  v[i].first, v[i].last);
+		if (!flows) {
+			sb_printf(out,
+				  "%8lu  %-28s %-28s %-10s %-20s %-24s %s\n",
+				  v[i].count, a.s, b.s, v[i].port, v[i].reason,
+				  v[i].first, v[i].last);
+			continue;
+		}
+		/* denied ones carry their reason beside the verdict */
+		snprintf(sent, sizeof(sent), "%llu", v[i].sent);
+		snprintf(recv, sizeof(recv), "%llu", v[i].received);
+		snprintf(vr, sizeof(vr), "%s%s%s", v[i].verdict,
+			 *v[i].reason ? ": " : "", v[i].reason);
+		sb_printf(
+		    out, "%8lu  %-28s %-28s %-10s %-20s %12s %12s %-24s %s\n",
+		    v[i].count, a.s, b.s, v[i].port, vr,
+		    verdict_bit(v[i].verdict) == FLOWS_ALLOWED ? sent : "-",
+		    verdict_bit(v[i].verdict) == FLOWS_ALLOWED ? recv : "-",
+		    v[i].first, v[i].last);
 	}
 	sb_free(&a);
 	sb_free(&b);
@@ -389,7 +483,7 @@ static bool to_edge(const struct proposal *pr, struct policy *p,
 		    struct strbuf *out)
 {
 	const struct entry *e = pr->e;
-	struct pol_edge edge = {.ingress = pr->ingress};
+	struct pol_edge edge = {.ingress = pr->ingress, .log = -1};
 	struct pol_port ports[64];
 	struct pol_cidr cidr;
 	struct pol_peer *peer;

@@ -230,7 +230,7 @@ static const struct inv_container *find_gone(const struct inventory *gone,
 }
 
 /* A JSON string: quotes, backslashes and control characters escaped. */
-static void jstr(struct strbuf *b, const char *s)
+void flowlog_jstr(struct strbuf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const char *run = s;
@@ -287,7 +287,7 @@ static void end(const struct flow_pkt *pkt, bool src,
 	addr_format(pkt->family, a, buf, sizeof(buf));
 	sb_putc(b, '{');
 	key(b, "ip");
-	jstr(b, buf);
+	flowlog_jstr(b, buf);
 	if (pkt->has_ports) {
 		sb_putc(b, ',');
 		key(b, "port");
@@ -298,41 +298,33 @@ static void end(const struct flow_pkt *pkt, bool src,
 	if (c) {
 		sb_putc(b, ',');
 		key(b, "container");
-		jstr(b, c->name);
+		flowlog_jstr(b, c->name);
 		if (svc >= 0) {
 			sb_putc(b, ',');
 			key(b, "service");
-			jstr(b, p->services[svc].name);
+			flowlog_jstr(b, p->services[svc].name);
 		}
 		if (net) {
 			sb_putc(b, ',');
 			key(b, "network");
-			jstr(b, net->name);
+			flowlog_jstr(b, net->name);
 		}
 	} else {
 		sb_putc(b, ',');
 		key(b, "peer");
-		jstr(b, !src && pkt->input ? "host" : "world");
+		flowlog_jstr(b, !src && pkt->input ? "host" : "world");
 	}
 	sb_putc(b, '}');
 }
 
-void flowlog_format(const struct flow_pkt *pkt,
-		    const struct trace_decision *dec, const struct compiler *cc,
-		    const struct policy *p, const struct inventory *gone,
-		    const char *ts, struct strbuf *b)
+void flowlog_ends(const struct flow_pkt *pkt, const struct trace_decision *dec,
+		  const struct compiler *cc, const struct policy *p,
+		  const struct inventory *gone, struct strbuf *b)
 {
 	char buf[16];
 
-	sb_putc(b, '{');
-	key(b, "ts");
-	jstr(b, ts);
-	sb_putc(b, ',');
-	key(b, "verdict");
-	jstr(b, pkt->audit ? "would-deny" : "denied");
-	sb_putc(b, ',');
 	key(b, "proto");
-	jstr(b, proto_name(pkt->proto, buf, sizeof(buf)));
+	flowlog_jstr(b, proto_name(pkt->proto, buf, sizeof(buf)));
 	if (pkt->icmp_type >= 0) {
 		sb_putc(b, ',');
 		key(b, "icmp_type");
@@ -347,13 +339,28 @@ void flowlog_format(const struct flow_pkt *pkt,
 	sb_putc(b, ',');
 	key(b, "dst");
 	end(pkt, false, dec->dst, dec->dst_net, dec->dst_svc, cc, p, gone, b);
+}
+
+void flowlog_format(const struct flow_pkt *pkt,
+		    const struct trace_decision *dec, const struct compiler *cc,
+		    const struct policy *p, const struct inventory *gone,
+		    const char *ts, struct strbuf *b)
+{
+	sb_putc(b, '{');
+	key(b, "ts");
+	flowlog_jstr(b, ts);
+	sb_putc(b, ',');
+	key(b, "verdict");
+	flowlog_jstr(b, pkt->audit ? "would-deny" : "denied");
+	sb_putc(b, ',');
+	flowlog_ends(pkt, dec, cc, p, gone, b);
 	sb_putc(b, ',');
 	key(b, "reason");
 	/* the model allowing what the kernel logged means the kernel was
 	 * behind (a container not placed yet) */
-	jstr(b, dec->allowed  ? "not-placed-yet"
-		: dec->reason ? dec->reason
-			      : "no-edge");
+	flowlog_jstr(b, dec->allowed  ? "not-placed-yet"
+			: dec->reason ? dec->reason
+				      : "no-edge");
 	sb_putc(b, '}');
 }
 

@@ -42,7 +42,7 @@ struct opts {
 	unsigned resync_s, dns_min_ttl, dns_max_ttl;
 	bool audit, resolve, replace, exit_code, json;
 	bool follow, summary, suggest;
-	const char *since, *service, *container, *denials;
+	const char *since, *service, *container, *denials, *verdict;
 	struct compile_fqdn *fqdn;
 	size_t nfqdn, capfqdn;
 	char **fqdn_names;
@@ -141,13 +141,27 @@ static const char usage_reload[] =
     "usage: bulkhead reload [--control PATH]\n"
     "Ask the daemon to re-read its policy file. A broken file is reported\n"
     "(FILE:LINE:COL, exit 2) and the running policy stays in force.\n";
+static const char usage_flows[] =
+    "usage: bulkhead flows [--log FILE] [--verdict allowed,denied,would-deny]\n"
+    "                      [--since 10m|ISO-TIME] [--service S]\n"
+    "                      [--container C] [--json | --summary] [--follow]\n"
+    "Read the flow log (default " FLOWLOG_DEFAULT ", its rotated\n"
+    "files first): allowed flows' open and close records (with their\n"
+    "edge, duration, packets and bytes) beside the denied ones, one line\n"
+    "per record, or the records as JSON lines (--json). --verdict keeps\n"
+    "those verdicts (a list); --since takes 90s, 10m, 2h, 7d or an ISO\n"
+    "time; --service and --container match either end. --summary counts\n"
+    "per (source, destination, port, verdict): connections, bytes each\n"
+    "way, first and last seen. --follow keeps printing as records\n"
+    "arrive (lines or JSON).\n";
 static const char usage_denials[] =
     "usage: bulkhead denials [--log FILE] [--since 10m|ISO-TIME]\n"
     "                        [--service S] [--container C]\n"
     "                        [--json | --summary | --suggest [-p POLICY]]\n"
     "                        [--follow]\n"
-    "Read the denied-flow log (default " FLOWLOG_DEFAULT ", its\n"
-    "rotated files first): one line per record, or the records as JSON\n"
+    "The denied part of the flow log (default " FLOWLOG_DEFAULT ",\n"
+    "its rotated files first): `bulkhead flows --verdict\n"
+    "denied,would-deny`, one line per record, or the records as JSON\n"
     "lines (--json). --since takes 90s, 10m, 2h, 7d or an ISO time;\n"
     "--service and --container match either end. --summary counts per\n"
     "(source, destination, port, reason) with first and last seen;\n"
@@ -179,6 +193,7 @@ static void usage_all(FILE *f)
 	      "policy\n"
 	      "  status  what the daemon sees and has programmed\n"
 	      "  reload  make the daemon re-read its policy\n"
+	      "  flows   read the flow log: allowed and denied, with bytes\n"
 	      "  denials read the denied-flow log, count it, suggest edges\n"
 	      "  graph   the allowed-peer graph (and denied pairs) as DOT\n\n"
 	      "`bulkhead COMMAND --help` for each command's options;\n"
@@ -335,6 +350,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *cmd,
 	    {"service", required_argument, NULL, 'e'},
 	    {"container", required_argument, NULL, 'c'},
 	    {"denials", required_argument, NULL, 'n'},
+	    {"verdict", required_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -418,6 +434,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *cmd,
 			break;
 		case 'n':
 			o->denials = optarg;
+			break;
+		case 'V':
+			o->verdict = optarg;
 			break;
 		case 'd':
 			o->dns = optarg;
@@ -742,27 +761,14 @@ static void check_br_netfilter(void)
 		  {"bridge-nf-call-ip6tables", "IPv6"}};
 	char path[96];
 	size_t i;
-	int on, err;
-	FILE *f;
+	int r, err;
 
 	for (i = 0; i < sizeof(sw) / sizeof(sw[0]); i++) {
 		snprintf(path, sizeof(path), "/proc/sys/net/bridge/%s",
 			 sw[i].name);
-		on = 0;
-		if ((f = fopen(path, "r"))) {
-			if (fscanf(f, "%d", &on) != 1)
-				on = 0;
-			fclose(f);
-		}
-		if (on)
+		if ((r = sysctl_turn_on(path)) > 0)
 			continue;
-		err = 0;
-		if (!(f = fopen(path, "w")))
-			err = errno;
-		else if (fputs("1\n", f) < 0)
-			err = errno ? errno : EIO;
-		if (f && fclose(f) && !err)
-			err = errno ? errno : EIO;
+		err = -r;
 		if (!err) {
 			fprintf(stderr,
 				"bulkhead: net.bridge.%s was off: turned it "
@@ -1203,8 +1209,11 @@ static long read_lines(struct reader *r, FILE *f)
 	return total;
 }
 
-static int cmd_denials(int argc, char **argv)
+/* `flows` (all verdicts, or --verdict's) and `denials` (the denied ones,
+ * and --suggest): the flow log read, filtered, shown or counted. */
+static int read_flow_log(int argc, char **argv, bool flows)
 {
+	const char *usage = flows ? usage_flows : usage_denials;
 	struct opts o = {0};
 	struct reader rd = {.o = &o};
 	struct policy *p = NULL;
@@ -1212,24 +1221,28 @@ static int cmd_denials(int argc, char **argv)
 	struct timespec ts;
 	const char *log;
 	FILE *f = NULL;
-	int r = parse_opts(argc, argv, &o, "denials", usage_denials,
-			   "Lsecjmgpw"),
+	int r = parse_opts(argc, argv, &o, flows ? "flows" : "denials", usage,
+			   flows ? "LsecjmwV" : "Lsecjmgpw"),
 	    i;
 
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
 	if (o.argc)
-		return bad_usage(usage_denials, "unexpected argument");
+		return bad_usage(usage, "unexpected argument");
 	if ((o.summary || o.suggest) && (o.follow || o.json))
-		return bad_usage(usage_denials, "--summary and --suggest count "
-						"what is there: no --follow or "
-						"--json with them");
+		return bad_usage(usage, "--summary and --suggest count "
+					"what is there: no --follow or "
+					"--json with them");
+	rd.f.verdicts = flows ? 0 : FLOWS_DENIED | FLOWS_WOULD_DENY;
+	if (o.verdict && !(rd.f.verdicts = denials_verdicts(o.verdict)))
+		return bad_usage(usage, "--verdict takes a list of allowed, "
+					"denied and would-deny");
 	log = o.log ? o.log : FLOWLOG_DEFAULT;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if (o.since &&
 	    denials_since(o.since, (int64_t)ts.tv_sec * 1000, &rd.f.since_ms))
-		return bad_usage(usage_denials, "--since takes 90s, 10m, 2h, "
-						"7d or an ISO time");
+		return bad_usage(usage, "--since takes 90s, 10m, 2h, "
+					"7d or an ISO time");
 	rd.f.service = o.service;
 	rd.f.container = o.container;
 	if (o.suggest && o.policy) {
@@ -1281,16 +1294,18 @@ static int cmd_denials(int argc, char **argv)
 		usleep(200 * 1000);
 	}
 	if (o.summary) {
-		denials_summary_print(rd.sum, &rd.sb);
+		denials_summary_print(rd.sum, flows, &rd.sb);
 		fputs(rd.sb.s ? rd.sb.s : "", stdout);
 	} else if (o.suggest) {
 		rd.sb.len = 0;
 		denials_suggest(rd.sum, p, &rd.sb);
 		fputs(rd.sb.s ? rd.sb.s : "", stdout);
 	} else if (!rd.shown && !o.json)
-		fprintf(stderr, "bulkhead: no denied flows in %s%s\n", log,
-			o.since || o.service || o.container ? " that match"
-							    : "");
+		fprintf(stderr, "bulkhead: no %sflows in %s%s\n",
+			flows ? "" : "denied ", log,
+			o.since || o.service || o.container || o.verdict
+			    ? " that match"
+			    : "");
 out:
 	if (f)
 		fclose(f);
@@ -1299,6 +1314,16 @@ out:
 	policy_free(p);
 	opts_free(&o);
 	return r;
+}
+
+static int cmd_flows(int argc, char **argv)
+{
+	return read_flow_log(argc, argv, true);
+}
+
+static int cmd_denials(int argc, char **argv)
+{
+	return read_flow_log(argc, argv, false);
 }
 
 struct pairs {
@@ -1338,6 +1363,8 @@ static int cmd_graph(int argc, char **argv)
 			ret = EXIT_FAILURE;
 		} else {
 			rd.sum = denials_summary_new();
+			/* a flow log's denied records: the red edges */
+			rd.f.verdicts = FLOWS_DENIED | FLOWS_WOULD_DENY;
 			read_lines(&rd, f);
 			fclose(f);
 			denials_summary_pairs(rd.sum, add_pair, &ps);
@@ -1399,7 +1426,7 @@ static const struct {
     {"check", cmd_check},     {"plan", cmd_plan},     {"trace", cmd_trace},
     {"apply", cmd_apply},     {"diff", cmd_diff},     {"flush", cmd_flush},
     {"run", cmd_run},	      {"status", cmd_status}, {"reload", cmd_reload},
-    {"denials", cmd_denials}, {"graph", cmd_graph},
+    {"denials", cmd_denials}, {"flows", cmd_flows},   {"graph", cmd_graph},
 };
 
 int main(int argc, char **argv)

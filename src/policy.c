@@ -615,11 +615,26 @@ static bool parse_peer(struct pctx *c, const struct ynode *n, size_t edge,
 	return false;
 }
 
+/* A YAML boolean (true/false, as YAML 1.2 spells them) into *out. */
+static bool boolean(struct pctx *c, const struct ynode *v, const char *what,
+		    bool *out)
+{
+	if (!want(c, v, Y_SCALAR, what))
+		return false;
+	if (strcmp(v->str, "true") && strcmp(v->str, "false")) {
+		err(c, v->line, v->col, "%s '%s' is not true or false", what,
+		    v->str);
+		return false;
+	}
+	*out = v->str[0] == 't';
+	return true;
+}
+
 static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 			bool ingress, size_t *edge_cap)
 {
-	static const char *const ekeys[] = {"to", "ports", NULL};
-	static const char *const ikeys[] = {"from", "ports", NULL};
+	static const char *const ekeys[] = {"to", "ports", "log", NULL};
+	static const char *const ikeys[] = {"from", "ports", "log", NULL};
 	const char *dir = ingress ? "ingress" : "egress";
 	const char *pk = ingress ? "from" : "to";
 	struct policy *p = c->p;
@@ -642,6 +657,13 @@ static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 			   ingress ? ikeys : ekeys);
 		e.loc = (struct pol_loc){r->line, r->col};
 		e.ingress = ingress;
+		e.log = -1;
+		if (get(r, "log")) {
+			bool on;
+
+			if (boolean(c, get(r, "log"), "log", &on))
+				e.log = on;
+		}
 		peer = get(r, pk);
 		if (!peer) {
 			err(c, r->line, r->col, "%s rule needs '%s'", dir, pk);
@@ -731,8 +753,9 @@ static void parse_match(struct pctx *c, const struct ynode *n,
 
 static void parse_settings(struct pctx *c, const struct ynode *n)
 {
-	static const char *const keys[] = {"mode",     "unmatched", "log_rate",
-					   "networks", "log_group", NULL};
+	static const char *const keys[] = {
+	    "mode",	 "unmatched",	"log_rate", "networks",
+	    "log_group", "log_allowed", NULL};
 	struct policy *p = c->p;
 	const struct ynode *v;
 	unsigned long num;
@@ -791,6 +814,8 @@ static void parse_settings(struct pctx *c, const struct ynode *n)
 		else
 			p->log_group = (unsigned)num;
 	}
+	if ((v = get(n, "log_allowed")))
+		boolean(c, v, "settings.log_allowed", &p->log_allowed);
 	if ((v = get(n, "networks"))) {
 		p->networks_set = true;
 		string_list(c, v, "settings.networks", &p->networks,
@@ -917,6 +942,21 @@ static void parse_root(struct pctx *c, const struct ynode *root)
 	else
 		parse_services(c, v);
 	resolve_names(c);
+}
+
+bool policy_edge_logged(const struct policy *p, const struct pol_edge *e)
+{
+	return e->log >= 0 ? e->log : p->log_allowed;
+}
+
+bool policy_logs_allowed(const struct policy *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nedges; i++)
+		if (policy_edge_logged(p, &p->edges[i]))
+			return true;
+	return false;
 }
 
 long policy_service_index(const struct policy *p, const char *name)
@@ -1156,10 +1196,11 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 	sb_puts(b, "version: 1\nsettings:\n");
 	sb_printf(b,
 		  "  mode: %s\n  unmatched: %s\n  log_rate: %u/%s\n"
-		  "  log_group: %u\n",
+		  "  log_group: %u\n  log_allowed: %s\n",
 		  p->mode == POL_AUDIT ? "audit" : "enforce",
 		  p->unmatched_allow ? "allow" : "deny", p->log_rate,
-		  p->log_rate_unit, p->log_group);
+		  p->log_rate_unit, p->log_group,
+		  p->log_allowed ? "true" : "false");
 	if (p->networks_set) {
 		sb_puts(b, "  networks: [");
 		for (i = 0; i < p->nnetworks; i++) {
@@ -1210,6 +1251,9 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 				sb_printf(b, "%s%s", j ? ", " : "", port);
 			}
 			sb_puts(b, "]\n");
+			if (e->log >= 0)
+				sb_printf(b, "        log: %s\n",
+					  e->log ? "true" : "false");
 		}
 	}
 }

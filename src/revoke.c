@@ -27,6 +27,7 @@ struct tflow {
 	uint16_t osport, odport, icmp_id, zone;
 	uint8_t icmp_type, icmp_code;
 	uint8_t state; /* T_FREE, T_USED, T_GONE (a tombstone) */
+	uint32_t tag;  /* what the event callback gave it at its opening */
 };
 enum { T_FREE, T_USED, T_GONE };
 
@@ -38,6 +39,10 @@ struct revoke {
 	struct tflow *t;
 	size_t cap, used, gone;
 	bool tracking, lost;
+	unsigned long overruns; /* times the event socket overran */
+	/* flows as they open and end, to whom asked (the flow log) */
+	revoke_event_fn *on_event;
+	void *event_ctx;
 };
 
 struct revoke *revoke_new(char *err, size_t errlen)
@@ -137,7 +142,8 @@ static void index_grow(struct revoke *rv)
 	free(old);
 }
 
-static void index_put(struct revoke *rv, const struct tflow *t)
+/* The entry for t, new (else NULL: it was in already). */
+static struct tflow *index_put(struct revoke *rv, const struct tflow *t)
 {
 	struct tflow *s;
 
@@ -145,12 +151,13 @@ static void index_put(struct revoke *rv, const struct tflow *t)
 		index_grow(rv);
 	s = slot(rv, t, true);
 	if (s->state == T_USED)
-		return;
+		return NULL;
 	if (s->state == T_GONE)
 		rv->gone--;
 	*s = *t;
 	s->state = T_USED;
 	rv->used++;
+	return s;
 }
 
 static void index_del(struct revoke *rv, const struct tflow *t)
@@ -167,7 +174,7 @@ static void index_del(struct revoke *rv, const struct tflow *t)
 /* --- the judge (pure) ------------------------------------------------------
  */
 
-static bool addr_in(const struct revoke_addr *v, size_t n, int family, u128 a)
+bool revoke_addr_in(const struct revoke_addr *v, size_t n, int family, u128 a)
 {
 	size_t i;
 
@@ -214,9 +221,9 @@ static bool fqdn_allows(const struct revoke_judge *j,
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 		 char *why, size_t whylen)
 {
-	bool to_host = addr_in(j->host, j->nhost, f->family, f->daddr);
-	bool gone = addr_in(j->gone, j->ngone, f->family, f->saddr) ||
-		    addr_in(j->gone, j->ngone, f->family, f->daddr);
+	bool to_host = revoke_addr_in(j->host, j->nhost, f->family, f->daddr);
+	bool gone = revoke_addr_in(j->gone, j->ngone, f->family, f->saddr) ||
+		    revoke_addr_in(j->gone, j->ngone, f->family, f->daddr);
 	struct trace_decision d;
 	struct strbuf b = {0};
 	char proto[16];
@@ -235,6 +242,15 @@ bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 	snprintf(why, whylen, "%s", b.s);
 	sb_free(&b);
 	return false;
+}
+
+/* Whether f is to be judged at all: with only_gone, not when neither end
+ * was given up (a look at two addresses, not a decision). */
+static bool judged(const struct revoke_judge *j, const struct revoke_flow *f)
+{
+	return !j->only_gone ||
+	       revoke_addr_in(j->gone, j->ngone, f->family, f->saddr) ||
+	       revoke_addr_in(j->gone, j->ngone, f->family, f->daddr);
 }
 
 /* --- the sweep -------------------------------------------------------------
@@ -345,11 +361,11 @@ static void put_addr(struct nf_conntrack *ct, int family, u128 a, int a4,
 	nfct_set_attr(ct, a6, v);
 }
 
-/* Deletes the entry by its original tuple; 0 when it is gone. */
-static int destroy(struct revoke *rv, const struct tflow *t)
+/* A conntrack object holding t's original tuple, to ask about or delete
+ * the entry by. */
+static struct nf_conntrack *tuple_ct(const struct tflow *t)
 {
 	struct nf_conntrack *ct = nfct_new();
-	int r;
 
 	nfct_set_attr_u8(ct, ATTR_L3PROTO, (uint8_t)t->f.family);
 	nfct_set_attr_u8(ct, ATTR_L4PROTO, t->f.proto);
@@ -365,9 +381,66 @@ static int destroy(struct revoke *rv, const struct tflow *t)
 	}
 	if (t->zone)
 		nfct_set_attr_u16(ct, ATTR_ZONE, t->zone);
-	r = nfct_query(rv->h, NFCT_Q_DESTROY, ct);
+	return ct;
+}
+
+/* Deletes the entry by its original tuple; 0 when it is gone. */
+static int destroy(struct revoke *rv, const struct tflow *t)
+{
+	struct nf_conntrack *ct = tuple_ct(t);
+	int r = nfct_query(rv->h, NFCT_Q_DESTROY, ct);
+
 	nfct_destroy(ct);
 	return r && errno != ENOENT ? -errno : 0;
+}
+
+/* The entry's counters (nf_conntrack_acct) into ev, when it has them. */
+static void counters_of(const struct nf_conntrack *ct, struct revoke_event *ev)
+{
+	if (!nfct_attr_is_set(ct, ATTR_ORIG_COUNTER_BYTES))
+		return;
+	ev->counted = true;
+	ev->packets[0] = nfct_get_attr_u64(ct, ATTR_ORIG_COUNTER_PACKETS);
+	ev->bytes[0] = nfct_get_attr_u64(ct, ATTR_ORIG_COUNTER_BYTES);
+	ev->packets[1] = nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_PACKETS);
+	ev->bytes[1] = nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_BYTES);
+}
+
+static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
+		  void *data)
+{
+	(void)type;
+	counters_of(ct, data);
+	return NFCT_CB_STOP;
+}
+
+/* The entry's counters as the table holds them now (an update event
+ * carries none). */
+static void ask_counters(struct revoke *rv, const struct tflow *t,
+			 struct revoke_event *ev)
+{
+	struct nf_conntrack *ct = tuple_ct(t);
+
+	nfct_callback_register(rv->h, NFCT_T_ALL, get_cb, ev);
+	nfct_query(rv->h, NFCT_Q_GET, ct);
+	nfct_callback_unregister(rv->h);
+	nfct_destroy(ct);
+}
+
+/* A tagged flow's end told to the callback (once: its tag goes). */
+static void tell_end(struct revoke *rv, struct tflow *s, enum revoke_end end,
+		     const struct nf_conntrack *ct)
+{
+	struct revoke_event ev = {.f = &s->f, .end = end, .tag = s->tag};
+
+	if (!s->tag || !rv->on_event)
+		return;
+	if (ct)
+		counters_of(ct, &ev);
+	if (!ev.counted)
+		ask_counters(rv, s, &ev);
+	s->tag = 0;
+	rv->on_event(rv->event_ctx, &ev);
 }
 
 static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
@@ -385,7 +458,7 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 		index_put(s->rv, &t);
 		return NFCT_CB_CONTINUE;
 	}
-	if (revoke_keep(s->j, &t.f, why, sizeof(why)))
+	if (!judged(s->j, &t.f) || revoke_keep(s->j, &t.f, why, sizeof(why)))
 		return NFCT_CB_CONTINUE;
 	note_why(s, why);
 	*PUSH(s->end, s->nend, s->capend) = t;
@@ -434,7 +507,8 @@ static void judge_index(struct revoke *rv, struct sweep *s)
 		if (t->state != T_USED)
 			continue;
 		s->seen++;
-		if (revoke_keep(s->j, &t->f, why, sizeof(why)))
+		if (!judged(s->j, &t->f) ||
+		    revoke_keep(s->j, &t->f, why, sizeof(why)))
 			continue;
 		note_why(s, why);
 		*PUSH(s->end, s->nend, s->capend) = *t;
@@ -460,6 +534,11 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 	}
 	/* an entry gone meanwhile (its flow closed) is what we wanted */
 	for (i = 0; i < s.nend; i++) {
+		struct tflow *t =
+		    rv->tracking ? slot(rv, &s.end[i], false) : NULL;
+
+		if (t)
+			tell_end(rv, t, REVOKE_END_REVOKED, NULL);
 		if (!r && !destroy(rv, &s.end[i]))
 			res->ended++;
 		if (rv->tracking)
@@ -487,18 +566,36 @@ static int event_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 	struct revoke *rv = data;
 	struct tflow t;
 
+	struct tflow *s;
+
 	if (!ct_key(ct, &t))
 		return NFCT_CB_CONTINUE;
-	if (type == NFCT_T_NEW)
-		index_put(rv, &t);
-	else if (type == NFCT_T_DESTROY || closed(ct))
-		index_del(rv, &t); /* gone, or closed: nothing left to end */
+	if (type == NFCT_T_NEW) {
+		s = index_put(rv, &t);
+		if (s && rv->on_event) {
+			struct revoke_event ev = {.open = true, .f = &s->f};
+
+			s->tag = rv->on_event(rv->event_ctx, &ev);
+		}
+	} else if (type == NFCT_T_DESTROY || closed(ct)) {
+		/* gone, or closed: nothing left to end */
+		s = rv->cap ? slot(rv, &t, false) : NULL;
+		if (s)
+			tell_end(rv, s,
+				 type == NFCT_T_DESTROY && !closed(ct)
+				     ? REVOKE_END_TIMEOUT
+				     : REVOKE_END_CLOSED,
+				 type == NFCT_T_DESTROY ? ct : NULL);
+		index_del(rv, &t);
+	}
 	return NFCT_CB_CONTINUE;
 }
 
 int revoke_track(struct revoke *rv, char *err, size_t errlen)
 {
 	struct sweep s = {.rv = rv};
+	struct tflow *old;
+	size_t oldcap, i;
 	int r, sz = 8 << 20;
 
 	if (!rv->ev) {
@@ -516,7 +613,8 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen)
 		rcvbuf_grow(nfct_fd(rv->ev), sz);
 		nfct_callback_register(rv->ev, NFCT_T_ALL, event_cb, rv);
 	}
-	free(rv->t);
+	old = rv->t;
+	oldcap = rv->cap;
 	rv->t = NULL;
 	rv->cap = rv->used = rv->gone = 0;
 	index_grow(rv);
@@ -525,7 +623,26 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen)
 	r = dump(rv, &s, err, errlen);
 	if (r)
 		rv->lost = true;
+	/* the flows told as open keep their tag; one gone while events
+	 * were lost ended unseen */
+	for (i = 0; i < oldcap; i++) {
+		struct tflow *now;
+
+		if (old[i].state != T_USED || !old[i].tag)
+			continue;
+		if ((now = slot(rv, &old[i], false)) != NULL)
+			now->tag = old[i].tag;
+		else
+			tell_end(rv, &old[i], REVOKE_END_UNKNOWN, NULL);
+	}
+	free(old);
 	return r;
+}
+
+void revoke_on_events(struct revoke *rv, revoke_event_fn *fn, void *ctx)
+{
+	rv->on_event = fn;
+	rv->event_ctx = ctx;
 }
 
 int revoke_fd(const struct revoke *rv)
@@ -539,13 +656,20 @@ void revoke_events(struct revoke *rv)
 		return;
 	/* until the socket is empty; lost events: read the table anew at
 	 * the next sweep */
-	if (nfct_catch(rv->ev) < 0 && errno == ENOBUFS)
+	if (nfct_catch(rv->ev) < 0 && errno == ENOBUFS) {
 		rv->lost = true;
+		rv->overruns++;
+	}
 }
 
 size_t revoke_tracked(const struct revoke *rv)
 {
 	return rv->used;
+}
+
+unsigned long revoke_overruns(const struct revoke *rv)
+{
+	return rv->overruns;
 }
 
 bool revoke_idle(struct revoke *rv)

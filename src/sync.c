@@ -267,7 +267,9 @@ static void where(const struct inv_container *c, struct strbuf *sb)
 	}
 }
 
-/* The inventory or policy changed: the addresses' index is stale. */
+/* The policy, the compiler or the whole inventory changed (or an
+ * address changed hands): the addresses' index is built anew when next
+ * asked. A container placed or taken out, the index follows itself. */
 static void inv_changed(struct sync *s)
 {
 	trace_index_free(s->ix);
@@ -374,8 +376,9 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 		}
 	grow(&s->gone_at, &s->capgone, s->gone->n + 1, sizeof(*s->gone_at));
 	s->gone_at[s->gone->n] = now;
+	if (s->ix)
+		trace_index_del(s->ix, &s->inv->c[idx]);
 	inventory_move(s->gone, s->inv, idx);
-	inv_changed(s);
 }
 
 /* An address that a new container holds was another's: that one is gone
@@ -401,7 +404,10 @@ static void drop_stale(struct sync *s, const struct inv_container *c,
 	owner_keys(s, c, stale_one, delta);
 }
 
-static bool commit(struct sync *s, struct ir_delta *delta)
+/* delta into the kernel. A deletion may end flows' right: those of the
+ * addresses given up (gone_addrs) are judged by them alone when only
+ * containers left (by_addr); any other asks for every flow judged. */
+static bool commit_by(struct sync *s, struct ir_delta *delta, bool by_addr)
 {
 	char err[512];
 	size_t i;
@@ -418,9 +424,14 @@ static bool commit(struct sync *s, struct ir_delta *delta)
 	for (i = 0; i < delta->n; i++)
 		*PUSH(s->lag.v, s->lag.n, s->lag.cap) = delta->v[i];
 	s->rs_stale = true;
-	for (i = 0; i < delta->n; i++)
+	for (i = 0; i < delta->n && !by_addr; i++)
 		s->revoke_wanted |= !delta->v[i].add;
 	return true;
+}
+
+static bool commit(struct sync *s, struct ir_delta *delta)
+{
+	return commit_by(s, delta, false);
 }
 
 const struct ir_ruleset *sync_wanted(struct sync *s)
@@ -642,7 +653,9 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		inventory_move(s->inv, scratch, 0);
 		owner_keys(s, &s->inv->c[s->inv->n - 1], owner_put, NULL);
 		bound_keys(s, &s->inv->c[s->inv->n - 1], true);
-		inv_changed(s);
+		/* the index follows (an address taken from another: anew) */
+		if (s->ix && !trace_index_add(s->ix, &s->inv->c[s->inv->n - 1]))
+			inv_changed(s);
 		if (compile_delta(s->cc, s->inv, s->inv->n - 1, true, &delta))
 			s->resync_wanted = true;
 	}
@@ -651,7 +664,9 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		sync_bports(s, &s->gone->c[s->gone->n - 1], &delta);
 	if (inventory_index(s->inv, id) >= 0)
 		sync_bports(s, &s->inv->c[inventory_index(s->inv, id)], &delta);
-	if (!commit(s, &delta))
+	/* what it deletes is what the containers taken out held (and ports
+	 * no longer nobody's): their addresses are in gone_addrs */
+	if (!commit_by(s, &delta, true))
 		goto out;
 	now = inventory_index(s->inv, id);
 	if (now >= 0 &&
@@ -1094,7 +1109,8 @@ static bool holds(const struct inv_container *c, const struct revoke_addr *a)
 
 /* The addresses containers no longer hold: a container placed again
  * (a start after its connect) keeps its own. */
-bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n)
+bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n,
+		     bool *all)
 {
 	struct revoke_addr *v;
 	bool due;
@@ -1116,6 +1132,7 @@ bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n)
 	}
 	s->ngone_addrs = 0;
 	due = s->revoke_wanted || *n;
+	*all = s->revoke_wanted;
 	s->revoke_wanted = false;
 	if (!due) {
 		free(v);

@@ -396,3 +396,24 @@ const void *nlmsg_next(const void *buf, size_t *len)
 	*len -= step;
 	return (const char *)buf + step;
 }
+
+int sysctl_turn_on(const char *path)
+{
+	int on = 0, err = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "r"))) {
+		if (fscanf(f, "%d", &on) != 1)
+			on = 0;
+		fclose(f);
+	}
+	if (on)
+		return 1;
+	if (!(f = fopen(path, "w")))
+		err = errno;
+	else if (fputs("1\n", f) < 0)
+		err = errno ? errno : EIO;
+	if (f && fclose(f) && !err)
+		err = errno ? errno : EIO;
+	return -err;
+}

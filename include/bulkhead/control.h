@@ -62,6 +62,9 @@ struct control_status {
 	long last_sync_age_s;
 	long events, deltas, resyncs, errors;
 	long revoked_flows, revocation_sweeps, flows_tracked;
+	/* allowed flows on record: opened, closed, open now, suppressed */
+	long allowed_opened, allowed_closed, allowed_open, allowed_suppressed;
+	long ct_overruns; /* conntrack's events lost */
 	double last_sweep_ms;
 	char **warnings;
 	size_t nwarnings;

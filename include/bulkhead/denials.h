@@ -1,7 +1,8 @@
-/* The query side of the denied-flow log: filters, a readable line per
- * record, counts per (source, destination, port, reason), and the policy
- * edges that would allow what was counted. Pure: the caller reads the
- * files and gives records one at a time. */
+/* The query side of the flow log (`bulkhead flows`, and `denials`, its
+ * denied part): filters, a readable line per record, counts per
+ * (source, destination, port, verdict or reason), and the policy edges
+ * that would allow what was denied. Pure: the caller reads the files and
+ * gives records one at a time. */
 #ifndef BULKHEAD_DENIALS_H
 #define BULKHEAD_DENIALS_H
 
@@ -21,10 +22,21 @@ int64_t denials_time_ms(const char *iso);
  * 0, or -EINVAL. */
 int denials_since(const char *arg, int64_t now_ms, int64_t *out_ms);
 
+enum {
+	FLOWS_ALLOWED = 1,
+	FLOWS_DENIED = 2,
+	FLOWS_WOULD_DENY = 4,
+};
+
 struct denials_filter {
 	int64_t since_ms;		 /* 0: all */
 	const char *service, *container; /* on either end */
+	unsigned verdicts;		 /* FLOWS_*; 0: all */
 };
+
+/* --verdict's list ("allowed,denied"): the FLOWS_* bits, or 0 for a word
+ * that is none of allowed, denied and would-deny. */
+unsigned denials_verdicts(const char *list);
 
 /* Whether rec is a flow record (not a summary) that passes f. */
 bool denials_match(json_t *rec, const struct denials_filter *f);
@@ -38,8 +50,11 @@ struct denials_summary *denials_summary_new(void);
 void denials_summary_free(struct denials_summary *s);
 void denials_summary_add(struct denials_summary *s, json_t *rec);
 /* Counts per (source, destination, port, reason), most first, with the
- * first and last time seen. */
-void denials_summary_print(const struct denials_summary *s, struct strbuf *out);
+ * first and last time seen. With flows, per (source, destination, port,
+ * verdict): connections (allowed: their openings; denied: the records)
+ * and the bytes each way the allowed ones' close records counted. */
+void denials_summary_print(const struct denials_summary *s, bool flows,
+			   struct strbuf *out);
 /* The edges that would allow exactly the counted flows, as YAML to paste
  * under `services:`; with p, the whole policy with them added instead
  * (p gains them). Flows no edge can allow (a container that matches no

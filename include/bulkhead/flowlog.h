@@ -15,7 +15,7 @@
 
 #include "bulkhead/trace.h"
 
-#define FLOWLOG_DEFAULT "/var/log/bulkhead/denied.jsonl"
+#define FLOWLOG_DEFAULT "/var/log/bulkhead/flows.jsonl"
 #define FLOWLOG_COPY_RANGE 128u /* headers only */
 
 struct flow_pkt {
@@ -47,6 +47,14 @@ void flowlog_format(const struct flow_pkt *pkt,
 		    const struct trace_decision *dec, const struct compiler *cc,
 		    const struct policy *p, const struct inventory *gone,
 		    const char *ts, struct strbuf *out);
+/* What a record says of a flow's ends: "proto" (with "icmp_type" and
+ * "icmp_code"), "src" and "dst", as members (no braces) appended to out:
+ * the part every record of the flow log shares. */
+void flowlog_ends(const struct flow_pkt *pkt, const struct trace_decision *dec,
+		  const struct compiler *cc, const struct policy *p,
+		  const struct inventory *gone, struct strbuf *out);
+/* s as a JSON string, appended to out. */
+void flowlog_jstr(struct strbuf *out, const char *s);
 /* The same record as a JSON object. */
 json_t *flowlog_record(const struct flow_pkt *pkt,
 		       const struct trace_decision *dec,

@@ -55,6 +55,7 @@ struct pol_edge {
 	size_t nports;
 	struct pol_loc loc;
 	bool ingress; /* declared as ingress on dst */
+	int log;      /* log: true (1), false (0), or as settings say (-1) */
 };
 
 struct pol_label {
@@ -83,6 +84,7 @@ struct policy {
 	unsigned log_rate;	   /* records per log_rate_unit */
 	const char *log_rate_unit; /* "second", "minute", "hour" */
 	unsigned log_group;	   /* NFLOG group */
+	bool log_allowed;	   /* allowed flows in the flow log too */
 	char **networks;	   /* NULL when left out: managed by match */
 	size_t nnetworks;
 	bool networks_set;
@@ -107,6 +109,13 @@ void policy_dump(const struct policy *p, struct strbuf *out);
 /* Adds a copy of e (ports, CIDRs and name copied): for `denials
  * --suggest`, which prints the policy with the edges it proposes. */
 void policy_add_edge(struct policy *p, const struct pol_edge *e);
+
+/* Whether the flows edge e allows are logged (its log:, else
+ * settings.log_allowed). */
+bool policy_edge_logged(const struct policy *p, const struct pol_edge *e);
+
+/* Whether any edge's flows are. */
+bool policy_logs_allowed(const struct policy *p);
 
 /* -1 when no service has that name. */
 long policy_service_index(const struct policy *p, const char *name);

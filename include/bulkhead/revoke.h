@@ -59,6 +59,9 @@ struct revoke_judge {
 	const struct ir_ruleset *rs;
 	const struct revoke_addr *gone, *host;
 	size_t ngone, nhost;
+	/* only the flows with an end in gone are judged (the others' right
+	 * has not changed), not every flow */
+	bool only_gone;
 };
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 		 char *why, size_t whylen);
@@ -74,14 +77,44 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
  * so that a sweep judges memory instead of reading the kernel. Events
  * lost: the next sweep reads the table anew. */
 int revoke_track(struct revoke *rv, char *err, size_t errlen);
+
+/* A flow as conntrack's events tell it, once tracking: opened, or ended
+ * (closed: FIN or RST seen; timeout: conntrack let it go; revoked: a
+ * sweep ended it; unknown: it went while events were lost). An end is
+ * told only for a flow its opening tagged. */
+enum revoke_end {
+	REVOKE_END_CLOSED,
+	REVOKE_END_TIMEOUT,
+	REVOKE_END_REVOKED,
+	REVOKE_END_UNKNOWN
+};
+struct revoke_event {
+	bool open;
+	const struct revoke_flow *f;
+	enum revoke_end end;
+	/* the entry's counters, when conntrack keeps them
+	 * (nf_conntrack_acct): [0] from the source, [1] back to it; whole
+	 * IP packets, headers included */
+	bool counted;
+	uint64_t packets[2], bytes[2];
+	uint32_t tag;
+};
+/* At an opening, returns the flow's tag (0: its end is of no interest). */
+typedef uint32_t revoke_event_fn(void *ctx, const struct revoke_event *ev);
+void revoke_on_events(struct revoke *rv, revoke_event_fn *fn, void *ctx);
 int revoke_fd(const struct revoke *rv);
 void revoke_events(struct revoke *rv);
 size_t revoke_tracked(const struct revoke *rv);
+/* How often conntrack's events overran (lost: the table is read anew,
+ * and flows opened meanwhile are not on record). */
+unsigned long revoke_overruns(const struct revoke *rv);
 /* Tracking, with nothing lost and (the events read) no flow tracked: a
  * sweep would judge nothing, so its judge need not be made. */
 bool revoke_idle(struct revoke *rv);
 
 /* The host's own addresses (getifaddrs), in a new array. */
 struct revoke_addr *revoke_host_addrs(size_t *n);
+/* Whether family/a is among v[0..n). */
+bool revoke_addr_in(const struct revoke_addr *v, size_t n, int family, u128 a);
 
 #endif

@@ -135,7 +135,10 @@ const struct sync_stats *sync_stats(const struct sync *s);
 
 /* Whether a change since the last call may have ended flows' right; if
  * so, the addresses containers gave up since go into *gone (the caller
- * frees it), else *gone is NULL. */
-bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n);
+ * frees it), else *gone is NULL. *all: every flow is to be judged (the
+ * policy, a full sync, FQDN answers or a port's binding changed), else
+ * only those with an end in *gone (containers left, nothing else). */
+bool sync_revocation(struct sync *s, struct revoke_addr **gone, size_t *n,
+		     bool *all);
 
 #endif

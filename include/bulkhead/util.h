@@ -78,6 +78,10 @@ void smap_put(struct smap *m, const char *key, const char *val);
 void smap_del(struct smap *m, const char *key, const char *val);
 void smap_free(struct smap *m);
 
+/* The switch at path (/proc/sys/...) on: 1 when it was on already, 0
+ * when it is now, or a negative errno. */
+int sysctl_turn_on(const char *path);
+
 /* A netlink socket's receive buffer raised to bytes, past the system's
  * cap when we may (CAP_NET_ADMIN), else up to it: room for a burst of
  * events before the kernel drops some (ENOBUFS). */

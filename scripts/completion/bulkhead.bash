@@ -11,6 +11,7 @@ _bulkhead_opts() {
 	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --dns --dns-min-ttl --dns-max-ttl --help" ;;
 	status) echo "--control --json --help" ;;
 	reload) echo "--control --help" ;;
+	flows) echo "--log --verdict --since --service --container --json --summary --follow --help" ;;
 	denials) echo "--log --since --service --container --json --summary --suggest -p --policy --follow --help" ;;
 	graph) echo "-p --policy --inventory --denials --help" ;;
 	flush) echo "--help" ;;
@@ -33,7 +34,7 @@ _bulkhead() {
 		esac
 	done
 	if [[ -z $cmd ]]; then
-		mapfile -t COMPREPLY < <(compgen -W "check plan trace apply diff run status reload denials graph flush --help --version" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "check plan trace apply diff run status reload flows denials graph flush --help --version" -- "$cur")
 		return
 	fi
 	case $prev in
@@ -51,6 +52,10 @@ _bulkhead() {
 		;;
 	--format)
 		mapfile -t COMPREPLY < <(compgen -W "nft json" -- "$cur")
+		return
+		;;
+	--verdict)
+		mapfile -t COMPREPLY < <(compgen -W "allowed denied would-deny allowed,denied denied,would-deny" -- "$cur")
 		return
 		;;
 	--control-group)

@@ -45,6 +45,9 @@ for what in "SYNs to redis:6379" "ARP" "a VLAN-0 tagged SYN"; do
 	echo "$att" | grep -q "$what.*: 0 frames reached redis" || { echo "$att"; fail "the demo's attack ($what) reached redis"; }
 done
 echo "$att" | grep -q "dropped at the containers' bridge ports by table bridge bulkhead: [1-9][0-9]* frames" || fail "the bridge table counted no drop"
+alw=$(part "An allowed flow on record")
+echo "$alw" | grep -q "allowed shop[_-]backend[_-]1 (backend) .* shop[_-]db[_-]1 (db) .* 5432/tcp open by " || { echo "$alw"; fail "the demo's allowed flow has no open record"; }
+echo "$alw" | grep -q "allowed shop[_-]backend[_-]1 (backend) .* 5432/tcp [a-z]* after [0-9.]* s: [0-9]\{6,\} B sent" || { echo "$alw"; fail "the demo's allowed flow has no close record with its 100 kB"; }
 rev=$(part "A revoked edge")
 echo "$rev" | grep -q "revoked 1 flow: shop[_-]backend[_-]1 -> shop[_-]db[_-]1 5432/tcp (no-edge)" || { echo "$rev"; fail "the revocation is not logged"; }
 echo "$rev" | grep -q " backend -> db_1 5432 blocked" || fail "backend reaches db after its edge was removed"
@@ -61,4 +64,4 @@ echo "$sug" | grep -q "^ - to: redis$" || fail "--suggest lacks nginx's edge to 
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
 if nft list table bridge bulkhead >/dev/null 2>&1; then fail "the demo left our bridge table"; fi
 [ -z "$(docker ps -aq --filter label=com.docker.compose.project=shop)" ] || fail "the demo left the shop running"
-echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed, forged frames are refused, a removed edge ends its connection; denials named, graphed and suggested; all removed after"
+echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed, forged frames are refused, an allowed flow is on record with its bytes, a removed edge ends its connection; denials named, graphed and suggested; all removed after"

@@ -4,7 +4,8 @@
 # server matched as backend, both carrying data. `bulkhead reload` of a
 # policy without the backend -> db edge ends the first within a second,
 # says so in the log and in status; the second, on an edge that stays,
-# goes on.
+# goes on, until its server's container leaves the network: then it ends
+too.
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
@@ -50,5 +51,11 @@ if flowing db; then fail "bh-backend -> bh-dbecho still flows a second after its
 flowing be || fail "bh-nginx -> bh-beecho stopped, but its edge stays"
 [ "$("$B" status --control "$tmp/ctl" --json | jq '.revoked_flows')" -ge 1 ] || fail "status does not count the revoked flow"
 "$B" status --control "$tmp/ctl" | grep -q "^revoked 1 flows in" || fail "status does not say it"
+# a container leaving its network without closing its connections (its
+# process lives on, its veth goes: no FIN, no RST): the flows to the
+# address it gave up end with it, judged by that address alone, and the
+# log names the reason
+docker network disconnect bhnet bh-beecho
+wait_for "the departed container's flow revoked" grep -q "revoked 1 flow: bh-nginx -> [0-9.]* 8080/tcp (container left)" "$tmp/daemon.log"
 stop_clean
-echo "ok: a reload without an edge ends its live connection within a second (logged, counted); a stream on an edge that stays goes on"
+echo "ok: a reload without an edge ends its live connection within a second (logged, counted); a stream on an edge that stays goes on; a container leaving its network takes its flows with it"

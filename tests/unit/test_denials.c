@@ -59,7 +59,7 @@ START_TEST(test_query)
 	denials_summary_add(s, a);
 	denials_summary_add(s, b);
 	denials_summary_add(s, c);
-	denials_summary_print(s, &out);
+	denials_summary_print(s, false, &out);
 	ck_assert_ptr_nonnull(strstr(out.s, "       2  nginx"));
 	ck_assert_ptr_nonnull(strstr(out.s, "2026-11-22T16:00:00Z "));
 	ck_assert_ptr_nonnull(strstr(out.s, " 2026-11-22T16:05:00.5Z\n"));
@@ -89,12 +89,89 @@ START_TEST(test_query)
 }
 END_TEST
 
+/* An allowed connection's two records, as the daemon writes them. */
+static json_t *allowed_rec(const char *ts, const char *event, long long sent,
+			   long long received)
+{
+	json_t *r = flow(ts, "backend", "db", 5432, "");
+
+	json_object_del(r, "reason");
+	json_object_set_new(r, "verdict", json_string("allowed"));
+	json_object_set_new(r, "event", json_string(event));
+	json_object_set_new(r, "edge", json_string("shop.yaml:26:9"));
+	if (!strcmp(event, "close")) {
+		json_object_set_new(r, "duration_ms", json_integer(2500));
+		json_object_set_new(r, "bytes",
+				    json_pack("{s:I, s:I}", "sent", sent,
+					      "received", received));
+		json_object_set_new(r, "end", json_string("closed"));
+	}
+	return r;
+}
+
+/* `flows`: verdicts filtered, allowed records shown with their edge or
+ * counts, the summary counting connections and bytes beside denials. */
+START_TEST(test_flows)
+{
+	struct denials_filter f = {0};
+	struct denials_summary *s = denials_summary_new();
+	struct strbuf out = {0};
+	json_t *o1 = allowed_rec("2026-12-02T05:00:00Z", "open", 0, 0);
+	json_t *c1 = allowed_rec("2026-12-02T05:00:02Z", "close", 1500, 900);
+	json_t *o2 = allowed_rec("2026-12-02T05:01:00Z", "open", 0, 0);
+	json_t *c2 = allowed_rec("2026-12-02T05:01:01Z", "close", 100, 50);
+	json_t *d =
+	    flow("2026-12-02T05:02:00Z", "nginx", "db", 5432, "no-edge");
+
+	ck_assert_uint_eq(denials_verdicts("allowed"), FLOWS_ALLOWED);
+	ck_assert_uint_eq(denials_verdicts("denied,would-deny"),
+			  FLOWS_DENIED | FLOWS_WOULD_DENY);
+	ck_assert_uint_eq(denials_verdicts("allowed,maybe"), 0);
+	ck_assert_uint_eq(denials_verdicts(""), 0);
+	f.verdicts = FLOWS_ALLOWED;
+	ck_assert(denials_match(o1, &f) && denials_match(c1, &f));
+	ck_assert(!denials_match(d, &f));
+	f.verdicts = FLOWS_DENIED | FLOWS_WOULD_DENY;
+	ck_assert(!denials_match(o1, &f) && denials_match(d, &f));
+
+	denials_format(o1, &out);
+	ck_assert_ptr_nonnull(strstr(out.s, " allowed "));
+	ck_assert_ptr_nonnull(strstr(out.s, "open by shop.yaml:26:9"));
+	out.len = 0;
+	denials_format(c1, &out);
+	ck_assert_ptr_nonnull(
+	    strstr(out.s, "closed after 2.5 s: 1500 B sent, 900 B received"));
+
+	denials_summary_add(s, o1);
+	denials_summary_add(s, c1);
+	denials_summary_add(s, o2);
+	denials_summary_add(s, c2);
+	denials_summary_add(s, d);
+	out.len = 0;
+	denials_summary_print(s, true, &out);
+	ck_assert_msg(strstr(out.s, "       2  backend") &&
+			  strstr(out.s, " allowed ") &&
+			  strstr(out.s, " 1600 ") && strstr(out.s, " 950 "),
+		      "%s", out.s);
+	ck_assert_ptr_nonnull(strstr(out.s, "denied: no-edge"));
+	ck_assert_ptr_nonnull(strstr(out.s, "2026-12-02T05:00:00Z "));
+	json_decref(o1);
+	json_decref(c1);
+	json_decref(o2);
+	json_decref(c2);
+	json_decref(d);
+	sb_free(&out);
+	denials_summary_free(s);
+}
+END_TEST
+
 Suite *denials_suite(void)
 {
 	Suite *s = suite_create("denials");
 	TCase *tc = tcase_create("denials");
 
 	tcase_add_test(tc, test_query);
+	tcase_add_test(tc, test_flows);
 	suite_add_tcase(s, tc);
 	return s;
 }

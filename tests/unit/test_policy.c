@@ -54,6 +54,12 @@ static const struct bad bad[] = {
     {"version: 1\nsettings:\n  unmatched: maybe\n"
      "services:\n  a:\n    match: {name: a}\n",
      3, 14, "unmatched 'maybe' is not deny or allow"},
+    {"version: 1\nsettings:\n  log_allowed: yes\n"
+     "services:\n  a:\n    match: {name: a}\n",
+     3, 16, "settings.log_allowed 'yes' is not true or false"},
+    {"version: 1\nservices:\n  a:\n    match: {name: a}\n"
+     "    egress:\n      - to: world\n        log: 1\n",
+     7, 14, "log '1' is not true or false"},
     {"version: 1\nsettings:\n  log_rate: fast\n"
      "services:\n  a:\n    match: {name: a}\n",
      3, 13, "log_rate 'fast' is not N/second"},
@@ -296,6 +302,43 @@ static void round_trip(const char *path)
 	diags_free(&d);
 }
 
+/* Allowed flows are logged as settings.log_allowed says, unless the edge
+ * says otherwise. */
+START_TEST(test_log_allowed)
+{
+	static const char one_on[] =
+	    "version: 1\nservices:\n  a:\n    match: {name: a}\n"
+	    "    egress:\n      - to: world\n        log: true\n"
+	    "      - to: host\n";
+	struct diags d = {0};
+	struct policy *p =
+	    load_policy_fixture(FIXTURES "/policy-all-kinds.yaml");
+	size_t i, on = 0, off = 0, as_settings = 0;
+
+	ck_assert(p->log_allowed);
+	for (i = 0; i < p->nedges; i++) {
+		on += p->edges[i].log == 1;
+		off += p->edges[i].log == 0;
+		as_settings += p->edges[i].log < 0;
+		ck_assert(policy_edge_logged(p, &p->edges[i]) ==
+			  (p->edges[i].log != 0));
+	}
+	ck_assert_uint_eq(on, 0);
+	ck_assert_uint_eq(off, 1);
+	ck_assert_uint_eq(as_settings, p->nedges - 1);
+	policy_free(p);
+	/* off by default; one edge on */
+	p = policy_parse("t.yaml", one_on, strlen(one_on), &d);
+	ck_assert_ptr_nonnull(p);
+	ck_assert(!p->log_allowed);
+	ck_assert_uint_eq(p->nedges, 2);
+	ck_assert(policy_edge_logged(p, &p->edges[0]));
+	ck_assert(!policy_edge_logged(p, &p->edges[1]));
+	policy_free(p);
+	diags_free(&d);
+}
+END_TEST
+
 START_TEST(test_round_trip_examples)
 {
 	round_trip("policies/three-tier.yaml");
@@ -429,6 +472,7 @@ Suite *policy_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("good");
 	tcase_add_test(tc, test_round_trip_examples);
+	tcase_add_test(tc, test_log_allowed);
 	tcase_add_test(tc, test_round_trip_breaks);
 	tcase_add_test(tc, test_model_contents);
 	tcase_add_test(tc, test_port_forms);

@@ -177,6 +177,7 @@ START_TEST(test_sync_start_stop)
 	struct fx f;
 	struct revoke_addr *gone;
 	size_t n;
+	bool all;
 
 	fx_init(&f);
 	start(&f, 1, NULL); /* backend */
@@ -191,10 +192,12 @@ START_TEST(test_sync_start_stop)
 	 * it gave up and took again end nothing */
 	start(&f, 1, NULL);
 	ck_assert_int_eq(f.r.applies, 1);
-	ck_assert(sync_revocation(f.s, &gone, &n)); /* the first converge */
+	ck_assert(
+	    sync_revocation(f.s, &gone, &n, &all)); /* the first converge */
+	ck_assert(all);
 	free(gone);
 	start(&f, 1, NULL);
-	ck_assert(!sync_revocation(f.s, &gone, &n));
+	ck_assert(!sync_revocation(f.s, &gone, &n, &all));
 	ck_assert_ptr_null(gone);
 	ck_assert_uint_eq(n, 0);
 
@@ -207,7 +210,8 @@ START_TEST(test_sync_start_stop)
 	ck_assert_uint_gt(f.r.dels, 0);
 	ck_assert_uint_eq(sync_inventory(f.s)->n, 0);
 	ck_assert_uint_ge(sync_gone(f.s)->n, 1);
-	ck_assert(sync_revocation(f.s, &gone, &n));
+	ck_assert(sync_revocation(f.s, &gone, &n, &all));
+	ck_assert(!all); /* only the flows of what it gave up are judged */
 	ck_assert_uint_eq(n, 2); /* 172.28.5.3 and fd00:28:5::3 */
 	ck_assert_int_eq(gone[0].family, AF_INET);
 	ck_assert_int_eq(gone[1].family, AF_INET6);

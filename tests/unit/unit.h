@@ -19,6 +19,7 @@ Suite *revoke_suite(void);
 Suite *sync_suite(void);
 Suite *control_suite(void);
 Suite *denials_suite(void);
+Suite *allowed_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
