@@ -580,6 +580,21 @@ static void want_acct(struct daemon *d)
 		    strerror(-r));
 }
 
+/* The host's own addresses, read anew when older than max_age_ms (a
+ * sweep asks for them fresh; each conntrack opening takes them up to
+ * ten seconds old). */
+static const struct revoke_addr *host_addrs(struct daemon *d, double max_age_ms,
+					    size_t *n)
+{
+	if (!d->host || now_ms() - d->host_ms >= max_age_ms) {
+		free(d->host);
+		d->host = revoke_host_addrs(&d->nhost);
+		d->host_ms = now_ms();
+	}
+	*n = d->nhost;
+	return d->host;
+}
+
 /* A flow opened or ended, as conntrack says: an allowed flow's record
  * when its edge logs. */
 static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
@@ -594,16 +609,12 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 	flowlog_time(wall_us(), ts, sizeof(ts));
 	d->ctline.len = 0;
 	if (ev->open) {
-		struct allowed_judge j;
+		struct allowed_judge j = {.cc = sync_compiler(d->sync),
+					  .p = p,
+					  .ix = sync_index(d->sync),
+					  .gone = sync_gone(d->sync)};
 
-		if (now_ms() - d->host_ms > 10e3 || !d->host) {
-			free(d->host);
-			d->host = revoke_host_addrs(&d->nhost);
-			d->host_ms = now_ms();
-		}
-		j = (struct allowed_judge){
-		    sync_compiler(d->sync), p,	     sync_index(d->sync),
-		    sync_gone(d->sync),	    d->host, d->nhost};
+		j.host = host_addrs(d, 10e3, &j.nhost);
 		tag = allowed_open(d->allowed, &j, ev->f, ts,
 				   (uint64_t)now_ms(), &d->ctline);
 	} else {
@@ -1090,7 +1101,7 @@ static void drain(int fd)
 static void sweep(struct daemon *d)
 {
 	struct revoke_judge jd = {0};
-	struct revoke_addr *host, *gone;
+	struct revoke_addr *gone;
 	struct revoke_result res;
 	char err[256];
 	bool all;
@@ -1110,13 +1121,12 @@ static void sweep(struct daemon *d)
 		flowlog_sink_flush(d->sink); /* what its events wrote */
 		return;
 	}
-	host = revoke_host_addrs(&jd.nhost);
+	jd.host = host_addrs(d, 0, &jd.nhost);
 	jd.cc = sync_compiler(d->sync);
 	jd.p = sync_policy(d->sync);
 	jd.inv = sync_inventory(d->sync);
 	jd.ix = sync_index(d->sync);
 	jd.rs = sync_judged(d->sync);
-	jd.host = host;
 	jd.gone = gone;
 	if (revoke_sweep(d->rv, &jd, &res, err, sizeof(err)))
 		fail(d, "revocation: %s", err);
@@ -1128,7 +1138,6 @@ static void sweep(struct daemon *d)
 		    res.ended == 1 ? "" : "s", res.pairs.s);
 	}
 	sb_free(&res.pairs);
-	free(host);
 	free(gone);
 	flowlog_sink_flush(d->sink); /* the close records of what ended */
 }

@@ -218,12 +218,19 @@ static bool fqdn_allows(const struct revoke_judge *j,
 	return s && s->nkey == 3 && ir_set_lookup(s, key, 3);
 }
 
+/* Whether an end of f is an address a container gave up. */
+static bool touches_gone(const struct revoke_judge *j,
+			 const struct revoke_flow *f)
+{
+	return revoke_addr_in(j->gone, j->ngone, f->family, f->saddr) ||
+	       revoke_addr_in(j->gone, j->ngone, f->family, f->daddr);
+}
+
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 		 char *why, size_t whylen)
 {
 	bool to_host = revoke_addr_in(j->host, j->nhost, f->family, f->daddr);
-	bool gone = revoke_addr_in(j->gone, j->ngone, f->family, f->saddr) ||
-		    revoke_addr_in(j->gone, j->ngone, f->family, f->daddr);
+	bool gone = touches_gone(j, f);
 	struct trace_decision d;
 	struct strbuf b = {0};
 	char proto[16];
@@ -248,9 +255,7 @@ bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
  * was given up (a look at two addresses, not a decision). */
 static bool judged(const struct revoke_judge *j, const struct revoke_flow *f)
 {
-	return !j->only_gone ||
-	       revoke_addr_in(j->gone, j->ngone, f->family, f->saddr) ||
-	       revoke_addr_in(j->gone, j->ngone, f->family, f->daddr);
+	return !j->only_gone || touches_gone(j, f);
 }
 
 /* --- the sweep -------------------------------------------------------------

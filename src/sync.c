@@ -349,14 +349,28 @@ static void owners_rebuild(struct sync *s)
 	}
 }
 
+/* What is kept by container of the inventory (its addresses' owner, its
+ * ports bound, the addresses' index) follows c, placed (in) or about to
+ * be taken out. */
+static void track(struct sync *s, const struct inv_container *c, bool in)
+{
+	owner_keys(s, c, in ? owner_put : owner_del, NULL);
+	bound_keys(s, c, in);
+	if (!s->ix)
+		return;
+	if (!in)
+		trace_index_del(s->ix, c);
+	else if (!trace_index_add(s->ix, c))
+		inv_changed(s); /* an address taken from another: anew */
+}
+
 /* Takes container idx out of the inventory, its leaving into delta. */
 static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 {
 	time_t now = time(NULL);
 	size_t i;
 
-	owner_keys(s, &s->inv->c[idx], owner_del, NULL);
-	bound_keys(s, &s->inv->c[idx], false);
+	track(s, &s->inv->c[idx], false);
 	if (compile_delta(s->cc, s->inv, idx, false, delta))
 		s->resync_wanted = true;
 	/* its addresses may go to another container: its flows end */
@@ -376,8 +390,6 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 		}
 	grow(&s->gone_at, &s->capgone, s->gone->n + 1, sizeof(*s->gone_at));
 	s->gone_at[s->gone->n] = now;
-	if (s->ix)
-		trace_index_del(s->ix, &s->inv->c[idx]);
 	inventory_move(s->gone, s->inv, idx);
 }
 
@@ -404,6 +416,15 @@ static void drop_stale(struct sync *s, const struct inv_container *c,
 	owner_keys(s, c, stale_one, delta);
 }
 
+/* rs, a full compile, is what the kernel holds now: no delta since. */
+static void rs_install(struct sync *s, struct ir_ruleset *rs)
+{
+	ir_free(s->rs);
+	s->rs = rs;
+	s->rs_stale = s->rs_behind = false;
+	s->lag.n = 0;
+}
+
 /* delta into the kernel. A deletion may end flows' right: those of the
  * addresses given up (gone_addrs) are judged by them alone when only
  * containers left (by_addr); any other asks for every flow judged. */
@@ -421,11 +442,11 @@ static bool commit_by(struct sync *s, struct ir_delta *delta, bool by_addr)
 		return false;
 	}
 	s->st.deltas++;
-	for (i = 0; i < delta->n; i++)
+	for (i = 0; i < delta->n; i++) {
 		*PUSH(s->lag.v, s->lag.n, s->lag.cap) = delta->v[i];
+		s->revoke_wanted |= !by_addr && !delta->v[i].add;
+	}
 	s->rs_stale = true;
-	for (i = 0; i < delta->n && !by_addr; i++)
-		s->revoke_wanted |= !delta->v[i].add;
 	return true;
 }
 
@@ -443,12 +464,8 @@ const struct ir_ruleset *sync_wanted(struct sync *s)
 		return s->rs;
 	rs = compile_ruleset(s->cc, s->inv, "docker", &dg);
 	diags_free(&dg);
-	if (rs) {
-		ir_free(s->rs);
-		s->rs = rs;
-		s->rs_stale = s->rs_behind = false;
-		s->lag.n = 0;
-	}
+	if (rs)
+		rs_install(s, rs);
 	return s->rs;
 }
 
@@ -651,11 +668,7 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		diags_free(&dg);
 		drop_stale(s, &scratch->c[0], &delta);
 		inventory_move(s->inv, scratch, 0);
-		owner_keys(s, &s->inv->c[s->inv->n - 1], owner_put, NULL);
-		bound_keys(s, &s->inv->c[s->inv->n - 1], true);
-		/* the index follows (an address taken from another: anew) */
-		if (s->ix && !trace_index_add(s->ix, &s->inv->c[s->inv->n - 1]))
-			inv_changed(s);
+		track(s, &s->inv->c[s->inv->n - 1], true);
 		if (compile_delta(s->cc, s->inv, s->inv->n - 1, true, &delta))
 			s->resync_wanted = true;
 	}
@@ -938,10 +951,7 @@ int sync_converge(struct sync *s, struct inventory *inv,
 	s->inv = inv;
 	owners_rebuild(s);
 	inv_changed(s);
-	ir_free(s->rs);
-	s->rs = rs;
-	s->rs_stale = s->rs_behind = false;
-	s->lag.n = 0;
+	rs_install(s, rs);
 	s->resync_wanted = false;
 	s->st.last_sync = time(NULL);
 	return 0;
@@ -988,13 +998,10 @@ int sync_reload(struct sync *s, struct policy *p, struct kernel_sync *res)
 	}
 	compile_free(s->cc);
 	policy_free(s->p);
-	ir_free(s->rs);
 	s->p = p;
 	s->cc = cc;
 	inv_changed(s);
-	s->rs = rs;
-	s->rs_stale = s->rs_behind = false;
-	s->lag.n = 0;
+	rs_install(s, rs);
 	return 0;
 }
 
