@@ -16,14 +16,6 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() {
-	{
-		echo "--- daemon log"; cat "$tmp/daemon.log"
-		echo "--- records"; cat "$tmp/flows.jsonl" 2>/dev/null
-		echo "FAIL: $*"
-	} >&2
-	exit 1
-}
 
 bh_policy bhnet "$tmp/policy.yaml"
 compose down -t 0 >/dev/null 2>&1 || true

@@ -1,5 +1,6 @@
 # Shared by the tests that run the daemon (sourced from the repository's
-# root, with $tmp set): `fail` (the daemon's log, then the message),
+# root, with $tmp set): `fail` (the daemon's log, the flow log's records
+# when there are any, then the message),
 # `stop_clean` (SIGTERM to the daemon $pid; it must exit 0, so that built
 # with the sanitizers a leak at exit fails), `fake_docker_start` (the
 # misbehaving Docker API of tests/lib/fake_docker.py on $tmp/docker.sock,
@@ -7,6 +8,9 @@
 # the fake, the namespace $ns and $tmp, gone).
 fail() {
 	echo "--- daemon log"; cat "$tmp/daemon.log" 2>/dev/null
+	if [ -s "$tmp/flows.jsonl" ]; then
+		echo "--- records"; cat "$tmp/flows.jsonl"
+	fi
 	echo "FAIL: $*"
 	exit 1
 }
