@@ -416,7 +416,10 @@ static int get_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 {
 	(void)type;
 	counters_of(ct, data);
-	return NFCT_CB_STOP;
+	/* on to the request's ack: stopping here leaves it queued, and the
+	 * next query on the handle reads it as its own answer (and that
+	 * query's answer goes to the one after: counters of another flow) */
+	return NFCT_CB_CONTINUE;
 }
 
 /* The entry's counters as the table holds them now (an update event
