@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
 CC ?= cc
-PKGS := libnftnl libmnl yaml-0.1 jansson libcurl libcap-ng libcares libnetfilter_conntrack
+PKGS := libnftnl libmnl yaml-0.1 jansson libcurl libcap-ng libcares libnetfilter_conntrack libmicrohttpd
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wshadow \
 	-Wstrict-prototypes -Iinclude -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -25,6 +25,7 @@
 
 #include "bulkhead/allowed.h"
 #include "bulkhead/flowlog.h"
+#include "bulkhead/metrics.h"
 
 #define BATCH 32
 #define DATAGRAMS 256
@@ -36,6 +37,7 @@ struct sinkctx {
 	struct trace_index *ix;
 	struct strbuf line;
 	struct flowlog_sink *sink;
+	struct metrics *m; /* counted as the daemon counts with --metrics */
 	unsigned long n;
 };
 
@@ -95,9 +97,12 @@ static void write_record(void *ctx, const struct flow_pkt *pkt)
 {
 	struct sinkctx *c = ctx;
 
+	struct trace_decision dec;
+
 	c->line.len = 0;
 	flowlog_attribute(pkt, c->cc, c->p, c->ix, c->gone,
-			  "2026-11-23T02:00:00.000Z", &c->line);
+			  "2026-11-23T02:00:00.000Z", &c->line, &dec);
+	flowlog_count(c->m, pkt, &dec, c->cc, c->p, c->gone);
 	flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
 	c->n++;
 }
@@ -128,8 +133,11 @@ static size_t allowed_flows(struct sinkctx *c, struct revoke_flow *v)
 	size_t n = 0, tries;
 
 	for (tries = 0; n < FLOWS && tries < 200 * FLOWS; tries++) {
-		struct revoke_flow f = {AF_INET, some_addr(c->inv),
-					some_addr(c->inv), IPPROTO_TCP, 40000,
+		struct revoke_flow f = {AF_INET,
+					some_addr(c->inv),
+					some_addr(c->inv),
+					IPPROTO_TCP,
+					40000,
 					0};
 		struct trace_decision d;
 		size_t e = (size_t)rand() % c->p->nedges;
@@ -150,7 +158,7 @@ static size_t allowed_flows(struct sinkctx *c, struct revoke_flow *v)
 static double run_allowed(struct sinkctx *c, const struct revoke_flow *v,
 			  size_t nv, unsigned long events)
 {
-	struct allowed_judge j = {c->cc, c->p, c->ix, c->gone, NULL, 0};
+	struct allowed_judge j = {c->cc, c->p, c->ix, c->gone, NULL, 0, c->m};
 	struct allowed *a = allowed_new();
 	double t = now_s();
 	unsigned long n = 0;
@@ -162,12 +170,12 @@ static double run_allowed(struct sinkctx *c, const struct revoke_flow *v,
 					  .bytes = {4096, 2048}};
 
 		c->line.len = 0;
-		ev.tag = allowed_open(a, &j, ev.f, "2026-12-02T05:00:00.000000Z",
-				      n, &c->line);
+		ev.tag = allowed_open(
+		    a, &j, ev.f, "2026-12-02T05:00:00.000000Z", n, &c->line);
 		flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
 		c->line.len = 0;
-		allowed_close(a, &ev, "2026-12-02T05:00:01.000000Z", n + 1,
-			      &c->line);
+		allowed_close(a, c->m, &ev, "2026-12-02T05:00:01.000000Z",
+			      n + 1, &c->line);
 		flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
 		n += 2;
 	}
@@ -208,6 +216,7 @@ int main(int argc, char **argv)
 	c.p = p;
 	c.inv = inv;
 	c.gone = gone;
+	c.m = metrics_new(); /* as with run --metrics: every flow counted */
 	decode = run(bufs, lens, records, count_only, &c);
 	c.ix = trace_index_new(cc, p, inv);
 	c.sink = flowlog_sink_open(argv[3], 0, 1, err, sizeof(err));
@@ -227,7 +236,8 @@ int main(int argc, char **argv)
 		p->edges[i].log = -1;
 	nflows = allowed_flows(&c, flows);
 	if (!nflows) {
-		printf("%zu containers: no connection an edge allows\n", inv->n);
+		printf("%zu containers: no connection an edge allows\n",
+		       inv->n);
 	} else {
 		double ev = run_allowed(&c, flows, nflows, records);
 
@@ -237,6 +247,7 @@ int main(int argc, char **argv)
 		       inv->n, ev, ev / 100000);
 	}
 	flowlog_sink_close(c.sink);
+	metrics_free(c.m);
 	trace_index_free(c.ix);
 	sb_free(&c.line);
 	for (i = 0; i < DATAGRAMS; i++)

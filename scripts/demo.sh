@@ -117,9 +117,10 @@ others >"$tmp/tables-before"
 # the daemon runs on a copy, which a later step edits and reloads
 cp "$POLICY" "$out/policy.yaml"
 say "\$ cp $POLICY $out/policy.yaml"
-say "\$ bulkhead run -p $out/policy.yaml --log $out/flows.jsonl &"
+METRICS=${DEMO_METRICS:-127.0.0.1:9464}
+say "\$ bulkhead run -p $out/policy.yaml --log $out/flows.jsonl --metrics $METRICS &"
 rm -f "$out/flows.jsonl"
-./bulkhead run -p "$out/policy.yaml" --control "$tmp/ctl" --log "$out/flows.jsonl" >"$out/daemon.log" 2>&1 &
+./bulkhead run -p "$out/policy.yaml" --control "$tmp/ctl" --log "$out/flows.jsonl" --metrics "$METRICS" >"$out/daemon.log" 2>&1 &
 daemon=$!
 st() { ./bulkhead status --control "$tmp/ctl" "$@" 2>/dev/null; }
 waitfor() { # what, then a command that succeeds once it is so
@@ -207,6 +208,12 @@ cp "$POLICY" "$out/policy.yaml"
 step "bulkhead status: what the daemon sees and has programmed"
 st | indent
 
+step "Metrics: what Prometheus scrapes from the daemon (--metrics $METRICS)"
+say "\$ curl -s http://$METRICS/metrics | grep -E '^bulkhead_(flows_total|flow_bytes_total|containers)'"
+curl -sf --max-time 5 "http://$METRICS/metrics" >"$out/metrics.txt" || { echo "demo: GET /metrics did not answer" >&2; exit 1; }
+grep -E '^bulkhead_(flows_total|flow_bytes_total|containers)[{ ]' "$out/metrics.txt" | indent
+say "($(grep -c '^bulkhead_' "$out/metrics.txt") series in all: $out/metrics.txt)"
+
 step "bulkhead denials: every denied flow, both ends named"
 sleep 0.3
 ./bulkhead denials --log "$out/flows.jsonl" | indent
@@ -226,7 +233,7 @@ step "bulkhead denials --suggest: a denial turned into the YAML edge that would 
 step "Done"
 say "The daemon enforced $POLICY on the shop, placed the late backend as"
 say "Docker started it, logged each denied flow with both ends named, and"
-say "an allowed one with its edge and bytes."
+say "an allowed one with its edge and bytes, and served it all as metrics."
 say "Its log and the denied flows are in $out."
 if [ "${KEEP:-0}" = 1 ]; then
 	say "KEEP=1: all of it keeps running. To stop it:"

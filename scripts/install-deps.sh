@@ -14,10 +14,10 @@ set -eu
 # scripts/compat.sh reads them off the binary
 RUN_PKGS="nftables iproute2 jq time procps make gcc libc6-dev docker.io
 docker-compose busybox-static socat iperf3 graphviz python3 python3-scapy
-conntrack"
+conntrack prometheus curl"
 BUILD_PKGS="build-essential pkg-config clang libnftnl-dev libmnl-dev
 libyaml-dev libjansson-dev libcurl4-openssl-dev libcap-ng-dev libc-ares-dev
-libnetfilter-conntrack-dev check debootstrap"
+libnetfilter-conntrack-dev libmicrohttpd-dev check debootstrap"
 
 case "${1:-}" in
 --list-run)

@@ -7,17 +7,22 @@
 
 #include "bulkhead/allowed.h"
 #include "bulkhead/flowlog.h"
+#include "bulkhead/metrics.h"
 #include "bulkhead/policy.h"
 
 /* Flows told as open at once, at most: past it an opening is counted as
  * suppressed (memory stays bounded whatever the host's connections). */
 #define ALLOWED_OPEN_MAX (1u << 20)
 
-/* What a close record repeats of its open one. */
+/* What a close record repeats of its open one, and where its bytes
+ * are counted. */
 struct open_flow {
-	char *ends; /* "proto":...,"src":{...},"dst":{...},"edge":"F:L:C" */
+	char *ends; /* "proto":...,"src":{...},"dst":{...},"edge":"F:L:C";
+		       NULL when no record is written */
 	uint64_t opened_ms;
+	uint32_t pair;	    /* its bytes' series in the metrics, or 0 */
 	uint32_t next_free; /* a free entry's successor, as a tag */
+	bool live;
 };
 
 struct allowed {
@@ -77,7 +82,8 @@ static bool take_token(struct allowed *a, const struct policy *p,
 	return true;
 }
 
-static uint32_t tag_new(struct allowed *a, char *ends, uint64_t now_ms)
+static uint32_t tag_new(struct allowed *a, char *ends, uint32_t pair,
+			uint64_t now_ms)
 {
 	uint32_t tag = a->free_tag;
 	struct open_flow *o;
@@ -91,9 +97,30 @@ static uint32_t tag_new(struct allowed *a, char *ends, uint64_t now_ms)
 	}
 	o->ends = ends;
 	o->opened_ms = now_ms;
+	o->pair = pair;
 	o->next_free = 0;
+	o->live = true;
 	a->st.open++;
 	return tag;
+}
+
+/* What metrics call an end of an allowed flow: its container's
+ * service, else the kind of peer the edge names there. */
+static const char *end_label(const struct policy *p,
+			     const struct trace_decision *d, bool src,
+			     const struct pol_peer *peer)
+{
+	static const char *const kind[] = {
+	    [PEER_WORLD] = "world",
+	    [PEER_HOST] = "host",
+	    [PEER_CIDR] = "cidr",
+	    [PEER_FQDN] = "fqdn",
+	};
+	long svc = src ? d->src_svc : d->dst_svc;
+
+	if (src ? d->src : d->dst)
+		return svc >= 0 ? p->services[svc].name : METRICS_UNMATCHED;
+	return peer->kind != PEER_SERVICE ? kind[peer->kind] : "world";
 }
 
 static void record_start(struct strbuf *out, const char *ts, const char *event)
@@ -120,6 +147,8 @@ uint32_t allowed_open(struct allowed *a, const struct allowed_judge *j,
 	struct trace_decision d;
 	struct strbuf ends = {0};
 	const struct pol_edge *e;
+	uint32_t pair = 0;
+	bool logged;
 	char *where;
 
 	pkt.has_ports = f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP ||
@@ -129,12 +158,23 @@ uint32_t allowed_open(struct allowed *a, const struct allowed_judge *j,
 	    !d.allowed || d.edge < 0 || (size_t)d.edge >= j->p->nedges)
 		return 0; /* not an edge's: nobody's flow, or not allowed */
 	e = &j->p->edges[d.edge];
-	if (!policy_edge_logged(j->p, e))
-		return 0;
-	if (a->st.open >= ALLOWED_OPEN_MAX || !take_token(a, j->p, now_ms)) {
-		a->st.suppressed++;
-		return 0;
+	logged = policy_edge_logged(j->p, e);
+	if (j->m) {
+		const char *src = end_label(j->p, &d, true, &e->src);
+		const char *dst = end_label(j->p, &d, false, &e->dst);
+
+		metrics_flow(j->m, "allowed", src, dst, "edge");
+		pair = metrics_pair(j->m, src, dst);
 	}
+	if (a->st.open >= ALLOWED_OPEN_MAX ||
+	    (logged && !take_token(a, j->p, now_ms))) {
+		a->st.suppressed += logged;
+		logged = false;
+		if (a->st.open >= ALLOWED_OPEN_MAX)
+			return 0;
+	}
+	if (!logged)
+		return pair ? tag_new(a, NULL, pair, now_ms) : 0;
 	flowlog_ends(&pkt, &d, j->cc, j->p, j->gone, &ends);
 	where = xasprintf("%s:%u:%u", j->p->file, e->loc.line, e->loc.col);
 	sb_puts(&ends, ",\"edge\":");
@@ -144,19 +184,28 @@ uint32_t allowed_open(struct allowed *a, const struct allowed_judge *j,
 	sb_putn(out, ends.s, ends.len);
 	sb_putc(out, '}');
 	a->st.opened++;
-	return tag_new(a, ends.s, now_ms);
+	return tag_new(a, ends.s, pair, now_ms);
 }
 
-void allowed_close(struct allowed *a, const struct revoke_event *ev,
-		   const char *ts, uint64_t now_ms, struct strbuf *out)
+void allowed_close(struct allowed *a, struct metrics *m,
+		   const struct revoke_event *ev, const char *ts,
+		   uint64_t now_ms, struct strbuf *out)
 {
 	static const char *const how[] = {"closed", "timeout", "revoked",
 					  "unknown"};
 	struct open_flow *o;
 
-	if (!ev->tag || ev->tag > a->n || !a->v[ev->tag - 1].ends)
+	if (!ev->tag || ev->tag > a->n || !a->v[ev->tag - 1].live)
 		return;
 	o = &a->v[ev->tag - 1];
+	if (ev->counted && m)
+		metrics_bytes(m, o->pair, ev->bytes[0], ev->bytes[1]);
+	o->live = false;
+	o->next_free = a->free_tag;
+	a->free_tag = ev->tag;
+	a->st.open--;
+	if (!o->ends)
+		return;
 	record_start(out, ts, "close");
 	sb_puts(out, o->ends);
 	sb_printf(out, ",\"duration_ms\":%llu",
@@ -176,8 +225,5 @@ void allowed_close(struct allowed *a, const struct revoke_event *ev,
 	sb_printf(out, ",\"end\":\"%s\"}", how[ev->end]);
 	free(o->ends);
 	o->ends = NULL;
-	o->next_free = a->free_tag;
-	a->free_tag = ev->tag;
-	a->st.open--;
 	a->st.closed++;
 }

@@ -644,13 +644,19 @@ struct control_client {
 int control_listen(const char *path, const char *group, char *err,
 		   size_t errlen)
 {
+	return control_listen_unix("control socket", path, group, err, errlen);
+}
+
+int control_listen_unix(const char *what, const char *path, const char *group,
+			char *err, size_t errlen)
+{
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = -1, probe;
 	struct group *g = NULL;
 	mode_t mode = 0600;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		snprintf(err, errlen, "control socket path too long: %s", path);
+		snprintf(err, errlen, "%s path too long: %s", what, path);
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
@@ -674,8 +680,7 @@ int control_listen(const char *path, const char *group, char *err,
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    (g && chown(path, (uid_t)-1, g->gr_gid)) ||
 	    chmod(path, g ? (mode = 0660) : mode) || listen(fd, 16)) {
-		snprintf(err, errlen, "control socket %s: %s", path,
-			 strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;

@@ -34,9 +34,11 @@
 #include "bulkhead/flowlog.h"
 #include "bulkhead/fqdn.h"
 #include "bulkhead/kernel.h"
+#include "bulkhead/metrics.h"
 #include "bulkhead/policy.h"
 #include "bulkhead/ports.h"
 #include "bulkhead/revoke.h"
+#include "bulkhead/scrape.h"
 #include "bulkhead/sync.h"
 #include "bulkhead/trace.h"
 
@@ -58,6 +60,7 @@ enum watch_kind {
 	W_BIND,
 	W_CT,
 	W_LINK,
+	W_SCRAPE, /* the metrics endpoint: its epoll fd, its timer */
 };
 
 /* One fd in the epoll set: the cookie its events carry. */
@@ -99,6 +102,14 @@ struct daemon {
 	struct revoke_addr *host; /* the host's addresses, as of host_ms */
 	size_t nhost;
 	double host_ms;
+	/* --metrics: the counters, the endpoint, and the kernel's counts
+	 * as last read (at most once a second, whoever scrapes) */
+	struct metrics *metrics;
+	struct scrape *scrape;
+	struct watch wscrape, wscrapetimer;
+	double kread_ms;
+	unsigned long kelements;
+	long long kdenied;
 
 	enum dk_state dk_state;
 	bool synced_once, snapshot_running, busy;
@@ -547,6 +558,7 @@ static uint64_t wall_us(void)
 static void on_flow(void *ctx, const struct flow_pkt *pkt)
 {
 	struct daemon *d = ctx;
+	struct trace_decision dec;
 	char ts[40];
 
 	/* our clock, at most the NFLOG batch timeout (0.1 s) late: not
@@ -555,19 +567,28 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 	d->line.len = 0;
 	d->acct.records++;
 	flowlog_attribute(pkt, sync_compiler(d->sync), sync_policy(d->sync),
-			  sync_index(d->sync), sync_gone(d->sync), ts,
-			  &d->line);
+			  sync_index(d->sync), sync_gone(d->sync), ts, &d->line,
+			  &dec);
+	flowlog_count(d->metrics, pkt, &dec, sync_compiler(d->sync),
+		      sync_policy(d->sync), sync_gone(d->sync));
 	if (flowlog_sink_write_line(d->sink, d->line.s, d->line.len))
 		fail(d, "denied-flow log %s: cannot write", d->o->log);
 }
 
-/* Allowed flows' close records count bytes only with conntrack's
- * accounting on: turned on when the policy logs allowed flows. */
+/* Whether conntrack's openings are judged: for the flow log, for the
+ * metrics, or both. */
+static bool judges_openings(const struct daemon *d)
+{
+	return d->metrics || policy_logs_allowed(sync_policy(d->sync));
+}
+
+/* Allowed flows' close records and byte metrics count bytes only with
+ * conntrack's accounting on: turned on when something reads them. */
 static void want_acct(struct daemon *d)
 {
 	int r;
 
-	if (!policy_logs_allowed(sync_policy(d->sync)))
+	if (!judges_openings(d))
 		return;
 	r = sysctl_turn_on("/proc/sys/net/netfilter/nf_conntrack_acct");
 	if (!r)
@@ -604,7 +625,7 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 	uint32_t tag = 0;
 	char ts[40];
 
-	if (ev->open && !policy_logs_allowed(p))
+	if (ev->open && !judges_openings(d))
 		return 0;
 	flowlog_time(wall_us(), ts, sizeof(ts));
 	d->ctline.len = 0;
@@ -612,14 +633,15 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 		struct allowed_judge j = {.cc = sync_compiler(d->sync),
 					  .p = p,
 					  .ix = sync_index(d->sync),
-					  .gone = sync_gone(d->sync)};
+					  .gone = sync_gone(d->sync),
+					  .m = d->metrics};
 
 		j.host = host_addrs(d, 10e3, &j.nhost);
 		tag = allowed_open(d->allowed, &j, ev->f, ts,
 				   (uint64_t)now_ms(), &d->ctline);
 	} else {
-		allowed_close(d->allowed, ev, ts, (uint64_t)now_ms(),
-			      &d->ctline);
+		allowed_close(d->allowed, d->metrics, ev, ts,
+			      (uint64_t)now_ms(), &d->ctline);
 	}
 	if (d->ctline.len &&
 	    flowlog_sink_write_line(d->sink, d->ctline.s, d->ctline.len))
@@ -953,6 +975,86 @@ static void status_fill(struct daemon *d, struct control_status *st)
 	}
 }
 
+/* --- metrics ----------------------------------------------------------- */
+
+/* What the kernel holds (its elements, the deny chain's counter), read
+ * at most once a second however often someone scrapes. */
+static void metrics_kernel(struct daemon *d)
+{
+	struct ir_ruleset *have = NULL;
+	char err[256];
+	size_t i;
+
+	if (d->kread_ms && now_ms() - d->kread_ms < 1000)
+		return;
+	d->kread_ms = now_ms();
+	d->kdenied = -1;
+	if (kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err)) ||
+	    !have)
+		return;
+	if (d->fl)
+		count_suppressed(d, have);
+	d->kelements = 0;
+	for (i = 0; i < have->nsets; i++)
+		d->kelements += have->sets[i].n;
+	d->kdenied = (long long)flowlog_denied_packets(have);
+	ir_free(have);
+}
+
+static void render_metrics(void *ctx, struct strbuf *out)
+{
+	struct daemon *d = ctx;
+	const struct sync_stats *ss = sync_stats(d->sync);
+	const struct policy *p = sync_policy(d->sync);
+	const struct inventory *inv = sync_inventory(d->sync);
+	struct metrics_state st = {.version = d->o->version};
+	size_t i;
+
+	metrics_kernel(d);
+	st.docker_connected = d->dk_state == DK_UP;
+	st.containers = xcalloc(p->nservices + 1, sizeof(*st.containers));
+	for (i = 0; i < p->nservices; i++)
+		st.containers[i].label = p->services[i].name;
+	st.containers[p->nservices].label = METRICS_UNMATCHED;
+	st.ncontainers = p->nservices + 1;
+	for (i = 0; i < inv->n; i++) {
+		long a, b,
+		    svc = compile_assign(sync_compiler(d->sync), &inv->c[i], &a,
+					 &b);
+
+		st.containers[svc >= 0 ? (size_t)svc : p->nservices].n++;
+	}
+	st.elements = d->kelements;
+	st.commits_delta = ss->deltas;
+	st.commits_full = ss->resyncs;
+	st.commits_refill = ss->refills;
+	st.restores = ss->restores;
+	st.denied_packets = d->kdenied;
+	st.records = d->acct.records + allowed_stats(d->allowed)->opened +
+		     allowed_stats(d->allowed)->closed;
+	st.suppressed_denied = d->acct.suppressed;
+	st.suppressed_allowed = allowed_stats(d->allowed)->suppressed;
+	st.log_overruns = d->fl ? flowlog_stats(d->fl)->overruns : 0;
+	st.ct_overruns = revoke_overruns(d->rv);
+	st.revoked = d->revoked;
+	st.flows_open = allowed_stats(d->allowed)->open;
+	st.errors = d->errors;
+	st.le = sync_lat_le;
+	st.buckets = ss->connect.le;
+	st.nbuckets = SYNC_LAT_NLE;
+	st.placements = ss->connect.count;
+	st.placement_sum_s = ss->connect.sum_s;
+	st.fqdn = xcalloc(d->fq.n + 1, sizeof(*st.fqdn));
+	for (i = 0; i < d->fq.n; i++) {
+		st.fqdn[i].label = d->fq.v[i].name;
+		st.fqdn[i].n = d->fq.v[i].n > 0;
+	}
+	st.nfqdn = d->fq.n;
+	metrics_render(d->metrics, &st, out);
+	free(st.containers);
+	free(st.fqdn);
+}
+
 /* --- requests ---------------------------------------------------------- */
 
 static json_t *trace_json(struct daemon *d, json_t *req)
@@ -1215,8 +1317,8 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		say("warning: %s; each revocation will read the conntrack "
 		    "table%s",
 		    err,
-		    policy_logs_allowed(sync_policy(d->sync))
-			? ", and no allowed flow is on record"
+		    judges_openings(d)
+			? ", and no allowed flow is on record or counted"
 			: "");
 	fd = ports_watch(d->ports, err, errlen);
 	if (fd < 0)
@@ -1230,6 +1332,17 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	if (fd < 0 || watch_add(d, &d->wdnstimer, W_DNS_TIMER, fd) ||
 	    watch_add(d, &d->wdns, W_DNS, dns_fd(d->dns)))
 		goto sys;
+	if (d->o->metrics) {
+		d->metrics = metrics_new();
+		d->scrape = scrape_open(d->o->metrics, d->o->control_group,
+					render_metrics, d, err, errlen);
+		if (!d->scrape)
+			return -1;
+		if (watch_add(d, &d->wscrape, W_SCRAPE, scrape_fd(d->scrape)) ||
+		    watch_add(d, &d->wscrapetimer, W_SCRAPE,
+			      scrape_timer_fd(d->scrape)))
+			goto sys;
+	}
 	return 0;
 sys:
 	snprintf(err, errlen, "setting up the event loop: %s", strerror(errno));
@@ -1257,6 +1370,8 @@ static void teardown(struct daemon *d)
 	ports_free(d->ports);
 	revoke_free(d->rv);
 	allowed_free(d->allowed);
+	scrape_close(d->scrape);
+	metrics_free(d->metrics);
 	free(d->host);
 	sb_free(&d->ctline);
 	flowlog_close(d->fl);
@@ -1357,9 +1472,10 @@ int daemon_run(const struct daemon_opts *o)
 		goto out;
 	}
 	say("bulkhead: policy %s (%zu services, %zu edges), docker %s, "
-	    "control %s, denied flows from NFLOG group %u to %s",
+	    "control %s, denied flows from NFLOG group %u to %s%s%s",
 	    p->file, p->nservices, p->nedges, o->docker, o->control,
-	    p->log_group, o->log);
+	    p->log_group, o->log, o->metrics ? ", metrics on " : "",
+	    o->metrics ? o->metrics : "");
 	if (drop_privileges(o->user, err, sizeof(err))) {
 		say("error: %s", err);
 		goto out;
@@ -1403,6 +1519,9 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_LINK:
 				on_links(&d);
+				break;
+			case W_SCRAPE:
+				scrape_run(d.scrape);
 				break;
 			case W_CONTROL:
 				client_accept(&d);

@@ -19,6 +19,7 @@
 #include <libmnl/libmnl.h>
 
 #include "bulkhead/flowlog.h"
+#include "bulkhead/metrics.h"
 
 #define PREFIX_DENY "bulkhead deny "
 #define PREFIX_AUDIT "bulkhead would-deny "
@@ -356,12 +357,47 @@ void flowlog_format(const struct flow_pkt *pkt,
 	flowlog_ends(pkt, dec, cc, p, gone, b);
 	sb_putc(b, ',');
 	key(b, "reason");
+	flowlog_jstr(b, flowlog_reason(dec));
+	sb_putc(b, '}');
+}
+
+const char *flowlog_reason(const struct trace_decision *dec)
+{
 	/* the model allowing what the kernel logged means the kernel was
 	 * behind (a container not placed yet) */
-	flowlog_jstr(b, dec->allowed  ? "not-placed-yet"
-			: dec->reason ? dec->reason
-				      : "no-edge");
-	sb_putc(b, '}');
+	return dec->allowed  ? "not-placed-yet"
+	       : dec->reason ? dec->reason
+			     : "no-edge";
+}
+
+/* What metrics call an end of the flow (src, else dst): its container's
+ * service, or unmatched; else host or world. */
+static const char *end_label(const struct flow_pkt *pkt,
+			     const struct trace_decision *dec, bool src,
+			     const struct compiler *cc, const struct policy *p,
+			     const struct inventory *gone)
+{
+	const struct inv_container *c = src ? dec->src : dec->dst;
+	const struct inv_net *net;
+	long svc = src ? dec->src_svc : dec->dst_svc, x, y;
+
+	if (!c && (c = find_gone(gone, pkt->family,
+				 src ? pkt->saddr : pkt->daddr, &net)))
+		svc = compile_assign(cc, c, &x, &y);
+	if (c)
+		return svc >= 0 ? p->services[svc].name : METRICS_UNMATCHED;
+	return !src && pkt->input ? "host" : "world";
+}
+
+void flowlog_count(struct metrics *m, const struct flow_pkt *pkt,
+		   const struct trace_decision *dec, const struct compiler *cc,
+		   const struct policy *p, const struct inventory *gone)
+{
+	if (m)
+		metrics_flow(m, pkt->audit ? "would-deny" : "denied",
+			     end_label(pkt, dec, true, cc, p, gone),
+			     end_label(pkt, dec, false, cc, p, gone),
+			     flowlog_reason(dec));
 }
 
 json_t *flowlog_record(const struct flow_pkt *pkt,
@@ -381,14 +417,12 @@ json_t *flowlog_record(const struct flow_pkt *pkt,
 void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
 		       const struct policy *p, const struct trace_index *ix,
 		       const struct inventory *gone, const char *ts,
-		       struct strbuf *out)
+		       struct strbuf *out, struct trace_decision *dec)
 {
-	struct trace_decision dec;
-
 	trace_decide_ix(cc, p, ix, pkt->family, pkt->saddr, pkt->daddr,
 			pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
-			&dec);
-	flowlog_format(pkt, &dec, cc, p, gone, ts, out);
+			dec);
+	flowlog_format(pkt, dec, cc, p, gone, ts, out);
 }
 
 /* --- the subscriber ---------------------------------------------------- */
@@ -659,9 +693,7 @@ unsigned long flowlog_sink_written(const struct flowlog_sink *s)
 
 /* --- accounting ---------------------------------------------------------- */
 
-/* The deny chain's count of denied packets (its last counter) in a
- * ruleset read back, or -1. */
-static int64_t denied_packets(const struct ir_ruleset *have)
+int64_t flowlog_denied_packets(const struct ir_ruleset *have)
 {
 	const struct ir_chain *c = have ? ir_chain_find(have, "deny") : NULL;
 	int64_t n = -1;
@@ -676,7 +708,7 @@ static int64_t denied_packets(const struct ir_ruleset *have)
 void flowlog_account_count(struct flowlog_account *a,
 			   const struct ir_ruleset *have)
 {
-	int64_t n = denied_packets(have);
+	int64_t n = flowlog_denied_packets(have);
 	uint64_t denied, logged;
 
 	if (n < 0)

@@ -27,6 +27,7 @@
 #include "bulkhead/ports.h"
 #include "bulkhead/revoke.h"
 #include "bulkhead/render.h"
+#include "bulkhead/scrape.h"
 #include "bulkhead/trace.h"
 
 #define EXIT_BADINPUT 2
@@ -43,6 +44,7 @@ struct opts {
 	bool audit, resolve, replace, exit_code, json;
 	bool follow, summary, suggest;
 	const char *since, *service, *container, *denials, *verdict;
+	const char *metrics;
 	struct compile_fqdn *fqdn;
 	size_t nfqdn, capfqdn;
 	char **fqdn_names;
@@ -106,7 +108,7 @@ static const char usage_run[] =
     "                    [--control PATH] [--control-group GROUP]\n"
     "                    [--resync SECONDS] [--user USER]\n"
     "                    [--dns SERVERS] [--dns-min-ttl SECONDS]\n"
-    "                    [--dns-max-ttl SECONDS]\n"
+    "                    [--dns-max-ttl SECONDS] [--metrics ADDR]\n"
     "The daemon: follow Docker's events and keep our tables true to\n"
     "the policy. It converges once at start (one atomic batch), then each\n"
     "container start, stop, connect or disconnect is a delta for that\n"
@@ -130,7 +132,12 @@ static const char usage_run[] =
     "Logs go to stderr, one line per event. Denied flows (NFLOG group\n"
     "settings.log_group) go to --log FILE (default " FLOWLOG_DEFAULT ")\n"
     "as JSON lines naming both ends, rotated past 64 MB (5 kept) and\n"
-    "reopened on SIGHUP.\n";
+    "reopened on SIGHUP; allowed flows too, where the policy logs them.\n"
+    "--metrics ADDR (IPV4:PORT, [IPV6]:PORT or unix:PATH; off by\n"
+    "default) serves GET /metrics in Prometheus's text format from the\n"
+    "daemon's own loop: flows by verdict and services, allowed flows'\n"
+    "bytes, placements, commits, containers per service (see the\n"
+    "manual). A unix socket is mode 0600, or 0660 for --control-group.\n";
 static const char usage_status[] =
     "usage: bulkhead status [--control PATH] [--json]\n"
     "The daemon's view: services and the containers placed in them with\n"
@@ -351,6 +358,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *cmd,
 	    {"container", required_argument, NULL, 'c'},
 	    {"denials", required_argument, NULL, 'n'},
 	    {"verdict", required_argument, NULL, 'V'},
+	    {"metrics", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -437,6 +445,9 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *cmd,
 			break;
 		case 'V':
 			o->verdict = optarg;
+			break;
+		case 'M':
+			o->metrics = optarg;
 			break;
 		case 'd':
 			o->dns = optarg;
@@ -1092,7 +1103,7 @@ static int cmd_run(int argc, char **argv)
 	struct opts o = {0};
 	struct daemon_opts d = {0};
 	char err[600];
-	int r = parse_opts(argc, argv, &o, "run", usage_run, "pDaLCGSUdTX");
+	int r = parse_opts(argc, argv, &o, "run", usage_run, "pDaLCGSUdTXM");
 
 	if (r)
 		return r > 0 ? 0 : EXIT_BADINPUT;
@@ -1103,11 +1114,15 @@ static int cmd_run(int argc, char **argv)
 	else if (o.dns_min_ttl && o.dns_max_ttl &&
 		 o.dns_min_ttl > o.dns_max_ttl)
 		r = bad_usage(usage_run, "--dns-min-ttl exceeds --dns-max-ttl");
-	else if (!(d.docker = docker_sock_path(o.docker, err, sizeof(err)))) {
+	else if ((o.metrics &&
+		  scrape_addr_check(o.metrics, err, sizeof(err))) ||
+		 !(d.docker = docker_sock_path(o.docker, err, sizeof(err)))) {
 		fprintf(stderr, "bulkhead: %s\n", err);
 		r = EXIT_BADINPUT;
 	} else {
 		d.policy = o.policy;
+		d.metrics = o.metrics;
+		d.version = BULKHEAD_RELEASE BULKHEAD_COMMIT;
 		d.control = o.control ? o.control : DAEMON_CONTROL;
 		d.control_group = o.control_group;
 		d.user = o.user;

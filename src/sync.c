@@ -168,8 +168,17 @@ void sync_free(struct sync *s)
 
 /* --- latencies ---------------------------------------------------------- */
 
+const double sync_lat_le[SYNC_LAT_NLE] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+
 static void lat_add(struct sync_lat *l, double us, double own_us)
 {
+	size_t i;
+
+	for (i = 0; i < SYNC_LAT_NLE; i++)
+		l->le[i] += us <= sync_lat_le[i] * 1e6;
+	l->count++;
+	l->sum_s += us / 1e6;
 	l->v[l->pos] = us;
 	l->own[l->pos] = own_us;
 	l->pos = (l->pos + 1) % SYNC_LAT_N;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bulkhead/metrics.h"
 #include "bulkhead/revoke.h"
 #include "bulkhead/trace.h"
 #include "bulkhead/util.h"
@@ -25,6 +26,9 @@ struct allowed_judge {
 	const struct inventory *gone; /* to name ends that left lately */
 	const struct revoke_addr *host;
 	size_t nhost;
+	/* every allowed opening counted here, logged or not, and its
+	 * bytes at its end (NULL: no metrics) */
+	struct metrics *m;
 };
 
 struct allowed_stats {
@@ -42,14 +46,17 @@ void allowed_free(struct allowed *a);
 /* Flow f opened at now_ms (monotonic; ts the wall clock, ISO 8601): when
  * an edge that logs allows it, its open record is appended to out and
  * its tag (> 0) returned, for its end; else 0 and nothing written. One
- * record, one line of JSON text without its line end. */
+ * record, one line of JSON text without its line end. With j->m, every
+ * flow an edge allows is counted there and tagged, logged or not. */
 uint32_t allowed_open(struct allowed *a, const struct allowed_judge *j,
 		      const struct revoke_flow *f, const char *ts,
 		      uint64_t now_ms, struct strbuf *out);
 
-/* The flow tagged ev->tag ended: its close record appended to out. */
-void allowed_close(struct allowed *a, const struct revoke_event *ev,
-		   const char *ts, uint64_t now_ms, struct strbuf *out);
+/* The flow tagged ev->tag ended: its close record appended to out (when
+ * its opening was written), its bytes counted in m (when not NULL). */
+void allowed_close(struct allowed *a, struct metrics *m,
+		   const struct revoke_event *ev, const char *ts,
+		   uint64_t now_ms, struct strbuf *out);
 
 const struct allowed_stats *allowed_stats(const struct allowed *a);
 

@@ -111,6 +111,9 @@ void control_status_self(struct control_status *st);
  * take the socket of a live daemon. The fd, or -1 with err. */
 int control_listen(const char *path, const char *group, char *err,
 		   size_t errlen);
+/* The same for another unix socket of ours (what names it in errors). */
+int control_listen_unix(const char *what, const char *path, const char *group,
+			char *err, size_t errlen);
 
 struct control_client;
 /* Accepts one connection. One that may not ask (neither root, our own

@@ -24,6 +24,8 @@ struct daemon_opts {
 	unsigned resync_s;
 	const char *dns; /* servers, "ADDR[:PORT],..."; NULL: the system's */
 	unsigned dns_min_ttl, dns_max_ttl;
+	const char *metrics; /* serve GET /metrics here; NULL: not at all */
+	const char *version; /* as bulkhead_build_info says it */
 };
 
 #define DAEMON_LOG_MAX (64u << 20)

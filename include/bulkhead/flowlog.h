@@ -61,12 +61,20 @@ json_t *flowlog_record(const struct flow_pkt *pkt,
 		       const struct compiler *cc, const struct policy *p,
 		       const struct inventory *gone, const char *ts);
 
-/* trace_decide_ix, then flowlog_format: what the daemon does with each
- * packet. */
+/* trace_decide_ix (into dec), then flowlog_format: what the daemon does
+ * with each packet. */
 void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
 		       const struct policy *p, const struct trace_index *ix,
 		       const struct inventory *gone, const char *ts,
-		       struct strbuf *out);
+		       struct strbuf *out, struct trace_decision *dec);
+/* The record's reason for a denial decided so. */
+const char *flowlog_reason(const struct trace_decision *dec);
+/* The denial counted in m (NULL: nothing), by verdict, the ends'
+ * services (or unmatched, host, world) and reason. */
+struct metrics;
+void flowlog_count(struct metrics *m, const struct flow_pkt *pkt,
+		   const struct trace_decision *dec, const struct compiler *cc,
+		   const struct policy *p, const struct inventory *gone);
 
 /* --- the subscriber -------------------------------------------------- */
 
@@ -105,6 +113,9 @@ struct flowlog_account {
 	time_t last_summary;
 };
 
+/* The deny chain's count of denied packets (its last counter) in a
+ * ruleset read back, or -1. */
+int64_t flowlog_denied_packets(const struct ir_ruleset *have);
 /* Brings suppressed up to date from the deny chain's counter in have
  * (our table read back; NULL or without it: nothing is learnt). The
  * first look sets the base. */

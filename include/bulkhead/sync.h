@@ -19,6 +19,7 @@
 #include "bulkhead/trace.h"
 
 #define SYNC_LAT_N 1024u
+#define SYNC_LAT_NLE 12u
 #define SYNC_GONE_S 300 /* records still name containers gone this long */
 
 struct sync_ops {
@@ -47,7 +48,12 @@ struct sync_ops {
 struct sync_lat {
 	double v[SYNC_LAT_N], own[SYNC_LAT_N];
 	size_t n, pos;
+	/* all of them (v), as a histogram: how many took at most each
+	 * bound of sync_lat_le (seconds), their count and sum */
+	unsigned long le[SYNC_LAT_NLE], count;
+	double sum_s;
 };
+extern const double sync_lat_le[SYNC_LAT_NLE];
 
 struct sync_stats {
 	unsigned long events, deltas, resyncs, restores;

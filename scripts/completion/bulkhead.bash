@@ -8,7 +8,7 @@ _bulkhead_opts() {
 	trace) echo "-p --policy --inventory --control --help" ;;
 	apply) echo "-p --policy --inventory --audit --replace --fqdn --resolve --dns --docker --help" ;;
 	diff) echo "-p --policy --inventory --audit --exit-code --fqdn --resolve --dns --docker --help" ;;
-	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --dns --dns-min-ttl --dns-max-ttl --help" ;;
+	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --dns --dns-min-ttl --dns-max-ttl --metrics --help" ;;
 	status) echo "--control --json --help" ;;
 	reload) echo "--control --help" ;;
 	flows) echo "--log --verdict --since --service --container --json --summary --follow --help" ;;

@@ -43,21 +43,7 @@ grep -q "nf_conntrack_acct was off: turned it on" "$tmp/daemon.log" || fail "the
 
 # N bytes to the echo server, half-closed, everything echoed read back
 N=200000
-send() {
-	nsenter -t "$(cpid bh-backend)" -n $PY -c '
-import socket, sys
-s = socket.create_connection((sys.argv[1], 5432), timeout=5)
-s.sendall(b"x" * int(sys.argv[2]))
-s.shutdown(socket.SHUT_WR)
-got = 0
-while True:
-    b = s.recv(65536)
-    if not b:
-        break
-    got += len(b)
-s.close()
-print(got)' "$db" "$N"
-}
+send() { nsenter -t "$(cpid bh-backend)" -n $PY tests/lib/echo.py "$db" 5432 "$N"; }
 got=$(send) || fail "bh-backend -> bh-dbecho did not connect"
 [ "$got" -eq "$N" ] || fail "the echo gave back $got bytes of $N"
 wait_for "the close record" grep -q '"verdict":"allowed","event":"close"' "$tmp/flows.jsonl"

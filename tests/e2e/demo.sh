@@ -52,6 +52,11 @@ rev=$(part "A revoked edge")
 echo "$rev" | grep -q "revoked 1 flow: shop[_-]backend[_-]1 -> shop[_-]db[_-]1 5432/tcp (no-edge)" || { echo "$rev"; fail "the revocation is not logged"; }
 echo "$rev" | grep -q " backend -> db_1 5432 blocked" || fail "backend reaches db after its edge was removed"
 part "bulkhead status" | grep -q "backend: 2 containers" || fail "status lacks the two backends"
+met=$(part "Metrics: what Prometheus scrapes")
+echo "$met" | grep -q 'bulkhead_flows_total{verdict="allowed",src_service="nginx",dst_service="backend",reason="edge"} [1-9]' || { echo "$met"; fail "the metrics count no allowed nginx -> backend"; }
+echo "$met" | grep -q 'bulkhead_flows_total{verdict="denied",src_service="nginx",dst_service="redis",reason="no-edge"} [1-9]' || { echo "$met"; fail "the metrics count no denied nginx -> redis"; }
+echo "$met" | grep -q 'bulkhead_flow_bytes_total{src_service="backend",dst_service="db",direction="sent"} [0-9]\{6,\}' || { echo "$met"; fail "the metrics lack backend -> db's 100 kB"; }
+echo "$met" | grep -q 'bulkhead_containers{service="backend"} 2' || { echo "$met"; fail "the metrics do not count two backends"; }
 den=$(part "bulkhead denials:")
 echo "$den" | grep -q "denied shop[_-]nginx[_-]1 (nginx) [0-9.]* shop[_-]redis[_-]1 (redis) [0-9.]* 6379/tcp no-edge" ||
 	fail "denials lacks nginx -> redis with both ends named"
@@ -64,4 +69,4 @@ echo "$sug" | grep -q "^ - to: redis$" || fail "--suggest lacks nginx's edge to 
 if nft list table inet bulkhead >/dev/null 2>&1; then fail "the demo left our table"; fi
 if nft list table bridge bulkhead >/dev/null 2>&1; then fail "the demo left our bridge table"; fi
 [ -z "$(docker ps -aq --filter label=com.docker.compose.project=shop)" ] || fail "the demo left the shop running"
-echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed, forged frames are refused, an allowed flow is on record with its bytes, a removed edge ends its connection; denials named, graphed and suggested; all removed after"
+echo "ok: demo: 4 allowed pairs connect, 4 denied pairs are blocked, a late backend is placed, forged frames are refused, an allowed flow is on record with its bytes, a removed edge ends its connection; metrics scraped; denials named, graphed and suggested; all removed after"

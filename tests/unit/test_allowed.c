@@ -8,6 +8,7 @@
 
 #include "bulkhead/allowed.h"
 #include "bulkhead/inventory.h"
+#include "bulkhead/metrics.h"
 #include "bulkhead/policy.h"
 #include "unit.h"
 
@@ -32,7 +33,7 @@ static void fx_init(struct fx *f, bool log_allowed)
 	f->inv = load_inventory_fixture(FIXTURES "/three-tier.json");
 	f->cc = compile_new(f->p, NULL);
 	f->ix = trace_index_new(f->cc, f->p, f->inv);
-	f->j = (struct allowed_judge){f->cc, f->p, f->ix, NULL, NULL, 0};
+	f->j = (struct allowed_judge){f->cc, f->p, f->ix, NULL, NULL, 0, NULL};
 	f->a = allowed_new();
 	memset(&f->out, 0, sizeof(f->out));
 }
@@ -108,7 +109,8 @@ START_TEST(test_open_close)
 	ev.bytes[0] = 1500;
 	ev.bytes[1] = 900;
 	ev.end = REVOKE_END_CLOSED;
-	allowed_close(f.a, &ev, "2026-12-02T05:00:02.500000Z", 3500, &f.out);
+	allowed_close(f.a, NULL, &ev, "2026-12-02T05:00:02.500000Z", 3500,
+		      &f.out);
 	r = record(&f);
 	ck_assert_str_eq(str(r, "event", NULL), "close");
 	ck_assert_str_eq(str(r, "src", "container"), "backend");
@@ -126,7 +128,7 @@ START_TEST(test_open_close)
 	ck_assert_uint_eq(allowed_stats(f.a)->open, 0);
 	ck_assert_uint_eq(allowed_stats(f.a)->closed, 1);
 	/* told twice: nothing the second time */
-	allowed_close(f.a, &ev, "x", 4000, &f.out);
+	allowed_close(f.a, NULL, &ev, "x", 4000, &f.out);
 	ck_assert_uint_eq(f.out.len, 0);
 
 	/* no counts (accounting off), and revoked: said so */
@@ -135,7 +137,7 @@ START_TEST(test_open_close)
 	f.out.len = 0;
 	ev = (struct revoke_event){
 	    .f = &fl, .tag = tag, .end = REVOKE_END_REVOKED};
-	allowed_close(f.a, &ev, "t", 5001, &f.out);
+	allowed_close(f.a, NULL, &ev, "t", 5001, &f.out);
 	r = record(&f);
 	ck_assert(json_is_null(json_object_get(r, "bytes")));
 	ck_assert_str_eq(str(r, "end", NULL), "revoked");
@@ -201,6 +203,71 @@ START_TEST(test_rate)
 }
 END_TEST
 
+/* With metrics, every flow an edge allows is counted and tagged, logged
+ * or not (the rate limit keeps records out, not counts), its bytes at
+ * its end; what no edge allows is not counted here (denials are the
+ * deny path's). */
+START_TEST(test_metrics)
+{
+	struct revoke_flow fl = tcp(BACKEND, DB, 5432);
+	struct revoke_flow denied = tcp(NGINX, DB, 5432);
+	struct revoke_flow api = tcp(BACKEND, 0xcb007109u, 443);
+	struct revoke_event ev = {.f = &fl, .counted = true};
+	struct strbuf txt = {0};
+	struct metrics_state st = {0};
+	struct fx f;
+	uint32_t tag, tags[30];
+	size_t i;
+
+	fx_init(&f, false);
+	f.j.m = metrics_new();
+	tag = allowed_open(f.a, &f.j, &fl, "t", 1000, &f.out);
+	ck_assert_uint_gt(tag, 0);
+	ck_assert_uint_eq(f.out.len, 0); /* counted, not logged */
+	ck_assert_uint_eq(allowed_open(f.a, &f.j, &denied, "t", 1000, &f.out),
+			  0);
+	ck_assert_uint_gt(allowed_open(f.a, &f.j, &api, "t", 1000, &f.out), 0);
+	ev.tag = tag;
+	ev.bytes[0] = 1500;
+	ev.bytes[1] = 900;
+	allowed_close(f.a, f.j.m, &ev, "t", 2000, &f.out);
+	ck_assert_uint_eq(f.out.len, 0);
+	allowed_close(f.a, f.j.m, &ev, "t", 2000, &f.out); /* once only */
+	/* logged, over the rate: 20 records of 30, 30 counted */
+	f.p->log_allowed = true;
+	for (i = 0; i < 30; i++) {
+		tags[i] = allowed_open(f.a, &f.j, &fl, "t", 5000, &f.out);
+		ck_assert_uint_gt(tags[i], 0);
+	}
+	ck_assert_uint_eq(allowed_stats(f.a)->opened, 20);
+	ck_assert_uint_eq(allowed_stats(f.a)->suppressed, 10);
+	for (i = 0; i < 30; i++) {
+		ev.tag = tags[i];
+		f.out.len = 0;
+		allowed_close(f.a, f.j.m, &ev, "t", 6000, &f.out);
+		ck_assert_uint_eq(f.out.len > 0, i < 20);
+	}
+	metrics_render(f.j.m, &st, &txt);
+	ck_assert_ptr_nonnull(strstr(
+	    txt.s, "bulkhead_flows_total{verdict=\"allowed\",src_service="
+		   "\"backend\",dst_service=\"db\",reason=\"edge\"} 31\n"));
+	ck_assert_ptr_nonnull(strstr(
+	    txt.s, "bulkhead_flows_total{verdict=\"allowed\",src_service="
+		   "\"backend\",dst_service=\"cidr\",reason=\"edge\"} 1\n"));
+	ck_assert_ptr_null(strstr(txt.s, "src_service=\"nginx\""));
+	ck_assert_ptr_nonnull(
+	    strstr(txt.s, "bulkhead_flow_bytes_total{src_service=\"backend\","
+			  "dst_service=\"db\",direction=\"sent\"} 46500\n"));
+	ck_assert_ptr_nonnull(strstr(
+	    txt.s, "bulkhead_flow_bytes_total{src_service=\"backend\","
+		   "dst_service=\"db\",direction=\"received\"} 27900\n"));
+	ck_assert_uint_eq(allowed_stats(f.a)->open, 1); /* the api flow */
+	sb_free(&txt);
+	metrics_free(f.j.m);
+	fx_free(&f);
+}
+END_TEST
+
 Suite *allowed_suite(void)
 {
 	Suite *s = suite_create("allowed");
@@ -209,6 +276,7 @@ Suite *allowed_suite(void)
 	tcase_add_test(tc, test_open_close);
 	tcase_add_test(tc, test_not_logged);
 	tcase_add_test(tc, test_rate);
+	tcase_add_test(tc, test_metrics);
 	suite_add_tcase(s, tc);
 	return s;
 }
