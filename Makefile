@@ -91,7 +91,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 # The binary, the systemd unit (paths filled in), the manual page, bash
-# completion and the example policies; an existing
+# completion, the example policies and a logrotate snippet; an existing
 # $(SYSCONFDIR)/bulkhead/policy.yaml is kept.
 install: $(BUILD)/bulkhead
 	install -D -m 0755 $(BUILD)/bulkhead $(DESTDIR)$(PREFIX)/sbin/bulkhead
@@ -102,6 +102,7 @@ install: $(BUILD)/bulkhead
 	sed -e 's|@SBINDIR@|$(PREFIX)/sbin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		scripts/systemd/bulkhead.service.in >$(DESTDIR)$(UNITDIR)/bulkhead.service
 	install -m 0644 policies/*.yaml $(DESTDIR)$(PREFIX)/share/bulkhead/policies/
+	install -D -m 0644 scripts/logrotate/bulkhead $(DESTDIR)$(SYSCONFDIR)/logrotate.d/bulkhead
 	[ -e $(DESTDIR)$(SYSCONFDIR)/bulkhead/policy.yaml ] || \
 		install -D -m 0644 policies/three-tier.yaml $(DESTDIR)$(SYSCONFDIR)/bulkhead/policy.yaml
 

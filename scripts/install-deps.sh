@@ -14,7 +14,7 @@ set -eu
 # scripts/compat.sh reads them off the binary
 RUN_PKGS="nftables iproute2 jq time procps make gcc libc6-dev docker.io
 docker-compose busybox-static socat iperf3 graphviz python3 python3-scapy
-conntrack prometheus curl"
+conntrack prometheus curl logrotate"
 BUILD_PKGS="build-essential pkg-config clang libnftnl-dev libmnl-dev
 libyaml-dev libjansson-dev libcurl4-openssl-dev libcap-ng-dev libc-ares-dev
 libnetfilter-conntrack-dev libmicrohttpd-dev check debootstrap"

@@ -27,10 +27,11 @@ stage "tests" make test
 stage "tests under ASan+UBSan" make asan
 # end to end against a real dockerd (started when none runs): the demo
 # and the rest; the daemon's own tests of its loop (events, self-heal,
-# the flow log, world egress, the metrics endpoint) run once, in the
+# the flow log and its file, world egress, the metrics endpoint) run
+# once, in the
 # stage after, built with the sanitizers: the same assertions, and
 # memory errors and leaks at exit checked besides
-ASAN_E2E="daemon selfheal flowlog world metrics"
+ASAN_E2E="daemon selfheal flowlog logfull world metrics"
 e2e() {
 	scripts/docker-up.sh || return 1
 	for t in tests/e2e/*.sh; do

@@ -49,6 +49,7 @@ void control_status_free(struct control_status *st)
 	free(st->last_restore_at);
 	free(st->last_restore_why);
 	free(st->last_error);
+	free(st->log_failing);
 	strs_free(st->services, st->nservices);
 	for (i = 0; i < st->ncontainers; i++) {
 		struct control_container *c = &st->containers[i];
@@ -245,6 +246,10 @@ json_t *control_status_json(const struct control_status *st)
 	put_long(o, "allowed_open", st->allowed_open);
 	put_long(o, "allowed_suppressed", st->allowed_suppressed);
 	put_long(o, "ct_overruns", st->ct_overruns);
+	put_long(o, "log_lines", st->log_lines);
+	put_long(o, "log_written", st->log_written);
+	put_long(o, "log_lost", st->log_lost);
+	put_str(o, "log_failing", st->log_failing);
 	put_long(o, "resyncs", st->resyncs);
 	put_long(o, "errors", st->errors);
 	json_object_set_new(o, "warnings",
@@ -431,6 +436,10 @@ int control_status_parse(json_t *j, struct control_status *st)
 	st->allowed_open = get_long(j, "allowed_open");
 	st->allowed_suppressed = get_long(j, "allowed_suppressed");
 	st->ct_overruns = get_long(j, "ct_overruns");
+	st->log_lines = get_long(j, "log_lines");
+	st->log_written = get_long(j, "log_written");
+	st->log_lost = get_long(j, "log_lost");
+	st->log_failing = get_str(j, "log_failing");
 	st->resyncs = get_long(j, "resyncs");
 	st->errors = get_long(j, "errors");
 	st->warnings = get_strs(json_object_get(j, "warnings"), &st->nwarnings);
@@ -552,6 +561,12 @@ void control_status_print(const struct control_status *st, FILE *out)
 			st->allowed_opened, st->allowed_closed,
 			st->allowed_open, st->allowed_suppressed,
 			st->ct_overruns);
+	if (st->has_log)
+		fprintf(out,
+			"\nflow log: %ld lines written, %ld lost of %ld%s%s",
+			st->log_written, st->log_lost, st->log_lines,
+			st->log_failing ? "; failing: " : "",
+			st->log_failing ? st->log_failing : "");
 	if (st->last_restore_at)
 		fprintf(out,
 			"\nrestored %ld times after another process changed "

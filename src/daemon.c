@@ -113,6 +113,8 @@ struct daemon {
 
 	enum dk_state dk_state;
 	bool synced_once, snapshot_running, busy;
+	bool log_failing;	     /* as last said */
+	unsigned long log_lost_base; /* lost when the failing began */
 	bool down_logged, stop;
 	unsigned backoff_ms;
 	char down_why[256];
@@ -571,8 +573,8 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 			  &dec);
 	flowlog_count(d->metrics, pkt, &dec, sync_compiler(d->sync),
 		      sync_policy(d->sync), sync_gone(d->sync));
-	if (flowlog_sink_write_line(d->sink, d->line.s, d->line.len))
-		fail(d, "denied-flow log %s: cannot write", d->o->log);
+	/* a line the log cannot take is counted there (log_lost) */
+	flowlog_sink_write_line(d->sink, d->line.s, d->line.len);
 }
 
 /* Whether conntrack's openings are judged: for the flow log, for the
@@ -643,16 +645,45 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 		allowed_close(d->allowed, d->metrics, ev, ts,
 			      (uint64_t)now_ms(), &d->ctline);
 	}
-	if (d->ctline.len &&
-	    flowlog_sink_write_line(d->sink, d->ctline.s, d->ctline.len))
-		fail(d, "flow log %s: cannot write", d->o->log);
+	if (d->ctline.len)
+		flowlog_sink_write_line(d->sink, d->ctline.s, d->ctline.len);
 	return tag;
+}
+
+static void flow_summary(struct daemon *d);
+
+/* The writer woken for what the loop queued; a run of failed writes
+ * said once as it starts and once as it ends (the summary record then
+ * carries the count). The loop never waits for the file. */
+static void log_flush(struct daemon *d)
+{
+	struct flowlog_sink_stats st;
+
+	if (!d->sink)
+		return;
+	flowlog_sink_flush(d->sink);
+	flowlog_sink_stats(d->sink, &st);
+	if (st.failing && !d->log_failing) {
+		d->log_failing = true;
+		d->log_lost_base = st.lost;
+		fail(d,
+		     "flow log %s: cannot write (%s): records are counted "
+		     "as lost until it can (status: log_lost)",
+		     d->o->log, strerror(st.err));
+	} else if (!st.failing && d->log_failing) {
+		d->log_failing = false;
+		say("flow log %s: writing again; %lu records lost meanwhile",
+		    d->o->log, st.lost - d->log_lost_base);
+		d->acct.last_summary = 0; /* the count on record now */
+		flow_summary(d);
+		flowlog_sink_flush(d->sink);
+	}
 }
 
 static void on_ct(struct daemon *d)
 {
 	revoke_events(d->rv);
-	flowlog_sink_flush(d->sink);
+	log_flush(d);
 }
 
 /* have: our table as just read back, or NULL to read it here. */
@@ -675,6 +706,7 @@ static void flow_summary(struct daemon *d)
 {
 	const struct flowlog_stats *st = flowlog_stats(d->fl);
 	unsigned long overruns = st->overruns - d->acct.summarized.overruns;
+	struct flowlog_sink_stats ss;
 	time_t now = time(NULL);
 	char ts[40];
 	json_t *rec;
@@ -683,7 +715,8 @@ static void flow_summary(struct daemon *d)
 		return;
 	count_suppressed(d, NULL);
 	flowlog_time(wall_us(), ts, sizeof(ts));
-	rec = flowlog_account_summary(&d->acct, st, now, ts);
+	flowlog_sink_stats(d->sink, &ss);
+	rec = flowlog_account_summary(&d->acct, st, ss.lost, now, ts);
 	if (!rec)
 		return;
 	flowlog_sink_write(d->sink, rec);
@@ -698,7 +731,7 @@ static void on_nflog(struct daemon *d)
 {
 	flowlog_read(d->fl, on_flow, d);
 	flow_summary(d);
-	flowlog_sink_flush(d->sink);
+	log_flush(d);
 }
 
 /* --- policy ------------------------------------------------------------ */
@@ -962,6 +995,16 @@ static void status_fill(struct daemon *d, struct control_status *st)
 	control_lat_fill(&st->connect, ss->connect.v, ss->connect.own,
 			 ss->connect.n);
 	control_lat_fill(&st->bound, ss->bound.v, ss->bound.own, ss->bound.n);
+	if (d->sink) {
+		struct flowlog_sink_stats ls;
+
+		flowlog_sink_stats(d->sink, &ls);
+		st->log_lines = (long)ls.lines;
+		st->log_written = (long)ls.written;
+		st->log_lost = (long)ls.lost;
+		if (ls.failing)
+			st->log_failing = xstrdup(strerror(ls.err));
+	}
 	if (d->fl) {
 		const struct flowlog_stats *fs = flowlog_stats(d->fl);
 
@@ -1030,8 +1073,13 @@ static void render_metrics(void *ctx, struct strbuf *out)
 	st.commits_refill = ss->refills;
 	st.restores = ss->restores;
 	st.denied_packets = d->kdenied;
-	st.records = d->acct.records + allowed_stats(d->allowed)->opened +
-		     allowed_stats(d->allowed)->closed;
+	if (d->sink) {
+		struct flowlog_sink_stats ls;
+
+		flowlog_sink_stats(d->sink, &ls);
+		st.records = ls.written;
+		st.log_lost = ls.lost;
+	}
 	st.suppressed_denied = d->acct.suppressed;
 	st.suppressed_allowed = allowed_stats(d->allowed)->suppressed;
 	st.log_overruns = d->fl ? flowlog_stats(d->fl)->overruns : 0;
@@ -1172,9 +1220,8 @@ static void on_signal(struct daemon *d)
 		switch (si.ssi_signo) {
 		case SIGHUP:
 			notify("RELOADING=1");
-			if (d->sink && flowlog_sink_reopen(d->sink))
-				fail(d, "denied-flow log %s: cannot reopen",
-				     d->o->log);
+			if (d->sink)
+				flowlog_sink_reopen(d->sink);
 			errs = json_array();
 			reload(d, errs);
 			json_decref(errs);
@@ -1220,7 +1267,7 @@ static void sweep(struct daemon *d)
 		d->sweeps++;
 		d->last_sweep_ms = 0;
 		free(gone);
-		flowlog_sink_flush(d->sink); /* what its events wrote */
+		log_flush(d); /* what its events wrote */
 		return;
 	}
 	jd.host = host_addrs(d, 0, &jd.nhost);
@@ -1241,7 +1288,7 @@ static void sweep(struct daemon *d)
 	}
 	sb_free(&res.pairs);
 	free(gone);
-	flowlog_sink_flush(d->sink); /* the close records of what ended */
+	log_flush(d); /* the close records of what ended */
 }
 
 /* Links changed: ports of our bridges that nobody is bound to, listed

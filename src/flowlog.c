@@ -568,129 +568,6 @@ void flowlog_read(struct flowlog *fl, flowlog_fn cb, void *ctx)
 	}
 }
 
-/* --- the sink ---------------------------------------------------------- */
-
-struct flowlog_sink {
-	char *path;
-	FILE *f;
-	size_t size, max;
-	unsigned keep;
-	unsigned long written;
-};
-
-static int sink_open(struct flowlog_sink *s)
-{
-	struct stat st;
-	int fd = open(s->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-
-	if (fd < 0)
-		return -errno;
-	s->f = fdopen(fd, "a");
-	if (!s->f) {
-		close(fd);
-		return -ENOMEM;
-	}
-	s->size = fstat(fd, &st) ? 0 : (size_t)st.st_size;
-	return 0;
-}
-
-struct flowlog_sink *flowlog_sink_open(const char *path, size_t max_bytes,
-				       unsigned keep, char *err, size_t errlen)
-{
-	struct flowlog_sink *s = xcalloc(1, sizeof(*s));
-	char *dir = xstrdup(path), *slash = strrchr(dir, '/');
-	int r;
-
-	if (slash && slash != dir) {
-		*slash = '\0';
-		mkdir(dir, 0750); /* one level: /var/log/bulkhead */
-	}
-	free(dir);
-	s->path = xstrdup(path);
-	s->max = max_bytes;
-	s->keep = keep ? keep : 1;
-	r = sink_open(s);
-	if (r) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		flowlog_sink_close(s);
-		return NULL;
-	}
-	return s;
-}
-
-void flowlog_sink_close(struct flowlog_sink *s)
-{
-	if (!s)
-		return;
-	if (s->f)
-		fclose(s->f);
-	free(s->path);
-	free(s);
-}
-
-int flowlog_sink_reopen(struct flowlog_sink *s)
-{
-	if (s->f)
-		fclose(s->f);
-	s->f = NULL;
-	return sink_open(s);
-}
-
-char *flowlog_rotated(const char *path, unsigned i)
-{
-	return i ? xasprintf("%s.%u", path, i) : xstrdup(path);
-}
-
-static int rotate(struct flowlog_sink *s)
-{
-	unsigned i;
-
-	fflush(s->f);
-	for (i = s->keep; i > 0; i--) {
-		char *from = flowlog_rotated(s->path, i - 1);
-		char *to = flowlog_rotated(s->path, i);
-
-		rename(from, to);
-		free(from);
-		free(to);
-	}
-	return flowlog_sink_reopen(s);
-}
-
-int flowlog_sink_write_line(struct flowlog_sink *s, const char *line, size_t n)
-{
-	int r = 0;
-
-	if (!s->f && (r = sink_open(s)))
-		return r;
-	if (fwrite(line, 1, n, s->f) != n || fputc('\n', s->f) == EOF)
-		r = -EIO;
-	s->size += n + 1;
-	s->written++;
-	if (s->max && s->size >= s->max)
-		r = rotate(s);
-	return r;
-}
-
-int flowlog_sink_write(struct flowlog_sink *s, json_t *rec)
-{
-	char *line = json_dumps(rec, JSON_COMPACT);
-	int r = line ? flowlog_sink_write_line(s, line, strlen(line)) : -ENOMEM;
-
-	free(line);
-	return r;
-}
-
-int flowlog_sink_flush(struct flowlog_sink *s)
-{
-	return s->f && fflush(s->f) ? -errno : 0;
-}
-
-unsigned long flowlog_sink_written(const struct flowlog_sink *s)
-{
-	return s->written;
-}
-
 /* --- accounting ---------------------------------------------------------- */
 
 int64_t flowlog_denied_packets(const struct ir_ruleset *have)
@@ -738,18 +615,18 @@ bool flowlog_account_due(const struct flowlog_account *a, time_t now)
 }
 
 json_t *flowlog_account_summary(struct flowlog_account *a,
-				const struct flowlog_stats *st, time_t now,
-				const char *ts)
+				const struct flowlog_stats *st,
+				unsigned long lost, time_t now, const char *ts)
 {
 	json_t *rec;
 
 	if (st->overruns == a->summarized.overruns &&
 	    st->malformed == a->summarized.malformed &&
-	    a->suppressed == a->summarized_supp)
+	    a->suppressed == a->summarized_supp && lost == a->summarized_lost)
 		return NULL;
 	rec = json_pack(
-	    "{s:s, s:s, s:I, s:I, s:I, s:I}", "ts", ts, "verdict", "summary",
-	    "suppressed",
+	    "{s:s, s:s, s:I, s:I, s:I, s:I, s:I}", "ts", ts, "verdict",
+	    "summary", "lost", (json_int_t)lost, "suppressed",
 	    (json_int_t)(a->suppressed > a->summarized_supp
 			     ? a->suppressed - a->summarized_supp
 			     : 0),
@@ -757,6 +634,7 @@ json_t *flowlog_account_summary(struct flowlog_account *a,
 	    "malformed", (json_int_t)(st->malformed - a->summarized.malformed),
 	    "records", (json_int_t)a->records);
 	a->summarized_supp = a->suppressed;
+	a->summarized_lost = lost;
 	a->summarized = *st;
 	a->last_summary = now;
 	return rec;

@@ -1174,13 +1174,34 @@ struct reader {
 	struct denials_summary *sum;
 	struct strbuf sb;
 	size_t shown;
+	/* the file being read, its lines so far, and the lines that were
+	 * no flow record (damaged, or not ours), in every file */
+	const char *path;
+	unsigned long lineno, skipped;
 };
+
+/* f, named path, is read from its start. */
+static void reader_at(struct reader *r, const char *path)
+{
+	r->path = path;
+	r->lineno = 0;
+}
 
 static void one_record(struct reader *r, const char *line, size_t len)
 {
 	json_t *rec = json_loadb(line, len, 0, NULL);
 
-	if (!rec || !denials_match(rec, &r->f)) {
+	r->lineno++;
+	if (!json_is_object(rec) ||
+	    !json_is_string(json_object_get(rec, "verdict"))) {
+		/* said, counted, and the reading goes on */
+		fprintf(stderr, "%s:%lu: warning: not a flow record, skipped\n",
+			r->path ? r->path : "-", r->lineno);
+		r->skipped++;
+		json_decref(rec);
+		return;
+	}
+	if (!denials_match(rec, &r->f)) {
 		json_decref(rec);
 		return;
 	}
@@ -1274,6 +1295,7 @@ static int read_flow_log(int argc, char **argv, bool flows)
 		char *path = flowlog_rotated(log, (unsigned)i);
 
 		f = fopen(path, "r");
+		reader_at(&rd, i ? path : log); /* log outlives path */
 		if (!f && !i && !o.follow) {
 			fprintf(stderr, "bulkhead: %s: %s\n", path,
 				strerror(errno));
@@ -1302,6 +1324,7 @@ static int read_flow_log(int argc, char **argv, bool flows)
 				fclose(f);
 			}
 			f = fopen(log, "r");
+			reader_at(&rd, log);
 		}
 		if (f)
 			read_lines(&rd, f);
@@ -1311,6 +1334,10 @@ static int read_flow_log(int argc, char **argv, bool flows)
 	if (o.summary) {
 		denials_summary_print(rd.sum, flows, &rd.sb);
 		fputs(rd.sb.s ? rd.sb.s : "", stdout);
+		if (rd.skipped)
+			printf("%lu unreadable line%s skipped (not a flow "
+			       "record; named on standard error)\n",
+			       rd.skipped, rd.skipped == 1 ? "" : "s");
 	} else if (o.suggest) {
 		rd.sb.len = 0;
 		denials_suggest(rd.sum, p, &rd.sb);
@@ -1380,6 +1407,7 @@ static int cmd_graph(int argc, char **argv)
 			rd.sum = denials_summary_new();
 			/* a flow log's denied records: the red edges */
 			rd.f.verdicts = FLOWS_DENIED | FLOWS_WOULD_DENY;
+			reader_at(&rd, j.o.denials);
 			read_lines(&rd, f);
 			fclose(f);
 			denials_summary_pairs(rd.sum, add_pair, &ps);

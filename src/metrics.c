@@ -241,7 +241,12 @@ void metrics_render(const struct metrics *m, const struct metrics_state *st,
 		  "bulkhead_log_suppressed_total{verdict=\"allowed\"} %lu\n",
 		  st->suppressed_denied, st->suppressed_allowed);
 	one(out, "bulkhead_log_records_total", "counter",
-	    "Records written to the flow log.", (double)st->records);
+	    "Records written to the flow log, each line whole.",
+	    (double)st->records);
+	one(out, "bulkhead_log_lost_total", "counter",
+	    "Records the flow log could not write (a write failed: a full "
+	    "disk, an I/O error; or the writer was too far behind).",
+	    (double)st->log_lost);
 	head(out, "bulkhead_events_lost_total", "counter",
 	     "Batches of events the kernel dropped before we read them "
 	     "(socket overrun), by source: counted, recovered by a resync "

@@ -64,6 +64,11 @@ struct control_status {
 	long revoked_flows, revocation_sweeps, flows_tracked;
 	/* allowed flows on record: opened, closed, open now, suppressed */
 	long allowed_opened, allowed_closed, allowed_open, allowed_suppressed;
+	/* the flow log's lines: handed to it, on file, lost (a write
+	 * failed, or the writer was too far behind); failing: why the last
+	 * write failed, NULL when it did not */
+	long log_lines, log_written, log_lost;
+	char *log_failing;
 	long ct_overruns; /* conntrack's events lost */
 	double last_sweep_ms;
 	char **warnings;

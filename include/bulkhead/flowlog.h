@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -110,6 +111,7 @@ struct flowlog_account {
 	uint64_t denied_base;
 	bool has_base;
 	struct flowlog_stats summarized; /* as the last summary said */
+	unsigned long summarized_lost;
 	time_t last_summary;
 };
 
@@ -126,35 +128,70 @@ void flowlog_account_restart(struct flowlog_account *a);
 /* Whether a summary may be written at now: at most once a minute. */
 bool flowlog_account_due(const struct flowlog_account *a, time_t now);
 /* The summary record (ts: its time) of what changed since the last one
- * (the kernel's overruns, malformed messages, records held back), or
- * NULL when nothing did. The caller writes and frees it. */
+ * (the kernel's overruns, malformed messages, records held back; lost,
+ * the lines the log could not write, as a running total, so that a
+ * summary lost with them is made up by the next), or NULL when nothing
+ * did. The caller writes and frees it. */
 json_t *flowlog_account_summary(struct flowlog_account *a,
-				const struct flowlog_stats *st, time_t now,
-				const char *ts);
+				const struct flowlog_stats *st,
+				unsigned long lost, time_t now, const char *ts);
 /* A wall-clock time in microseconds as the records write it (ISO 8601,
  * UTC, milliseconds). */
 void flowlog_time(uint64_t us, char *buf, size_t len);
 
 /* --- the sink ---------------------------------------------------------- */
 
+/* The flow log's file: JSON lines, each on file whole or not at all.
+ * The loop queues lines and goes on; a thread of the sink's writes them
+ * (so a full or hung file system never holds the loop up), rotating to
+ * path.1 .. path.KEEP past max_bytes. What cannot be written (a write
+ * error, the queue full behind a hung writer) is counted as lost, never
+ * as written; a line a short write cut is cut back off the file. Data
+ * reach the disk (fdatasync) at most a second after they are written. A
+ * file deleted, moved or truncated under the daemon is noticed before
+ * the next write; a last line without its end (a crash) is cut at open. */
 struct flowlog_sink;
 
-#define FLOWLOG_KEEP 5 /* rotated files the daemon keeps */
+#define FLOWLOG_KEEP 5		     /* rotated files the daemon keeps */
+#define FLOWLOG_QUEUE_MAX (4u << 20) /* bytes waiting for the writer */
 
-/* Appends to path (its directory is created), rotating to path.1 ..
- * path.KEEP when it grows past max_bytes. NULL with a message in err. */
+struct flowlog_sink_stats {
+	unsigned long lines;	/* handed to the sink */
+	unsigned long written;	/* on file, whole */
+	unsigned long lost;	/* not, and never will be */
+	unsigned long cut;	/* half lines cut off the file */
+	unsigned long episodes; /* runs of failed writes */
+	bool failing;		/* the last write failed ... */
+	int err;		/* ... with this errno */
+};
+
+/* Appends to path (its directory is created). NULL with a message in
+ * err when it cannot be opened. */
 struct flowlog_sink *flowlog_sink_open(const char *path, size_t max_bytes,
 				       unsigned keep, char *err, size_t errlen);
+/* The same, writing with wr in place of write(2) (a test's failing
+ * writer). */
+typedef ssize_t (*flowlog_write_fn)(int fd, const void *buf, size_t n);
+struct flowlog_sink *flowlog_sink_open_with(const char *path, size_t max_bytes,
+					    unsigned keep, flowlog_write_fn wr,
+					    char *err, size_t errlen);
+/* What is queued written (for up to 2 s), then closed. */
 void flowlog_sink_close(struct flowlog_sink *s);
-/* One JSON line; buffered until flowlog_sink_flush. 0 or -errno. */
+/* One JSON line, queued: 0, or -ENOBUFS when the queue is full (the
+ * line is counted as lost). */
 int flowlog_sink_write(struct flowlog_sink *s, json_t *rec);
 int flowlog_sink_write_line(struct flowlog_sink *s, const char *line, size_t n);
-int flowlog_sink_flush(struct flowlog_sink *s);
+/* Wakes the writer for what is queued: after each batch. Never waits. */
+void flowlog_sink_flush(struct flowlog_sink *s);
+/* Waits until everything queued is written or lost, for up to ms: 0 or
+ * -ETIMEDOUT. */
+int flowlog_sink_drain(struct flowlog_sink *s, unsigned ms);
 /* The name of the log's i-th rotated file (path itself for 0): what
  * the sink writes and `denials` reads. The caller frees it. */
 char *flowlog_rotated(const char *path, unsigned i);
-/* Opens the path anew (after logrotate moved it): SIGHUP. */
+/* The path opened anew by the writer (after logrotate moved it):
+ * SIGHUP. */
 int flowlog_sink_reopen(struct flowlog_sink *s);
-unsigned long flowlog_sink_written(const struct flowlog_sink *s);
+void flowlog_sink_stats(struct flowlog_sink *s, struct flowlog_sink_stats *out);
 
 #endif

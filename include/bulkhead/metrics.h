@@ -50,6 +50,7 @@ struct metrics_state {
 	unsigned long restores;	  /* others' changes to our tables put back */
 	long long denied_packets; /* the deny chain's counter; < 0: unread */
 	unsigned long records;	  /* flow log lines written */
+	unsigned long log_lost;	  /* flow log lines not written */
 	unsigned long suppressed_denied, suppressed_allowed;
 	unsigned long log_overruns, ct_overruns;
 	unsigned long revoked, flows_open, errors;

@@ -156,6 +156,22 @@ grep -q "^denied" "$tmp/out" || fail "suggested policy allows more than asked"
 expect 0 "$B" trace -p "$tmp/suggested.yaml" --inventory tests/fixtures/three-tier.json backend 198.51.100.7 443/tcp
 grep -q "^allowed" "$tmp/out" || fail "suggested policy: backend -> 198.51.100.7:443"
 
+# a damaged log: each unreadable line named FILE:LINE on stderr, counted
+# by --summary, the rest read, exit 0
+{ head -2 "$D"; printf '{"ts":"2026-11-22T16:0\n\n{"no":"verdict"}\n'; sed -n '3,$p' "$D"; } >"$tmp/damaged.jsonl"
+expect 0 "$B" denials --log "$tmp/damaged.jsonl"
+[ "$(grep -c ' denied ' "$tmp/out")" -eq 5 ] || fail "denials of a damaged log: not the 5 records"
+for n in 3 4 5; do
+	grep -qx "$tmp/damaged.jsonl:$n: warning: not a flow record, skipped" "$tmp/err" || { cat "$tmp/err"; fail "line $n of the damaged log is not named"; }
+done
+[ "$(wc -l <"$tmp/err")" -eq 3 ] || { cat "$tmp/err"; fail "warnings for lines that are records"; }
+expect 0 "$B" flows --log "$tmp/damaged.jsonl" --summary
+grep -q "^3 unreadable lines skipped" "$tmp/out" || { cat "$tmp/out"; fail "flows --summary does not count the unreadable lines"; }
+cp "$tmp/damaged.jsonl" "$tmp/rot.jsonl.1"
+head -1 "$D" >"$tmp/rot.jsonl"
+expect 0 "$B" denials --log "$tmp/rot.jsonl" --json
+grep -qx "$tmp/rot.jsonl.1:4: warning: not a flow record, skipped" "$tmp/err" || { cat "$tmp/err"; fail "a rotated file's damaged line is not named by its file"; }
+
 # --follow: records appended later, and the file rotated under it
 head -1 "$D" >"$tmp/live.jsonl"
 "$B" denials --log "$tmp/live.jsonl" --follow --json >"$tmp/followed" 2>&1 &

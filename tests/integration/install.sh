@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make install` with PREFIX and DESTDIR: the binary, the systemd unit with
 # its paths filled in (and systemd-analyze content with it, where present),
-# the manual page, bash completion, the example policies, and a default
+# the manual page, bash completion, the example policies, a logrotate
+# snippet (which logrotate takes, and rotates with), and a default
 # policy that a reinstall keeps.
 set -eu
 cd "$(dirname "$0")/../.."
@@ -18,6 +19,19 @@ grep -qx "Type=notify" "$unit" || fail "unit type"
 [ -f "$tmp/root/usr/share/bulkhead/policies/three-tier.yaml" ] || fail "example policies"
 [ -f "$tmp/root/usr/share/man/man8/bulkhead.8" ] || fail "manual page"
 grep -q '^complete -F _bulkhead bulkhead$' "$tmp/root/usr/share/bash-completion/completions/bulkhead" || fail "bash completion"
+lr=$tmp/root/etc/logrotate.d/bulkhead
+grep -q '^/var/log/bulkhead/flows.jsonl {$' "$lr" || fail "no logrotate snippet for the flow log"
+# logrotate reads it, and rotates a log of ours with it
+if command -v logrotate >/dev/null 2>&1; then
+	mkdir "$tmp/lr"
+	echo '{"verdict":"denied"}' >"$tmp/lr/flows.jsonl"
+	sed -e "s|/var/log/bulkhead|$tmp/lr|" -e "s|create 0640 root root|create 0640|" "$lr" >"$tmp/lr.conf"
+	logrotate -f -s "$tmp/lr.state" "$tmp/lr.conf" || fail "logrotate refused the snippet"
+	[ -f "$tmp/lr/flows.jsonl" ] && [ ! -s "$tmp/lr/flows.jsonl" ] || fail "logrotate did not start a new log"
+	ls "$tmp/lr" | grep -q '^flows.jsonl-[0-9]\{8\}$' || fail "logrotate kept no dated file: $(ls "$tmp/lr")"
+else
+	fail "logrotate is not installed (scripts/install-deps.sh installs it)"
+fi
 # the manual renders without warnings, where a formatter is installed
 if command -v groff >/dev/null 2>&1; then
 	w=$(groff -man -Tutf8 -ww -z "$tmp/root/usr/share/man/man8/bulkhead.8" 2>&1)

@@ -21,6 +21,7 @@ Suite *control_suite(void);
 Suite *denials_suite(void);
 Suite *allowed_suite(void);
 Suite *metrics_suite(void);
+Suite *flowsink_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
