@@ -34,6 +34,7 @@ struct sinkctx {
 	const struct compiler *cc;
 	const struct policy *p;
 	const struct inventory *inv, *gone;
+	const struct trace_index *gix; /* gone's */
 	struct trace_index *ix;
 	struct strbuf line;
 	struct flowlog_sink *sink;
@@ -100,9 +101,9 @@ static void write_record(void *ctx, const struct flow_pkt *pkt)
 	struct trace_decision dec;
 
 	c->line.len = 0;
-	flowlog_attribute(pkt, c->cc, c->p, c->ix, c->gone,
+	flowlog_attribute(pkt, c->cc, c->p, c->ix, c->gix,
 			  "2026-11-23T02:00:00.000Z", &c->line, &dec);
-	flowlog_count(c->m, pkt, &dec, c->cc, c->p, c->gone);
+	flowlog_count(c->m, pkt, &dec, c->p, c->gix);
 	flowlog_sink_write_line(c->sink, c->line.s, c->line.len);
 	c->n++;
 }
@@ -181,7 +182,7 @@ static size_t allowed_flows(struct sinkctx *c, struct revoke_flow *v)
 static double run_allowed(struct sinkctx *c, const struct revoke_flow *v,
 			  size_t nv, unsigned long events)
 {
-	struct allowed_judge j = {c->cc, c->p, c->ix, c->gone, NULL, 0, c->m};
+	struct allowed_judge j = {c->cc, c->p, c->ix, c->gix, NULL, 0, c->m};
 	struct allowed *a = allowed_new();
 	double t = now_s();
 	unsigned long n = 0;
@@ -241,6 +242,7 @@ int main(int argc, char **argv)
 	c.p = p;
 	c.inv = inv;
 	c.gone = gone;
+	c.gix = trace_index_new(cc, p, gone);
 	c.m = metrics_new(); /* as with run --metrics: every flow counted */
 	decode = run(bufs, lens, records, count_only, &c);
 	c.ix = trace_index_new(cc, p, inv);
@@ -279,6 +281,7 @@ int main(int argc, char **argv)
 		free(bufs[i]);
 	compile_free(cc);
 	inventory_free(inv);
+	trace_index_free((struct trace_index *)c.gix);
 	inventory_free(gone);
 	policy_free(p);
 	diags_free(&dg);

@@ -569,10 +569,10 @@ static void on_flow(void *ctx, const struct flow_pkt *pkt)
 	d->line.len = 0;
 	d->acct.records++;
 	flowlog_attribute(pkt, sync_compiler(d->sync), sync_policy(d->sync),
-			  sync_index(d->sync), sync_gone(d->sync), ts, &d->line,
-			  &dec);
-	flowlog_count(d->metrics, pkt, &dec, sync_compiler(d->sync),
-		      sync_policy(d->sync), sync_gone(d->sync));
+			  sync_index(d->sync), sync_gone_index(d->sync), ts,
+			  &d->line, &dec);
+	flowlog_count(d->metrics, pkt, &dec, sync_policy(d->sync),
+		      sync_gone_index(d->sync));
 	/* a line the log cannot take is counted there (log_lost) */
 	flowlog_sink_write_line(d->sink, d->line.s, d->line.len);
 }
@@ -635,7 +635,7 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 		struct allowed_judge j = {.cc = sync_compiler(d->sync),
 					  .p = p,
 					  .ix = sync_index(d->sync),
-					  .gone = sync_gone(d->sync),
+					  .gone = sync_gone_index(d->sync),
 					  .m = d->metrics};
 
 		j.host = host_addrs(d, 10e3, &j.nhost);

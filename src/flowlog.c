@@ -210,26 +210,6 @@ int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt)
 
 /* --- the record -------------------------------------------------------- */
 
-/* The container of gone holding addr, and the network it held it on. */
-static const struct inv_container *find_gone(const struct inventory *gone,
-					     int fam, u128 addr,
-					     const struct inv_net **net)
-{
-	size_t i, j;
-
-	for (i = 0; gone && i < gone->n; i++)
-		for (j = 0; j < gone->c[i].nnets; j++) {
-			const struct inv_net *n = &gone->c[i].nets[j];
-
-			if ((fam == AF_INET && n->has4 && n->ip4 == addr) ||
-			    (fam == AF_INET6 && n->has6 && n->ip6 == addr)) {
-				*net = n;
-				return &gone->c[i];
-			}
-		}
-	return NULL;
-}
-
 /* A JSON string: quotes, backslashes and control characters escaped. */
 void flowlog_jstr(struct strbuf *b, const char *s)
 {
@@ -278,12 +258,11 @@ static void key(struct strbuf *b, const char *k)
 
 static void end(const struct flow_pkt *pkt, bool src,
 		const struct inv_container *c, const struct inv_net *net,
-		long svc, const struct compiler *cc, const struct policy *p,
-		const struct inventory *gone, struct strbuf *b)
+		long svc, const struct policy *p,
+		const struct trace_index *gone, struct strbuf *b)
 {
 	u128 a = src ? pkt->saddr : pkt->daddr;
 	char buf[64];
-	long x, y;
 
 	addr_format(pkt->family, a, buf, sizeof(buf));
 	sb_putc(b, '{');
@@ -294,8 +273,8 @@ static void end(const struct flow_pkt *pkt, bool src,
 		key(b, "port");
 		juint(b, src ? pkt->sport : pkt->dport);
 	}
-	if (!c && (c = find_gone(gone, pkt->family, a, &net)))
-		svc = compile_assign(cc, c, &x, &y);
+	if (!c)
+		c = trace_index_find(gone, pkt->family, a, &net, &svc);
 	if (c) {
 		sb_putc(b, ',');
 		key(b, "container");
@@ -319,8 +298,8 @@ static void end(const struct flow_pkt *pkt, bool src,
 }
 
 void flowlog_ends(const struct flow_pkt *pkt, const struct trace_decision *dec,
-		  const struct compiler *cc, const struct policy *p,
-		  const struct inventory *gone, struct strbuf *b)
+		  const struct policy *p, const struct trace_index *gone,
+		  struct strbuf *b)
 {
 	char buf[16];
 
@@ -336,16 +315,16 @@ void flowlog_ends(const struct flow_pkt *pkt, const struct trace_decision *dec,
 	}
 	sb_putc(b, ',');
 	key(b, "src");
-	end(pkt, true, dec->src, dec->src_net, dec->src_svc, cc, p, gone, b);
+	end(pkt, true, dec->src, dec->src_net, dec->src_svc, p, gone, b);
 	sb_putc(b, ',');
 	key(b, "dst");
-	end(pkt, false, dec->dst, dec->dst_net, dec->dst_svc, cc, p, gone, b);
+	end(pkt, false, dec->dst, dec->dst_net, dec->dst_svc, p, gone, b);
 }
 
 void flowlog_format(const struct flow_pkt *pkt,
-		    const struct trace_decision *dec, const struct compiler *cc,
-		    const struct policy *p, const struct inventory *gone,
-		    const char *ts, struct strbuf *b)
+		    const struct trace_decision *dec, const struct policy *p,
+		    const struct trace_index *gone, const char *ts,
+		    struct strbuf *b)
 {
 	sb_putc(b, '{');
 	key(b, "ts");
@@ -354,7 +333,7 @@ void flowlog_format(const struct flow_pkt *pkt,
 	key(b, "verdict");
 	flowlog_jstr(b, pkt->audit ? "would-deny" : "denied");
 	sb_putc(b, ',');
-	flowlog_ends(pkt, dec, cc, p, gone, b);
+	flowlog_ends(pkt, dec, p, gone, b);
 	sb_putc(b, ',');
 	key(b, "reason");
 	flowlog_jstr(b, flowlog_reason(dec));
@@ -374,41 +353,40 @@ const char *flowlog_reason(const struct trace_decision *dec)
  * service, or unmatched; else host or world. */
 static const char *end_label(const struct flow_pkt *pkt,
 			     const struct trace_decision *dec, bool src,
-			     const struct compiler *cc, const struct policy *p,
-			     const struct inventory *gone)
+			     const struct policy *p,
+			     const struct trace_index *gone)
 {
 	const struct inv_container *c = src ? dec->src : dec->dst;
 	const struct inv_net *net;
-	long svc = src ? dec->src_svc : dec->dst_svc, x, y;
+	long svc = src ? dec->src_svc : dec->dst_svc;
 
-	if (!c && (c = find_gone(gone, pkt->family,
-				 src ? pkt->saddr : pkt->daddr, &net)))
-		svc = compile_assign(cc, c, &x, &y);
+	if (!c)
+		c = trace_index_find(gone, pkt->family,
+				     src ? pkt->saddr : pkt->daddr, &net, &svc);
 	if (c)
 		return svc >= 0 ? p->services[svc].name : METRICS_UNMATCHED;
 	return !src && pkt->input ? "host" : "world";
 }
 
 void flowlog_count(struct metrics *m, const struct flow_pkt *pkt,
-		   const struct trace_decision *dec, const struct compiler *cc,
-		   const struct policy *p, const struct inventory *gone)
+		   const struct trace_decision *dec, const struct policy *p,
+		   const struct trace_index *gone)
 {
 	if (m)
 		metrics_flow(m, pkt->audit ? "would-deny" : "denied",
-			     end_label(pkt, dec, true, cc, p, gone),
-			     end_label(pkt, dec, false, cc, p, gone),
+			     end_label(pkt, dec, true, p, gone),
+			     end_label(pkt, dec, false, p, gone),
 			     flowlog_reason(dec));
 }
 
 json_t *flowlog_record(const struct flow_pkt *pkt,
-		       const struct trace_decision *dec,
-		       const struct compiler *cc, const struct policy *p,
-		       const struct inventory *gone, const char *ts)
+		       const struct trace_decision *dec, const struct policy *p,
+		       const struct trace_index *gone, const char *ts)
 {
 	struct strbuf b = {0};
 	json_t *r;
 
-	flowlog_format(pkt, dec, cc, p, gone, ts, &b);
+	flowlog_format(pkt, dec, p, gone, ts, &b);
 	r = json_loadb(b.s, b.len, 0, NULL);
 	sb_free(&b);
 	return r;
@@ -416,13 +394,13 @@ json_t *flowlog_record(const struct flow_pkt *pkt,
 
 void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
 		       const struct policy *p, const struct trace_index *ix,
-		       const struct inventory *gone, const char *ts,
+		       const struct trace_index *gone, const char *ts,
 		       struct strbuf *out, struct trace_decision *dec)
 {
 	trace_decide_ix(cc, p, ix, pkt->family, pkt->saddr, pkt->daddr,
 			pkt->input, pkt->proto, pkt->has_ports ? pkt->dport : 0,
 			dec);
-	flowlog_format(pkt, dec, cc, p, gone, ts, out);
+	flowlog_format(pkt, dec, p, gone, ts, out);
 }
 
 /* --- the subscriber ---------------------------------------------------- */

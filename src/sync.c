@@ -52,10 +52,16 @@ struct sync {
 	struct ports *ports;
 	struct docker *dk;
 	struct trace_index *ix; /* NULL when the inventory or policy moved */
+	struct trace_index *gone_ix; /* gone's, the same way */
 	/* containers gone lately, so that a record still names them */
 	struct inventory *gone;
-	time_t *gone_at;
-	size_t capgone;
+	/* gone's entries in the order they left, for their expiry */
+	struct gone_entry {
+		char *id;
+		time_t at;
+	} * gone_fifo;
+	size_t ngone_fifo, gone_head, capgone;
+	time_t gone_s; /* how long they are kept: SYNC_GONE_S */
 	/* addresses given up since the last revocation, and whose */
 	struct gone_addr {
 		char *id;
@@ -133,6 +139,7 @@ struct sync *sync_new(struct policy *p, const struct compile_opts *co,
 	s->dk = dk;
 	s->inv = inventory_new();
 	s->gone = inventory_new();
+	s->gone_s = SYNC_GONE_S;
 	return s;
 }
 
@@ -149,9 +156,12 @@ void sync_free(struct sync *s)
 		free(s->unbound[i]);
 	free(s->unbound);
 	trace_index_free(s->ix);
+	trace_index_free(s->gone_ix);
 	sb_free(&s->listed);
 	inventory_free(s->gone);
-	free(s->gone_at);
+	for (i = s->gone_head; i < s->ngone_fifo; i++)
+		free(s->gone_fifo[i].id);
+	free(s->gone_fifo);
 	ir_free(s->rs);
 	ir_delta_free(&s->lag);
 	inventory_free(s->inv);
@@ -283,6 +293,8 @@ static void inv_changed(struct sync *s)
 {
 	trace_index_free(s->ix);
 	s->ix = NULL;
+	trace_index_free(s->gone_ix);
+	s->gone_ix = NULL;
 }
 
 static void gone_addr(struct sync *s, const char *id, int family, u128 addr)
@@ -391,15 +403,33 @@ static void take_out(struct sync *s, size_t idx, struct ir_delta *delta)
 		if (n->has6)
 			gone_addr(s, s->inv->c[idx].id, AF_INET6, n->ip6);
 	}
-	for (i = 0; i < s->gone->n; i++)
-		if (now - s->gone_at[i] > SYNC_GONE_S) {
-			inventory_remove(s->gone, i);
-			s->gone_at[i] = s->gone_at[s->gone->n];
-			i--;
+	/* the oldest first: those past SYNC_GONE_S leave, by id */
+	while (s->gone_head < s->ngone_fifo &&
+	       now - s->gone_fifo[s->gone_head].at > s->gone_s) {
+		struct gone_entry *e = &s->gone_fifo[s->gone_head++];
+		long g = inventory_index(s->gone, e->id);
+
+		if (g >= 0) {
+			if (s->gone_ix)
+				trace_index_del(s->gone_ix, &s->gone->c[g]);
+			inventory_remove(s->gone, (size_t)g);
 		}
-	grow(&s->gone_at, &s->capgone, s->gone->n + 1, sizeof(*s->gone_at));
-	s->gone_at[s->gone->n] = now;
+		free(e->id);
+	}
+	if (s->gone_head && s->gone_head * 2 >= s->ngone_fifo) {
+		s->ngone_fifo -= s->gone_head;
+		memmove(s->gone_fifo, s->gone_fifo + s->gone_head,
+			s->ngone_fifo * sizeof(*s->gone_fifo));
+		s->gone_head = 0;
+	}
+	*PUSH(s->gone_fifo, s->ngone_fifo, s->capgone) =
+	    (struct gone_entry){xstrdup(s->inv->c[idx].id), now};
 	inventory_move(s->gone, s->inv, idx);
+	if (s->gone_ix &&
+	    !trace_index_add(s->gone_ix, &s->gone->c[s->gone->n - 1])) {
+		trace_index_free(s->gone_ix); /* an address twice: anew */
+		s->gone_ix = NULL;
+	}
 }
 
 /* An address that a new container holds was another's: that one is gone
@@ -613,11 +643,15 @@ void sync_bind(struct sync *s)
 		}
 		c = &s->inv->c[idx];
 		bound_keys(s, c, false);
+		if (s->ix)
+			trace_index_del(s->ix, c); /* its link-local may come */
 		if (compile_delta(s->cc, s->inv, (size_t)idx, false, &delta) ||
 		    bind_container(s, c, &dg) < 0 ||
 		    compile_delta(s->cc, s->inv, (size_t)idx, true, &delta))
 			s->resync_wanted = true;
 		bound_keys(s, c, true);
+		if (s->ix && !trace_index_add(s->ix, c))
+			inv_changed(s);
 		diags_free(&dg);
 		sync_bports(s, c, &delta);
 		if (needs_port(s, c))
@@ -1098,6 +1132,18 @@ struct trace_index *sync_index(struct sync *s)
 	if (!s->ix)
 		s->ix = trace_index_new(s->cc, s->p, s->inv);
 	return s->ix;
+}
+
+void sync_keep_gone(struct sync *s, unsigned seconds)
+{
+	s->gone_s = (time_t)seconds;
+}
+
+const struct trace_index *sync_gone_index(struct sync *s)
+{
+	if (!s->gone_ix)
+		s->gone_ix = trace_index_new(s->cc, s->p, s->gone);
+	return s->gone_ix;
 }
 
 bool sync_audit(const struct sync *s)

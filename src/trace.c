@@ -45,7 +45,9 @@ static int resolve(const struct compiler *cc, const struct policy *p,
 				if ((ep->family == AF_INET && n->has4 &&
 				     n->ip4 == ep->addr) ||
 				    (ep->family == AF_INET6 && n->has6 &&
-				     n->ip6 == ep->addr)) {
+				     n->ip6 == ep->addr) ||
+				    (ep->family == AF_INET6 && n->has_ll6 &&
+				     n->ll6 == ep->addr)) {
 					ep->kind = EP_CONTAINER;
 					ep->c = &inv->c[i];
 					ep->net = n;
@@ -382,6 +384,16 @@ static bool index_container(struct trace_index *ix,
 			else
 				slot_del(ix, AF_INET6, net->ip6, c->id);
 		}
+		/* its link-local address (router and neighbour
+		 * solicitations come from it): the container's too */
+		if (net->has_ll6 && !(net->has6 && net->ll6 == net->ip6)) {
+			sl.family = AF_INET6;
+			sl.addr = net->ll6;
+			if (in)
+				exact &= slot_put(ix, &sl);
+			else
+				slot_del(ix, AF_INET6, net->ll6, c->id);
+		}
 		if (svc < 0)
 			continue;
 		nc = netcount(ix, net->name);
@@ -456,7 +468,7 @@ void trace_index_free(struct trace_index *ix)
 static void from_slot(const struct trace_index *ix, struct endpoint *ep,
 		      const struct slot *sl, int family, u128 a)
 {
-	long i = sl ? inventory_index(ix->inv, sl->id) : -1;
+	long i = sl && ix ? inventory_index(ix->inv, sl->id) : -1;
 
 	memset(ep, 0, sizeof(*ep));
 	ep->family = family;
@@ -467,6 +479,20 @@ static void from_slot(const struct trace_index *ix, struct endpoint *ep,
 		ep->net = sl->net;
 		ep->svc = sl->svc;
 	}
+}
+
+const struct inv_container *trace_index_find(const struct trace_index *ix,
+					     int family, u128 addr,
+					     const struct inv_net **net,
+					     long *svc)
+{
+	struct endpoint ep;
+
+	from_slot(ix, &ep, ix ? slot_find(ix, family, addr) : NULL, family,
+		  addr);
+	*net = ep.net;
+	*svc = ep.svc;
+	return ep.c;
 }
 
 int trace_decide_ix(const struct compiler *cc, const struct policy *p,

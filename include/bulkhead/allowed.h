@@ -23,7 +23,7 @@ struct allowed_judge {
 	const struct compiler *cc;
 	const struct policy *p;
 	const struct trace_index *ix;
-	const struct inventory *gone; /* to name ends that left lately */
+	const struct trace_index *gone; /* to name ends that left lately */
 	const struct revoke_addr *host;
 	size_t nhost;
 	/* every allowed opening counted here, logged or not, and its

@@ -42,31 +42,30 @@ int flowlog_decode(const void *msg, size_t len, struct flow_pkt *pkt);
 /* The record of design §4 for pkt, as decided by the policy model (dec,
  * from trace_decide), at ts (ISO 8601, UTC), as one line of JSON text
  * appended to out (written directly: the log's hot path). Ends the
- * decision found no container for may be named from gone (containers
- * that left lately). */
+ * decision found no container for may be named from gone (the index of
+ * the containers that left lately; NULL: none). */
 void flowlog_format(const struct flow_pkt *pkt,
-		    const struct trace_decision *dec, const struct compiler *cc,
-		    const struct policy *p, const struct inventory *gone,
-		    const char *ts, struct strbuf *out);
+		    const struct trace_decision *dec, const struct policy *p,
+		    const struct trace_index *gone, const char *ts,
+		    struct strbuf *out);
 /* What a record says of a flow's ends: "proto" (with "icmp_type" and
  * "icmp_code"), "src" and "dst", as members (no braces) appended to out:
  * the part every record of the flow log shares. */
 void flowlog_ends(const struct flow_pkt *pkt, const struct trace_decision *dec,
-		  const struct compiler *cc, const struct policy *p,
-		  const struct inventory *gone, struct strbuf *out);
+		  const struct policy *p, const struct trace_index *gone,
+		  struct strbuf *out);
 /* s as a JSON string, appended to out. */
 void flowlog_jstr(struct strbuf *out, const char *s);
 /* The same record as a JSON object. */
 json_t *flowlog_record(const struct flow_pkt *pkt,
-		       const struct trace_decision *dec,
-		       const struct compiler *cc, const struct policy *p,
-		       const struct inventory *gone, const char *ts);
+		       const struct trace_decision *dec, const struct policy *p,
+		       const struct trace_index *gone, const char *ts);
 
 /* trace_decide_ix (into dec), then flowlog_format: what the daemon does
  * with each packet. */
 void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
 		       const struct policy *p, const struct trace_index *ix,
-		       const struct inventory *gone, const char *ts,
+		       const struct trace_index *gone, const char *ts,
 		       struct strbuf *out, struct trace_decision *dec);
 /* The record's reason for a denial decided so. */
 const char *flowlog_reason(const struct trace_decision *dec);
@@ -74,8 +73,8 @@ const char *flowlog_reason(const struct trace_decision *dec);
  * services (or unmatched, host, world) and reason. */
 struct metrics;
 void flowlog_count(struct metrics *m, const struct flow_pkt *pkt,
-		   const struct trace_decision *dec, const struct compiler *cc,
-		   const struct policy *p, const struct inventory *gone);
+		   const struct trace_decision *dec, const struct policy *p,
+		   const struct trace_index *gone);
 
 /* --- the subscriber -------------------------------------------------- */
 

@@ -124,8 +124,14 @@ void sync_link(struct sync *s, const char *ifname, const char *master);
 const struct policy *sync_policy(const struct sync *s);
 struct compiler *sync_compiler(const struct sync *s);
 const struct inventory *sync_inventory(const struct sync *s);
-/* Containers gone in the last SYNC_GONE_S seconds. */
+/* Containers gone in the last SYNC_GONE_S seconds, and their addresses'
+ * index (made anew after the policy moved), to name a late record's
+ * ends. */
 const struct inventory *sync_gone(const struct sync *s);
+const struct trace_index *sync_gone_index(struct sync *s);
+/* How long a container gone is kept there (SYNC_GONE_S unless told):
+ * those older leave as the next one comes. */
+void sync_keep_gone(struct sync *s, unsigned seconds);
 /* The last full compile (its sets name delta's), NULL before one. */
 const struct ir_ruleset *sync_ruleset(const struct sync *s);
 /* The whole ruleset the kernel should hold now, as a full compile

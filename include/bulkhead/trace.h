@@ -51,6 +51,12 @@ struct trace_index *trace_index_new(const struct compiler *cc,
 bool trace_index_add(struct trace_index *ix, const struct inv_container *c);
 void trace_index_del(struct trace_index *ix, const struct inv_container *c);
 void trace_index_free(struct trace_index *ix);
+/* The container of the index holding addr (its net and service into
+ * *net and *svc), or NULL. */
+const struct inv_container *trace_index_find(const struct trace_index *ix,
+					     int family, u128 addr,
+					     const struct inv_net **net,
+					     long *svc);
 /* trace_decide, answered from the index: the same decision. */
 int trace_decide_ix(const struct compiler *cc, const struct policy *p,
 		    const struct trace_index *ix, int family, u128 saddr,

@@ -209,6 +209,7 @@ START_TEST(test_record)
 	    load_inventory_fixture(FIXTURES "/three-tier.json");
 	struct inventory *gone = inventory_new();
 	struct compiler *cc = compile_new(p, NULL);
+	struct trace_index *gix = trace_index_new(cc, p, gone);
 	struct trace_decision dec;
 	struct flow_pkt k;
 	uint8_t pk[64];
@@ -222,7 +223,7 @@ START_TEST(test_record)
 	    0);
 	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
 		     k.dport, &dec);
-	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
 	ck_assert_str_eq(json_string_value(json_object_get(r, "verdict")),
 			 "denied");
 	ck_assert_str_eq(json_string_value(json_object_get(r, "proto")), "tcp");
@@ -242,9 +243,10 @@ START_TEST(test_record)
 	inventory_move(
 	    gone, inv,
 	    (size_t)inventory_index(inv, inventory_find(inv, "db")->id));
+	ck_assert(trace_index_add(gix, &gone->c[gone->n - 1]));
 	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
 		     k.dport, &dec);
-	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
 	ck_assert_str_eq(at(r, "dst", "container"), "db");
 	ck_assert_str_eq(at(r, "dst", "service"), "db");
 	json_decref(r);
@@ -254,7 +256,7 @@ START_TEST(test_record)
 	k.dport = 9999;
 	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
 		     k.dport, &dec);
-	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
 	ck_assert_str_eq(json_string_value(json_object_get(r, "reason")),
 			 "port-not-allowed");
 	json_decref(r);
@@ -262,10 +264,11 @@ START_TEST(test_record)
 	k.daddr = 0xcb007109;
 	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
 		     k.dport, &dec);
-	r = flowlog_record(&k, &dec, cc, p, gone, "2026-11-22T16:01:02.123Z");
+	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
 	ck_assert_str_eq(at(r, "dst", "peer"), "world");
 	json_decref(r);
 
+	trace_index_free(gix);
 	compile_free(cc);
 	inventory_free(gone);
 	inventory_free(inv);

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include "bulkhead/sync.h"
@@ -210,6 +211,22 @@ START_TEST(test_sync_start_stop)
 	ck_assert_uint_gt(f.r.dels, 0);
 	ck_assert_uint_eq(sync_inventory(f.s)->n, 0);
 	ck_assert_uint_ge(sync_gone(f.s)->n, 1);
+	/* the gone list's index names it by its address, a late record's
+	 * end: built now, then kept as more leave */
+	{
+		const struct inv_net *net;
+		long svc;
+		const struct inv_container *c = trace_index_find(
+		    sync_gone_index(f.s), AF_INET, 0xac1c0503, &net, &svc);
+
+		ck_assert_ptr_nonnull(c);
+		ck_assert_str_eq(c->name, "backend");
+		ck_assert_str_eq(net->name, "appnet");
+		ck_assert_int_eq(
+		    svc, policy_service_index(sync_policy(f.s), "backend"));
+		ck_assert_ptr_null(trace_index_find(
+		    sync_gone_index(f.s), AF_INET, 0xac1c0509, &net, &svc));
+	}
 	ck_assert(sync_revocation(f.s, &gone, &n, &all));
 	ck_assert(!all); /* only the flows of what it gave up are judged */
 	ck_assert_uint_eq(n, 2); /* 172.28.5.3 and fd00:28:5::3 */
@@ -217,10 +234,41 @@ START_TEST(test_sync_start_stop)
 	ck_assert_int_eq(gone[1].family, AF_INET6);
 	free(gone);
 	ck_assert_ptr_nonnull(strstr(f.r.log.s, "removed backend"));
-	/* a die for what is not placed: nothing */
+	/* one more leaves: the index, kept, names it too */
+	start(&f, 0, NULL);
+	event(&f, "die", id_of(&f, 0));
+	ck_assert_ptr_null(sync_next(f.s));
+	{
+		const struct inv_net *net;
+		long svc;
+		const struct inv_container *c = trace_index_find(
+		    sync_gone_index(f.s), AF_INET, 0xac1c0502, &net, &svc);
+
+		ck_assert_ptr_nonnull(c);
+		ck_assert_str_eq(c->name, "nginx");
+	}
+	/* past their time, they leave as the next one comes: by the
+	 * index too */
+	sync_keep_gone(f.s, 0);
+	sleep(1);
+	ck_assert_uint_ge(sync_gone(f.s)->n, 2);
+	start(&f, 2, NULL);
+	event(&f, "die", id_of(&f, 2));
+	ck_assert_ptr_null(sync_next(f.s));
+	ck_assert_uint_eq(sync_gone(f.s)->n, 1);
+	ck_assert_str_eq(sync_gone(f.s)->c[0].name, "db");
+	{
+		const struct inv_net *net;
+		long svc;
+
+		ck_assert_ptr_null(trace_index_find(
+		    sync_gone_index(f.s), AF_INET, 0xac1c0502, &net, &svc));
+	}
+	/* a die for what is not placed: nothing (nginx's and db's starts
+	 * and dies made four batches more) */
 	event(&f, "die", id_of(&f, 1));
 	ck_assert_ptr_null(sync_next(f.s));
-	ck_assert_int_eq(f.r.applies, 2);
+	ck_assert_int_eq(f.r.applies, 6);
 	ck_assert(!sync_wants_resync(f.s));
 	fx_free(&f);
 }

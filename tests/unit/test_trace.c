@@ -268,6 +268,54 @@ START_TEST(test_index_follows)
 }
 END_TEST
 
+/* A container's IPv6 link-local address (what its router and neighbour
+ * solicitations come from) names it, with and without the index; the
+ * index follows the address as binding learns it. */
+START_TEST(test_link_local)
+{
+	struct policy *p = load_policy_fixture("policies/three-tier.yaml");
+	struct inventory *inv =
+	    load_inventory_fixture(FIXTURES "/three-tier.json");
+	struct compiler *cc = compile_new(p, NULL);
+	struct trace_index *ix = trace_index_new(cc, p, inv);
+	struct inv_container *c =
+	    (struct inv_container *)inventory_find(inv, "nginx");
+	struct trace_decision a, b;
+	u128 ll, allr;
+	int fam;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert(c->nets[0].has_ll6); /* bound, as the fixtures are */
+	ll = c->nets[0].ll6;
+	ck_assert_int_eq(addr_parse("ff02::2", &fam, &allr), 0);
+	trace_decide(cc, p, inv, AF_INET6, ll, allr, true, 58, 0, &a);
+	trace_decide_ix(cc, p, ix, AF_INET6, ll, allr, true, 58, 0, &b);
+	ck_assert_ptr_eq(a.src, c);
+	ck_assert_ptr_eq(b.src, c);
+	ck_assert_int_eq(b.src_svc, policy_service_index(p, "nginx"));
+	ck_assert(!b.allowed); /* nginx has no edge to the host */
+	ck_assert_str_eq(a.reason, b.reason);
+	/* not bound (yet): nobody's */
+	trace_index_del(ix, c);
+	c->nets[0].has_ll6 = false;
+	ck_assert(trace_index_add(ix, c));
+	trace_decide(cc, p, inv, AF_INET6, ll, allr, true, 58, 0, &a);
+	trace_decide_ix(cc, p, ix, AF_INET6, ll, allr, true, 58, 0, &b);
+	ck_assert_ptr_null(a.src);
+	ck_assert_ptr_null(b.src);
+	/* bound: its again */
+	trace_index_del(ix, c);
+	c->nets[0].has_ll6 = true;
+	ck_assert(trace_index_add(ix, c));
+	trace_decide_ix(cc, p, ix, AF_INET6, ll, allr, true, 58, 0, &b);
+	ck_assert_ptr_eq(b.src, c);
+	trace_index_free(ix);
+	compile_free(cc);
+	inventory_free(inv);
+	policy_free(p);
+}
+END_TEST
+
 /* Many addresses in one table (their runs colliding), taken out in a
  * scattered order: each still found, or not, as the inventory says. */
 START_TEST(test_index_many)
@@ -340,6 +388,7 @@ Suite *trace_suite(void)
 	tcase_add_test(tc, test_index_agrees);
 	tcase_add_test(tc, test_index_follows);
 	tcase_add_test(tc, test_index_many);
+	tcase_add_test(tc, test_link_local);
 	suite_add_tcase(s, tc);
 	return s;
 }
