@@ -380,8 +380,10 @@ struct proposal {
 
 static bool suggestible(const struct entry *e)
 {
-	/* a container the model placed too late is no missing edge */
-	if (!strcmp(e->reason, "not-placed-yet"))
+	/* a container the model placed too late, or one known by its
+	 * link-local address, is no missing edge: none would let it by */
+	if (!strcmp(e->reason, "not-placed-yet") ||
+	    !strcmp(e->reason, "link-local"))
 		return false;
 	if (e->sk == K_SERVICE)
 		return e->dk != K_UNMATCHED;

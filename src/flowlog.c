@@ -336,12 +336,18 @@ void flowlog_format(const struct flow_pkt *pkt,
 	flowlog_ends(pkt, dec, p, gone, b);
 	sb_putc(b, ',');
 	key(b, "reason");
-	flowlog_jstr(b, flowlog_reason(dec));
+	flowlog_jstr(b, flowlog_reason(pkt, dec));
 	sb_putc(b, '}');
 }
 
-const char *flowlog_reason(const struct trace_decision *dec)
+const char *flowlog_reason(const struct flow_pkt *pkt,
+			   const struct trace_decision *dec)
 {
+	/* from a link-local address no container is known by yet (its
+	 * port not bound): what the kernel drops there is no race */
+	if (dec->allowed && !dec->src && pkt->family == AF_INET6 &&
+	    (pkt->saddr >> 118) == (0xfe80u >> 6))
+		return "link-local";
 	/* the model allowing what the kernel logged means the kernel was
 	 * behind (a container not placed yet) */
 	return dec->allowed  ? "not-placed-yet"
@@ -376,7 +382,7 @@ void flowlog_count(struct metrics *m, const struct flow_pkt *pkt,
 		metrics_flow(m, pkt->audit ? "would-deny" : "denied",
 			     end_label(pkt, dec, true, p, gone),
 			     end_label(pkt, dec, false, p, gone),
-			     flowlog_reason(dec));
+			     flowlog_reason(pkt, dec));
 }
 
 json_t *flowlog_record(const struct flow_pkt *pkt,

@@ -141,6 +141,17 @@ static void managed(const struct compiler *cc, const struct policy *p,
 
 /* The model's answer: the first edge that allows it, or the default and
  * the reason it denies. */
+/* An end known by its IPv6 link-local address: the kernel's chains know
+ * containers by their addresses on the network, so nothing but
+ * neighbour discovery (and to the host router solicitations and MLD)
+ * passes from or to it, whatever the policy says. */
+static bool link_local(const struct endpoint *ep)
+{
+	return ep->c && ep->net && ep->family == AF_INET6 && ep->net->has_ll6 &&
+	       ep->addr == ep->net->ll6 &&
+	       !(ep->net->has6 && ep->net->ip6 == ep->addr);
+}
+
 static void decide(const struct policy *p, const struct endpoint *s,
 		   const struct endpoint *t, const struct inv_net *sn,
 		   const struct inv_net *dn, bool s_managed, bool t_managed,
@@ -161,6 +172,12 @@ static void decide(const struct policy *p, const struct endpoint *s,
 	if (!s_managed && !t_managed) {
 		out->allowed = true;
 		out->why = "touches no managed container, not filtered";
+		return;
+	}
+	if ((s_managed && link_local(s)) || (t_managed && link_local(t))) {
+		out->why = "a container's link-local address: only neighbour "
+			   "discovery passes";
+		out->reason = "link-local";
 		return;
 	}
 	if ((s_managed && s->svc == COMPILE_UNMATCHED) ||

@@ -68,7 +68,8 @@ void flowlog_attribute(const struct flow_pkt *pkt, const struct compiler *cc,
 		       const struct trace_index *gone, const char *ts,
 		       struct strbuf *out, struct trace_decision *dec);
 /* The record's reason for a denial decided so. */
-const char *flowlog_reason(const struct trace_decision *dec);
+const char *flowlog_reason(const struct flow_pkt *pkt,
+			   const struct trace_decision *dec);
 /* The denial counted in m (NULL: nothing), by verdict, the ends'
  * services (or unmatched, host, world) and reason. */
 struct metrics;

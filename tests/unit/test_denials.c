@@ -59,6 +59,14 @@ START_TEST(test_query)
 	denials_summary_add(s, a);
 	denials_summary_add(s, b);
 	denials_summary_add(s, c);
+	/* a link-local denial: counted, never suggested (no edge helps) */
+	{
+		json_t *ll = flow("2026-11-22T16:06:30Z", "redis", "world", 0,
+				  "link-local");
+
+		denials_summary_add(s, ll);
+		json_decref(ll);
+	}
 	denials_summary_print(s, false, &out);
 	ck_assert_ptr_nonnull(strstr(out.s, "       2  nginx"));
 	ck_assert_ptr_nonnull(strstr(out.s, "2026-11-22T16:00:00Z "));
@@ -71,6 +79,7 @@ START_TEST(test_query)
 	ck_assert_ptr_nonnull(
 	    strstr(out.s, "- to: { cidr: [\"203.0.113.9/32\"] }\n        "
 			  "ports: [443/tcp]"));
+	ck_assert_ptr_null(strstr(out.s, "redis"));
 	/* with the policy: it parses, and has exactly the two new edges */
 	out.len = 0;
 	denials_suggest(s, p, &out);

@@ -267,6 +267,24 @@ START_TEST(test_record)
 	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
 	ck_assert_str_eq(at(r, "dst", "peer"), "world");
 	json_decref(r);
+	/* a router solicitation from a link-local address nobody is known
+	 * by yet: dropped for that, not for a placement behind */
+	k.family = AF_INET6;
+	k.saddr = ((u128)0xfe80 << 112) | 1;
+	k.daddr = ((u128)0xff02 << 112) | 2;
+	k.proto = IPPROTO_ICMPV6;
+	trace_decide(cc, p, inv, k.family, k.saddr, k.daddr, k.input, k.proto,
+		     0, &dec);
+	ck_assert(dec.allowed && !dec.src);
+	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "reason")),
+			 "link-local");
+	json_decref(r);
+	k.saddr = ((u128)0x2001 << 112) | 1; /* a global one: the race */
+	r = flowlog_record(&k, &dec, p, gix, "2026-11-22T16:01:02.123Z");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "reason")),
+			 "not-placed-yet");
+	json_decref(r);
 
 	trace_index_free(gix);
 	compile_free(cc);
