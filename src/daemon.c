@@ -666,6 +666,7 @@ static void log_flush(struct daemon *d)
 	if (st.failing && !d->log_failing) {
 		d->log_failing = true;
 		d->log_lost_base = st.lost;
+		d->last_error[0] = '\0'; /* said each time it starts */
 		fail(d,
 		     "flow log %s: cannot write (%s): records are counted "
 		     "as lost until it can (status: log_lost)",
