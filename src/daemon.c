@@ -123,14 +123,6 @@ struct daemon {
 	char last_error[512];
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* One line per event on stderr, for journald. */
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -492,7 +484,7 @@ static void on_dns(void *ctx, const char *name, const struct fqdn_addr *a,
 		   size_t n, unsigned ttl_s, const char *err)
 {
 	struct daemon *d = ctx;
-	uint64_t now = (uint64_t)now_ms();
+	uint64_t now = (uint64_t)mono_ms();
 	long i = fqdn_find(&d->fq, name);
 	struct fqdn_name *f;
 	struct strbuf sb = {0};
@@ -527,7 +519,7 @@ static void on_dns(void *ctx, const char *name, const struct fqdn_addr *a,
 static void dns_tick(struct daemon *d)
 {
 	struct itimerspec off = {0};
-	uint64_t now = (uint64_t)now_ms(), next, ms;
+	uint64_t now = (uint64_t)mono_ms(), next, ms;
 	size_t i;
 	int t;
 
@@ -609,10 +601,10 @@ static void want_acct(struct daemon *d)
 static const struct revoke_addr *host_addrs(struct daemon *d, double max_age_ms,
 					    size_t *n)
 {
-	if (!d->host || now_ms() - d->host_ms >= max_age_ms) {
+	if (!d->host || mono_ms() - d->host_ms >= max_age_ms) {
 		free(d->host);
 		d->host = revoke_host_addrs(&d->nhost);
-		d->host_ms = now_ms();
+		d->host_ms = mono_ms();
 	}
 	*n = d->nhost;
 	return d->host;
@@ -640,10 +632,10 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 
 		j.host = host_addrs(d, 10e3, &j.nhost);
 		tag = allowed_open(d->allowed, &j, ev->f, ts,
-				   (uint64_t)now_ms(), &d->ctline);
+				   (uint64_t)mono_ms(), &d->ctline);
 	} else {
 		allowed_close(d->allowed, d->metrics, ev, ts,
-			      (uint64_t)now_ms(), &d->ctline);
+			      (uint64_t)mono_ms(), &d->ctline);
 	}
 	if (d->ctline.len)
 		flowlog_sink_write_line(d->sink, d->ctline.s, d->ctline.len);
@@ -823,7 +815,7 @@ static void status_fqdn(const struct daemon *d, struct control_status *st)
 {
 	static const char *const state[] = {"pending", "ok", "stale",
 					    "failing"};
-	uint64_t now = (uint64_t)now_ms();
+	uint64_t now = (uint64_t)mono_ms();
 	size_t i, j;
 
 	st->fqdn = xcalloc(d->fq.n + 1, sizeof(*st->fqdn));
@@ -907,20 +899,33 @@ static void status_containers(const struct daemon *d, struct control_status *st)
 }
 
 /* Our table as the kernel holds it: its sets and their elements. */
-static void status_kernel(struct daemon *d, struct control_status *st)
+/* Our table as the kernel holds it, or NULL with why in err; the log's
+ * count of what the rate limit held back follows from the same read. */
+static struct ir_ruleset *read_table(struct daemon *d, char *err, size_t errlen)
 {
 	struct ir_ruleset *have = NULL;
-	char err[256];
-	size_t i;
-	int r = kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err));
 
-	if (r || !have) {
-		st->kernel_error =
-		    xstrdup(r ? err : "table inet bulkhead is missing");
-		return;
+	if (kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, errlen))
+		return NULL;
+	if (!have) {
+		snprintf(err, errlen, "table inet bulkhead is missing");
+		return NULL;
 	}
 	if (d->fl)
-		count_suppressed(d, have); /* the same read, for the log */
+		count_suppressed(d, have);
+	return have;
+}
+
+static void status_kernel(struct daemon *d, struct control_status *st)
+{
+	char err[256];
+	struct ir_ruleset *have = read_table(d, err, sizeof(err));
+	size_t i;
+
+	if (!have) {
+		st->kernel_error = xstrdup(err);
+		return;
+	}
 	st->sets = xcalloc(have->nsets + 1, sizeof(*st->sets));
 	st->kernel_sets = (long)have->nsets;
 	st->kernel_elements = 0;
@@ -1025,19 +1030,16 @@ static void status_fill(struct daemon *d, struct control_status *st)
  * at most once a second however often someone scrapes. */
 static void metrics_kernel(struct daemon *d)
 {
-	struct ir_ruleset *have = NULL;
+	struct ir_ruleset *have;
 	char err[256];
 	size_t i;
 
-	if (d->kread_ms && now_ms() - d->kread_ms < 1000)
+	if (d->kread_ms && mono_ms() - d->kread_ms < 1000)
 		return;
-	d->kread_ms = now_ms();
+	d->kread_ms = mono_ms();
 	d->kdenied = -1;
-	if (kernel_read(d->k, COMPILE_TABLE, &have, NULL, err, sizeof(err)) ||
-	    !have)
+	if (!(have = read_table(d, err, sizeof(err))))
 		return;
-	if (d->fl)
-		count_suppressed(d, have);
 	d->kelements = 0;
 	for (i = 0; i < have->nsets; i++)
 		d->kelements += have->sets[i].n;

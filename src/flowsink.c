@@ -52,14 +52,6 @@ struct flowlog_sink {
 	struct strbuf w;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void counted(struct flowlog_sink *s, unsigned long written,
 		    unsigned long lost, unsigned long cut, int err)
 {
@@ -132,7 +124,7 @@ static int sink_open(struct flowlog_sink *s)
 	s->ino = st.st_ino;
 	s->size = (size_t)st.st_size;
 	s->torn = false;
-	s->checked_ms = now_ms();
+	s->checked_ms = mono_ms();
 	if (cut_tail(s))
 		counted(s, 0, 0, 1, 0);
 	return 0;
@@ -165,9 +157,9 @@ static void check_file(struct flowlog_sink *s)
 {
 	struct stat a, b;
 
-	if (s->fd >= 0 && now_ms() - s->checked_ms < CHECK_MS)
+	if (s->fd >= 0 && mono_ms() - s->checked_ms < CHECK_MS)
 		return;
-	s->checked_ms = now_ms();
+	s->checked_ms = mono_ms();
 	if (s->fd < 0) {
 		sink_open(s);
 		return;

@@ -220,11 +220,8 @@ static int bad_usage(const char *usage, const char *msg)
  * benchmarks. */
 static double phase(const char *name, double since)
 {
-	struct timespec ts;
-	double now;
+	double now = mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 	if (name && getenv("BULKHEAD_TIMINGS"))
 		fprintf(stderr, "timing: %s %.1f ms\n", name, now - since);
 	return now;

@@ -473,14 +473,6 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 	return NFCT_CB_CONTINUE;
 }
 
-static double mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Every entry of the table through sweep_cb: into the index when
  * tracking, else judged. */
 static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)

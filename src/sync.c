@@ -88,14 +88,6 @@ struct sync {
 	struct sync_stats st;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static void say(struct sync *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void say(struct sync *s, const char *fmt, ...)
@@ -202,7 +194,7 @@ static void lat_add(struct sync_lat *l, double us, double own_us)
  * creates the process, the start once it runs). */
 static void lat_record(struct sync *s, const struct pending *pe, bool committed)
 {
-	double now = now_ms();
+	double now = mono_ms();
 	size_t i;
 
 	if (pe->ev.kind == DEV_CONNECT) {
@@ -253,8 +245,8 @@ static void record_latency(struct sync *s, const struct pending *pe,
 	}
 	lat_record(s, pe, policy > 0);
 	if (identity && pe->ev.kind == DEV_START)
-		lat_add(&s->st.bound, (now_ms() - pe->t_read) * 1e3,
-			(now_ms() - pe->t_reply) * 1e3);
+		lat_add(&s->st.bound, (mono_ms() - pe->t_read) * 1e3,
+			(mono_ms() - pe->t_reply) * 1e3);
 }
 
 /* --- placing containers ------------------------------------------------ */
@@ -781,7 +773,7 @@ int sync_event(struct sync *s, const char *line, size_t len)
 		s->qhead = s->qn = 0;
 	pe = PUSH(s->q, s->qn, s->qcap);
 	pe->ev = ev;
-	pe->t_read = now_ms();
+	pe->t_read = mono_ms();
 	pe->t_reply = 0;
 	pe->listed = false;
 	return 0;
@@ -849,7 +841,7 @@ static void connect_answer(struct sync *s, struct pending *pe, long status,
 		sb_putn(&s->listed, body, len);
 		return;
 	}
-	pe->t_reply = now_ms();
+	pe->t_reply = mono_ms();
 	s->qhead++;
 	s->st.events++;
 	scratch = inventory_new();
@@ -880,7 +872,7 @@ void sync_answer(struct sync *s, long status, const char *body, size_t len,
 		return;
 	}
 	pe = s->q[s->qhead++];
-	pe.t_reply = now_ms();
+	pe.t_reply = mono_ms();
 	s->st.events++;
 	scratch = inventory_new();
 	if (pe.ev.kind == DEV_NETWORK_NEW) {
@@ -1003,7 +995,7 @@ int sync_converge(struct sync *s, struct inventory *inv,
 int sync_restore(struct sync *s, const char *what, struct kernel_sync *res)
 {
 	char err[512];
-	double t0 = now_ms();
+	double t0 = mono_ms();
 
 	if (!s->rs)
 		return 0;
@@ -1025,7 +1017,7 @@ int sync_restore(struct sync *s, const char *what, struct kernel_sync *res)
 	say(s,
 	    "kernel: table inet %s changed by another process (%s): "
 	    "restored in %.1f ms (%s)",
-	    s->rs->table, what, now_ms() - t0,
+	    s->rs->table, what, mono_ms() - t0,
 	    res->replaced ? "table replaced" : "elements mended");
 	return 1;
 }

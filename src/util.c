@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "bulkhead/util.h"
@@ -416,4 +417,12 @@ int sysctl_turn_on(const char *path)
 	if (f && fclose(f) && !err)
 		err = errno ? errno : EIO;
 	return -err;
+}
+
+double mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }

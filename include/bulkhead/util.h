@@ -61,6 +61,8 @@ int cidr_parse(const char *s, int *family, u128 *lo, u128 *hi, int *plen);
  * after the one at buf (which fits), *len lessened to what is left. */
 bool nlmsg_fits(const void *buf, size_t len);
 const void *nlmsg_next(const void *buf, size_t *len);
+/* The monotonic clock in milliseconds. */
+double mono_ms(void);
 /* FNV-1a of a string. */
 size_t str_hash(const char *s);
 
