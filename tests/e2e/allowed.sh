@@ -31,8 +31,6 @@ grep -q "log_allowed: true" "$tmp/policy.yaml" || fail "the policy has no log_al
 compose down -t 0 >/dev/null 2>&1 || true
 compose up -d >/dev/null 2>&1 || fail "docker-compose up"
 docker run -d --name bh-dbecho --network bhnet bulkhead-test/postgres:16 nc -ll -p 5432 -e cat >/dev/null
-addr() { docker inspect -f '{{(index .NetworkSettings.Networks "bhnet").IPAddress}}' "$1"; }
-cpid() { docker inspect -f '{{.State.Pid}}' "$1"; }
 db=$(addr bh-dbecho)
 echo 0 >"$ACCT" # the daemon turns it on
 "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" >>"$tmp/daemon.log" 2>&1 &

@@ -38,8 +38,7 @@ converged() {
 		sleep 0.2
 	done
 }
-ip() { docker inspect -f "{{(index .NetworkSettings.Networks \"${2:-bhnet}\").IPAddress}}" "$1"; }
-can() { docker exec "$1" nc -w 1 "$(ip "$2" "${4:-bhnet}")" "$3" </dev/null >/dev/null 2>&1; }
+can() { docker exec "$1" nc -w 1 "$(addr "$2" "${4:-bhnet}")" "$3" </dev/null >/dev/null 2>&1; }
 allowed() { can "$@" || fail "$1 -> $2:$3 ${4:-} should connect"; }
 denied() { ! can "$@" || fail "$1 -> $2:$3 ${4:-} should be blocked"; }
 st() { "$B" status --control "$tmp/ctl" --json; }
@@ -58,7 +57,7 @@ denied bh-nginx bh-db 5432
 denied bh-nginx bh-redis 6379
 denied bh-nginx bh-rabbitmq 5672
 [ "$(st | jq -r '.services.nginx[0].name')" = bh-nginx ] || fail "status does not place bh-nginx"
-[ "$(st | jq -r '.services.db[0].addresses[0].ipv4')" = "$(ip bh-db)" ] || fail "status: bh-db's address"
+[ "$(st | jq -r '.services.db[0].addresses[0].ipv4')" = "$(addr bh-db)" ] || fail "status: bh-db's address"
 "$B" status --control "$tmp/ctl" | grep -q "^kernel: table inet bulkhead, [1-9][0-9]* elements" ||
 	fail "status: element counts"
 "$B" status --control "$tmp/ctl" | grep -q "^denied flows: [0-9]* records to $tmp/flows.jsonl" ||
@@ -87,7 +86,7 @@ st | jq -e '.warnings | map(select(test("bh-db2. publishes 5432/tcp"))) | length
 [ "$(st | jq '.start_to_commit.placed_before_start')" -ge 1 ] || fail "bh-db2 was not placed at its network connect, before its start"
 allowed bh-backend bh-db2 5432
 denied bh-nginx bh-db2 5432
-db2=$(ip bh-db2)
+db2=$(addr bh-db2)
 docker stop -t 0 bh-db2 >/dev/null
 converged "after bh-db2 stopped"
 st | jq -e '.warnings | map(select(test("bh-db2"))) | length == 0' >/dev/null || fail "status still warns of stopped bh-db2"
@@ -117,8 +116,8 @@ echo "ok: containers connected to bhback at run time follow"
 
 # 4. fail closed: a new backend tries nginx:80 (never allowed) and db:5432
 # (allowed once placed) from its first instant
-ngx=$(ip bh-nginx)
-dbip=$(ip bh-db)
+ngx=$(addr bh-nginx)
+dbip=$(addr bh-db)
 docker run -d --name bh-backend2 --label app=backend --network bhnet bulkhead-test/backend:1.0 \
 	sh -c "while true; do nc -w 1 $ngx 80 </dev/null && echo OPEN-nginx; nc -w 1 $dbip 5432 </dev/null && echo OPEN-db; sleep 0.05; done" >/dev/null
 i=0

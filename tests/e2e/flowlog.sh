@@ -32,7 +32,6 @@ start_daemon() {
 	done
 }
 stop_daemon() { kill "$pid"; wait "$pid" || true; pid=""; }
-ip() { docker inspect -f '{{.NetworkSettings.Networks.bhnet.IPAddress}}' "$1"; }
 can() { docker exec "$1" nc -w 1 "$2" "$3" </dev/null >/dev/null 2>&1; }
 ms() { echo $(($(date +%s%N) / 1000000)); }
 # records to DST:PORT logged at or after T0 (ms since the epoch), so
@@ -53,9 +52,9 @@ record_to() {
 rec() { since "$1" "$2" "$3" | tail -1; } # T0 DST PORT: the latest such record
 
 start_daemon "$tmp/policy.yaml"
-ngx=$(ip bh-nginx)
-db=$(ip bh-db)
-be=$(ip bh-backend)
+ngx=$(addr bh-nginx)
+db=$(addr bh-db)
+be=$(addr bh-backend)
 
 # 1. nginx -> db:5432: a record naming both ends within a second
 t0=$(ms)
@@ -134,7 +133,7 @@ sed -i -e '/^  log_group:/d' -e 's/^  log_rate: 20\/second$/  log_rate: 20\/seco
 grep -q "log_group: 101" "$tmp/policy.yaml" || fail "test setup: no log_group line"
 "$B" reload --control "$tmp/ctl" >/dev/null || fail "reload to log group 101"
 nft list chain inet bulkhead deny | grep -q "group 101" || fail "the deny chain does not log to group 101"
-redis=$(ip bh-redis)
+redis=$(addr bh-redis)
 t0=$(ms)
 can bh-nginx "$redis" 6379 &
 probe=$!
@@ -147,9 +146,9 @@ stop_daemon
 bh_policy bhnet "$tmp/policy.yaml"
 start_daemon "$tmp/policy.yaml" --audit
 t0=$(ms)
-can bh-nginx "$(ip bh-redis)" 6379 || fail "in audit mode nginx -> redis:6379 did not connect"
-record_to "$t0" "$(ip bh-redis)" 6379 >/dev/null || exit 1
-rec "$t0" "$(ip bh-redis)" 6379 | jq -e '.verdict == "would-deny" and .dst.service == "redis"' >/dev/null ||
+can bh-nginx "$(addr bh-redis)" 6379 || fail "in audit mode nginx -> redis:6379 did not connect"
+record_to "$t0" "$(addr bh-redis)" 6379 >/dev/null || exit 1
+rec "$t0" "$(addr bh-redis)" 6379 | jq -e '.verdict == "would-deny" and .dst.service == "redis"' >/dev/null ||
 	fail "audit mode record"
 "$B" status --control "$tmp/ctl" --json | jq -e '.mode == "audit" and .denied_flows.records >= 1' >/dev/null ||
 	fail "status in audit mode"

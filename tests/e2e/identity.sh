@@ -24,11 +24,10 @@ compose down -t 0 >/dev/null 2>&1 || true
 "$B" flush
 compose up -d >/dev/null 2>&1 || fail "docker-compose up"
 
-cpid() { docker inspect -f '{{.State.Pid}}' "$1"; }
-addr() { docker inspect -f "{{(index .NetworkSettings.Networks \"bhnet\").$2}}" "$1"; }
-can() { docker exec "$1" nc -w 1 "$(addr "$2" IPAddress)" "$3" </dev/null >/dev/null 2>&1; }
-NG4=$(addr bh-nginx IPAddress) BE4=$(addr bh-backend IPAddress) DB4=$(addr bh-db IPAddress)
-DBMAC=$(addr bh-db MacAddress) NGMAC=$(addr bh-nginx MacAddress)
+netattr() { docker inspect -f "{{(index .NetworkSettings.Networks \"bhnet\").$2}}" "$1"; }
+can() { docker exec "$1" nc -w 1 "$(netattr "$2" IPAddress)" "$3" </dev/null >/dev/null 2>&1; }
+NG4=$(netattr bh-nginx IPAddress) BE4=$(netattr bh-backend IPAddress) DB4=$(netattr bh-db IPAddress)
+DBMAC=$(netattr bh-db MacAddress) NGMAC=$(netattr bh-nginx MacAddress)
 # reach KIND ARGS...: how many frames of bh-nginx's attack bh-db's eth0
 # saw
 FORGE_TMP=$tmp
@@ -72,7 +71,7 @@ echo "ok: under the daemon, spoofed sources, forged ARP and VLAN tags from a con
 
 # a container started while the daemon runs is bound before it can send
 docker run -d --name bh-db9 --network bhnet bulkhead-test/postgres:16 httpd -f -p 5432 -h /www >/dev/null
-mac9=$(addr bh-db9 MacAddress)
+mac9=$(netattr bh-db9 MacAddress)
 wait_for "bh-db9 bound to its port" sh -c "nft list set bridge bulkhead id_mac | grep -q '$mac9'"
 docker rm -f bh-db9 >/dev/null
 wait_for "bh-db9's port gone" sh -c "! nft list set bridge bulkhead id_mac | grep -q '$mac9'"

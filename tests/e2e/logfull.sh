@@ -35,8 +35,7 @@ logs=$tmp/logs
 compose down -t 0 >/dev/null 2>&1 || true
 compose up -d >/dev/null 2>&1 || fail "docker-compose up"
 cc -O2 -o "$tmp/udpflood" tests/lib/udpflood.c
-ip() { docker inspect -f '{{.NetworkSettings.Networks.bhnet.IPAddress}}' "$1"; }
-db=$(ip bh-db)
+db=$(addr bh-db)
 flood() { nsenter -t "$(docker inspect -f '{{.State.Pid}}' bh-nginx)" -n "$tmp/udpflood" "$db" 9 "$1" >/dev/null; }
 st() { "$B" status --control "$tmp/ctl" --json; }
 field() { st | jq -r ".$1"; }

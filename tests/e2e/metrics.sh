@@ -40,8 +40,6 @@ bh_policy bhnet "$tmp/policy.yaml"
 compose down -t 0 >/dev/null 2>&1 || true
 compose up -d >/dev/null 2>&1 || fail "docker-compose up"
 docker run -d --name bh-dbecho --network bhnet bulkhead-test/postgres:16 nc -ll -p 5432 -e cat >/dev/null
-addr() { docker inspect -f '{{(index .NetworkSettings.Networks "bhnet").IPAddress}}' "$1"; }
-cpid() { docker inspect -f '{{.State.Pid}}' "$1"; }
 db=$(addr bh-dbecho)
 "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" --metrics "$M" >>"$tmp/daemon.log" 2>&1 &
 pid=$!

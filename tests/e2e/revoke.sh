@@ -26,8 +26,6 @@ compose down -t 0 >/dev/null 2>&1 || true
 compose up -d >/dev/null 2>&1 || fail "docker-compose up"
 docker run -d --name bh-dbecho --network bhnet bulkhead-test/postgres:16 nc -ll -p 5432 -e cat >/dev/null
 docker run -d --name bh-beecho --network bhnet -l app=backend bulkhead-test/backend:1.0 nc -ll -p 8080 -e cat >/dev/null
-addr() { docker inspect -f '{{(index .NetworkSettings.Networks "bhnet").IPAddress}}' "$1"; }
-cpid() { docker inspect -f '{{.State.Pid}}' "$1"; }
 "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" --log "$tmp/flows.jsonl" >>"$tmp/daemon.log" 2>&1 &
 pid=$!
 wait_for "the daemon's first sync" grep -q "docker: in sync" "$tmp/daemon.log"

@@ -4,7 +4,9 @@
 # tests/e2e/three-tier, and `bh_policy NETWORKS OUT`: the three-tier
 # example policy matching that app's bh- names, managing NETWORKS;
 # `wait_for WHAT COMMAND...` (up to 10 s for COMMAND to succeed, else
-# fail), and what tests/lib/daemon.sh gives.
+# fail), `addr NAME [NETWORK]` (a container's IPv4 address there,
+# bhnet unless told), `cpid NAME` (its process, for nsenter), and what
+# tests/lib/daemon.sh gives.
 if [ "$(id -u)" -ne 0 ]; then
 	echo "SKIP: needs root for dockerd and nftables"
 	exit 0
@@ -24,6 +26,8 @@ bh_policy() {
 		policies/three-tier.yaml >"$2"
 }
 . tests/lib/daemon.sh
+addr() { docker inspect -f "{{(index .NetworkSettings.Networks \"${2:-bhnet}\").IPAddress}}" "$1"; }
+cpid() { docker inspect -f '{{.State.Pid}}' "$1"; }
 wait_for() {
 	what=$1
 	shift
