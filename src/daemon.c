@@ -60,7 +60,8 @@ enum watch_kind {
 	W_BIND,
 	W_CT,
 	W_LINK,
-	W_SCRAPE, /* the metrics endpoint: its epoll fd, its timer */
+	W_SCRAPE,  /* the metrics endpoint: its epoll fd, its timer */
+	W_LOGSINK, /* the flow log's writer: failing started or ended */
 };
 
 /* One fd in the epoll set: the cookie its events carry. */
@@ -106,7 +107,7 @@ struct daemon {
 	 * as last read (at most once a second, whoever scrapes) */
 	struct metrics *metrics;
 	struct scrape *scrape;
-	struct watch wscrape, wscrapetimer;
+	struct watch wscrape, wscrapetimer, wlogsink;
 	double kread_ms;
 	unsigned long kelements;
 	long long kdenied;
@@ -1349,6 +1350,9 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 				    errlen);
 	if (!d->sink || watch_add(d, &d->wnflog, W_NFLOG, flowlog_fd(d->fl)))
 		return -1;
+	fd = flowlog_sink_fd(d->sink);
+	if (fd >= 0 && watch_add(d, &d->wlogsink, W_LOGSINK, fd))
+		goto sys;
 	fd = control_listen(d->o->control, d->o->control_group, err, errlen);
 	if (fd < 0)
 		return -1;
@@ -1572,6 +1576,10 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_SCRAPE:
 				scrape_run(d.scrape);
+				break;
+			case W_LOGSINK:
+				flowlog_sink_fd(d.sink); /* emptied */
+				log_flush(&d);
 				break;
 			case W_CONTROL:
 				client_accept(&d);

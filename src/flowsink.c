@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,6 +46,7 @@ struct flowlog_sink {
 	/* the writer's own */
 	dev_t dev;
 	ino_t ino;
+	int efd;      /* an eventfd: failing changed (flowlog_sink_fd) */
 	int open_err; /* why the file could not be opened again */
 	size_t size;  /* the file's length, at a line boundary */
 	bool torn;    /* a half line could not be cut off: end it first */
@@ -55,7 +57,11 @@ struct flowlog_sink {
 static void counted(struct flowlog_sink *s, unsigned long written,
 		    unsigned long lost, unsigned long cut, int err)
 {
+	bool was, is;
+	uint64_t one = 1;
+
 	pthread_mutex_lock(&s->mu);
+	was = s->st.failing;
 	s->st.written += written;
 	s->st.lost += lost;
 	s->st.cut += cut;
@@ -66,7 +72,12 @@ static void counted(struct flowlog_sink *s, unsigned long written,
 	} else if (written) {
 		s->st.failing = false;
 	}
+	is = s->st.failing;
 	pthread_mutex_unlock(&s->mu);
+	/* the loop hears of a run of failures starting or ending even
+	 * when no event follows to make it look */
+	if (was != is && s->efd >= 0 && write(s->efd, &one, sizeof(one)) < 0)
+		return;
 }
 
 /* The file's last line, when a crash or a full disk left it without its
@@ -355,6 +366,7 @@ struct flowlog_sink *flowlog_sink_open_with(const char *path, size_t max_bytes,
 	s->keep = keep ? keep : 1;
 	s->wr = wr ? wr : write;
 	s->fd = -1;
+	s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->wake, NULL);
 	pthread_cond_init(&s->idle, NULL);
@@ -429,6 +441,8 @@ void flowlog_sink_close(struct flowlog_sink *s)
 		pthread_join(s->syncer, NULL);
 	}
 	sink_close_fd(s);
+	if (s->efd >= 0)
+		close(s->efd);
 	pthread_cond_destroy(&s->wake);
 	pthread_cond_destroy(&s->idle);
 	pthread_cond_destroy(&s->tick);
@@ -497,6 +511,15 @@ void flowlog_sink_flush(struct flowlog_sink *s)
 	if (s->q.len)
 		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->mu);
+}
+
+int flowlog_sink_fd(struct flowlog_sink *s)
+{
+	uint64_t n;
+
+	if (s->efd >= 0 && read(s->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		return -1;
+	return s->efd;
 }
 
 void flowlog_sink_stats(struct flowlog_sink *s, struct flowlog_sink_stats *out)

@@ -193,5 +193,9 @@ char *flowlog_rotated(const char *path, unsigned i);
  * SIGHUP. */
 int flowlog_sink_reopen(struct flowlog_sink *s);
 void flowlog_sink_stats(struct flowlog_sink *s, struct flowlog_sink_stats *out);
+/* An fd that turns readable when writing starts or stops failing (the
+ * writer's doing, with no event of the loop's to follow), emptied by
+ * this call; -1 when there is none. */
+int flowlog_sink_fd(struct flowlog_sink *s);
 
 #endif

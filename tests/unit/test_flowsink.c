@@ -4,6 +4,7 @@
  * written; a torn last line cut at open; a file deleted or truncated
  * under the sink. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +153,7 @@ START_TEST(test_full_at_every_offset)
 	for (i = 0; i < 4; i++)
 		total += strlen(rec[i]) + 1;
 	for (at = 0; at <= (long)total; at++) {
+		struct pollfd pf = {.fd = -1, .events = POLLIN};
 		struct flowlog_sink_stats st;
 		struct flowlog_sink *s;
 		struct tdir t;
@@ -161,6 +163,8 @@ START_TEST(test_full_at_every_offset)
 		budget = at;
 		chunk = 0;
 		s = open_sink(&t, 0, 1, full_disk);
+		pf.fd = flowlog_sink_fd(s);
+		ck_assert_int_ge(pf.fd, 0);
 		for (i = 0; i < 4; i++)
 			flowlog_sink_write_line(s, rec[i], strlen(rec[i]));
 		flowlog_sink_flush(s);
@@ -172,8 +176,13 @@ START_TEST(test_full_at_every_offset)
 		ck_assert_uint_eq(count_lines(b, n), st.written);
 		ck_assert_uint_eq(st.written + st.lost, 4);
 		ck_assert_uint_eq(st.failing, at < (long)total);
-		if (at < (long)total)
+		if (at < (long)total) {
 			ck_assert_int_eq(st.err, ENOSPC);
+			/* the loop is told, with no event of its own */
+			ck_assert_int_eq(poll(&pf, 1, 0), 1);
+			flowlog_sink_fd(s);
+			ck_assert_int_eq(poll(&pf, 1, 0), 0);
+		}
 		/* whole lines that fit are written: none left out */
 		for (k = 0, i = 0;
 		     i < 4 && k + strlen(rec[i]) + 1 <= (size_t)at; i++)
@@ -187,6 +196,8 @@ START_TEST(test_full_at_every_offset)
 		ck_assert_int_eq(flowlog_sink_drain(s, 2000), 0);
 		flowlog_sink_stats(s, &st);
 		ck_assert(!st.failing);
+		/* and told it works again */
+		ck_assert_int_eq(poll(&pf, 1, 0), at < (long)total);
 		ck_assert_uint_eq(st.written + st.lost, 5);
 		b = slurp(t.path, &n);
 		ck_assert_uint_eq(count_lines(b, n), st.written);
