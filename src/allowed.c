@@ -176,7 +176,7 @@ uint32_t allowed_open(struct allowed *a, const struct allowed_judge *j,
 	if (!logged)
 		return pair ? tag_new(a, NULL, pair, now_ms) : 0;
 	flowlog_ends(&pkt, &d, j->p, j->gone, &ends);
-	where = xasprintf("%s:%u:%u", j->p->file, e->loc.line, e->loc.col);
+	where = xasprintf("%s:%u:%u", e->file, e->loc.line, e->loc.col);
 	sb_puts(&ends, ",\"edge\":");
 	flowlog_jstr(&ends, where);
 	free(where);

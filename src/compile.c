@@ -480,13 +480,18 @@ static bool service_matches(const struct pol_match *m,
 	    (!c->compose_service ||
 	     !any_glob(m->compose, m->ncompose, c->compose_service)))
 		return false;
+	if (m->nprojects &&
+	    (!c->compose_project ||
+	     !any_glob(m->projects, m->nprojects, c->compose_project)))
+		return false;
 	for (i = 0; i < m->nlabels; i++) {
 		v = inv_label(c, m->labels[i].key);
 		if (!v || (strcmp(m->labels[i].value, "*") &&
 			   strcmp(m->labels[i].value, v)))
 			return false;
 	}
-	return m->nnames || m->nimages || m->ncompose || m->nlabels;
+	return m->nnames || m->nimages || m->ncompose || m->nprojects ||
+	       m->nlabels;
 }
 
 static void consider(const struct compiler *cc, const struct inv_container *c,
@@ -494,7 +499,13 @@ static void consider(const struct compiler *cc, const struct inv_container *c,
 {
 	if (s == *first || s == *second)
 		return;
-	if (!service_matches(&cc->p->services[s].match, c))
+	const struct pol_service *sv = &cc->p->services[s];
+
+	if (!service_matches(&sv->match, c))
+		return;
+	/* a scoped file's service holds what its scope takes, only */
+	if (sv->scope >= 0 &&
+	    !service_matches(&cc->p->scopes[sv->scope].match, c))
 		return;
 	if (*first < 0 || s < *first) {
 		*second = *first;
@@ -1698,7 +1709,7 @@ static void report_published(const struct compiler *cc,
 		if (k < i || opened_outside(cc, s, pp->proto, pp->port))
 			continue;
 		diags_add(
-		    d, DIAG_WARNING, cc->p->file, sv->loc.line, sv->loc.col,
+		    d, DIAG_WARNING, sv->file, sv->loc.line, sv->loc.col,
 		    "container '%s' publishes %u/%s on the host (%s:%u), "
 		    "but service '%s' opens it to no one outside (no "
 		    "ingress from world or a CIDR on that port): what "
@@ -1741,11 +1752,17 @@ static size_t report(const struct compiler *cc, const struct inventory *inv,
 			compile_assign(cc, c, &a, &b);
 			diags_add(
 			    d, cc->conflicts_deny ? DIAG_WARNING : DIAG_ERROR,
-			    p->file, p->services[b].loc.line,
+			    p->services[b].file, p->services[b].loc.line,
 			    p->services[b].loc.col,
 			    "container '%s' matches both service '%s' "
-			    "(line %u) and service '%s' (line %u)%s",
+			    "(%s%s%u) and service '%s' (line %u)%s",
 			    c->name, p->services[a].name,
+			    /* the other's file, if not this diag's */
+			    p->services[a].file == p->services[b].file
+				? "line "
+				: p->services[a].file,
+			    p->services[a].file == p->services[b].file ? ""
+								       : ":",
 			    p->services[a].loc.line, p->services[b].name,
 			    p->services[b].loc.line,
 			    cc->conflicts_deny ? ": denied until resolved"

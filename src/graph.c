@@ -40,14 +40,27 @@ void graph_dot(const struct policy *p, const struct compiler *cc,
 	sb_printf(out, "digraph bulkhead {\n  rankdir=LR;\n  node [shape=box, "
 		       "style=rounded, fontname=\"sans-serif\"];\n  edge "
 		       "[fontname=\"sans-serif\", fontsize=10];\n");
-	for (s = 0; s < p->nservices; s++) {
-		a.len = 0;
-		sb_printf(&a, "label=\"%s", p->services[s].name);
-		if (cc && inv)
-			sb_printf(&a, "\\n%zu container%s", count[s],
-				  count[s] == 1 ? "" : "s");
-		sb_putc(&a, '"');
-		node(out, p->services[s].name, a.s);
+	/* a scope's services in a box of their own */
+	for (k = -1; k < (long)p->nscopes; k++) {
+		if (k >= 0) {
+			sb_printf(out, "  subgraph \"cluster_%s\" {\n  label=",
+				  p->scopes[k].name);
+			dot_quote(out, p->scopes[k].name);
+			sb_puts(out, ";\n");
+		}
+		for (s = 0; s < p->nservices; s++) {
+			if (p->services[s].scope != k)
+				continue;
+			a.len = 0;
+			sb_printf(&a, "label=\"%s", p->services[s].name);
+			if (cc && inv)
+				sb_printf(&a, "\\n%zu container%s", count[s],
+					  count[s] == 1 ? "" : "s");
+			sb_putc(&a, '"');
+			node(out, p->services[s].name, a.s);
+		}
+		if (k >= 0)
+			sb_puts(out, "  }\n");
 	}
 	node(out, "world", "shape=ellipse");
 	node(out, "host", "shape=ellipse");
@@ -81,6 +94,24 @@ void graph_dot(const struct policy *p, const struct compiler *cc,
 		sb_puts(out, " [label=");
 		dot_quote(out, a.s);
 		sb_puts(out, "];\n");
+	}
+	/* what one scope declares and the other does not (yet) accept */
+	for (i = 0; i < p->ncross; i++) {
+		const struct pol_edge *e = &p->cross[i];
+
+		for (j = 0; j < p->nedges; j++)
+			if (p->edges[j].src.service == e->src.service &&
+			    p->edges[j].dst.service == e->dst.service &&
+			    p->edges[j].accepted_file)
+				break;
+		if (j < p->nedges)
+			continue;
+		sb_puts(out, "  ");
+		dot_quote(out, p->services[e->src.service].name);
+		sb_puts(out, " -> ");
+		dot_quote(out, p->services[e->dst.service].name);
+		sb_puts(out, " [color=gray, fontcolor=gray, style=dotted, "
+			     "label=\"not accepted\"];\n");
 	}
 	for (i = 0; i < nd; i++) {
 		if (!strncmp(d[i].src, "container ", 10))

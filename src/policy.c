@@ -34,6 +34,8 @@ struct pctx {
 	struct diags *d;
 	struct policy *p;
 	size_t nodes;
+	bool part;   /* one file of a directory */
+	bool scoped; /* ... that declares a scope */
 	/* Peer names are resolved once every service is known. */
 	struct pending {
 		size_t edge;
@@ -360,7 +362,7 @@ static void string_list(struct pctx *c, const struct ynode *n, const char *what,
 	}
 }
 
-static bool valid_service_name(const char *s)
+bool policy_valid_name(const char *s)
 {
 	size_t i, n = strlen(s);
 
@@ -583,6 +585,10 @@ static bool parse_peer(struct pctx *c, const struct ynode *n, size_t edge,
 			peer->kind = PEER_WORLD;
 		} else if (!strcmp(n->str, "host")) {
 			peer->kind = PEER_HOST;
+		} else if (c->part && strchr(n->str, '/')) {
+			peer->kind = PEER_SERVICE;
+			peer->ref = xstrdup(n->str);
+			peer->ref_loc = (struct pol_loc){n->line, n->col};
 		} else {
 			peer->kind = PEER_SERVICE;
 			pend_name(c, edge, is_src, n);
@@ -656,6 +662,7 @@ static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 		check_keys(c, r, ingress ? "an ingress rule" : "an egress rule",
 			   ingress ? ikeys : ekeys);
 		e.loc = (struct pol_loc){r->line, r->col};
+		e.file = p->file;
 		e.ingress = ingress;
 		e.log = -1;
 		if (get(r, "log")) {
@@ -707,8 +714,9 @@ static void parse_rules(struct pctx *c, const struct ynode *list, size_t svc,
 static void parse_match(struct pctx *c, const struct ynode *n,
 			struct pol_match *m)
 {
-	static const char *const keys[] = {"name", "image", "labels",
-					   "compose_service", NULL};
+	static const char *const keys[] = {
+	    "name", "image", "labels", "compose_service", "compose_project",
+	    NULL};
 	const struct ynode *v;
 	size_t i, cap = 0;
 
@@ -718,7 +726,7 @@ static void parse_match(struct pctx *c, const struct ynode *n,
 	if (!n->n)
 		err(c, n->line, n->col,
 		    "match needs at least one of name, image, labels, "
-		    "compose_service");
+		    "compose_service, compose_project");
 	if ((v = get(n, "name")))
 		string_list(c, v, "match.name", &m->names, &m->nnames);
 	if ((v = get(n, "image")))
@@ -726,6 +734,9 @@ static void parse_match(struct pctx *c, const struct ynode *n,
 	if ((v = get(n, "compose_service")))
 		string_list(c, v, "match.compose_service", &m->compose,
 			    &m->ncompose);
+	if ((v = get(n, "compose_project")))
+		string_list(c, v, "match.compose_project", &m->projects,
+			    &m->nprojects);
 	if ((v = get(n, "labels")) && want(c, v, Y_MAP, "match.labels")) {
 		if (!v->n)
 			err(c, v->line, v->col,
@@ -751,18 +762,69 @@ static void parse_match(struct pctx *c, const struct ynode *n,
 	}
 }
 
+static const char *const setting_keys[PS_COUNT + 1] = {
+    "mode",	 "unmatched",	"log_rate",   "networks",
+    "log_group", "log_allowed", "scopes_may", NULL};
+
+const char *policy_setting_name(enum pol_setting s)
+{
+	return setting_keys[s];
+}
+
+static const char *const may_names[] = {"world-ingress", "world-egress", "host",
+					"cidr", "fqdn"};
+
+static void parse_scopes_may(struct pctx *c, const struct ynode *v)
+{
+	char **l = NULL;
+	size_t nl = 0, i, k;
+
+	string_list(c, v, "settings.scopes_may", &l, &nl);
+	c->p->scopes_may = 0;
+	for (i = 0; i < nl; i++) {
+		for (k = 0; k < sizeof(may_names) / sizeof(*may_names); k++)
+			if (!strcmp(l[i], may_names[k]))
+				break;
+		if (k < sizeof(may_names) / sizeof(*may_names))
+			c->p->scopes_may |= 1u << k;
+		else
+			err(c, v->line, v->col,
+			    "scopes_may '%s' is not world-ingress, "
+			    "world-egress, host, cidr or fqdn",
+			    l[i]);
+		free(l[i]);
+	}
+	free(l);
+}
+
 static void parse_settings(struct pctx *c, const struct ynode *n)
 {
-	static const char *const keys[] = {
-	    "mode",	 "unmatched",	"log_rate", "networks",
-	    "log_group", "log_allowed", NULL};
 	struct policy *p = c->p;
 	const struct ynode *v;
 	unsigned long num;
+	size_t i, k;
 
 	if (!want(c, n, Y_MAP, "settings"))
 		return;
-	check_keys(c, n, "settings", keys);
+	check_keys(c, n, "settings", setting_keys);
+	for (i = 0; i + 1 < n->n; i += 2) {
+		const struct ynode *key = n->kids[i];
+
+		for (k = 0; k < PS_COUNT && key->kind == Y_SCALAR; k++)
+			if (!strcmp(key->str, setting_keys[k]))
+				break;
+		if (key->kind != Y_SCALAR || k == PS_COUNT)
+			continue;
+		p->set_at[k] = (struct pol_loc){key->line, key->col};
+		/* a team's file speaks for its own services only */
+		if (c->scoped && k != PS_LOG_ALLOWED)
+			err(c, key->line, key->col,
+			    "settings.%s applies to the whole host: only a "
+			    "file without 'scope' may set it",
+			    key->str);
+	}
+	if ((v = get(n, "scopes_may")))
+		parse_scopes_may(c, v);
 	if ((v = get(n, "mode")) && want(c, v, Y_SCALAR, "settings.mode")) {
 		if (!strcmp(v->str, "enforce"))
 			p->mode = POL_ENFORCE;
@@ -840,7 +902,7 @@ static void parse_services(struct pctx *c, const struct ynode *n)
 
 		if (k->kind != Y_SCALAR)
 			continue;
-		if (!valid_service_name(k->str)) {
+		if (!policy_valid_name(k->str)) {
 			err(c, k->line, k->col,
 			    "service name '%s' must be 1-64 letters, digits, "
 			    "'_', '.' or '-', starting with a letter or digit",
@@ -860,6 +922,8 @@ static void parse_services(struct pctx *c, const struct ynode *n)
 		memset(s, 0, sizeof(*s));
 		s->name = xstrdup(k->str);
 		s->loc = (struct pol_loc){k->line, k->col};
+		s->file = p->file;
+		s->scope = c->scoped ? 0 : -1;
 	}
 	for (i = 0; i + 1 < n->n; i += 2) {
 		const struct ynode *k = n->kids[i], *v = n->kids[i + 1], *m;
@@ -902,7 +966,20 @@ static void resolve_names(struct pctx *c)
 		struct pol_edge *e = &p->edges[pd->edge];
 
 		si = policy_service_index(p, pd->name);
-		if (si < 0)
+		if (si < 0 && c->part) {
+			/* maybe a global file's: the directory decides */
+			struct pol_peer *q = pd->is_src ? &e->src : &e->dst;
+
+			q->ref = pd->name;
+			q->ref_loc = (struct pol_loc){pd->line, pd->col};
+			continue;
+		}
+		if (si < 0 && strchr(pd->name, '/'))
+			err(c, pd->line, pd->col,
+			    "unknown peer '%s' (SCOPE/SERVICE names another "
+			    "file's service in a policy directory, -p DIR)",
+			    pd->name);
+		else if (si < 0)
 			err(c, pd->line, pd->col,
 			    "unknown peer '%s' (not a service, world, host, "
 			    "cidr or fqdn)",
@@ -917,15 +994,51 @@ static void resolve_names(struct pctx *c)
 	c->pend = NULL;
 }
 
+/* scope: and owners: of a directory's file, into scopes[0]. */
+static void parse_scope(struct pctx *c, const struct ynode *root)
+{
+	const struct ynode *v = get(root, "scope"), *o = get(root, "owners");
+	struct policy *p = c->p;
+	struct pol_scope *sc;
+
+	if (!c->part) {
+		if (v || o)
+			err(c, (v ? v : o)->line, (v ? v : o)->col,
+			    "'%s' belongs to a file of a policy directory "
+			    "(-p DIR), where the file's name names the scope",
+			    v ? "scope" : "owners");
+		return;
+	}
+	if (!v) {
+		if (o)
+			err(c, o->line, o->col,
+			    "'owners' needs a 'scope': a file without one is "
+			    "the host's, root's alone");
+		return;
+	}
+	c->scoped = true;
+	p->scopes = xcalloc(1, sizeof(*p->scopes));
+	p->nscopes = 1;
+	sc = p->scopes;
+	sc->file = p->file;
+	sc->loc = (struct pol_loc){v->line, v->col};
+	parse_match(c, v, &sc->match);
+	if (o) {
+		sc->owners_loc = (struct pol_loc){o->line, o->col};
+		string_list(c, o, "owners", &sc->owners, &sc->nowners);
+	}
+}
+
 static void parse_root(struct pctx *c, const struct ynode *root)
 {
 	static const char *const keys[] = {"version", "settings", "services",
-					   NULL};
+					   "scope",   "owners",	  NULL};
 	const struct ynode *v;
 
 	if (!want(c, root, Y_MAP, "the policy"))
 		return;
 	check_keys(c, root, "the policy", keys);
+	parse_scope(c, root);
 	v = get(root, "version");
 	if (!v)
 		err(c, root->line, root->col, "missing 'version: 1'");
@@ -969,18 +1082,22 @@ long policy_service_index(const struct policy *p, const char *name)
 	return -1;
 }
 
-struct policy *policy_parse(const char *name, const char *buf, size_t len,
-			    struct diags *d)
+static struct policy *parse(const char *name, const char *buf, size_t len,
+			    struct diags *d, bool part)
 {
-	struct pctx c = {.file = name, .d = d};
+	struct pctx c = {.file = name, .d = d, .part = part};
 	size_t before = d->nerrors;
 	struct ynode *root;
 
 	c.p = xcalloc(1, sizeof(*c.p));
 	c.p->file = xstrdup(name);
+	c.p->files = xcalloc(1, sizeof(*c.p->files));
+	c.p->files[c.p->nfiles++] = c.p->file;
+	c.file = c.p->file;
 	c.p->log_rate = 20;
 	c.p->log_rate_unit = "second";
 	c.p->log_group = 100;
+	c.p->scopes_may = POL_MAY_CIDR | POL_MAY_FQDN;
 	if (len > POLICY_MAX_BYTES) {
 		err(&c, 0, 0, "policy is %zu bytes, over the %u-byte limit",
 		    len, POLICY_MAX_BYTES);
@@ -998,23 +1115,52 @@ fail:
 	return NULL;
 }
 
-struct policy *policy_load(const char *path, struct diags *d)
+struct policy *policy_parse(const char *name, const char *buf, size_t len,
+			    struct diags *d)
 {
-	struct policy *p = NULL;
+	return parse(name, buf, len, d, false);
+}
+
+struct policy *policy_parse_part(const char *name, const char *buf, size_t len,
+				 struct diags *d)
+{
+	return parse(name, buf, len, d, true);
+}
+
+bool policy_trusted_uid(unsigned uid)
+{
+	return uid == 0 || uid == geteuid();
+}
+
+char *policy_read_file(const char *path, struct stat *stp, size_t *len,
+		       struct diags *d)
+{
 	struct stat st;
 	char *buf = NULL;
 	size_t got = 0;
 	ssize_t r;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
 		diags_add(d, DIAG_ERROR, path, 0, 0, "cannot open: %s",
-			  strerror(errno));
+			  errno == ELOOP ? "a symbolic link (not followed)"
+					 : strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		diags_add(d, DIAG_ERROR, path, 0, 0, "not a regular file");
+		goto out;
+	}
+	if (!policy_trusted_uid(st.st_uid) || (st.st_mode & S_IWOTH)) {
+		diags_add(d, DIAG_ERROR, path, 0, 0,
+			  "refused: %s (owner uid %u, mode %04o); a policy "
+			  "may be writable by root and the file's group only",
+			  (st.st_mode & S_IWOTH)
+			      ? "anyone may write it"
+			      : "its owner is neither root nor the user "
+				"running bulkhead",
+			  (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	if ((size_t)st.st_size > POLICY_MAX_BYTES) {
@@ -1029,21 +1175,44 @@ struct policy *policy_load(const char *path, struct diags *d)
 		if (r <= 0) {
 			diags_add(d, DIAG_ERROR, path, 0, 0, "read failed: %s",
 				  r ? strerror(errno) : "short read");
+			free(buf);
+			buf = NULL;
 			goto out;
 		}
 		got += (size_t)r;
 	}
-	p = policy_parse(path, buf, got, d);
+	*len = got;
+	if (stp)
+		*stp = st;
 out:
-	free(buf);
 	close(fd);
+	return buf;
+}
+
+struct policy *policy_load(const char *path, struct diags *d)
+{
+	struct policy *p;
+	struct stat st;
+	size_t len = 0;
+	char *buf;
+
+	if (!stat(path, &st) && S_ISDIR(st.st_mode))
+		return policy_merge_dir(path, d);
+	buf = policy_read_file(path, NULL, &len, d);
+	if (!buf)
+		return NULL;
+	p = policy_parse(path, buf, len, d);
+	free(buf);
 	return p;
 }
 
-static void match_free(struct pol_match *m)
+void policy_match_free(struct pol_match *m)
 {
 	size_t i;
 
+	for (i = 0; i < m->nprojects; i++)
+		free(m->projects[i]);
+	free(m->projects);
 	for (i = 0; i < m->nnames; i++)
 		free(m->names[i]);
 	for (i = 0; i < m->nimages; i++)
@@ -1060,6 +1229,25 @@ static void match_free(struct pol_match *m)
 	free(m->labels);
 }
 
+void policy_edge_free(struct pol_edge *e)
+{
+	free(e->ports);
+	free(e->src.cidrs);
+	free(e->dst.cidrs);
+	free(e->src.fqdn);
+	free(e->dst.fqdn);
+	free(e->src.ref);
+	free(e->dst.ref);
+}
+
+const char *policy_service_scope(const struct policy *p, long svc)
+{
+	if (svc < 0 || (size_t)svc >= p->nservices ||
+	    p->services[svc].scope < 0)
+		return NULL;
+	return p->scopes[p->services[svc].scope].name;
+}
+
 void policy_free(struct policy *p)
 {
 	size_t i;
@@ -1068,17 +1256,30 @@ void policy_free(struct policy *p)
 		return;
 	for (i = 0; i < p->nservices; i++) {
 		free(p->services[i].name);
-		match_free(&p->services[i].match);
+		policy_match_free(&p->services[i].match);
 	}
-	for (i = 0; i < p->nedges; i++) {
-		struct pol_edge *e = &p->edges[i];
+	for (i = 0; i < p->nedges; i++)
+		policy_edge_free(&p->edges[i]);
+	for (i = 0; i < p->ncross; i++)
+		policy_edge_free(&p->cross[i]);
+	free(p->cross);
+	for (i = 0; i < p->nscopes; i++) {
+		struct pol_scope *sc = &p->scopes[i];
+		size_t k;
 
-		free(e->ports);
-		free(e->src.cidrs);
-		free(e->dst.cidrs);
-		free(e->src.fqdn);
-		free(e->dst.fqdn);
+		free(sc->name);
+		policy_match_free(&sc->match);
+		for (k = 0; k < sc->nowners; k++)
+			free(sc->owners[k]);
+		free(sc->owners);
+		free(sc->gids);
 	}
+	free(p->scopes);
+	/* files[0] of a single file is file itself */
+	for (i = 0; i < p->nfiles; i++)
+		if (p->files[i] != p->file)
+			free(p->files[i]);
+	free(p->files);
 	for (i = 0; i < p->nnetworks; i++)
 		free(p->networks[i]);
 	free(p->networks);
@@ -1218,6 +1419,7 @@ void policy_dump(const struct policy *p, struct strbuf *b)
 		dump_list(b, "name", m->names, m->nnames);
 		dump_list(b, "image", m->images, m->nimages);
 		dump_list(b, "compose_service", m->compose, m->ncompose);
+		dump_list(b, "compose_project", m->projects, m->nprojects);
 		if (m->nlabels) {
 			sb_puts(b, "      labels:\n");
 			for (i = 0; i < m->nlabels; i++) {

@@ -218,6 +218,20 @@ static void decide(const struct policy *p, const struct endpoint *s,
 		out->reason = "no-edge";
 		return;
 	}
+	/* what one scope declared and the other did not accept */
+	for (k = 0; k < p->ncross; k++) {
+		const struct pol_edge *e = &p->cross[k];
+
+		if (peer_fits(&e->src, s, s_managed) &&
+		    peer_fits(&e->dst, t, t_managed) &&
+		    port_fits(e, proto, port, fam)) {
+			out->cross = e;
+			out->why = "an edge between two scopes that only one "
+				   "side declares (on this port)";
+			out->reason = "not-accepted";
+			return;
+		}
+	}
 	out->why = "deny";
 	out->reason = port_other ? "port-not-allowed" : "no-edge";
 }
@@ -743,16 +757,27 @@ static void print_decision(const struct policy *p,
 		const struct pol_edge *e = &p->edges[dec->edge];
 
 		sb_printf(
-		    o, "  edge: %s:%u:%u (%s of service %s)\n", p->file,
+		    o, "  edge: %s:%u:%u (%s of service %s)\n", e->file,
 		    e->loc.line, e->loc.col, e->ingress ? "ingress" : "egress",
 		    p->services[e->ingress ? e->dst.service : e->src.service]
 			.name);
+		if (e->accepted_file)
+			sb_printf(o, "  accepted: %s:%u:%u\n", e->accepted_file,
+				  e->accepted.line, e->accepted.col);
 		return;
 	}
 	sb_printf(o, "  default: %s", dec->why);
 	if (dec->reason)
 		sb_printf(o, " (reason: %s)", dec->reason);
 	sb_putc(o, '\n');
+	if (dec->cross) {
+		const struct pol_edge *e = dec->cross;
+		const struct pol_peer *o2 = e->ingress ? &e->src : &e->dst;
+
+		sb_printf(o, "  declared: %s:%u:%u; %s does not accept it\n",
+			  e->file, e->loc.line, e->loc.col,
+			  p->services[o2->service].name);
+	}
 }
 
 /* The chains the packet went through, with the element each set matched

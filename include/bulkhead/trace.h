@@ -20,9 +20,10 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 /* The policy model's answer for a new connection between two addresses
  * (to_host: to the host's own address, the input hook): allowed by an
  * edge (index into p->edges) or denied, with the reason: "no-edge",
- * "port-not-allowed" (an edge exists for other ports) or
- * "unmatched-container". The containers and networks found for each
- * address (NULL: world or host) are borrowed from inv. */
+ * "port-not-allowed" (an edge exists for other ports),
+ * "not-accepted" (an edge between scopes only one side declares),
+ * "unmatched-container" or "link-local". The containers and networks found for
+ * each address (NULL: world or host) are borrowed from inv. */
 struct trace_decision {
 	bool allowed;
 	long edge;
@@ -30,6 +31,8 @@ struct trace_decision {
 	const struct inv_container *src, *dst;
 	const struct inv_net *src_net, *dst_net;
 	long src_svc, dst_svc; /* service indexes, or COMPILE_* */
+	/* "not-accepted": the edge one scope declared, the other not */
+	const struct pol_edge *cross;
 };
 int trace_decide(const struct compiler *cc, const struct policy *p,
 		 const struct inventory *inv, int family, u128 saddr,

@@ -113,6 +113,7 @@ int main(void)
 	srunner_add_suite(sr, allowed_suite());
 	srunner_add_suite(sr, metrics_suite());
 	srunner_add_suite(sr, flowsink_suite());
+	srunner_add_suite(sr, scope_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

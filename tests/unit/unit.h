@@ -22,6 +22,7 @@ Suite *denials_suite(void);
 Suite *allowed_suite(void);
 Suite *metrics_suite(void);
 Suite *flowsink_suite(void);
+Suite *scope_suite(void);
 
 /* Helpers: load a fixture policy / inventory or fail the test. */
 struct policy *load_policy_fixture(const char *path);
