@@ -31,7 +31,7 @@ stage "tests under ASan+UBSan" make asan
 # once, in the
 # stage after, built with the sanitizers: the same assertions, and
 # memory errors and leaks at exit checked besides
-ASAN_E2E="daemon selfheal flowlog logfull world metrics"
+ASAN_E2E="daemon selfheal flowlog logfull world metrics teams"
 e2e() {
 	scripts/docker-up.sh || return 1
 	for t in tests/e2e/*.sh; do

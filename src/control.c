@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "bulkhead/control.h"
+#include "bulkhead/policy.h"
 #include "bulkhead/util.h"
 
 /* --- the status ---------------------------------------------------------- */
@@ -33,6 +34,7 @@ void control_status_free(struct control_status *st)
 	size_t i, j;
 
 	free(st->policy);
+	free(st->view);
 	free(st->docker_error);
 	free(st->api);
 	free(st->last_sync);
@@ -72,6 +74,53 @@ void control_status_free(struct control_status *st)
 	free(st->sets);
 	free(st->log);
 	memset(st, 0, sizeof(*st));
+}
+
+void control_status_limit(struct control_status *st, char *const *scopes,
+			  size_t nscopes)
+{
+	struct control_status gone = {0};
+	struct strbuf view = {0};
+	size_t i, k;
+
+	/* host-wide details that name others: freed with gone */
+	gone.warnings = st->warnings;
+	gone.nwarnings = st->nwarnings;
+	gone.fqdn = st->fqdn;
+	gone.nfqdn = st->nfqdn;
+	gone.sets = st->sets;
+	gone.nsets = st->nsets;
+	gone.last_error = st->last_error;
+	gone.last_restore_why = st->last_restore_why;
+	st->warnings = NULL;
+	st->fqdn = NULL;
+	st->sets = NULL;
+	st->nwarnings = st->nfqdn = st->nsets = 0;
+	st->last_error = st->last_restore_why = NULL;
+	gone.services = xcalloc(st->nservices + 1, sizeof(char *));
+	for (i = k = 0; i < st->nservices; i++) {
+		if (policy_in_scopes(st->services[i], scopes, nscopes))
+			st->services[k++] = st->services[i];
+		else
+			gone.services[gone.nservices++] = st->services[i];
+	}
+	st->nservices = k;
+	gone.containers =
+	    xcalloc(st->ncontainers + 1, sizeof(*gone.containers));
+	for (i = k = 0; i < st->ncontainers; i++) {
+		if (policy_in_scopes(st->containers[i].service, scopes,
+				     nscopes))
+			st->containers[k++] = st->containers[i];
+		else
+			gone.containers[gone.ncontainers++] = st->containers[i];
+	}
+	st->ncontainers = k;
+	control_status_free(&gone);
+	sb_puts(&view, "scope ");
+	for (i = 0; i < nscopes; i++)
+		sb_printf(&view, "%s%s", i ? ", " : "", scopes[i]);
+	free(st->view);
+	st->view = view.s;
 }
 
 static int dcmp(const void *a, const void *b)
@@ -227,6 +276,7 @@ json_t *control_status_json(const struct control_status *st)
 
 	json_object_set_new(o, "ok", json_true());
 	put_str(o, "policy", st->policy);
+	put_str(o, "view", st->view);
 	put_str(o, "mode", st->audit ? "audit" : "enforce");
 	put_str(o, "docker", st->docker_up ? "connected" : "unreachable");
 	put_str(o, "docker_error", st->docker_error);
@@ -415,6 +465,7 @@ int control_status_parse(json_t *j, struct control_status *st)
 	if (!json_is_object(j) || !json_is_true(json_object_get(j, "ok")))
 		return -1;
 	st->policy = get_str(j, "policy");
+	st->view = get_str(j, "view");
 	mode = json_string_value(json_object_get(j, "mode"));
 	st->audit = mode && !strcmp(mode, "audit");
 	v = json_object_get(j, "docker");
@@ -541,6 +592,8 @@ void control_status_print(const struct control_status *st, FILE *out)
 		fprintf(out, " (API %s)", st->api);
 	if (st->docker_error)
 		fprintf(out, ": %s", st->docker_error);
+	if (st->view)
+		fprintf(out, "\nview: %s (what its owners may see)", st->view);
 	if (st->last_sync)
 		fprintf(out, "\nlast sync: %s (%ld s ago)", st->last_sync,
 			st->last_sync_age_s);
@@ -654,6 +707,7 @@ struct control_client {
 	int fd;
 	char buf[CONTROL_REQUEST_MAX];
 	size_t len;
+	struct control_peer peer;
 };
 
 int control_listen(const char *path, const char *group, char *err,
@@ -703,57 +757,79 @@ int control_listen_unix(const char *what, const char *path, const char *group,
 	return fd;
 }
 
-/* Who may ask: root, our own user, or a member of the control group.
- * cr receives the peer's credentials (left as they were when they
- * cannot be read). */
-static bool peer_allowed(const char *group, int fd, struct ucred *cr)
+bool control_peer_in(const struct control_peer *p, unsigned gid)
 {
-	socklen_t len = sizeof(*cr);
-	struct group *g;
-	struct passwd *pw;
-	gid_t groups[64];
-	int ng = 64, i;
+	int i;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cr, &len))
-		return false;
-	if (cr->uid == 0 || cr->uid == geteuid())
-		return true;
-	if (!group || !(g = getgrnam(group)))
-		return false;
-	if (cr->gid == g->gr_gid)
-		return true;
-	pw = getpwuid(cr->uid);
-	if (!pw || getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) < 0)
-		return false;
-	for (i = 0; i < ng; i++)
-		if (groups[i] == g->gr_gid)
+	for (i = 0; i < p->ngroups; i++)
+		if (p->groups[i] == gid)
 			return true;
 	return false;
 }
 
-struct control_client *control_accept(int lfd, const char *group, char *refused,
-				      size_t len)
+/* Who asks: the peer's credentials and groups (its user's, from the
+ * group database, and its own gid); full for root, our own user and
+ * members of the control group. False when they cannot be read. */
+static bool peer_read(const char *group, int fd, struct control_peer *pe)
+{
+	struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	socklen_t len = sizeof(cr);
+	struct group *g;
+	struct passwd *pw;
+	gid_t groups[CONTROL_PEER_GROUPS];
+	int ng = CONTROL_PEER_GROUPS, i;
+
+	pe->pid = 0;
+	pe->uid = pe->gid = (unsigned)-1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return false;
+	pe->pid = (int)cr.pid;
+	pe->uid = (unsigned)cr.uid;
+	pe->gid = (unsigned)cr.gid;
+	pe->groups[0] = pe->gid;
+	pe->ngroups = 1;
+	pw = getpwuid(cr.uid);
+	if (pw && getgrouplist(pw->pw_name, pw->pw_gid, groups, &ng) >= 0)
+		for (i = 0; i < ng && pe->ngroups < CONTROL_PEER_GROUPS; i++)
+			pe->groups[pe->ngroups++] = (unsigned)groups[i];
+	pe->full = cr.uid == 0 || cr.uid == geteuid();
+	if (!pe->full && group && (g = getgrnam(group)))
+		pe->full = control_peer_in(pe, (unsigned)g->gr_gid);
+	return true;
+}
+
+struct control_client *control_accept(int lfd, const char *group,
+				      const unsigned *scoped, size_t nscoped,
+				      char *refused, size_t len)
 {
 	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	struct ucred cr = {.pid = 0, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	struct control_peer pe = {0};
 	struct control_client *c;
+	bool ok;
+	size_t i;
 
 	refused[0] = 0;
 	if (fd < 0)
 		return NULL;
-	if (!peer_allowed(group, fd, &cr)) {
-		char msg[200];
+	ok = peer_read(group, fd, &pe);
+	for (i = 0; ok && !pe.full && i < nscoped; i++)
+		if (control_peer_in(&pe, scoped[i]))
+			break;
+	if (!ok || (!pe.full && i == nscoped)) {
+		char msg[240];
 		int n = snprintf(msg, sizeof(msg),
 				 "{\"error\":\"not allowed: uid %u gid %u is "
-				 "neither root nor %s\"}\n",
-				 (unsigned)cr.uid, (unsigned)cr.gid,
+				 "neither root nor %s%s\"}\n",
+				 pe.uid, pe.gid,
 				 group ? "in the control group"
-				       : "the daemon's user");
+				       : "the daemon's user",
+				 nscoped ? ", nor in a scope's owners" : "");
 
 		snprintf(refused, len,
 			 "pid %d (uid %u, gid %u): neither root, the daemon's "
-			 "user nor in the control group",
-			 (int)cr.pid, (unsigned)cr.uid, (unsigned)cr.gid);
+			 "user nor in the control group%s",
+			 pe.pid, pe.uid, pe.gid,
+			 nscoped ? " or a scope's owners" : "");
 		/* a small answer into an empty socket buffer: it fits, and
 		 * if it does not, closing says enough */
 		(void)!write(fd, msg, (size_t)n);
@@ -762,7 +838,13 @@ struct control_client *control_accept(int lfd, const char *group, char *refused,
 	}
 	c = xcalloc(1, sizeof(*c));
 	c->fd = fd;
+	c->peer = pe;
 	return c;
+}
+
+const struct control_peer *control_client_peer(const struct control_client *c)
+{
+	return &c->peer;
 }
 
 int control_client_fd(const struct control_client *c)
@@ -796,7 +878,7 @@ int control_client_read(struct control_client *c, control_answer_fn answer,
 	if (!nl)
 		return 1;
 	req = json_loadb(c->buf, (size_t)(nl - c->buf), 0, NULL);
-	rep = answer(ctx, req);
+	rep = answer(ctx, &c->peer, req);
 	json_decref(req);
 	s = json_dumps(rep, JSON_COMPACT);
 	json_decref(rep);

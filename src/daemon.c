@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
@@ -29,6 +30,7 @@
 #include "bulkhead/allowed.h"
 #include "bulkhead/control.h"
 #include "bulkhead/daemon.h"
+#include "bulkhead/denials.h"
 #include "bulkhead/dns.h"
 #include "bulkhead/docker.h"
 #include "bulkhead/flowlog.h"
@@ -730,6 +732,8 @@ static void on_nflog(struct daemon *d)
 
 /* --- policy ------------------------------------------------------------ */
 
+static void control_mode(struct daemon *d);
+
 /* Loads the policy file anew; a broken one leaves the running policy in
  * force. Diagnostics go to errs (as lines) too. Returns 0, or 2 for a
  * bad file, 1 when the kernel refused the new ruleset. */
@@ -743,11 +747,13 @@ static int reload(struct daemon *d, json_t *errs)
 	size_t i;
 
 	for (i = 0; i < dg.n; i++) {
-		char *line = xasprintf(
-		    "%s:%u:%u: %s: %s", dg.v[i].file ? dg.v[i].file : "",
-		    dg.v[i].line, dg.v[i].col,
-		    dg.v[i].level == DIAG_ERROR ? "error" : "warning",
-		    dg.v[i].msg);
+		const struct diag *g = &dg.v[i];
+		const char *lv = g->level == DIAG_ERROR ? "error" : "warning";
+		/* as diags_print says it: no 0:0 for a whole file */
+		char *line = g->line
+				 ? xasprintf("%s:%u:%u: %s: %s", g->file,
+					     g->line, g->col, lv, g->msg)
+				 : xasprintf("%s: %s: %s", g->file, lv, g->msg);
 
 		say("reload: %s", line);
 		json_array_append_new(errs, json_string(line));
@@ -789,6 +795,7 @@ static int reload(struct daemon *d, json_t *errs)
 	fqdn_relist(d);
 	dns_tick(d);
 	want_acct(d);
+	control_mode(d);
 	say("reloaded %s: %zu services, %zu edges", p->file, p->nservices,
 	    p->nedges);
 	return 0;
@@ -1109,7 +1116,8 @@ static void render_metrics(void *ctx, struct strbuf *out)
 
 /* --- requests ---------------------------------------------------------- */
 
-static json_t *trace_json(struct daemon *d, json_t *req)
+/* visible: the services a scope's owners may name (NULL: all) */
+static json_t *trace_json(struct daemon *d, json_t *req, const bool *visible)
 {
 	const char *src = json_string_value(json_object_get(req, "src"));
 	const char *dst = json_string_value(json_object_get(req, "dst"));
@@ -1131,9 +1139,9 @@ static json_t *trace_json(struct daemon *d, json_t *req)
 	rs = compile_ruleset(sync_compiler(d->sync), sync_inventory(d->sync),
 			     "docker", &dg);
 	if (rs)
-		r = trace_run(sync_compiler(d->sync), sync_policy(d->sync), rs,
-			      sync_inventory(d->sync), src, dst, port, &out,
-			      &dg);
+		r = trace_run_view(sync_compiler(d->sync), sync_policy(d->sync),
+				   rs, sync_inventory(d->sync), src, dst, port,
+				   visible, &out, &dg);
 	for (i = 0; i < dg.n; i++)
 		if (dg.v[i].level == DIAG_ERROR)
 			json_array_append_new(errs, json_string(dg.v[i].msg));
@@ -1148,20 +1156,164 @@ static json_t *trace_json(struct daemon *d, json_t *req)
 	return rep;
 }
 
-static json_t *answer(void *ctx, json_t *req)
+static json_t *refusal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static json_t *refusal(const char *fmt, ...)
+{
+	json_t *rep = json_object();
+	char msg[300];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_set_new(rep, "ok", json_false());
+	json_object_set_new(rep, "error", json_string(msg));
+	return rep;
+}
+
+/* The scopes whose owners pe is in, names borrowed from p. */
+static size_t owned_scopes(const struct policy *p,
+			   const struct control_peer *pe, char **out,
+			   size_t cap)
+{
+	size_t i, k, n = 0;
+
+	for (i = 0; i < p->nscopes && n < cap; i++)
+		for (k = 0; k < p->scopes[i].nowners; k++)
+			if (control_peer_in(pe, p->scopes[i].gids[k])) {
+				out[n++] = p->scopes[i].name;
+				break;
+			}
+	return n;
+}
+
+/* Every scope owner's group: who may connect besides the full. */
+static unsigned *owner_gids(const struct policy *p, size_t *n)
+{
+	unsigned *v = NULL;
+	size_t i, k, cap = 0;
+
+	*n = 0;
+	for (i = 0; i < p->nscopes; i++)
+		for (k = 0; k < p->scopes[i].nowners; k++)
+			*PUSH(v, *n, cap) = p->scopes[i].gids[k];
+	return v;
+}
+
+/* The socket is open to every user when scopes have owners (then
+ * SO_PEERCRED and the groups decide), else to root and the group. */
+static void control_mode(struct daemon *d)
+{
+	size_t n;
+	unsigned *g = owner_gids(sync_policy(d->sync), &n);
+
+	if (chmod(d->o->control, n ? 0666 : d->o->control_group ? 0660 : 0600))
+		say("warning: control socket %s: %s", d->o->control,
+		    strerror(errno));
+	free(g);
+}
+
+#define FLOWS_REPLY_MAX (1u << 20)
+
+/* The flow log's records from byte from on (the live file), as a
+ * scope's owners may see them when scopes is not NULL: for `flows` and
+ * `denials` run by someone who cannot read the file. */
+static json_t *flows_json(struct daemon *d, json_t *req, char *const *scopes,
+			  size_t nscopes)
+{
+	json_int_t from = json_integer_value(json_object_get(req, "from"));
+	json_t *rep = json_object(), *lines = json_array(), *rec;
+	FILE *f = fopen(d->o->log, "r");
+	size_t cap = 0, total = 0;
+	char *line = NULL, *s;
+	struct stat st;
+	ssize_t n;
+	off_t at;
+
+	if (!f) {
+		json_decref(lines);
+		json_decref(rep);
+		return refusal("%s: %s", d->o->log, strerror(errno));
+	}
+	/* a file rotated since: start the new one over */
+	if (from < 0 || fstat(fileno(f), &st) || from > st.st_size)
+		from = 0;
+	fseeko(f, (off_t)from, SEEK_SET);
+	at = (off_t)from;
+	while (total < FLOWS_REPLY_MAX && (n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] != '\n')
+			break; /* being written: next time */
+		at += n;
+		rec = json_loadb(line, (size_t)n - 1, 0, NULL);
+		if (scopes &&
+		    (!json_is_object(rec) || !json_object_get(rec, "verdict") ||
+		     !denials_scope(rec, scopes, nscopes))) {
+			json_decref(rec);
+			continue;
+		}
+		if (!scopes || !rec) {
+			json_array_append_new(lines, json_stringn(line, n - 1));
+			total += (size_t)n;
+		} else if ((s = json_dumps(rec, JSON_COMPACT))) {
+			total += strlen(s);
+			json_array_append_new(lines, json_string(s));
+			free(s);
+		}
+		json_decref(rec);
+	}
+	free(line);
+	fclose(f);
+	json_object_set_new(rep, "ok", json_true());
+	json_object_set_new(rep, "log", json_string(d->o->log));
+	json_object_set_new(rep, "lines", lines);
+	json_object_set_new(rep, "next", json_integer((json_int_t)at));
+	json_object_set_new(rep, "more",
+			    json_boolean(total >= FLOWS_REPLY_MAX));
+	return rep;
+}
+
+static json_t *answer(void *ctx, const struct control_peer *pe, json_t *req)
 {
 	struct daemon *d = ctx;
 	const char *cmd = json_string_value(json_object_get(req, "cmd"));
+	const struct policy *pol = sync_policy(d->sync);
+	char *scopes[64];
+	size_t ns = 0, i;
+	bool *visible = NULL;
 	json_t *rep;
 
+	if (!pe->full) {
+		/* a scope's owners: their scope's part of each answer */
+		ns = owned_scopes(pol, pe, scopes, 64);
+		if (!ns)
+			return refusal("not allowed: uid %u is in no scope's "
+				       "owners (the policy changed)",
+				       pe->uid);
+		if (!cmd || (strcmp(cmd, "status") && strcmp(cmd, "trace") &&
+			     strcmp(cmd, "flows") && strcmp(cmd, "reload")))
+			return refusal("not allowed: a scope's owners may ask "
+				       "status, trace, flows and reload");
+		say("control: uid %u asks %s for scope %s%s", pe->uid, cmd,
+		    scopes[0], ns > 1 ? " and more" : "");
+		visible = xcalloc(pol->nservices + 1, sizeof(*visible));
+		for (i = 0; i < pol->nservices; i++)
+			visible[i] =
+			    policy_in_scopes(pol->services[i].name, scopes, ns);
+	}
 	if (cmd && !strcmp(cmd, "status")) {
 		struct control_status st;
 
 		status_fill(d, &st);
+		if (visible)
+			control_status_limit(&st, scopes, ns);
 		rep = control_status_json(&st);
 		control_status_free(&st);
 	} else if (cmd && !strcmp(cmd, "trace")) {
-		rep = trace_json(d, req);
+		rep = trace_json(d, req, visible);
+	} else if (cmd && !strcmp(cmd, "flows")) {
+		rep = flows_json(d, req, visible ? scopes : NULL, ns);
 	} else if (cmd && !strcmp(cmd, "reload")) {
 		json_t *errs = json_array();
 		int r = reload(d, errs);
@@ -1181,16 +1333,21 @@ static json_t *answer(void *ctx, json_t *req)
 		json_object_set_new(rep, "error",
 				    json_string("unknown request"));
 	}
+	free(visible);
 	return rep;
 }
 
 static void client_accept(struct daemon *d)
 {
 	char refused[200];
-	struct control_client *cc = control_accept(
-	    d->wcontrol.fd, d->o->control_group, refused, sizeof(refused));
+	size_t ng;
+	unsigned *gids = owner_gids(sync_policy(d->sync), &ng);
+	struct control_client *cc =
+	    control_accept(d->wcontrol.fd, d->o->control_group, gids, ng,
+			   refused, sizeof(refused));
 	struct client *c;
 
+	free(gids);
 	if (!cc) {
 		if (refused[0])
 			say("control: refused %s", refused);
@@ -1356,6 +1513,7 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 	fd = control_listen(d->o->control, d->o->control_group, err, errlen);
 	if (fd < 0)
 		return -1;
+	control_mode(d);
 	if (watch_add(d, &d->wcontrol, W_CONTROL, fd))
 		goto sys;
 	d->rv = revoke_new(err, errlen);

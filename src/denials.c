@@ -88,6 +88,44 @@ unsigned denials_verdicts(const char *list)
 	return bits;
 }
 
+static bool end_in(json_t *end, char *const *scopes, size_t n)
+{
+	return policy_in_scopes(
+	    json_string_value(json_object_get(end, "service")), scopes, n);
+}
+
+/* An end of another team's: its service and port, nothing else. */
+static void cut_end(json_t *rec, const char *which)
+{
+	json_t *end = json_object_get(rec, which), *cut;
+
+	if (!json_is_object(end) || !json_object_get(end, "container"))
+		return; /* world or host: nobody's */
+	cut = json_object();
+	if (json_object_get(end, "service"))
+		json_object_set(cut, "service",
+				json_object_get(end, "service"));
+	else
+		json_object_set_new(cut, "peer", json_string("unmatched"));
+	if (json_object_get(end, "port"))
+		json_object_set(cut, "port", json_object_get(end, "port"));
+	json_object_set_new(rec, which, cut);
+}
+
+bool denials_scope(json_t *rec, char *const *scopes, size_t nscopes)
+{
+	bool s = end_in(json_object_get(rec, "src"), scopes, nscopes),
+	     t = end_in(json_object_get(rec, "dst"), scopes, nscopes);
+
+	if (!s && !t)
+		return false;
+	if (!s)
+		cut_end(rec, "src");
+	if (!t)
+		cut_end(rec, "dst");
+	return true;
+}
+
 bool denials_match(json_t *rec, const struct denials_filter *f)
 {
 	json_t *s = json_object_get(rec, "src"),

@@ -63,7 +63,11 @@ static const char usage_check[] =
     "Validate POLICY; with an inventory (the output of `docker inspect\n"
     "$(docker ps -q)`), also report containers matching two services\n"
     "(an error) or none (a warning), and ports a container publishes on\n"
-    "the host that its service opens to no one outside (a warning).\n";
+    "the host that its service opens to no one outside (a warning).\n"
+    "POLICY is a file or a directory of them (*.yaml in name order; a\n"
+    "file with scope: is a team's, and an edge between two scopes only\n"
+    "holds where both files declare it: each one-sided edge is warned\n"
+    "about). Every command's -p takes either.\n";
 static const char usage_plan[] =
     "usage: bulkhead plan -p POLICY [--inventory FILE] [--format nft|json]\n"
     "                     [--audit] [--fqdn NAME=ADDR]... [--resolve]\n"
@@ -117,7 +121,9 @@ static const char usage_run[] =
     "reload` re-reads POLICY (a broken file leaves the running policy in\n"
     "force); SIGTERM or SIGINT exit and leave the rules in force. The\n"
     "control socket (default " DAEMON_CONTROL ", mode 0600, or 0660\n"
-    "for --control-group) answers status, reload and trace.\n"
+    "for --control-group) answers status, reload, trace and flows; when\n"
+    "POLICY's scopes name owners, it is 0666 and a member of a scope's\n"
+    "owners sees that scope alone (others are refused by SO_PEERCRED).\n"
     "Once its sockets and log are open it keeps CAP_NET_ADMIN alone and\n"
     "sets no_new_privs; with --user it runs on as USER (with USER's\n"
     "groups: the docker group for Docker's socket), still holding\n"
@@ -152,6 +158,7 @@ static const char usage_flows[] =
     "usage: bulkhead flows [--log FILE] [--verdict allowed,denied,would-deny]\n"
     "                      [--since 10m|ISO-TIME] [--service S]\n"
     "                      [--container C] [--json | --summary] [--follow]\n"
+    "                      [--control SOCK]\n"
     "Read the flow log (default " FLOWLOG_DEFAULT ", its rotated\n"
     "files first): allowed flows' open and close records (with their\n"
     "edge, duration, packets and bytes) beside the denied ones, one line\n"
@@ -160,12 +167,14 @@ static const char usage_flows[] =
     "time; --service and --container match either end. --summary counts\n"
     "per (source, destination, port, verdict): connections, bytes each\n"
     "way, first and last seen. --follow keeps printing as records\n"
-    "arrive (lines or JSON).\n";
+    "arrive (lines or JSON). A log you may not read is read by the\n"
+    "daemon (--control SOCK): a scope's owners get their scope's\n"
+    "records, the other end shown as its service alone.\n";
 static const char usage_denials[] =
     "usage: bulkhead denials [--log FILE] [--since 10m|ISO-TIME]\n"
     "                        [--service S] [--container C]\n"
     "                        [--json | --summary | --suggest [-p POLICY]]\n"
-    "                        [--follow]\n"
+    "                        [--follow] [--control SOCK]\n"
     "The denied part of the flow log (default " FLOWLOG_DEFAULT ",\n"
     "its rotated files first): `bulkhead flows --verdict\n"
     "denied,would-deny`, one line per record, or the records as JSON\n"
@@ -174,7 +183,8 @@ static const char usage_denials[] =
     "(source, destination, port, reason) with first and last seen;\n"
     "--suggest prints the policy edges that would allow exactly those\n"
     "flows, as YAML to merge, or with -p POLICY that policy with them\n"
-    "added. --follow keeps printing as records arrive (lines or JSON).\n";
+    "added. --follow keeps printing as records arrive (lines or JSON).\n"
+    "A log you may not read is read by the daemon (--control SOCK).\n";
 static const char usage_graph[] =
     "usage: bulkhead graph -p POLICY [--inventory FILE] [--denials FILE]\n"
     "The allowed-peer graph as Graphviz DOT (render it with `dot -Tsvg`):\n"
@@ -1156,8 +1166,9 @@ static int cmd_status(int argc, char **argv)
 	else if (rep && !control_status_parse(rep, &st))
 		control_status_print(&st, stdout);
 	else if (rep)
-		fprintf(stderr,
-			"bulkhead: the daemon's answer is not a status\n");
+		fprintf(stderr, "bulkhead: %s\n",
+			json_string_value(json_object_get(rep, "error"))
+			    ?: "the daemon's answer is not a status");
 	r = rep && (o.json || st.policy) ? 0 : EXIT_FAILURE;
 	control_status_free(&st);
 	json_decref(rep);
@@ -1242,6 +1253,44 @@ static long read_lines(struct reader *r, FILE *f)
 	return total;
 }
 
+/* The live log's records through the daemon, for a caller that may not
+ * read the file: a scope's owners get their scope's records (the other
+ * end as its service alone). 0, or EXIT_FAILURE (said). */
+static int flows_daemon(struct reader *rd, const struct opts *o)
+{
+	json_int_t from = 0;
+	json_t *rep, *v;
+	bool more;
+	size_t i;
+
+	reader_at(rd, "daemon");
+	do {
+		rep = ask_daemon(
+		    o, json_pack("{s:s, s:I}", "cmd", "flows", "from", from));
+		if (!rep)
+			return EXIT_FAILURE;
+		if (!json_is_true(json_object_get(rep, "ok"))) {
+			fprintf(stderr, "bulkhead: %s\n",
+				json_string_value(json_object_get(rep, "error"))
+				    ?: "the daemon refused");
+			json_decref(rep);
+			return EXIT_FAILURE;
+		}
+		json_array_foreach(json_object_get(rep, "lines"), i, v)
+		    one_record(rd, json_string_value(v), json_string_length(v));
+		more = json_is_true(json_object_get(rep, "more"));
+		/* --follow: ask again for what came since */
+		if (json_integer_value(json_object_get(rep, "next")) == from &&
+		    o->follow) {
+			fflush(stdout);
+			sleep(1);
+		}
+		from = json_integer_value(json_object_get(rep, "next"));
+		json_decref(rep);
+	} while (more || o->follow);
+	return 0;
+}
+
 /* `flows` (all verdicts, or --verdict's) and `denials` (the denied ones,
  * and --suggest): the flow log read, filtered, shown or counted. */
 static int read_flow_log(int argc, char **argv, bool flows)
@@ -1254,8 +1303,9 @@ static int read_flow_log(int argc, char **argv, bool flows)
 	struct timespec ts;
 	const char *log;
 	FILE *f = NULL;
+	bool via_daemon;
 	int r = parse_opts(argc, argv, &o, flows ? "flows" : "denials", usage,
-			   flows ? "LsecjmwV" : "Lsecjmgpw"),
+			   flows ? "LsecjmwVC" : "LsecjmgpwC"),
 	    i;
 
 	if (r)
@@ -1287,8 +1337,16 @@ static int read_flow_log(int argc, char **argv, bool flows)
 	}
 	if (o.summary || o.suggest)
 		rd.sum = denials_summary_new();
+	/* a file we may not read: the daemon reads it for us */
+	via_daemon = access(log, R_OK) && errno == EACCES;
+	if (via_daemon) {
+		r = flows_daemon(&rd, &o);
+		if (r)
+			goto out;
+		o.follow = false;
+	}
 	/* the rotated files, oldest first, then the live one */
-	for (i = FLOWLOG_KEEP; i >= 0; i--) {
+	for (i = FLOWLOG_KEEP; i >= 0 && !via_daemon; i--) {
 		char *path = flowlog_rotated(log, (unsigned)i);
 
 		f = fopen(path, "r");

@@ -1050,9 +1050,10 @@ static void parse_root(struct pctx *c, const struct ynode *root)
 	if ((v = get(root, "settings")))
 		parse_settings(c, v);
 	v = get(root, "services");
-	if (!v)
+	/* a directory's host file may hold settings alone */
+	if (!v && !(c->part && !c->scoped))
 		err(c, root->line, root->col, "missing 'services'");
-	else
+	else if (v)
 		parse_services(c, v);
 	resolve_names(c);
 }
@@ -1238,6 +1239,18 @@ void policy_edge_free(struct pol_edge *e)
 	free(e->dst.fqdn);
 	free(e->src.ref);
 	free(e->dst.ref);
+}
+
+bool policy_in_scopes(const char *service, char *const *scopes, size_t nscopes)
+{
+	size_t i, n;
+
+	for (i = 0; service && i < nscopes; i++) {
+		n = strlen(scopes[i]);
+		if (!strncmp(service, scopes[i], n) && service[n] == '/')
+			return true;
+	}
+	return false;
 }
 
 const char *policy_service_scope(const struct policy *p, long svc)

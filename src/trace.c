@@ -22,9 +22,15 @@ struct endpoint {
 	const char *arg;
 };
 
+static bool shown(const bool *visible, const struct endpoint *ep)
+{
+	return !visible || !ep->c || (ep->svc >= 0 && visible[ep->svc]);
+}
+
+/* visible (NULL: all): the services whose containers may be named */
 static int resolve(const struct compiler *cc, const struct policy *p,
 		   const struct inventory *inv, const char *arg,
-		   struct endpoint *ep)
+		   const bool *visible, struct endpoint *ep)
 {
 	const struct inv_container *best = NULL;
 	long a, b, si;
@@ -59,6 +65,10 @@ static int resolve(const struct compiler *cc, const struct policy *p,
 	}
 	ep->kind = EP_CONTAINER;
 	ep->c = inventory_find(inv, arg);
+	if (ep->c)
+		ep->svc = compile_assign(cc, ep->c, &a, &b);
+	if (!shown(visible, ep))
+		ep->c = NULL; /* another team's: as if there were none */
 	if (!ep->c && (si = policy_service_index(p, arg)) >= 0) {
 		for (i = 0; i < inv->n; i++)
 			if (compile_assign(cc, &inv->c[i], &a, &b) == si &&
@@ -246,9 +256,9 @@ int trace_decide(const struct compiler *cc, const struct policy *p,
 	bool sm, tm;
 
 	addr_format(family, saddr, a, sizeof(a));
-	resolve(cc, p, inv, a, &s);
+	resolve(cc, p, inv, a, NULL, &s);
 	addr_format(family, daddr, a, sizeof(a));
-	resolve(cc, p, inv, to_host ? "host" : a, &t);
+	resolve(cc, p, inv, to_host ? "host" : a, NULL, &t);
 	t.family = family;
 	t.addr = daddr;
 	managed(cc, p, inv, &s, &t, s.net, t.net, &sm, &tm);
@@ -576,7 +586,7 @@ static void identity(struct strbuf *o, const struct inv_container *c,
 
 static void describe(struct strbuf *o, const char *label,
 		     const struct endpoint *ep, const struct policy *p,
-		     const char *bridge_net)
+		     const char *bridge_net, bool hide)
 {
 	char a[64];
 
@@ -584,6 +594,12 @@ static void describe(struct strbuf *o, const char *label,
 	sb_printf(o, "  %-5s ", label);
 	if (ep->kind == EP_HOST) {
 		sb_puts(o, "host (the Docker host's own addresses)\n");
+		return;
+	}
+	if (ep->c && hide) {
+		sb_printf(o, "%s (another scope's service)\n",
+			  ep->svc >= 0 ? p->services[ep->svc].name
+				       : "a container outside your scope");
 		return;
 	}
 	if (ep->c) {
@@ -647,14 +663,15 @@ struct query {
 /* SRC and DST as endpoints; 0, or -EINVAL with a diagnostic. */
 static int resolve_ends(const struct compiler *cc, const struct policy *p,
 			const struct inventory *inv, const char *src,
-			const char *dst, struct query *q, struct diags *d)
+			const char *dst, const bool *visible, struct query *q,
+			struct diags *d)
 {
 	const char *args[2] = {src, dst};
 	struct endpoint *eps[2] = {&q->s, &q->t};
 	int i, r;
 
 	for (i = 0; i < 2; i++) {
-		r = resolve(cc, p, inv, args[i], eps[i]);
+		r = resolve(cc, p, inv, args[i], visible, eps[i]);
 		if (r == -ENOENT) {
 			diags_add(d, DIAG_ERROR, "trace", 0, 0,
 				  "service '%s' has no container in the "
@@ -674,6 +691,13 @@ static int resolve_ends(const struct compiler *cc, const struct policy *p,
 		diags_add(d, DIAG_ERROR, "trace", 0, 0,
 			  "'host' is a destination only: the host's own "
 			  "traffic to containers is not filtered");
+		return -EINVAL;
+	}
+	if (visible && !(q->s.c && shown(visible, &q->s)) &&
+	    !(q->t.c && shown(visible, &q->t))) {
+		diags_add(d, DIAG_ERROR, "trace", 0, 0,
+			  "neither %s nor %s is a container of your scope", src,
+			  dst);
 		return -EINVAL;
 	}
 	return 0;
@@ -814,12 +838,20 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	      const char *src, const char *dst, const char *port,
 	      struct strbuf *o, struct diags *d)
 {
+	return trace_run_view(cc, p, rs, inv, src, dst, port, NULL, o, d);
+}
+
+int trace_run_view(const struct compiler *cc, const struct policy *p,
+		   const struct ir_ruleset *rs, const struct inventory *inv,
+		   const char *src, const char *dst, const char *port,
+		   const bool *visible, struct strbuf *o, struct diags *d)
+{
 	struct query q = {0};
 	struct ir_result res;
 	struct trace_decision dec;
 	bool s_managed, t_managed, audit_deny, accept;
 
-	if (resolve_ends(cc, p, inv, src, dst, &q, d) ||
+	if (resolve_ends(cc, p, inv, src, dst, visible, &q, d) ||
 	    parse_port(port, &q, d))
 		return -EINVAL;
 	choose_path(cc, inv, &q);
@@ -836,12 +868,15 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 		  : accept   ? "allowed"
 			     : "denied",
 		  src, dst, port);
-	describe(o, "from:", &q.s, p, q.sn ? q.sn->name : NULL);
-	describe(o, "to:", &q.t, p, q.dn ? q.dn->name : NULL);
-	if (q.s.c && q.sn)
+	describe(o, "from:", &q.s, p, q.sn ? q.sn->name : NULL,
+		 !shown(visible, &q.s));
+	describe(o, "to:", &q.t, p, q.dn ? q.dn->name : NULL,
+		 !shown(visible, &q.t));
+	if (q.s.c && q.sn && shown(visible, &q.s))
 		identity(o, q.s.c, q.sn);
 	print_decision(p, &dec, o);
-	print_path(rs, &res, o);
+	if (!visible)
+		print_path(rs, &res, o); /* its elements name every team's */
 	if (audit_deny)
 		sb_puts(o, "  note: audit mode logs this as would-deny and "
 			   "lets it through\n");

@@ -55,6 +55,7 @@ struct control_set {
 
 struct control_status {
 	char *policy;
+	char *view; /* NULL: everything; else "scope shop, billing" */
 	bool audit, docker_up;
 	char *docker_error; /* when down */
 	char *api;
@@ -97,6 +98,12 @@ struct control_status {
 };
 
 void control_status_free(struct control_status *st);
+/* What a scope's owners see: the services of those scopes and their
+ * containers; nothing that names another team's (warnings, FQDNs, set
+ * names, the last error). */
+void control_status_limit(struct control_status *st, char *const *scopes,
+			  size_t nscopes);
+
 json_t *control_status_json(const struct control_status *st);
 /* Reads a status answer back; -1 when it is not one. */
 int control_status_parse(json_t *j, struct control_status *st);
@@ -120,14 +127,32 @@ int control_listen(const char *path, const char *group, char *err,
 int control_listen_unix(const char *what, const char *path, const char *group,
 			char *err, size_t errlen);
 
+#define CONTROL_PEER_GROUPS 64
+
+/* Who asks, from SO_PEERCRED and the group database. full: root, our
+ * own user or a member of the control group, who see and do all; the
+ * others were let in as members of a scope's owners (groups). */
+struct control_peer {
+	int pid;
+	unsigned uid, gid;
+	bool full;
+	unsigned groups[CONTROL_PEER_GROUPS];
+	int ngroups;
+};
+bool control_peer_in(const struct control_peer *p, unsigned gid);
+
 struct control_client;
 /* Accepts one connection. One that may not ask (neither root, our own
- * user, nor in group) is told so and closed: NULL, with refused saying
- * who it was; NULL with refused empty when nothing was accepted. */
-struct control_client *control_accept(int lfd, const char *group, char *refused,
-				      size_t len);
+ * user, in group, nor in one of the nscoped groups scoped) is told so
+ * and closed: NULL, with refused saying who it was; NULL with refused
+ * empty when nothing was accepted. */
+struct control_client *control_accept(int lfd, const char *group,
+				      const unsigned *scoped, size_t nscoped,
+				      char *refused, size_t len);
 int control_client_fd(const struct control_client *c);
-typedef json_t *(*control_answer_fn)(void *ctx, json_t *req);
+const struct control_peer *control_client_peer(const struct control_client *c);
+typedef json_t *(*control_answer_fn)(void *ctx, const struct control_peer *peer,
+				     json_t *req);
 /* Reads what is there. Returns 0 while the request line is not whole;
  * 1 once it was answered (by answer), or the client went away: the
  * caller then frees it. */

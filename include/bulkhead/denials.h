@@ -41,6 +41,12 @@ unsigned denials_verdicts(const char *list);
 /* Whether rec is a flow record (not a summary) that passes f. */
 bool denials_match(json_t *rec, const struct denials_filter *f);
 
+/* A record as the owners of scopes may see it: false when neither end
+ * is in one of them; else true, the other end (when a container) cut
+ * to its service ({"service":"billing/api"}, or {"peer":"unmatched"})
+ * and its port: no container, address or network of another team's. */
+bool denials_scope(json_t *rec, char *const *scopes, size_t nscopes);
+
 /* One readable line (no newline) for a flow record. */
 void denials_format(json_t *rec, struct strbuf *out);
 void denials_header(struct strbuf *out);

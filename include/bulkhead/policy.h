@@ -187,6 +187,8 @@ bool policy_valid_name(const char *s);
 /* Who may have written what we act on: root, or whoever runs us. */
 bool policy_trusted_uid(unsigned uid);
 const char *policy_setting_name(enum pol_setting s);
+/* Whether a service's name (SCOPE/NAME) is in one of scopes. */
+bool policy_in_scopes(const char *service, char *const *scopes, size_t nscopes);
 /* The scope a service is in, NULL for a global one. */
 const char *policy_service_scope(const struct policy *p, long svc);
 

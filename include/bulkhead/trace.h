@@ -16,6 +16,14 @@ int trace_run(const struct compiler *cc, const struct policy *p,
 	      const struct ir_ruleset *rs, const struct inventory *inv,
 	      const char *src, const char *dst, const char *port,
 	      struct strbuf *out, struct diags *d);
+/* The same as a scope's owners see it: visible[svc] says which
+ * services' containers they may name and see; at least one end must be
+ * one of them, and the other, when not, shows as its service alone
+ * (no container, address or path through the kernel's sets). */
+int trace_run_view(const struct compiler *cc, const struct policy *p,
+		   const struct ir_ruleset *rs, const struct inventory *inv,
+		   const char *src, const char *dst, const char *port,
+		   const bool *visible, struct strbuf *out, struct diags *d);
 
 /* The policy model's answer for a new connection between two addresses
  * (to_host: to the host's own address, the input hook): allowed by an

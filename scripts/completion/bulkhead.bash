@@ -11,8 +11,8 @@ _bulkhead_opts() {
 	run) echo "-p --policy --docker --audit --log --control --control-group --resync --user --dns --dns-min-ttl --dns-max-ttl --metrics --help" ;;
 	status) echo "--control --json --help" ;;
 	reload) echo "--control --help" ;;
-	flows) echo "--log --verdict --since --service --container --json --summary --follow --help" ;;
-	denials) echo "--log --since --service --container --json --summary --suggest -p --policy --follow --help" ;;
+	flows) echo "--log --verdict --since --service --container --json --summary --follow --control --help" ;;
+	denials) echo "--log --since --service --container --json --summary --suggest -p --policy --follow --control --help" ;;
 	graph) echo "-p --policy --inventory --denials --help" ;;
 	flush) echo "--help" ;;
 	esac

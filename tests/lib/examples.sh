@@ -3,4 +3,5 @@
 EXAMPLES="policies/three-tier.yaml tests/fixtures/three-tier.json
 policies/shop.yaml tests/fixtures/shop.json
 tests/fixtures/policy-all-kinds.yaml tests/fixtures/all-kinds.json
-policies/first.yaml tests/fixtures/three-tier.json"
+policies/first.yaml tests/fixtures/three-tier.json
+policies/teams tests/fixtures/teams.json"

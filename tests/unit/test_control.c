@@ -143,8 +143,9 @@ START_TEST(test_status_nothing_measured)
 }
 END_TEST
 
-static json_t *echo(void *ctx, json_t *req)
+static json_t *echo(void *ctx, const struct control_peer *peer, json_t *req)
 {
+	ck_assert(peer->full); /* our own user */
 	(*(int *)ctx)++;
 	return json_pack("{s:b, s:O}", "ok", 1, "cmd",
 			 json_object_get(req, "cmd"));
@@ -176,7 +177,7 @@ START_TEST(test_control_socket)
 		struct pollfd p = {lfd, POLLIN, 0};
 
 		ck_assert_int_eq(poll(&p, 1, 5000), 1);
-		c = control_accept(lfd, NULL, err, sizeof(err));
+		c = control_accept(lfd, NULL, NULL, 0, err, sizeof(err));
 		ck_assert_ptr_nonnull(c);
 		while (!control_client_read(c, echo, &answered)) {
 			struct pollfd q = {control_client_fd(c), POLLIN, 0};
@@ -198,6 +199,46 @@ START_TEST(test_control_socket)
 }
 END_TEST
 
+/* What a scope's owners see: their services and containers, nothing
+ * that names another team's. */
+START_TEST(test_status_limit)
+{
+	struct control_status st = {0};
+	char *scopes[] = {"shop"};
+	const char *svcs[] = {"shop/backend", "billing/api", "shopping/x",
+			      "monitor"};
+	size_t i;
+
+	st.policy = xstrdup("policy.d");
+	st.services = xcalloc(4, sizeof(char *));
+	for (i = 0; i < 4; i++)
+		st.services[st.nservices++] = xstrdup(svcs[i]);
+	st.containers = xcalloc(3, sizeof(*st.containers));
+	st.containers[0].name = xstrdup("shop-backend-1");
+	st.containers[0].service = xstrdup("shop/backend");
+	st.containers[1].name = xstrdup("billing-api-1");
+	st.containers[1].service = xstrdup("billing/api");
+	st.containers[2].name = xstrdup("stray");
+	st.containers[2].why = xstrdup("matches no service");
+	st.ncontainers = 3;
+	st.warnings = xcalloc(1, sizeof(char *));
+	st.warnings[st.nwarnings++] = xstrdup("billing-api-1 publishes 443");
+	st.sets = xcalloc(1, sizeof(*st.sets));
+	st.sets[0].name = xstrdup("billing/api_peer4");
+	st.nsets = 1;
+	st.last_error = xstrdup("billing-api-1: gone");
+	control_status_limit(&st, scopes, 1);
+	ck_assert_uint_eq(st.nservices, 1);
+	ck_assert_str_eq(st.services[0], "shop/backend");
+	ck_assert_uint_eq(st.ncontainers, 1);
+	ck_assert_str_eq(st.containers[0].name, "shop-backend-1");
+	ck_assert_uint_eq(st.nwarnings + st.nsets, 0);
+	ck_assert_ptr_null(st.last_error);
+	ck_assert_str_eq(st.view, "scope shop");
+	control_status_free(&st);
+}
+END_TEST
+
 Suite *control_suite(void)
 {
 	Suite *s = suite_create("control");
@@ -206,6 +247,7 @@ Suite *control_suite(void)
 	tcase_add_test(tc, test_status_round_trip);
 	tcase_add_test(tc, test_status_nothing_measured);
 	tcase_add_test(tc, test_control_socket);
+	tcase_add_test(tc, test_status_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }

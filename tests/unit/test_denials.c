@@ -174,6 +174,52 @@ START_TEST(test_flows)
 }
 END_TEST
 
+/* A scope's owners: records with an end in their scope, the other end
+ * cut to its service and port. */
+START_TEST(test_scope_cut)
+{
+	char *scopes[] = {"shop"};
+	json_t *r = json_loads(
+	    "{\"verdict\":\"allowed\",\"src\":{\"ip\":\"172.30.0.2\","
+	    "\"port\":40000,\"container\":\"shop-backend-1\",\"service\":"
+	    "\"shop/backend\",\"network\":\"n\"},\"dst\":{\"ip\":\"172.30."
+	    "0.4\",\"port\":443,\"container\":\"billing-api-1\",\"service\":"
+	    "\"billing/api\",\"network\":\"n\"}}",
+	    0, NULL);
+	json_t *o = json_loads(
+	    "{\"verdict\":\"denied\",\"src\":{\"ip\":\"172.30.0.4\","
+	    "\"container\":\"billing-api-1\",\"service\":\"billing/api\"},"
+	    "\"dst\":{\"ip\":\"172.30.0.9\",\"port\":1,\"container\":"
+	    "\"x\"}}",
+	    0, NULL);
+	json_t *w = json_loads("{\"verdict\":\"denied\",\"src\":{\"ip\":"
+			       "\"172.30.0.2\",\"container\":\"c\",\"service\""
+			       ":\"shop/web\"},\"dst\":{\"ip\":\"203.0.113.5\","
+			       "\"port\":443,\"peer\":\"world\"}}",
+			       0, NULL);
+	char *s;
+
+	ck_assert(denials_scope(r, scopes, 1));
+	s = json_dumps(json_object_get(r, "dst"),
+		       JSON_COMPACT | JSON_SORT_KEYS);
+	ck_assert_str_eq(s, "{\"port\":443,\"service\":\"billing/api\"}");
+	free(s);
+	ck_assert_str_eq(json_string_value(json_object_get(
+			     json_object_get(r, "src"), "container")),
+			 "shop-backend-1");
+	/* neither end in shop (a name like shopping/ is not shop/) */
+	ck_assert(!denials_scope(o, scopes, 1));
+	/* world is nobody's: shown as it is */
+	ck_assert(denials_scope(w, scopes, 1));
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(w, "dst"), "ip")),
+	    "203.0.113.5");
+	json_decref(r);
+	json_decref(o);
+	json_decref(w);
+}
+END_TEST
+
 Suite *denials_suite(void)
 {
 	Suite *s = suite_create("denials");
@@ -181,6 +227,7 @@ Suite *denials_suite(void)
 
 	tcase_add_test(tc, test_query);
 	tcase_add_test(tc, test_flows);
+	tcase_add_test(tc, test_scope_cut);
 	suite_add_tcase(s, tc);
 	return s;
 }

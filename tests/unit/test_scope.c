@@ -12,7 +12,7 @@
 #include "unit.h"
 
 #define HOST                                                                   \
-	"version: 1\nsettings:\n  networks: [shared]\nservices:\n"             \
+	"version: 1\nsettings:\n  networks: [teams]\nservices:\n"             \
 	"  probe:\n    match: {name: probe}\n"
 #define SHOP                                                                   \
 	"version: 1\nscope: {compose_project: shop}\nservices:\n"              \
