@@ -494,14 +494,21 @@ static size_t intersect(const struct pol_edge *a, const struct pol_edge *b,
 }
 
 /* Both sides of a cross-scope edge: the ports they share, as one edge
- * declared where a is and accepted where b is. */
+ * declared where the egress side is and accepted where the ingress is. */
 static void consent(struct policy *m, size_t *cap, struct cross *a,
 		    struct cross *b)
 {
-	struct pol_edge n = a->e;
+	struct pol_edge n;
 	struct pol_port *pp;
 	size_t np = intersect(&a->e, &b->e, &pp);
 
+	if (a->e.ingress && !b->e.ingress) {
+		struct cross *t = a;
+
+		a = b;
+		b = t;
+	}
+	n = a->e;
 	if (!np) {
 		a->empty_file = b->e.file;
 		a->empty = b->e.loc;
