@@ -6,8 +6,9 @@
 # container that comes later placed at once, an attack refused (nginx
 # forging backend's address and ARP), a revoked edge ending its live
 # connection, the denied flows with both ends named, the daemon's
-# status, the peer graph as SVG, and --suggest turning a denial into a
-# YAML edge.
+# status, the peer graph as SVG, --suggest turning a denial into a
+# YAML edge, and a policy directory of two teams' files (an edge between
+# them holds only where both declare it).
 #
 # On exit it removes what it started: the daemon, the containers, their
 # networks and our table. KEEP=1 leaves them running instead, and says
@@ -229,6 +230,23 @@ say "$(grep -c -- '->' "$out/peers.dot") edges drawn: $out/peers.svg (and .png, 
 
 step "bulkhead denials --suggest: a denial turned into the YAML edge that would allow it"
 ./bulkhead denials --log "$out/flows.jsonl" --service nginx --suggest | indent
+
+step "Teams on one host: a file per team, an edge between teams only where both declare it"
+# a copy, so that the directory is root's 0755 whatever the checkout's umask
+mkdir -m 755 "$tmp/teams"
+install -m 644 policies/teams/*.yaml "$tmp/teams/"
+teams() { ./bulkhead "$@" 2>&1 | grep -v -e '^  identity:' -e '^  path:' | sed "s|$tmp/teams|policies/teams|g" | indent; }
+say "policies/teams: 00-host.yaml (root's), shop.yaml and billing.yaml (scope: their compose project)"
+say "\$ bulkhead check -p policies/teams --inventory tests/fixtures/teams.json"
+teams check -p "$tmp/teams" --inventory tests/fixtures/teams.json
+say "\$ bulkhead trace -p policies/teams --inventory tests/fixtures/teams.json shop-backend-1 billing-api-1 443/tcp"
+teams trace -p "$tmp/teams" --inventory tests/fixtures/teams.json shop-backend-1 billing-api-1 443/tcp
+say "billing takes its ingress from shop/backend out of billing.yaml; shop's egress alone is not enough:"
+sed -i '/^    ingress:/,/ports: \[443\/tcp\]/d' "$tmp/teams/billing.yaml"
+say "\$ bulkhead check -p policies/teams"
+teams check -p "$tmp/teams"
+say "\$ bulkhead trace ... shop-backend-1 billing-api-1 443/tcp"
+teams trace -p "$tmp/teams" --inventory tests/fixtures/teams.json shop-backend-1 billing-api-1 443/tcp
 
 step "Done"
 say "The daemon enforced $POLICY on the shop, placed the late backend as"

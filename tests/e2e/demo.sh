@@ -57,6 +57,12 @@ echo "$met" | grep -q 'bulkhead_flows_total{verdict="allowed",src_service="nginx
 echo "$met" | grep -q 'bulkhead_flows_total{verdict="denied",src_service="nginx",dst_service="redis",reason="no-edge"} [1-9]' || { echo "$met"; fail "the metrics count no denied nginx -> redis"; }
 echo "$met" | grep -q 'bulkhead_flow_bytes_total{src_service="backend",dst_service="db",direction="sent"} [0-9]\{6,\}' || { echo "$met"; fail "the metrics lack backend -> db's 100 kB"; }
 echo "$met" | grep -q 'bulkhead_containers{service="backend"} 2' || { echo "$met"; fail "the metrics do not count two backends"; }
+tms=$(part "Teams on one host")
+echo "$tms" | grep -q "policies/teams: ok: 4 services, 4 edges, 4 containers" || { echo "$tms"; fail "check -p policies/teams"; }
+echo "$tms" | grep -q "^ *allowed shop-backend-1 -> billing-api-1 443/tcp" || { echo "$tms"; fail "the accepted cross-team edge"; }
+echo "$tms" | grep -q "accepted: policies/teams/billing.yaml:" || { echo "$tms"; fail "trace does not name the other side's declaration"; }
+echo "$tms" | grep -q "warning: billing/api does not accept this edge (no ingress from shop/backend in billing.yaml)" || { echo "$tms"; fail "the one-sided edge's warning"; }
+echo "$tms" | grep -q "reason: not-accepted" || { echo "$tms"; fail "the one-sided edge is not denied as not-accepted"; }
 den=$(part "bulkhead denials:")
 echo "$den" | grep -q "denied shop[_-]nginx[_-]1 (nginx) [0-9.]* shop[_-]redis[_-]1 (redis) [0-9.]* 6379/tcp no-edge" ||
 	fail "denials lacks nginx -> redis with both ends named"

@@ -224,6 +224,47 @@ START_TEST(test_consent)
 }
 END_TEST
 
+/* A team's edge to one of the host's services: a host file must allow
+ * it; the host's edges need no one's consent. */
+START_TEST(test_host_service)
+{
+	const char *host =
+	    "version: 1\nservices:\n  dns:\n    match: {name: dns}\n%s";
+	const char *shop =
+	    "version: 1\nscope: {compose_project: shop}\nservices:\n"
+	    "  a:\n    match: {name: a}\n    egress:\n      - to: dns\n"
+	    "        ports: [53/udp]\n";
+	const struct file f[] = {{"shop.yaml", shop}};
+	struct diags d = {0};
+	struct policy *p;
+	char buf[256];
+
+	mkdir_with(f, 1);
+	snprintf(buf, sizeof(buf), host, "");
+	put("00-host.yaml", buf, 0644);
+	p = policy_load(dir, &d);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(p->nedges, 0);
+	has_diag(&d, "shop.yaml", 7, 9, DIAG_WARNING,
+		 "dns does not accept this edge (no ingress from shop/a in a "
+		 "file without scope)");
+	policy_free(p);
+	diags_free(&d);
+	snprintf(buf, sizeof(buf), host,
+		 "    ingress:\n      - from: shop/a\n        ports: [any]\n");
+	put("00-host.yaml", buf, 0644);
+	p = policy_load(dir, &d);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(d.n, 0);
+	/* the host's edge itself, unconditional */
+	ck_assert_uint_eq(p->nedges, 1);
+	ck_assert_ptr_null(p->edges[0].accepted_file);
+	policy_free(p);
+	diags_free(&d);
+	rm_dir();
+}
+END_TEST
+
 struct bad_dir {
 	struct file f[3];
 	const char *file;
@@ -426,6 +467,7 @@ Suite *scope_suite(void)
 
 	tcase_add_test(tc, test_names_and_scope);
 	tcase_add_test(tc, test_consent);
+	tcase_add_test(tc, test_host_service);
 	tcase_add_loop_test(tc, test_bad, 0, sizeof(bad) / sizeof(*bad));
 	tcase_add_test(tc, test_single_file_refuses_scope);
 	tcase_add_test(tc, test_permissions);
