@@ -23,6 +23,7 @@ import socketserver
 import sys
 import threading
 import time
+import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "lib"))
 from fakehttp import read_path  # noqa: E402
@@ -241,8 +242,10 @@ class Handler(socketserver.StreamRequestHandler):
             elif path.startswith("/containers/json"):
                 with lock:
                     if "filters=" in path:
-                        want = path.split("%22")[-2] if "%22" in path else ""
-                        self.send(200, [list_entry(c) for c in CONTAINERS if c == want])
+                        # {"id":[A, B, ...]}: every container named
+                        q = urllib.parse.unquote(path.split("filters=", 1)[1])
+                        want = set(json.loads(q).get("id", []))
+                        self.send(200, [list_entry(c) for c in CONTAINERS if c in want])
                     else:
                         self.send(200, [list_entry(c) for c in CONTAINERS])
             elif path.startswith("/containers/"):

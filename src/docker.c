@@ -841,6 +841,17 @@ int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
 			 struct inventory *inv, char *err, size_t errlen)
 {
 	json_t *l = json_loadb(list, list_len, 0, NULL);
+	int r =
+	    docker_parse_connect_in(d, l, net, net_len, id, inv, err, errlen);
+
+	json_decref(l);
+	return r;
+}
+
+int docker_parse_connect_in(struct docker *d, json_t *l, const char *net,
+			    size_t net_len, const char *id,
+			    struct inventory *inv, char *err, size_t errlen)
+{
 	json_t *n = network_slice(d, net, net_len, id);
 	json_t *e, *ep, *names, *obj = NULL, *cfg, *nets, *one;
 	const char *state, *netid, *netname, *name;
@@ -892,7 +903,6 @@ int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
 		r = add_container(d, obj, inv, err, errlen);
 out:
 	json_decref(obj);
-	json_decref(l);
 	json_decref(n);
 	return r;
 }

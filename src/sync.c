@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "bulkhead/sync.h"
 
 #define AT_CONNECT_N 64u
@@ -24,7 +26,12 @@ struct pending {
 	double t_read;	/* monotonic ms when its line was read */
 	double t_reply; /* ... and when Docker's (last) answer came */
 	bool listed;	/* CONNECT: the list entry is in, the network next */
+	bool asked;	/* CONNECT: in the list being asked for */
 };
+
+/* Connects whose list entries one request asks for: a burst's cost in
+ * requests is its length over this (the URL stays under 8 KiB). */
+#define LIST_BATCH 48u
 
 /* A container placed when it joined a network, before its start event:
  * when that was committed, and what bulkhead itself took. */
@@ -80,8 +87,15 @@ struct sync {
 	unsigned bind_ms;
 	struct pending *q;
 	size_t qhead, qn, qcap;
-	char *path;	      /* what sync_next asked for */
-	struct strbuf listed; /* a CONNECT's list entry, while it waits */
+	char *path;	/* what sync_next asked for */
+	json_t *listed; /* the connects' list entries, while they wait */
+	/* The last network object Docker gave, and when it was asked: it
+	 * holds every container that joined before, so a connect read
+	 * before then needs no object of its own (a burst of n connects
+	 * costs one answer of the network's size, not n). */
+	struct strbuf net;
+	char *net_id, *asking_id;
+	double net_asked, asking_at;
 	char *last_diags;
 	struct at_connect at_connect[AT_CONNECT_N];
 	size_t at_connect_pos;
@@ -149,7 +163,10 @@ void sync_free(struct sync *s)
 	free(s->unbound);
 	trace_index_free(s->ix);
 	trace_index_free(s->gone_ix);
-	sb_free(&s->listed);
+	json_decref(s->listed);
+	sb_free(&s->net);
+	free(s->net_id);
+	free(s->asking_id);
 	inventory_free(s->gone);
 	for (i = s->gone_head; i < s->ngone_fifo; i++)
 		free(s->gone_fifo[i].id);
@@ -776,6 +793,7 @@ int sync_event(struct sync *s, const char *line, size_t len)
 	pe->t_read = mono_ms();
 	pe->t_reply = 0;
 	pe->listed = false;
+	pe->asked = false;
 	return 0;
 }
 
@@ -783,6 +801,32 @@ void sync_drop_queue(struct sync *s)
 {
 	s->qhead = s->qn = 0;
 	s->garbage_logged = false; /* a new stream may say it again */
+}
+
+static void connect_answer(struct sync *s, struct pending *pe, long status,
+			   const char *body, size_t len, bool fresh);
+
+/* The list entries of the connects waiting from the head on (the head
+ * first; at most LIST_BATCH), in one request: {"id":["A","B",...]}. */
+static char *list_path(struct sync *s)
+{
+	struct strbuf b = {0};
+	size_t i, n = 0;
+
+	sb_puts(&b, "/containers/json?all=1&filters=%7B%22id%22%3A%5B");
+	for (i = s->qhead; i < s->qn; i++)
+		s->q[i].asked = false; /* a question that failed before */
+	for (i = s->qhead; i < s->qn && n < LIST_BATCH; i++) {
+		struct pending *pe = &s->q[i];
+
+		if (pe->ev.kind != DEV_CONNECT || pe->listed)
+			continue;
+		sb_printf(&b, "%s%%22%s%%22", n ? "%2C" : "", pe->ev.id);
+		pe->asked = true;
+		n++;
+	}
+	sb_puts(&b, "%5D%7D");
+	return b.s;
 }
 
 const char *sync_next(struct sync *s)
@@ -806,13 +850,20 @@ const char *sync_next(struct sync *s)
 		/* a connect: its list entry, then the network's object with
 		 * the address it holds there (both answer while the
 		 * container starts; inspect waits for the start to end) */
-		if (pe->ev.kind == DEV_CONNECT && pe->listed)
+		if (pe->ev.kind == DEV_CONNECT && pe->listed && s->net_id &&
+		    !strcmp(s->net_id, pe->ev.net) &&
+		    s->net_asked >= pe->t_read) {
+			s->st.net_reused++;
+			connect_answer(s, pe, 200, s->net.s, s->net.len, false);
+			continue;
+		}
+		if (pe->ev.kind == DEV_CONNECT && pe->listed) {
 			s->path = xasprintf("/networks/%s", pe->ev.net);
-		else if (pe->ev.kind == DEV_CONNECT)
-			s->path = xasprintf(
-			    "/containers/json?all=1&filters="
-			    "%%7B%%22id%%22%%3A%%5B%%22%s%%22%%5D%%7D",
-			    pe->ev.id);
+			free(s->asking_id);
+			s->asking_id = xstrdup(pe->ev.net);
+			s->asking_at = mono_ms();
+		} else if (pe->ev.kind == DEV_CONNECT)
+			s->path = list_path(s);
 		else
 			s->path = xasprintf(pe->ev.kind == DEV_NETWORK_NEW
 						? "/networks/%s"
@@ -820,11 +871,17 @@ const char *sync_next(struct sync *s)
 					    pe->ev.id);
 		return s->path;
 	}
+	/* nothing waits: no later connect can use what we hold */
+	free(s->net_id);
+	s->net_id = NULL;
+	sb_free(&s->net);
 	return NULL;
 }
 
+/* fresh: Docker's answer to our question (kept for the connects
+ * behind), not the one kept */
 static void connect_answer(struct sync *s, struct pending *pe, long status,
-			   const char *body, size_t len)
+			   const char *body, size_t len, bool fresh)
 {
 	struct inventory *scratch;
 	char why[512];
@@ -836,17 +893,33 @@ static void connect_answer(struct sync *s, struct pending *pe, long status,
 		return;
 	}
 	if (!pe->listed) {
+		size_t i;
+
+		/* every connect it asked for has its entry (or none: gone) */
+		for (i = s->qhead; i < s->qn; i++)
+			if (s->q[i].asked) {
+				s->q[i].listed = true;
+				s->q[i].asked = false;
+			}
 		pe->listed = true;
-		s->listed.len = 0;
-		sb_putn(&s->listed, body, len);
+		json_decref(s->listed);
+		s->listed = json_loadb(body, len, 0, NULL);
 		return;
 	}
 	pe->t_reply = mono_ms();
+	if (fresh && s->asking_id) {
+		s->net.len = 0;
+		sb_putn(&s->net, body, len);
+		free(s->net_id);
+		s->net_id = s->asking_id;
+		s->asking_id = NULL;
+		s->net_asked = s->asking_at;
+	}
 	s->qhead++;
 	s->st.events++;
 	scratch = inventory_new();
-	if (docker_parse_connect(s->dk, s->listed.s, s->listed.len, body, len,
-				 pe->ev.id, scratch, why, sizeof(why))) {
+	if (docker_parse_connect_in(s->dk, s->listed, body, len, pe->ev.id,
+				    scratch, why, sizeof(why))) {
 		fail(s, "docker: container %.12s: %s", pe->ev.id, why);
 		s->resync_wanted = true;
 	} else if (scratch->n) {
@@ -868,7 +941,7 @@ void sync_answer(struct sync *s, long status, const char *body, size_t len,
 	if (s->qhead >= s->qn)
 		return;
 	if (s->q[s->qhead].ev.kind == DEV_CONNECT) {
-		connect_answer(s, &s->q[s->qhead], status, body, len);
+		connect_answer(s, &s->q[s->qhead], status, body, len, true);
 		return;
 	}
 	pe = s->q[s->qhead++];

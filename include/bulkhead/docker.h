@@ -85,6 +85,12 @@ int docker_parse_inspect(struct docker *d, const char *body, size_t len,
 int docker_parse_connect(struct docker *d, const char *list, size_t list_len,
 			 const char *net, size_t net_len, const char *id,
 			 struct inventory *inv, char *err, size_t errlen);
+/* The same with the list parsed already (NULL: it did not parse): one
+ * list answer for many connects, each finding its entry by id. */
+struct json_t;
+int docker_parse_connect_in(struct docker *d, struct json_t *list,
+			    const char *net, size_t net_len, const char *id,
+			    struct inventory *inv, char *err, size_t errlen);
 
 /* Records a network's bridge name from its /networks/ID object (after a
  * network is created). */

@@ -59,6 +59,7 @@ struct sync_stats {
 	unsigned long events, deltas, resyncs, restores;
 	unsigned long before_start; /* starts placed before they were read */
 	unsigned long refills;	    /* fqdn sets refilled */
+	unsigned long net_reused;   /* connects answered by a kept object */
 	time_t last_sync, last_restore;
 	char last_restore_why[160];
 	struct sync_lat start, connect;

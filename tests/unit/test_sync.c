@@ -401,6 +401,67 @@ START_TEST(test_sync_restore)
 }
 END_TEST
 
+#define CONN_NET                                                               \
+	"4bf66c400c1ab81a36000dcc303a13b13b5afeddb1a94f496b461b480ec5b411"
+#define CONN_A                                                                 \
+	"104a7e5457a8e610600730bd0ffc3bf169a340b6d28e57be66910f92bfaf3539"
+#define CONN_B                                                                 \
+	"204a7e5457a8e610600730bd0ffc3bf169a340b6d28e57be66910f92bfaf3539"
+
+static void connect_event(struct fx *f, const char *id)
+{
+	char *line =
+	    xasprintf("{\"Type\":\"network\",\"Action\":\"connect\",\"Actor\":{"
+		      "\"ID\":\"%s\",\"Attributes\":{\"container\":\"%s\"}}}",
+		      CONN_NET, id);
+
+	ck_assert_int_eq(sync_event(f->s, line, strlen(line)), 0);
+	free(line);
+}
+
+/* A burst of connects: one list request for them all, one network
+ * object for every connect read before it was asked; a connect read
+ * after that asks anew. */
+START_TEST(test_sync_connect_burst)
+{
+	struct fx f;
+	size_t nl, nn;
+	char *list = read_text(FIXTURES "/docker-connect-list.json", &nl);
+	char *net = read_text(FIXTURES "/docker-connect-network.json", &nn);
+	const char *path;
+
+	fx_init(&f);
+	connect_event(&f, CONN_A);
+	connect_event(&f, CONN_B);
+	path = sync_next(f.s);
+	ck_assert_ptr_nonnull(path);
+	ck_assert_ptr_nonnull(strstr(path, "/containers/json?all=1&filters="));
+	ck_assert_ptr_nonnull(strstr(path, "%22" CONN_A "%22%2C%22" CONN_B));
+	sync_answer(f.s, 200, list, nl, NULL); /* B's entry: none, gone */
+	path = sync_next(f.s);
+	ck_assert_str_eq(path, "/networks/" CONN_NET);
+	sync_answer(f.s, 200, net, nn, NULL);
+	/* B needs no request of its own */
+	ck_assert_ptr_null(sync_next(f.s));
+	ck_assert_uint_eq(sync_stats(f.s)->net_reused, 1);
+	ck_assert_uint_eq(sync_stats(f.s)->events, 2);
+	ck_assert_ptr_nonnull(strstr(f.r.log.s, "placed "));
+	/* later: the object kept is older than the event */
+	connect_event(&f, CONN_A);
+	path = sync_next(f.s);
+	ck_assert_ptr_nonnull(strstr(path, "%22" CONN_A "%22%5D"));
+	sync_answer(f.s, 200, list, nl, NULL);
+	path = sync_next(f.s);
+	ck_assert_str_eq(path, "/networks/" CONN_NET);
+	sync_answer(f.s, 200, net, nn, NULL);
+	ck_assert_ptr_null(sync_next(f.s));
+	ck_assert_uint_eq(sync_stats(f.s)->net_reused, 1);
+	free(list);
+	free(net);
+	fx_free(&f);
+}
+END_TEST
+
 Suite *sync_suite(void)
 {
 	Suite *s = suite_create("sync");
@@ -411,6 +472,7 @@ Suite *sync_suite(void)
 	tcase_add_test(tc, test_sync_missed_event);
 	tcase_add_test(tc, test_sync_refused_batch);
 	tcase_add_test(tc, test_sync_restore);
+	tcase_add_test(tc, test_sync_connect_burst);
 	suite_add_tcase(s, tc);
 	return s;
 }
