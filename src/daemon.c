@@ -1295,8 +1295,11 @@ static json_t *answer(void *ctx, const struct control_peer *pe, json_t *req)
 			     strcmp(cmd, "flows") && strcmp(cmd, "reload")))
 			return refusal("not allowed: a scope's owners may ask "
 				       "status, trace, flows and reload");
-		say("control: uid %u asks %s for scope %s%s", pe->uid, cmd,
-		    scopes[0], ns > 1 ? " and more" : "");
+		/* said once a question: not for each poll of a --follow */
+		if (strcmp(cmd, "flows") ||
+		    !json_integer_value(json_object_get(req, "from")))
+			say("control: uid %u asks %s for scope %s%s", pe->uid,
+			    cmd, scopes[0], ns > 1 ? " and more" : "");
 		visible = xcalloc(pol->nservices + 1, sizeof(*visible));
 		for (i = 0; i < pol->nservices; i++)
 			visible[i] =

@@ -338,9 +338,29 @@ static void merge_services(struct policy *m, struct part *pt, size_t *cap,
 
 /* --- edges ----------------------------------------------------------- */
 
+/* The files that did not load (p NULL): what they would define is
+ * not there, and saying that a name they define is unknown misleads. */
+struct parts {
+	const struct part *v;
+	size_t n;
+};
+
+static bool failed(const struct parts *all, const char *scope, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < all->n; i++)
+		if (!all->v[i].p &&
+		    (!scope || (strlen(all->v[i].stem) == len &&
+				!strncmp(all->v[i].stem, scope, len))))
+			return true;
+	return false;
+}
+
 /* A peer of pt's edge, in merged indexes; false when it names none. */
 static bool resolve(const struct policy *m, const struct part *pt,
-		    struct pol_peer *q, struct diags *d)
+		    const struct parts *all, struct pol_peer *q,
+		    struct diags *d)
 {
 	const char *slash;
 	long si;
@@ -356,6 +376,9 @@ static bool resolve(const struct policy *m, const struct part *pt,
 	slash = strchr(q->ref, '/');
 	if (si >= 0) {
 		q->service = (size_t)si;
+	} else if (failed(all, slash ? q->ref : NULL,
+			  slash ? (size_t)(slash - q->ref) : 0)) {
+		; /* maybe in a file that did not load: said there */
 	} else if (!slash) {
 		diags_add(d, DIAG_ERROR, pt->path, q->ref_loc.line,
 			  q->ref_loc.col,
@@ -414,9 +437,9 @@ static unsigned may_need(const struct pol_edge *e, const char **what)
 	return 0;
 }
 
-static void merge_edges(struct policy *m, struct part *pt, size_t *cap,
-			struct cross **cr, size_t *ncr, size_t *capcr,
-			struct diags *d)
+static void merge_edges(struct policy *m, struct part *pt,
+			const struct parts *all, size_t *cap, struct cross **cr,
+			size_t *ncr, size_t *capcr, struct diags *d)
 {
 	struct policy *fp = pt->p;
 	const char *what = NULL;
@@ -426,10 +449,10 @@ static void merge_edges(struct policy *m, struct part *pt, size_t *cap,
 	for (i = 0; i < fp->nedges; i++) {
 		struct pol_edge e = fp->edges[i];
 		const struct pol_peer *o = e.ingress ? &e.src : &e.dst;
-		bool src_ok = resolve(m, pt, &e.src, d);
+		bool src_ok = resolve(m, pt, all, &e.src, d);
 		long other;
 
-		if (!resolve(m, pt, &e.dst, d) || !src_ok) {
+		if (!resolve(m, pt, all, &e.dst, d) || !src_ok) {
 			policy_edge_free(&e);
 			continue;
 		}
@@ -594,11 +617,13 @@ struct policy *policy_merge_dir(const char *dir, struct diags *d)
 	char **names = list_dir(dir, &nnames, d);
 	struct part *pts;
 	struct cross *cr = NULL;
+	struct parts all;
 	struct policy *m;
 
 	if (!names)
 		return NULL;
 	pts = xcalloc(nnames, sizeof(*pts));
+	all = (struct parts){pts, nnames};
 	for (i = 0; i < nnames; i++)
 		read_part(&pts[i], dir, names[i], d);
 	m = xcalloc(1, sizeof(*m));
@@ -609,11 +634,13 @@ struct policy *policy_merge_dir(const char *dir, struct diags *d)
 	m->log_group = 100;
 	m->scopes_may = POL_MAY_CIDR | POL_MAY_FQDN;
 	m->files = xcalloc(nnames, sizeof(*m->files));
-	if (d->nerrors != before)
-		goto out;
-	/* every file's settings, scope and services first: edges name
-	 * any of them */
+	/* what the files that loaded say together, so that check -p DIR
+	 * reports every error at once (the result is refused anyway when a
+	 * file did not load); every file's settings, scope and services
+	 * first: edges name any of them */
 	for (i = 0; i < nnames; i++) {
+		if (!pts[i].p)
+			continue;
 		m->files[m->nfiles++] = pts[i].p->file;
 		pts[i].p->file = NULL;
 		pts[i].p->nfiles = 0;
@@ -624,9 +651,10 @@ struct policy *policy_merge_dir(const char *dir, struct diags *d)
 		merge_services(m, &pts[i], &svcap, d);
 	}
 	for (i = 0; i < nnames; i++)
-		merge_edges(m, &pts[i], &ecap, &cr, &ncr, &capcr, d);
+		if (pts[i].p)
+			merge_edges(m, &pts[i], &all, &ecap, &cr, &ncr, &capcr,
+				    d);
 	settle(m, &ecap, cr, ncr, d);
-out:
 	for (i = 0; i < nnames; i++) {
 		policy_free(pts[i].p);
 		free(pts[i].path);

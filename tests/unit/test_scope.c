@@ -370,6 +370,17 @@ static const struct bad_dir bad[] = {
      2,
      9,
      "'owners' needs a 'scope'"},
+    /* a file that does not load hides nothing else's errors, and no
+     * name it would define is called unknown */
+    {{{"a.yaml", "version: 1\nservices: [\n"},
+      {"shop.yaml", "version: 1\nscope: {compose_project: shop}\n"
+		    "services:\n  s:\n    match: {name: s}\n"
+		    "    egress:\n      - to: a/x\n      - to: nobody/x\n"}},
+     "shop.yaml",
+     8,
+     13,
+     "unknown peer 'nobody/x' (no file of this directory declares a scope "
+     "'nobody')"},
     {{{"bad name.yaml", HOST}},
      "bad name.yaml",
      0,
