@@ -10,7 +10,7 @@
 #  - each user's status, trace and flows show their scope alone: the
 #    other team's containers are never named, its end shown as its
 #    service; the user of neither group is refused; neither can read the
-#    flow log itself, and flows go through the daemon.
+#    flow log itself, and flows go through the daemon (--follow too).
 #  - shop's service that claims billing's containers (by compose
 #    service) holds none; a file made world-writable and a file whose
 #    service lies outside its scope are refused at reload (exit 2), and
@@ -25,8 +25,10 @@ accounts_gone() {
 	for u in $US $UB $UN; do userdel "$u" 2>/dev/null || true; done
 	for g in $GS $GB; do groupdel "$g" 2>/dev/null || true; done
 }
+follower=""
 cleanup() {
 	set +e
+	[ -z "$follower" ] || kill "$follower" 2>/dev/null
 	[ -z "$pid" ] || kill -9 "$pid" 2>/dev/null
 	shop down -t 0 >/dev/null 2>&1
 	billing down -t 0 >/dev/null 2>&1
@@ -177,6 +179,17 @@ for n in "$BA" "$BD"; do
 done
 jq -e 'select(.verdict == "allowed" and .dst.service == "billing/api" and (.dst | has("ip") | not))' \
 	"$tmp/fl-shop.jsonl" >/dev/null || fail "no allowed flow to billing/api, cut to its service: $(cat "$tmp/fl-shop.jsonl")"
+# --follow through the daemon: what comes later arrives too
+as $US "$B" flows --control "$C" --follow --json --log "$tmp/log/flows.jsonl" >"$tmp/follow.jsonl" 2>&1 &
+follower=$!
+wait_for "the follower's first records" test -s "$tmp/follow.jsonl"
+before=$(grep -c . "$tmp/follow.jsonl")
+can "$SW" "$SB" 8080 || fail "shop/web -> shop/backend, again"
+wait_for "a record that came after --follow began" sh -c "[ \$(grep -c . '$tmp/follow.jsonl') -gt $before ]"
+kill "$follower"
+follower=""
+grep -q "$BA" "$tmp/follow.jsonl" && fail "the shop user's followed flows name $BA"
+[ "$(grep -c "asks flows" "$tmp/daemon.log")" -le 3 ] || fail "each poll of --follow is logged"
 as $UB "$B" denials --control "$C" --log "$tmp/log/flows.jsonl" --summary >"$tmp/dn-bill.out" || fail "the billing user's denials"
 grep -q "shop/backend" "$tmp/dn-bill.out" || fail "billing's denials do not show shop/backend's attempt: $(cat "$tmp/dn-bill.out")"
 grep -q "$SB" "$tmp/dn-bill.out" && fail "billing's denials name $SB"
