@@ -878,6 +878,20 @@ const char *sync_next(struct sync *s)
 	return NULL;
 }
 
+/* Whether a connect behind the head, read before the network object
+ * was asked, can take it: only then is the object (megabytes at
+ * 10,000) worth a copy. */
+static bool net_wanted(const struct sync *s, const char *net, double asked)
+{
+	size_t i;
+
+	for (i = s->qhead + 1; i < s->qn; i++)
+		if (s->q[i].ev.kind == DEV_CONNECT && s->q[i].t_read <= asked &&
+		    !strcmp(s->q[i].ev.net, net))
+			return true;
+	return false;
+}
+
 /* fresh: Docker's answer to our question (kept for the connects
  * behind), not the one kept */
 static void connect_answer(struct sync *s, struct pending *pe, long status,
@@ -907,7 +921,8 @@ static void connect_answer(struct sync *s, struct pending *pe, long status,
 		return;
 	}
 	pe->t_reply = mono_ms();
-	if (fresh && s->asking_id) {
+	if (fresh && s->asking_id &&
+	    net_wanted(s, s->asking_id, s->asking_at)) {
 		s->net.len = 0;
 		sb_putn(&s->net, body, len);
 		free(s->net_id);
