@@ -389,17 +389,12 @@ static void index_add(struct index *ix, const char *key, long svc)
 	*PUSH(e->svc, e->n, e->cap) = svc;
 }
 
-static bool has_glob(const char *s)
-{
-	return strpbrk(s, "*?[") != NULL;
-}
-
 static bool all_exact(char **v, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (has_glob(v[i]))
+		if (policy_is_glob(v[i]))
 			return false;
 	return n > 0;
 }

@@ -842,11 +842,6 @@ struct control_client *control_accept(int lfd, const char *group,
 	return c;
 }
 
-const struct control_peer *control_client_peer(const struct control_client *c)
-{
-	return &c->peer;
-}
-
 int control_client_fd(const struct control_client *c)
 {
 	return c->fd;

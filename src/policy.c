@@ -585,10 +585,6 @@ static bool parse_peer(struct pctx *c, const struct ynode *n, size_t edge,
 			peer->kind = PEER_WORLD;
 		} else if (!strcmp(n->str, "host")) {
 			peer->kind = PEER_HOST;
-		} else if (c->part && strchr(n->str, '/')) {
-			peer->kind = PEER_SERVICE;
-			peer->ref = xstrdup(n->str);
-			peer->ref_loc = (struct pol_loc){n->line, n->col};
 		} else {
 			peer->kind = PEER_SERVICE;
 			pend_name(c, edge, is_src, n);
@@ -967,7 +963,8 @@ static void resolve_names(struct pctx *c)
 
 		si = policy_service_index(p, pd->name);
 		if (si < 0 && c->part) {
-			/* maybe a global file's: the directory decides */
+			/* SCOPE/NAME, or maybe a global file's: the directory
+			 * decides */
 			struct pol_peer *q = pd->is_src ? &e->src : &e->dst;
 
 			q->ref = pd->name;
@@ -1241,6 +1238,11 @@ void policy_edge_free(struct pol_edge *e)
 	free(e->dst.ref);
 }
 
+bool policy_is_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
 bool policy_in_scopes(const char *service, char *const *scopes, size_t nscopes)
 {
 	size_t i, n;
@@ -1251,14 +1253,6 @@ bool policy_in_scopes(const char *service, char *const *scopes, size_t nscopes)
 			return true;
 	}
 	return false;
-}
-
-const char *policy_service_scope(const struct policy *p, long svc)
-{
-	if (svc < 0 || (size_t)svc >= p->nservices ||
-	    p->services[svc].scope < 0)
-		return NULL;
-	return p->scopes[p->services[svc].scope].name;
 }
 
 void policy_free(struct policy *p)

@@ -246,11 +246,6 @@ static void merge_scope(struct policy *m, struct part *pt, size_t *cap,
 
 /* --- services -------------------------------------------------------- */
 
-static bool has_glob(const char *s)
-{
-	return strpbrk(s, "*?[") != NULL;
-}
-
 /* Whether a service's values for one key can ever pass the scope's:
  * false only when every one is exact and none fits. */
 static bool can_meet(char **scope, size_t ns, char **svc, size_t nv)
@@ -260,7 +255,7 @@ static bool can_meet(char **scope, size_t ns, char **svc, size_t nv)
 	if (!ns || !nv)
 		return true;
 	for (j = 0; j < nv; j++) {
-		if (has_glob(svc[j]))
+		if (policy_is_glob(svc[j]))
 			return true;
 		for (i = 0; i < ns; i++)
 			if (!fnmatch(scope[i], svc[j], 0))

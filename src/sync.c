@@ -94,8 +94,8 @@ struct sync {
 	 * before then needs no object of its own (a burst of n connects
 	 * costs one answer of the network's size, not n). */
 	struct strbuf net;
-	char *net_id, *asking_id;
-	double net_asked, asking_at;
+	char *net_id;
+	double net_asked, asking_at; /* asking_at: the head's, being asked */
 	char *last_diags;
 	struct at_connect at_connect[AT_CONNECT_N];
 	size_t at_connect_pos;
@@ -166,7 +166,6 @@ void sync_free(struct sync *s)
 	json_decref(s->listed);
 	sb_free(&s->net);
 	free(s->net_id);
-	free(s->asking_id);
 	inventory_free(s->gone);
 	for (i = s->gone_head; i < s->ngone_fifo; i++)
 		free(s->gone_fifo[i].id);
@@ -859,8 +858,6 @@ const char *sync_next(struct sync *s)
 		}
 		if (pe->ev.kind == DEV_CONNECT && pe->listed) {
 			s->path = xasprintf("/networks/%s", pe->ev.net);
-			free(s->asking_id);
-			s->asking_id = xstrdup(pe->ev.net);
 			s->asking_at = mono_ms();
 		} else if (pe->ev.kind == DEV_CONNECT)
 			s->path = list_path(s);
@@ -921,13 +918,12 @@ static void connect_answer(struct sync *s, struct pending *pe, long status,
 		return;
 	}
 	pe->t_reply = mono_ms();
-	if (fresh && s->asking_id &&
-	    net_wanted(s, s->asking_id, s->asking_at)) {
+	/* fresh: the head's own network, asked at asking_at */
+	if (fresh && net_wanted(s, pe->ev.net, s->asking_at)) {
 		s->net.len = 0;
 		sb_putn(&s->net, body, len);
 		free(s->net_id);
-		s->net_id = s->asking_id;
-		s->asking_id = NULL;
+		s->net_id = xstrdup(pe->ev.net);
 		s->net_asked = s->asking_at;
 	}
 	s->qhead++;

@@ -150,7 +150,6 @@ struct control_client *control_accept(int lfd, const char *group,
 				      const unsigned *scoped, size_t nscoped,
 				      char *refused, size_t len);
 int control_client_fd(const struct control_client *c);
-const struct control_peer *control_client_peer(const struct control_client *c);
 typedef json_t *(*control_answer_fn)(void *ctx, const struct control_peer *peer,
 				     json_t *req);
 /* Reads what is there. Returns 0 while the request line is not whole;

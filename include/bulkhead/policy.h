@@ -187,10 +187,10 @@ bool policy_valid_name(const char *s);
 /* Who may have written what we act on: root, or whoever runs us. */
 bool policy_trusted_uid(unsigned uid);
 const char *policy_setting_name(enum pol_setting s);
+/* Whether a match value is a shell glob, not an exact string. */
+bool policy_is_glob(const char *s);
 /* Whether a service's name (SCOPE/NAME) is in one of scopes. */
 bool policy_in_scopes(const char *service, char *const *scopes, size_t nscopes);
-/* The scope a service is in, NULL for a global one. */
-const char *policy_service_scope(const struct policy *p, long svc);
 
 /* The model as canonical YAML (every default spelled out, edges in file
  * order): parsing the output gives the same model. */

@@ -114,8 +114,8 @@ START_TEST(test_names_and_scope)
 	ck_assert_str_eq(p->services[1].name, "billing/api");
 	ck_assert_str_eq(p->services[2].name, "shop/backend");
 	ck_assert_str_eq(p->services[3].name, "shop/thief");
-	ck_assert_ptr_null(policy_service_scope(p, 0));
-	ck_assert_str_eq(policy_service_scope(p, 2), "shop");
+	ck_assert_int_eq(p->services[0].scope, -1);
+	ck_assert_str_eq(p->scopes[p->services[2].scope].name, "shop");
 	ck_assert_str_eq(p->scopes[1].name, "shop");
 	ck_assert(p->networks_set);
 	/* shop's thief matches billing's api containers by compose service;
