@@ -307,10 +307,17 @@ int batch_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 	ssize_t n;
 
 	k->seq = b->seq;
-	/* the whole transaction goes in one message: make room for it */
+	/* the whole transaction goes in one message: make room for it
+	 * (once for batches of its size: a placement's is a few hundred
+	 * bytes, and a system call each costs more than its batch) */
 	sndbuf = (int)(b->len + 4096);
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (sndbuf > k->sndbuf) {
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
+			       sizeof(sndbuf)))
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+				   sizeof(sndbuf));
+		k->sndbuf = sndbuf;
+	}
 	if (mnl_socket_sendto(k->nl, b->buf, b->len) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "sending the batch (%zu bytes): %s",
@@ -322,10 +329,15 @@ int batch_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 		const struct nlmsghdr *nlh;
 		size_t left;
 
-		/* after an error the kernel may stay silent about the rest */
-		if (poll(&pfd, 1, ret ? 100 : 60000) <= 0)
-			break;
-		n = mnl_socket_recvfrom(k->nl, rbuf, sizeof(rbuf));
+		/* the kernel answers as it takes the batch: what is there
+		 * is read at once; after an error it may stay silent about
+		 * the rest */
+		n = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (poll(&pfd, 1, ret ? 100 : 60000) <= 0)
+				break;
+			n = mnl_socket_recvfrom(k->nl, rbuf, sizeof(rbuf));
+		}
 		if (n < 0) {
 			if (!ret) {
 				ret = -errno;

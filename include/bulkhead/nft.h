@@ -33,6 +33,7 @@ enum {
 struct kernel {
 	struct mnl_socket *nl;
 	uint32_t portid, seq;
+	int sndbuf; /* the send buffer set for the largest batch yet */
 };
 
 /* The nfproto of an IR family's table. */
