@@ -8,11 +8,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -278,6 +278,8 @@ static void docker_lost(struct daemon *d, const char *why)
 }
 
 static void count_suppressed(struct daemon *d, const struct ir_ruleset *have);
+static void on_nft_event(struct daemon *d);
+static void on_links(struct daemon *d);
 
 /* What a snapshot of Docker or a read of the whole table parsed (tens of
  * megabytes at 10,000 containers) is freed into the middle of the heap,
@@ -288,8 +290,6 @@ static void release_heap(void)
 {
 	malloc_trim(0);
 }
-static void on_nft_event(struct daemon *d);
-static void on_links(struct daemon *d);
 
 static void on_snapshot(void *ctx, struct inventory *inv, const char *err)
 {

@@ -207,8 +207,10 @@ static void lat_add(struct sync_lat *l, double us, double own_us)
 /* A start or connect handled. A start whose container a connect placed
  * already counts the time from its read to that commit, zero when the
  * commit came first (the usual case: Docker sends the connect while it
- * creates the process, the start once it runs). */
-static void lat_record(struct sync *s, const struct pending *pe, bool committed)
+ * creates the process, the start once it runs). A start whose container
+ * was gone by its inspect (removed at once) counts only so. */
+static void lat_record(struct sync *s, const struct pending *pe, bool committed,
+		       bool gone)
 {
 	double now = mono_ms();
 	size_t i;
@@ -241,6 +243,8 @@ static void lat_record(struct sync *s, const struct pending *pe, bool committed)
 			lat_add(&s->st.start, us > 0 ? us : 0, e->own_us);
 			return;
 		}
+	if (gone)
+		return;
 	lat_add(&s->st.start, (now - pe->t_read) * 1e3,
 		(now - pe->t_reply) * 1e3);
 }
@@ -259,7 +263,7 @@ static void record_latency(struct sync *s, const struct pending *pe,
 		else
 			policy++;
 	}
-	lat_record(s, pe, policy > 0);
+	lat_record(s, pe, policy > 0, false);
 	if (identity && pe->ev.kind == DEV_START)
 		lat_add(&s->st.bound, (mono_ms() - pe->t_read) * 1e3,
 			(mono_ms() - pe->t_reply) * 1e3);
@@ -747,6 +751,8 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		say(s, "removed %s: -%zu elements", name,
 		    changes(&delta, false));
 	}
+	if (now < 0 && pe->ev.kind == DEV_START)
+		lat_record(s, pe, false, true);
 	/* placed, not bound yet (at its connect; or Docker not done at its
 	 * start): asked again in a moment */
 	if (now >= 0 && needs_port(s, &s->inv->c[now]))

@@ -462,6 +462,61 @@ START_TEST(test_sync_connect_burst)
 }
 END_TEST
 
+/* Replaces the first from in *s with to. */
+static void swap_in(char **s, const char *from, const char *to)
+{
+	char *at = strstr(*s, from), *out;
+
+	ck_assert_ptr_nonnull(at);
+	out = xasprintf("%.*s%s%s", (int)(at - *s), *s, to, at + strlen(from));
+	free(*s);
+	*s = out;
+}
+
+/* A container removed at once after its start (docker run, then rm -f):
+ * its inspect answers 404, yet it was placed at its connect before the
+ * start was read, and the start counts so; never as a latency of its
+ * own. */
+START_TEST(test_sync_start_gone)
+{
+	struct fx f;
+	size_t nl, nn;
+	char *list = read_text(FIXTURES "/docker-connect-list.json", &nl);
+	char *net = read_text(FIXTURES "/docker-connect-network.json", &nn);
+	const char *path;
+
+	/* on the policy's network, in its backend service */
+	swap_in(&net, "\"Name\":\"bhfix\"", "\"Name\":\"appnet\"");
+	swap_in(&list, "\"app\":\"web\"", "\"app\":\"backend\"");
+	nl = strlen(list);
+	nn = strlen(net);
+	fx_init(&f);
+	connect_event(&f, CONN_A);
+	ck_assert_ptr_nonnull(sync_next(f.s));
+	sync_answer(f.s, 200, list, nl, NULL);
+	ck_assert_ptr_nonnull(sync_next(f.s));
+	sync_answer(f.s, 200, net, nn, NULL);
+	ck_assert_uint_eq(sync_inventory(f.s)->n, 1);
+	ck_assert_uint_eq(sync_stats(f.s)->connect.n, 1);
+	event(&f, "start", CONN_A);
+	path = sync_next(f.s);
+	ck_assert_str_eq(path, "/containers/" CONN_A "/json");
+	sync_answer(f.s, 404, "{\"message\":\"No such container\"}", 32, NULL);
+	ck_assert_uint_eq(sync_inventory(f.s)->n, 0);
+	ck_assert_uint_eq(sync_stats(f.s)->start.n, 1);
+	ck_assert_uint_eq(sync_stats(f.s)->before_start, 1);
+	/* a start of a container never placed, gone by its inspect: not
+	 * counted */
+	event(&f, "start", CONN_B);
+	ck_assert_ptr_nonnull(sync_next(f.s));
+	sync_answer(f.s, 404, "{}", 2, NULL);
+	ck_assert_uint_eq(sync_stats(f.s)->start.n, 1);
+	free(list);
+	free(net);
+	fx_free(&f);
+}
+END_TEST
+
 Suite *sync_suite(void)
 {
 	Suite *s = suite_create("sync");
@@ -473,6 +528,7 @@ Suite *sync_suite(void)
 	tcase_add_test(tc, test_sync_refused_batch);
 	tcase_add_test(tc, test_sync_restore);
 	tcase_add_test(tc, test_sync_connect_burst);
+	tcase_add_test(tc, test_sync_start_gone);
 	suite_add_tcase(s, tc);
 	return s;
 }
