@@ -295,6 +295,26 @@ static void refusal(const struct batch *b, const struct nlmsghdr *nlh,
 	sb_free(&why);
 }
 
+/* One datagram of answers (flags: 0, or MSG_DONTWAIT), read as libmnl
+ * reads it: -1 with ENOSPC when it did not fit the buffer, an error in it
+ * cut off (a refused message comes back whole with its error). */
+static ssize_t read_answers(int fd, char *buf, size_t len, int flags)
+{
+	struct sockaddr_nl addr;
+	struct iovec iov = {buf, len};
+	struct msghdr msg = {.msg_name = &addr,
+			     .msg_namelen = sizeof(addr),
+			     .msg_iov = &iov,
+			     .msg_iovlen = 1};
+	ssize_t n = recvmsg(fd, &msg, flags);
+
+	if (n >= 0 && (msg.msg_flags & MSG_TRUNC)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return n;
+}
+
 /* Sends the batch and reads every answer. The kernel applies all of it
  * or none; the first error is reported with the object it concerns.
  * Answers to earlier batches (late errors) are skipped by sequence. */
@@ -332,11 +352,11 @@ int batch_send(struct kernel *k, struct batch *b, char *err, size_t errlen)
 		/* the kernel answers as it takes the batch: what is there
 		 * is read at once; after an error it may stay silent about
 		 * the rest */
-		n = recv(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
+		n = read_answers(fd, rbuf, sizeof(rbuf), MSG_DONTWAIT);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (poll(&pfd, 1, ret ? 100 : 60000) <= 0)
 				break;
-			n = mnl_socket_recvfrom(k->nl, rbuf, sizeof(rbuf));
+			n = read_answers(fd, rbuf, sizeof(rbuf), 0);
 		}
 		if (n < 0) {
 			if (!ret) {
