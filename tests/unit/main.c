@@ -1,6 +1,7 @@
 /* Runs every unit suite. Needs no root, no Docker and no kernel. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "unit.h"
@@ -91,6 +92,16 @@ char *read_text(const char *path, size_t *len)
 	if (len)
 		*len = (size_t)n;
 	return buf;
+}
+
+void text_edit(char **s, const char *from, const char *to)
+{
+	char *at = strstr(*s, from), *out;
+
+	ck_assert_ptr_nonnull(at);
+	out = xasprintf("%.*s%s%s", (int)(at - *s), *s, to, at + strlen(from));
+	free(*s);
+	*s = out;
 }
 
 int main(void)

@@ -205,18 +205,6 @@ END_TEST
 #define CONNECT_ID                                                             \
 	"104a7e5457a8e610600730bd0ffc3bf169a340b6d28e57be66910f92bfaf3539"
 
-/* Replaces the first from in *s with to (a test's small edit of a
- * recorded answer). */
-static void edit(char **s, const char *from, const char *to)
-{
-	char *at = strstr(*s, from), *out;
-
-	ck_assert_ptr_nonnull(at);
-	out = xasprintf("%.*s%s%s", (int)(at - *s), *s, to, at + strlen(from));
-	free(*s);
-	*s = out;
-}
-
 static int connect_parse(const char *list, const char *net,
 			 struct inventory *inv, char *err, size_t errlen)
 {
@@ -258,7 +246,8 @@ START_TEST(test_connect_recorded)
 	ck_assert_int_eq(c->nets[0].plen4, 24);
 
 	/* dual stack */
-	edit(&net, "\"IPv6Address\":\"\"", "\"IPv6Address\":\"fd00:77::2/64\"");
+	text_edit(&net, "\"IPv6Address\":\"\"",
+		  "\"IPv6Address\":\"fd00:77::2/64\"");
 	ck_assert_int_eq(connect_parse(list, net, inv, err, sizeof(err)), 0);
 	ck_assert_uint_eq(inv->n, 2);
 	ck_assert(inv->c[1].nets[0].has6);
@@ -310,8 +299,8 @@ START_TEST(test_connect_cases)
 		     err[256] = "";
 		struct inventory *inv = inventory_new();
 
-		edit(cases[i].in_net ? &net : &list, cases[i].from,
-		     cases[i].to);
+		text_edit(cases[i].in_net ? &net : &list, cases[i].from,
+			  cases[i].to);
 		ck_assert_msg(connect_parse(list, net, inv, err, sizeof(err)) ==
 				  cases[i].ret,
 			      "case %zu: %s", i, err);
@@ -380,9 +369,9 @@ START_TEST(test_connect_network_shapes)
 				      "\"" CONNECT_ID
 				      "\":{\"IPv4Address\":\"10.9.9.9/24\"}"));
 	text = json_dumps(j, JSON_COMPACT);
-	edit(&text, "\"Labels\"",
-	     "\"Containers\":{\"" CONNECT_ID "x\":{},"
-	     "\"\\\"" CONNECT_ID "\":{}},\"Labels\"");
+	text_edit(&text, "\"Labels\"",
+		  "\"Containers\":{\"" CONNECT_ID "x\":{},"
+		  "\"\\\"" CONNECT_ID "\":{}},\"Labels\"");
 	inv = inventory_new();
 	ck_assert_int_eq(connect_parse(list, text, inv, err, sizeof(err)), 0);
 	a = addr_of(inv);

@@ -462,17 +462,6 @@ START_TEST(test_sync_connect_burst)
 }
 END_TEST
 
-/* Replaces the first from in *s with to. */
-static void swap_in(char **s, const char *from, const char *to)
-{
-	char *at = strstr(*s, from), *out;
-
-	ck_assert_ptr_nonnull(at);
-	out = xasprintf("%.*s%s%s", (int)(at - *s), *s, to, at + strlen(from));
-	free(*s);
-	*s = out;
-}
-
 /* A container removed at once after its start (docker run, then rm -f):
  * its inspect answers 404, yet it was placed at its connect before the
  * start was read, and the start counts so; never as a latency of its
@@ -486,8 +475,8 @@ START_TEST(test_sync_start_gone)
 	const char *path;
 
 	/* on the policy's network, in its backend service */
-	swap_in(&net, "\"Name\":\"bhfix\"", "\"Name\":\"appnet\"");
-	swap_in(&list, "\"app\":\"web\"", "\"app\":\"backend\"");
+	text_edit(&net, "\"Name\":\"bhfix\"", "\"Name\":\"appnet\"");
+	text_edit(&list, "\"app\":\"web\"", "\"app\":\"backend\"");
 	nl = strlen(list);
 	nn = strlen(net);
 	fx_init(&f);

@@ -28,6 +28,9 @@ Suite *scope_suite(void);
 struct policy *load_policy_fixture(const char *path);
 struct inventory *load_inventory_fixture(const char *path);
 char *read_text(const char *path, size_t *len);
+/* Replaces the first from in *s with to (a test's small edit of a
+ * recorded answer); fails the test when from is not there. */
+void text_edit(char **s, const char *from, const char *to);
 /* The fixture's ruleset (api.example.com resolving to 203.0.113.5). */
 struct ir_ruleset *compile_fixture(const char *policy, const char *inventory);
 
