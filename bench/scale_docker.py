@@ -16,6 +16,7 @@ network object was fetched; die and destroy once the start's inspect
 was), "burst" all K connects at once, then all starts, then the stops.
 It writes "done K" to CMD_FILE.done when the last probe is gone.
 """
+import bisect
 import hashlib
 import json
 import os
@@ -40,7 +41,12 @@ NETS = {}
 for k in (1, 2):
     name = "bench%d" % k
     NETS[name] = {"Name": name, "Id": hexid(name), "bridge": "bhs%d" % k,
-                  "prefix": "10.20%d" % k, "members": {}}
+                  "prefix": "10.20%d" % k,
+                  # its members' ids sorted and their entries' text, and
+                  # the object's text while no member comes or goes: the
+                  # answer is joined, not built (building 5,000 entries
+                  # took 20 ms, whose work cooled the daemon's caches)
+                  "order": [], "entry": {}, "text": None}
 BY_NETID = {n["Id"]: n for n in NETS.values()}
 CONTAINERS = {}  # id -> (name, net name, address)
 lock = threading.Lock()
@@ -51,16 +57,24 @@ def add(i, name):
     k = i // 2 + 2
     addr = "%s.%d.%d" % (net["prefix"], k >> 8, k & 255)
     cid = hexid(name)
+    entry = json.dumps({cid: {"Name": name, "EndpointID": hexid("ep" + cid),
+                              "MacAddress": "", "IPv4Address": addr + "/16",
+                              "IPv6Address": ""}}, separators=(",", ":"))
     with lock:
         CONTAINERS[cid] = (name, net["Name"], addr)
-        net["members"][cid] = name
+        bisect.insort(net["order"], cid)
+        net["entry"][cid] = entry[1:-1].encode()
+        net["text"] = None
     return cid
 
 
 def remove(cid):
     with lock:
         name, net, _ = CONTAINERS.pop(cid)
-        del NETS[net]["members"][cid]
+        net = NETS[net]
+        del net["order"][bisect.bisect_left(net["order"], cid)]
+        del net["entry"][cid]
+        net["text"] = None
 
 
 for i in range(1, N + 1):
@@ -96,21 +110,22 @@ def inspect(cid):
                                 "Networks": {net: ep}}}
 
 
-def network(net):
-    # Go's encoding/json writes a map's keys sorted, as Docker's answer has them
-    members = {}
-    for cid, name in sorted(net["members"].items()):
-        members[cid] = {"Name": name, "EndpointID": hexid("ep" + cid),
-                        "MacAddress": "",
-                        "IPv4Address": CONTAINERS[cid][2] + "/16",
-                        "IPv6Address": ""}
-    return {"Name": net["Name"], "Id": net["Id"], "Scope": "local",
-            "Driver": "bridge", "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": {},
-                     "Config": [{"Subnet": net["prefix"] + ".0.0/16"}]},
-            "Internal": False, "Containers": members,
-            "Options": {"com.docker.network.bridge.name": net["bridge"]},
-            "Labels": {}}
+def network_text(net):
+    """The network object's text (call with lock held). Go's encoding/json
+    writes a map's keys sorted, as Docker's answer has them."""
+    if net["text"] is None:
+        head = {"Name": net["Name"], "Id": net["Id"], "Scope": "local",
+                "Driver": "bridge", "EnableIPv6": False,
+                "IPAM": {"Driver": "default", "Options": {},
+                         "Config": [{"Subnet": net["prefix"] + ".0.0/16"}]},
+                "Internal": False, "Containers": "@",
+                "Options": {"com.docker.network.bridge.name": net["bridge"]},
+                "Labels": {}}
+        pre, post = json.dumps(head, separators=(",", ":")).split('"@"')
+        net["text"] = (pre.encode() + b"{" +
+                       b",".join(net["entry"][c] for c in net["order"]) +
+                       b"}" + post.encode())
+    return net["text"]
 
 
 def event(typ, action, actor, attrs):
@@ -145,7 +160,10 @@ def wait_served(path, after, timeout=10):
 
 class Handler(socketserver.StreamRequestHandler):
     def send(self, status, body):
-        data = json.dumps(body, separators=(",", ":")).encode()
+        if isinstance(body, bytes):
+            data = body
+        else:
+            data = json.dumps(body, separators=(",", ":")).encode()
         self.wfile.write(
             b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n\r\n" % (status, len(data)) + data)
@@ -229,14 +247,16 @@ class Handler(socketserver.StreamRequestHandler):
                 return
             elif path == "/networks" or path.startswith("/networks?"):
                 with lock:
-                    self.send(200, [network(n) for n in NETS.values()])
+                    body = b"[" + b",".join(network_text(n) for n in NETS.values()) + b"]"
+                self.send(200, body)
             elif path.startswith("/networks/"):
                 net = BY_NETID.get(path.split("/")[2].split("?")[0])
                 if net is None:
                     self.send(404, {"message": "no such network"})
                 else:
                     with lock:
-                        self.send(200, network(net))
+                        body = network_text(net)
+                    self.send(200, body)
                     self.wfile.flush()
                     mark("/networks/" + net["Id"])
             elif path.startswith("/containers/json"):
@@ -245,7 +265,7 @@ class Handler(socketserver.StreamRequestHandler):
                         # {"id":[A, B, ...]}: every container named
                         q = urllib.parse.unquote(path.split("filters=", 1)[1])
                         want = set(json.loads(q).get("id", []))
-                        self.send(200, [list_entry(c) for c in CONTAINERS if c in want])
+                        self.send(200, [list_entry(c) for c in want if c in CONTAINERS])
                     else:
                         self.send(200, [list_entry(c) for c in CONTAINERS])
             elif path.startswith("/containers/"):
