@@ -8,9 +8,7 @@
 # process, and bulkhead places it then). Also the time from that connect
 # event read to commit, bulkhead's own part of it (from Docker's last
 # answer to commit), and the daemon's RSS once steady. Prints the ratios
-# between the sizes. The daemon runs at its unit's nice value (NICE, -10):
-# dockerd, containerd and runc keep both cores busy while they start a
-# container, and at 0 the daemon's own part waited behind them.
+# between the sizes.
 #
 # With --scripted, the daemon runs against a scripted Docker API
 # (bench/scale_docker.py, answering at once) in a network namespace of
@@ -25,8 +23,6 @@ set -eu
 cd "$(dirname "$0")/.."
 B=$PWD/${BUILD:-build}/bulkhead
 STARTS=${STARTS:-200}
-# the daemon at the priority its systemd unit gives it
-NICE=${NICE:--10}
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench/daemon.sh: needs root (dockerd, nftables)" >&2
 	exit 1
@@ -72,8 +68,7 @@ st() { "$B" status --control "$tmp/ctl" --json; }
 printf '%-10s %10s %10s %8s %12s %12s %10s %10s %9s\n' containers start_med start_p99 early conn_med_us conn_p99_us own_med own_p99 rss_kb
 for n in $SIZES; do
 	grow_to "$n"
-	: >"$tmp/daemon-$n.log" # there when grep first looks (the job opens it later)
-	nice -n "$NICE" "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon-$n.log" 2>&1 &
+	"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon-$n.log" 2>&1 &
 	pid=$!
 	i=0
 	until grep -q "in sync" "$tmp/daemon-$n.log"; do

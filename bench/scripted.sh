@@ -17,13 +17,12 @@
 # is the median of its rounds. Prints the ratios to the first size.
 #
 # usage: bench/scripted.sh [SIZE...]   (default: 10 1000 10000; STARTS=200,
-#        ROUNDS=3, NICE=-10: the daemon's nice value, its unit's)
+#        ROUNDS=3)
 set -eu
 cd "$(dirname "$0")/.."
 B=$PWD/${BUILD:-build}/bulkhead
 STARTS=${STARTS:-200}
 ROUNDS=${ROUNDS:-3}
-NICE=${NICE:--10} # as its systemd unit runs the daemon
 [ $# -gt 0 ] || set -- 10 1000 10000
 tmp=$(mktemp -d)
 pid="" fake=""
@@ -46,7 +45,7 @@ phase() {
 		i=$((i + 1)); [ $i -lt 100 ] || { echo "the scripted Docker did not start" >&2; exit 1; }
 		sleep 0.1
 	done
-	nice -n "$NICE" unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$B" run \
+	unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$B" run \
 		-p bench/daemon-policy.yaml --docker "$tmp/docker.sock" \
 		--control "$tmp/ctl" --log "$tmp/flows.jsonl" >"$tmp/daemon.log" 2>&1 &
 	pid=$!
