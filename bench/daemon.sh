@@ -38,19 +38,23 @@ scripts/test-image.sh >/dev/null
 IMG=bulkhead-test/busybox:latest
 tmp=$(mktemp -d)
 pid=""
-cleanup() {
+# in a subshell: its set +e must not outlive it (it runs first, too)
+cleanup() (
 	set +e
 	[ -z "$pid" ] || kill "$pid" 2>/dev/null
 	docker ps -aq --filter name=bench- | xargs -r -n 25 -P 4 docker rm -f >/dev/null 2>&1
 	docker network rm bench1 bench2 >/dev/null 2>&1
 	"$B" flush
 	rm -rf "$tmp"
-}
+)
 trap cleanup EXIT
 cleanup
 tmp=$(mktemp -d)
-docker network create --subnet 10.201.0.0/16 bench1 >/dev/null
-docker network create --subnet 10.202.0.0/16 bench2 >/dev/null
+# (one that the last run's cleanup failed to remove is taken as it is)
+for k in 1 2; do
+	docker network inspect bench$k >/dev/null 2>&1 ||
+		docker network create --subnet 10.20$k.0.0/16 bench$k >/dev/null
+done
 
 cp bench/daemon-policy.yaml "$tmp/policy.yaml"
 
@@ -68,6 +72,7 @@ st() { "$B" status --control "$tmp/ctl" --json; }
 printf '%-10s %10s %10s %8s %12s %12s %10s %10s %9s\n' containers start_med start_p99 early conn_med_us conn_p99_us own_med own_p99 rss_kb
 for n in $SIZES; do
 	grow_to "$n"
+	: >"$tmp/daemon-$n.log" # there when grep first looks (the job opens it later)
 	"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon-$n.log" 2>&1 &
 	pid=$!
 	i=0
