@@ -38,6 +38,9 @@ st() { "$B" status --control "$tmp/ctl" --json; }
 # one phase at size $1: the fake and a fresh daemon, CMD ($2 $STARTS) run
 phase() {
 	rm -f "$tmp/cmd" "$tmp/cmd.done" "$tmp/docker.sock"
+	# emptied now: the job below opens it in its own time, and the grep
+	# for "in sync" must not find the last phase's daemon's
+	: >"$tmp/daemon.log"
 	python3 bench/scale_docker.py "$tmp/docker.sock" "$1" "$tmp/cmd" &
 	fake=$!
 	i=0
