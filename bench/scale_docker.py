@@ -70,8 +70,7 @@ def add(i, name):
 
 def remove(cid):
     with lock:
-        name, net, _ = CONTAINERS.pop(cid)
-        net = NETS[net]
+        net = NETS[CONTAINERS.pop(cid)[1]]
         del net["order"][bisect.bisect_left(net["order"], cid)]
         del net["entry"][cid]
         net["text"] = None
