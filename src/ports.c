@@ -743,14 +743,15 @@ int ports_bind(struct ports *p, struct inventory *inv, struct diags *d)
 }
 
 int ports_bind_container(struct ports *p, struct inv_container *c,
-			 struct diags *d)
+			 bool ask, struct diags *d)
 {
 	int r;
 
 	/* no watch keeps the table (or it lost changes): read anew */
 	if (!p->kept && (r = table_load(p)))
 		return r;
-	read_new_peers(p);
+	if (ask)
+		read_new_peers(p);
 	return bind_container(p, c, d);
 }
 

@@ -627,10 +627,10 @@ void sync_link(struct sync *s, const char *ifname, const char *master)
 	ir_delta_free(&delta);
 }
 
-static int bind_container(struct sync *s, struct inv_container *c,
+static int bind_container(struct sync *s, struct inv_container *c, bool ask,
 			  struct diags *dg)
 {
-	return s->ports ? ports_bind_container(s->ports, c, dg) : 0;
+	return s->ports ? ports_bind_container(s->ports, c, ask, dg) : 0;
 }
 
 /* Binds the containers still waiting for their ports: each one's
@@ -658,7 +658,7 @@ void sync_bind(struct sync *s)
 		if (s->ix)
 			trace_index_del(s->ix, c); /* its link-local may come */
 		if (compile_delta(s->cc, s->inv, (size_t)idx, false, &delta) ||
-		    bind_container(s, c, &dg) < 0 ||
+		    bind_container(s, c, true, &dg) < 0 ||
 		    compile_delta(s->cc, s->inv, (size_t)idx, true, &delta))
 			s->resync_wanted = true;
 		bound_keys(s, c, true);
@@ -715,8 +715,15 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 	if (scratch->n) {
 		struct diags dg = {0};
 
-		/* its frames pass the bridge table only once bound */
-		if (bind_container(s, &scratch->c[0], &dg) < 0)
+		/* its frames pass the bridge table only once bound. At the
+		 * connect of a container not placed yet (a start's), its
+		 * peer is not in its namespace yet: what the kernel would
+		 * say of the ports being made cannot bind it, and asking
+		 * (a request each, behind RTNL while Docker makes links)
+		 * would only delay its elements. bind_later asks. */
+		bool ask = !(pe->ev.kind == DEV_CONNECT && old < 0);
+
+		if (bind_container(s, &scratch->c[0], ask, &dg) < 0)
 			s->resync_wanted = true;
 		for (i = 0; i < dg.n; i++)
 			say(s, "warning: %s: %s", dg.v[i].file, dg.v[i].msg);

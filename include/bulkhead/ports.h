@@ -29,9 +29,12 @@ int ports_bind(struct ports *p, struct inventory *inv, struct diags *d);
 
 /* The same for one container, leaving inv->bports alone: from the ports
  * the watch keeps (a lookup by its namespace or MAC, not a dump of its
- * bridges), read anew only when no watch keeps them. */
+ * bridges), read anew only when no watch keeps them. With ask, the
+ * peers of the ports Docker was still making are read first (a request
+ * each); without, the table is taken as it is, with no request when the
+ * watch keeps it. */
 int ports_bind_container(struct ports *p, struct inv_container *c,
-			 struct diags *d);
+			 bool ask, struct diags *d);
 
 /* Links as they change (RTMGRP_LINK): the table follows them, and a port
  * appearing or gone with no event of Docker's (a veth deleted after a
