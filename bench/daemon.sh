@@ -16,13 +16,20 @@
 # the same 200 starts one after another, then a burst of 200 connects at
 # once (the last one's wait is the burst's cost), at each size.
 #
-# usage: bench/daemon.sh [SIZE...]   (default: 10 1000; STARTS=200)
+# RT=PRIO runs the daemon at SCHED_FIFO priority PRIO (its threads
+# reset to the normal policy), as the unit's opt-in drop-in does
+# (docs/operations.md): on a host whose cores Docker keeps busy while it
+# starts containers, the daemon then waits for none of them.
+#
+# usage: bench/daemon.sh [SIZE...]   (default: 10 1000; STARTS=200; RT=)
 #        bench/daemon.sh --scripted [SIZE...]   (default: 10 1000 10000)
 # Needs root; starts dockerd when none runs; removes what it started.
 set -eu
 cd "$(dirname "$0")/.."
 B=$PWD/${BUILD:-build}/bulkhead
 STARTS=${STARTS:-200}
+RUN_AS=""
+[ -z "${RT:-}" ] || RUN_AS="chrt --fifo --reset-on-fork $RT"
 if [ "$(id -u)" -ne 0 ]; then
 	echo "bench/daemon.sh: needs root (dockerd, nftables)" >&2
 	exit 1
@@ -73,7 +80,7 @@ printf '%-10s %10s %10s %8s %12s %12s %10s %10s %9s\n' containers start_med star
 for n in $SIZES; do
 	grow_to "$n"
 	: >"$tmp/daemon-$n.log" # there when grep first looks (the job opens it later)
-	"$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon-$n.log" 2>&1 &
+	$RUN_AS "$B" run -p "$tmp/policy.yaml" --control "$tmp/ctl" >"$tmp/daemon-$n.log" 2>&1 &
 	pid=$!
 	i=0
 	until grep -q "in sync" "$tmp/daemon-$n.log"; do
