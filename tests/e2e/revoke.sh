@@ -5,7 +5,7 @@
 # policy without the backend -> db edge ends the first within a second,
 # says so in the log and in status; the second, on an edge that stays,
 # goes on, until its server's container leaves the network: then it ends
-too.
+# too.
 set -eu
 cd "$(dirname "$0")/../.."
 . tests/lib/e2e.sh
