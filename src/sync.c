@@ -720,7 +720,9 @@ static void place(struct sync *s, const char *id, struct inventory *scratch,
 		 * peer is not in its namespace yet: what the kernel would
 		 * say of the ports being made cannot bind it, and asking
 		 * (a request each, behind RTNL while Docker makes links)
-		 * would only delay its elements. bind_later asks. */
+		 * would only delay its elements. bind_later asks. (A running
+		 * container new to the inventory, connected from a network
+		 * not managed, waits for it too, dropped meanwhile.) */
 		bool ask = !(pe->ev.kind == DEV_CONNECT && old < 0);
 
 		if (bind_container(s, &scratch->c[0], ask, &dg) < 0)
