@@ -15,6 +15,7 @@ unit=$tmp/root/usr/lib/systemd/system/bulkhead.service
 [ -x "$tmp/root/usr/sbin/bulkhead" ] || fail "no binary in sbin"
 grep -qx "ExecStart=/usr/sbin/bulkhead run -p /etc/bulkhead/policy.yaml" "$unit" || fail "unit ExecStart"
 grep -qx "Type=notify" "$unit" || fail "unit type"
+grep -qx "CPUWeight=1000" "$unit" || fail "unit CPU weight (docs/operations.md, bench/daemon.sh)"
 ! grep -q "@" "$unit" || fail "unit placeholders left"
 [ -f "$tmp/root/usr/share/bulkhead/policies/three-tier.yaml" ] || fail "example policies"
 [ -f "$tmp/root/usr/share/man/man8/bulkhead.8" ] || fail "manual page"
