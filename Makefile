@@ -62,7 +62,11 @@ $(BUILD)/kernel-helper: tests/integration/kernel_helper.c $(LIB_OBJS)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-test: $(BUILD)/bulkhead $(BUILD)/unit-tests $(BUILD)/kernel-helper
+$(BUILD)/revoke-helper: tests/integration/revoke_helper.c $(LIB_OBJS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+test: $(BUILD)/bulkhead $(BUILD)/unit-tests $(BUILD)/kernel-helper $(BUILD)/revoke-helper
 	$(Q)BUILD=$(BUILD) SANITIZED=$(SANITIZED) tests/run.sh
 
 asan:

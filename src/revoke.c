@@ -28,8 +28,21 @@ struct tflow {
 	uint8_t icmp_type, icmp_code;
 	uint8_t state; /* T_FREE, T_USED, T_GONE (a tombstone) */
 	uint32_t tag;  /* what the event callback gave it at its opening */
+	/* its place in the chains of its two ends' addresses ([0]: the
+	 * source, [1]: what it reached), as nodes: slot * 2 + end */
+	uint32_t next[2], prev[2];
+	uint32_t mark; /* the last sweep that judged it */
 };
 enum { T_FREE, T_USED, T_GONE };
+#define NO_NODE UINT32_MAX
+
+/* An address's chain: every tracked flow with an end there, so that a
+ * container's leaving judges its own flows, not the whole index. */
+struct achain {
+	int family; /* 0: a free slot */
+	u128 addr;
+	uint32_t head;
+};
 
 struct revoke {
 	struct nfct_handle *h;
@@ -38,6 +51,11 @@ struct revoke {
 	struct nfct_handle *ev;
 	struct tflow *t;
 	size_t cap, used, gone;
+	/* the chains by address, open addressing, cap a power of two; a
+	 * chain that empties keeps its slot until the map is rebuilt */
+	struct achain *a;
+	size_t acap, aused;
+	uint32_t marks;
 	bool tracking, lost;
 	unsigned long overruns; /* times the event socket overran */
 	/* flows as they open and end, to whom asked (the flow log) */
@@ -67,6 +85,7 @@ void revoke_free(struct revoke *rv)
 	if (rv->ev)
 		nfct_close(rv->ev);
 	free(rv->t);
+	free(rv->a);
 	free(rv);
 }
 
@@ -126,6 +145,106 @@ static struct tflow *slot(struct revoke *rv, const struct tflow *t, bool add)
 	return add ? grave : NULL;
 }
 
+static size_t addr_hash(int family, u128 a)
+{
+	uint64_t h = ((uint64_t)a ^ (uint64_t)(a >> 64) ^ (uint64_t)family) *
+		     0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h ^ h >> 32);
+}
+
+/* The chain of family/a; with add, made when there is none (the map
+ * has room: chain_link makes it). */
+static struct achain *chain(struct revoke *rv, int family, u128 a, bool add)
+{
+	size_t i, n;
+
+	if (!rv->acap)
+		return NULL;
+	i = addr_hash(family, a) & (rv->acap - 1);
+	for (n = 0; n < rv->acap; n++, i = (i + 1) & (rv->acap - 1)) {
+		struct achain *c = &rv->a[i];
+
+		if (!c->family) {
+			if (!add)
+				return NULL;
+			c->family = family;
+			c->addr = a;
+			c->head = NO_NODE;
+			rv->aused++;
+			return c;
+		}
+		if (c->family == family && c->addr == a)
+			return c;
+	}
+	return NULL;
+}
+
+static uint32_t *next_of(struct revoke *rv, uint32_t node)
+{
+	return &rv->t[node >> 1].next[node & 1];
+}
+
+static uint32_t *prev_of(struct revoke *rv, uint32_t node)
+{
+	return &rv->t[node >> 1].prev[node & 1];
+}
+
+static u128 end_addr(const struct tflow *t, unsigned end)
+{
+	return end ? t->f.daddr : t->f.saddr;
+}
+
+static void chain_link(struct revoke *rv, struct tflow *t)
+{
+	uint32_t node = (uint32_t)(t - rv->t) * 2;
+	unsigned e;
+
+	for (e = 0; e < 2; e++, node++) {
+		struct achain *c = chain(rv, t->f.family, end_addr(t, e), true);
+
+		t->prev[e] = NO_NODE;
+		t->next[e] = c->head;
+		if (c->head != NO_NODE)
+			*prev_of(rv, c->head) = node;
+		c->head = node;
+	}
+}
+
+static void chain_unlink(struct revoke *rv, struct tflow *t)
+{
+	uint32_t node = (uint32_t)(t - rv->t) * 2;
+	unsigned e;
+
+	for (e = 0; e < 2; e++, node++) {
+		uint32_t p = t->prev[e], n = t->next[e];
+
+		if (p == NO_NODE)
+			chain(rv, t->f.family, end_addr(t, e), false)->head = n;
+		else
+			*next_of(rv, p) = n;
+		if (n != NO_NODE)
+			*prev_of(rv, n) = p;
+	}
+}
+
+/* The chains made anew from the flows in the index: when it moves its
+ * slots, or when chains emptied by flows gone fill the map. */
+static void chains_rebuild(struct revoke *rv)
+{
+	size_t i;
+
+	free(rv->a);
+	rv->acap = 1024;
+	while (rv->acap < (rv->used * 2 + 2) * 4)
+		rv->acap *= 2;
+	rv->a = xcalloc(rv->acap, sizeof(*rv->a));
+	rv->aused = 0;
+	for (i = 0; i < rv->cap; i++)
+		if (rv->t[i].state == T_USED)
+			chain_link(rv, &rv->t[i]);
+}
+
 static void index_grow(struct revoke *rv)
 {
 	struct tflow *old = rv->t;
@@ -140,6 +259,7 @@ static void index_grow(struct revoke *rv)
 		if (old[i].state == T_USED)
 			*slot(rv, &old[i], true) = old[i];
 	free(old);
+	chains_rebuild(rv);
 }
 
 /* The entry for t, new (else NULL: it was in already). */
@@ -156,7 +276,13 @@ static struct tflow *index_put(struct revoke *rv, const struct tflow *t)
 		rv->gone--;
 	*s = *t;
 	s->state = T_USED;
+	s->mark = 0;
 	rv->used++;
+	/* two new chains at most: the map stays under half full */
+	if ((rv->aused + 2) * 2 > rv->acap)
+		chains_rebuild(rv); /* links s too */
+	else
+		chain_link(rv, s);
 	return s;
 }
 
@@ -166,6 +292,7 @@ static void index_del(struct revoke *rv, const struct tflow *t)
 
 	if (!s)
 		return;
+	chain_unlink(rv, s);
 	s->state = T_GONE;
 	rv->used--;
 	rv->gone++;
@@ -264,8 +391,10 @@ static bool judged(const struct revoke_judge *j, const struct revoke_flow *f)
 struct sweep {
 	struct revoke *rv;
 	const struct revoke_judge *j;
+	/* the flows to end, and why each (said once it has ended) */
 	struct tflow *end;
-	size_t nend, capend, seen;
+	char **endwhy;
+	size_t nend, capend, capendwhy, seen;
 	/* the pairs ended, each once, with a count */
 	char **why;
 	size_t *nwhy, nwhys, capwhys, capn;
@@ -389,14 +518,19 @@ static struct nf_conntrack *tuple_ct(const struct tflow *t)
 	return ct;
 }
 
-/* Deletes the entry by its original tuple; 0 when it is gone. */
+/* Deletes the entry by its original tuple: 0, or 1 when it was gone
+ * already (it ended on its own; or the index held it from the table's
+ * first read, and the kernel tells no end of an entry made before
+ * anyone listened: nf_conntrack_events=2), or -errno. */
 static int destroy(struct revoke *rv, const struct tflow *t)
 {
 	struct nf_conntrack *ct = tuple_ct(t);
 	int r = nfct_query(rv->h, NFCT_Q_DESTROY, ct);
 
 	nfct_destroy(ct);
-	return r && errno != ENOENT ? -errno : 0;
+	if (r)
+		return errno == ENOENT ? 1 : -errno;
+	return 0;
 }
 
 /* The entry's counters (nf_conntrack_acct) into ev, when it has them. */
@@ -445,10 +579,23 @@ static void tell_end(struct revoke *rv, struct tflow *s, enum revoke_end end,
 		return;
 	if (ct)
 		counters_of(ct, &ev);
-	if (!ev.counted)
+	/* an end not seen: the tuple may hold another entry by now */
+	if (!ev.counted && end != REVOKE_END_UNKNOWN)
 		ask_counters(rv, s, &ev);
 	s->tag = 0;
 	rv->on_event(rv->event_ctx, &ev);
+}
+
+/* A flow judged: into s's list to end when revoke_keep refuses it. */
+static void judge_one(struct sweep *s, const struct tflow *t)
+{
+	char why[256];
+
+	if (!judged(s->j, &t->f) || revoke_keep(s->j, &t->f, why, sizeof(why)))
+		return;
+	grow(&s->endwhy, &s->capendwhy, s->nend + 1, sizeof(*s->endwhy));
+	s->endwhy[s->nend] = xstrdup(why);
+	*PUSH(s->end, s->nend, s->capend) = *t;
 }
 
 static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
@@ -456,7 +603,6 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 {
 	struct sweep *s = data;
 	struct tflow t;
-	char why[256];
 
 	(void)type;
 	s->seen++;
@@ -466,10 +612,7 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 		index_put(s->rv, &t);
 		return NFCT_CB_CONTINUE;
 	}
-	if (!judged(s->j, &t.f) || revoke_keep(s->j, &t.f, why, sizeof(why)))
-		return NFCT_CB_CONTINUE;
-	note_why(s, why);
-	*PUSH(s->end, s->nend, s->capend) = t;
+	judge_one(s, &t);
 	return NFCT_CB_CONTINUE;
 }
 
@@ -495,23 +638,41 @@ static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)
 	return r;
 }
 
-/* The index judged: the entries to end into s. */
+/* The index judged: the entries to end into s. Only the gone
+ * addresses' flows: their chains, each flow once. */
 static void judge_index(struct revoke *rv, struct sweep *s)
 {
-	char why[256];
+	const struct revoke_judge *j = s->j;
 	size_t i;
 
-	for (i = 0; i < rv->cap; i++) {
-		struct tflow *t = &rv->t[i];
+	if (!j->only_gone) {
+		for (i = 0; i < rv->cap; i++)
+			if (rv->t[i].state == T_USED) {
+				s->seen++;
+				judge_one(s, &rv->t[i]);
+			}
+		return;
+	}
+	if (++rv->marks == 0) { /* wrapped: no flow may look judged */
+		for (i = 0; i < rv->cap; i++)
+			rv->t[i].mark = 0;
+		rv->marks = 1;
+	}
+	for (i = 0; i < j->ngone; i++) {
+		const struct achain *c =
+		    chain(rv, j->gone[i].family, j->gone[i].addr, false);
+		uint32_t node;
 
-		if (t->state != T_USED)
-			continue;
-		s->seen++;
-		if (!judged(s->j, &t->f) ||
-		    revoke_keep(s->j, &t->f, why, sizeof(why)))
-			continue;
-		note_why(s, why);
-		*PUSH(s->end, s->nend, s->capend) = *t;
+		for (node = c ? c->head : NO_NODE; node != NO_NODE;
+		     node = *next_of(rv, node)) {
+			struct tflow *t = &rv->t[node >> 1];
+
+			if (t->mark == rv->marks)
+				continue; /* both ends gone: judged once */
+			t->mark = rv->marks;
+			s->seen++;
+			judge_one(s, t);
+		}
 	}
 }
 
@@ -539,8 +700,11 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 
 		if (t)
 			tell_end(rv, t, REVOKE_END_REVOKED, NULL);
-		if (!r && !destroy(rv, &s.end[i]))
+		if (!r && !destroy(rv, &s.end[i])) {
 			res->ended++;
+			note_why(&s, s.endwhy[i]);
+		}
+		free(s.endwhy[i]);
 		if (rv->tracking)
 			index_del(rv, &s.end[i]);
 	}
@@ -553,6 +717,7 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 	free(s.why);
 	free(s.nwhy);
 	free(s.end);
+	free(s.endwhy);
 	res->seen = s.seen;
 	res->ms = mono_ms() - t0;
 	return r;
@@ -571,6 +736,13 @@ static int event_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 	if (!ct_key(ct, &t))
 		return NFCT_CB_CONTINUE;
 	if (type == NFCT_T_NEW) {
+		/* a tuple the index holds is a new entry on it: the one held
+		 * ended untold (made before we listened, see destroy()) */
+		s = rv->cap ? slot(rv, &t, false) : NULL;
+		if (s) {
+			tell_end(rv, s, REVOKE_END_UNKNOWN, NULL);
+			index_del(rv, &t);
+		}
 		s = index_put(rv, &t);
 		if (s && rv->on_event) {
 			struct revoke_event ev = {.open = true, .f = &s->f};

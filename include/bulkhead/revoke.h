@@ -32,7 +32,8 @@ struct revoke_addr {
 	u128 addr;
 };
 
-/* What a sweep judged and ended, and one line naming the pairs ended
+/* What a sweep judged and ended (entries it deleted: one the kernel no
+ * longer held is not counted), and one line naming the pairs ended
  * ("backend_1 -> db_1 5432/tcp (no-edge)", comma-separated). */
 struct revoke_result {
 	size_t seen, ended;
@@ -60,7 +61,8 @@ struct revoke_judge {
 	const struct revoke_addr *gone, *host;
 	size_t ngone, nhost;
 	/* only the flows with an end in gone are judged (the others' right
-	 * has not changed), not every flow */
+	 * has not changed), not every flow; tracking, they are found by
+	 * address, without a look at the others */
 	bool only_gone;
 };
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,

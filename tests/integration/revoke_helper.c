@@ -1,0 +1,276 @@
+/* Drives the daemon's revocation index through churn in this network
+ * namespace (run it in a throwaway one: tests/integration/revoke-index.sh)
+ * and checks each container's leaving against a model of the table:
+ *
+ *   revoke-helper POLICY INVENTORY
+ *
+ * Flows between 2,500 addresses (world addresses: the policy keeps
+ * them all until one leaves) are opened, some closed, more opened, so that
+ * the index and its chains by address grow and are made anew while
+ * flows come and go, with a flow whose two ends are one address among
+ * them. Some flows are there before the index reads the table, and the
+ * kernel tells no end of those (nf_conntrack_events=2): closed, they
+ * stay in the index, and a leaving must not count them as ended; a new
+ * flow on one's tuple is told as opened. Then addresses leave, one at a
+ * time and two at once: each sweep must end exactly the flows still
+ * open with an end there, and leave every other entry in the kernel.
+ * Exit 1 with what differs; 2 on bad arguments. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+
+#include "bulkhead/compile.h"
+#include "bulkhead/revoke.h"
+#include "bulkhead/trace.h"
+
+enum { ADDRS = 2500, FLOWS = 3000, BEFORE = 500, AGAIN = 10 };
+
+struct flow {
+	uint32_t s, d;
+	uint16_t sport;
+	bool open;
+};
+static struct flow fl[FLOWS];
+static size_t nfl;
+
+static uint32_t addr(unsigned i)
+{
+	return 0x0d000001u + i; /* 13.0.0.1 on */
+}
+
+static struct nf_conntrack *tuple(const struct flow *f)
+{
+	struct nf_conntrack *ct = nfct_new();
+
+	nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
+	nfct_set_attr_u32(ct, ATTR_IPV4_SRC, htonl(f->s));
+	nfct_set_attr_u32(ct, ATTR_IPV4_DST, htonl(f->d));
+	nfct_set_attr_u8(ct, ATTR_L4PROTO, IPPROTO_UDP);
+	nfct_set_attr_u16(ct, ATTR_PORT_SRC, htons(f->sport));
+	nfct_set_attr_u16(ct, ATTR_PORT_DST, htons(53));
+	return ct;
+}
+
+static void query(struct nfct_handle *h, const struct flow *f, bool create)
+{
+	struct nf_conntrack *ct = tuple(f);
+
+	if (create) {
+		nfct_set_attr_u32(ct, ATTR_REPL_IPV4_SRC, htonl(f->d));
+		nfct_set_attr_u32(ct, ATTR_REPL_IPV4_DST, htonl(f->s));
+		nfct_set_attr_u16(ct, ATTR_REPL_PORT_SRC, htons(53));
+		nfct_set_attr_u16(ct, ATTR_REPL_PORT_DST, htons(f->sport));
+		nfct_set_attr_u32(ct, ATTR_TIMEOUT, 600);
+		nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY);
+	}
+	if (nfct_query(h, create ? NFCT_Q_CREATE : NFCT_Q_DESTROY, ct)) {
+		fprintf(stderr, "revoke-helper: %s a flow: %s\n",
+			create ? "creating" : "deleting", strerror(errno));
+		exit(1);
+	}
+	nfct_destroy(ct);
+}
+
+static void open_flows(struct nfct_handle *h, size_t n, unsigned seed)
+{
+	size_t i;
+
+	for (i = 0; i < n && nfl < FLOWS; i++) {
+		struct flow *f = &fl[nfl];
+		unsigned a = (seed + (unsigned)nfl * 7u) % ADDRS,
+			 b = (seed + (unsigned)nfl * 13u + 1u) % ADDRS;
+
+		f->s = addr(a);
+		f->d = addr(nfl % 97 == 0 ? a : b); /* now and then, itself */
+		f->sport = (uint16_t)(1024 + nfl);
+		f->open = true;
+		query(h, f, true);
+		nfl++;
+	}
+}
+
+static size_t open_with(const uint32_t *a, size_t na)
+{
+	size_t i, j, n = 0;
+
+	for (i = 0; i < nfl; i++) {
+		bool hit = false;
+
+		for (j = 0; j < na; j++)
+			hit |=
+			    fl[i].open && (fl[i].s == a[j] || fl[i].d == a[j]);
+		n += hit;
+	}
+	return n;
+}
+
+static int count_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
+		    void *data)
+{
+	(void)type;
+	(void)ct;
+	++*(size_t *)data;
+	return NFCT_CB_CONTINUE;
+}
+
+/* Openings told of flows first opened before the index read the table */
+static uint32_t on_open(void *ctx, const struct revoke_event *ev)
+{
+	if (ev->open && ev->f->sport < 1024 + BEFORE)
+		++*(size_t *)ctx;
+	return 1;
+}
+
+static size_t in_kernel(void)
+{
+	struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+	uint32_t fam = AF_INET;
+	size_t n = 0;
+
+	nfct_callback_register(h, NFCT_T_ALL, count_cb, &n);
+	nfct_query(h, NFCT_Q_DUMP, &fam);
+	nfct_close(h);
+	return n;
+}
+
+/* The addresses a[0..na) leave: the sweep must end their open flows. */
+static int leave(struct revoke *rv, struct revoke_judge j, const uint32_t *a,
+		 size_t na)
+{
+	struct revoke_addr gone[2];
+	struct revoke_result res;
+	size_t want = open_with(a, na), i, k, left = 0;
+	char err[256];
+
+	for (i = 0; i < na; i++)
+		gone[i] = (struct revoke_addr){.family = AF_INET, .addr = a[i]};
+	j.gone = gone;
+	j.ngone = na;
+	j.only_gone = true;
+	if (revoke_sweep(rv, &j, &res, err, sizeof(err))) {
+		fprintf(stderr, "revoke-helper: %s\n", err);
+		return 1;
+	}
+	sb_free(&res.pairs);
+	for (i = 0; i < nfl; i++)
+		for (k = 0; k < na; k++)
+			if (fl[i].s == a[k] || fl[i].d == a[k])
+				fl[i].open = false;
+	for (i = 0; i < nfl; i++)
+		left += fl[i].open;
+	if (res.ended != want || res.seen < want) {
+		fprintf(stderr,
+			"revoke-helper: a leaving of %zu address(es) judged "
+			"%zu and ended %zu flows; %zu were open there\n",
+			na, res.seen, res.ended, want);
+		return 1;
+	}
+	if (in_kernel() != left) {
+		fprintf(stderr,
+			"revoke-helper: %zu entries in the kernel after a "
+			"leaving, %zu expected\n",
+			in_kernel(), left);
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct diags d = {0};
+	struct policy *p;
+	struct inventory *inv = inventory_new();
+	struct nfct_handle *h = nfct_open(CONNTRACK, 0);
+	struct revoke_judge j = {0};
+	struct revoke_result res;
+	struct revoke *rv;
+	struct compiler *cc;
+	uint32_t two[2];
+	char err[256];
+	size_t i, leavings = 0, again = 0, reopened = 0;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: revoke-helper POLICY INVENTORY\n");
+		return 2;
+	}
+	p = policy_load(argv[1], &d);
+	if (!p || inventory_load(inv, argv[2], &d) || !h) {
+		diags_print(&d, stderr);
+		return 2;
+	}
+	cc = compile_new(p, NULL);
+	j.cc = cc;
+	j.p = p;
+	j.inv = inv;
+	j.ix = trace_index_new(cc, p, inv);
+	open_flows(h, BEFORE, 0);
+	rv = revoke_new(err, sizeof(err));
+	if (!rv || revoke_track(rv, err, sizeof(err))) {
+		fprintf(stderr, "revoke-helper: %s\n", err);
+		return 1;
+	}
+	revoke_on_events(rv, on_open, &reopened);
+	/* churn, read through the events: a third closed, then more opened
+	 * than the first index holds (it grows, the chains are made anew) */
+	for (i = 0; i < nfl; i += 3) {
+		query(h, &fl[i], false);
+		fl[i].open = false;
+	}
+	open_flows(h, 1500, 11);
+	/* flows on the tuples of some closed before: new entries */
+	for (i = 0; i < BEFORE && again < AGAIN; i += 3, again++) {
+		query(h, &fl[i], true);
+		fl[i].open = true;
+	}
+	revoke_events(rv);
+	if (reopened != AGAIN) {
+		fprintf(stderr,
+			"revoke-helper: %zu flows opened on a tuple the index "
+			"held, %zu told\n",
+			again, reopened);
+		return 1;
+	}
+	for (i = 1; i < nfl; i += 5)
+		if (fl[i].open) {
+			query(h, &fl[i], false);
+			fl[i].open = false;
+		}
+	open_flows(h, FLOWS, 29);
+	/* a full sweep keeps every flow: nothing of them is ours */
+	if (revoke_sweep(rv, &j, &res, err, sizeof(err)) || res.ended) {
+		fprintf(stderr, "revoke-helper: the full sweep ended %zu: %s\n",
+			res.ended, err);
+		return 1;
+	}
+	sb_free(&res.pairs);
+	for (i = 0; i < ADDRS; i += 17, leavings++) {
+		two[0] = addr((unsigned)i);
+		if (leave(rv, j, two, 1))
+			return 1;
+	}
+	for (i = 1; i + 1 < ADDRS; i += 31, leavings++) {
+		two[0] = addr((unsigned)i);
+		two[1] = addr((unsigned)i + 1);
+		if (leave(rv, j, two, 2))
+			return 1;
+	}
+	two[0] = addr(ADDRS + 5); /* held no flow */
+	if (leave(rv, j, two, 1))
+		return 1;
+	printf("ok: %zu leavings over %zu flows (opened, closed, reopened) "
+	       "ended exactly the flows with an end there\n",
+	       leavings + 1, nfl);
+	revoke_free(rv);
+	nfct_close(h);
+	trace_index_free((struct trace_index *)j.ix);
+	compile_free(cc);
+	inventory_free(inv);
+	policy_free(p);
+	return 0;
+}
