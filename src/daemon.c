@@ -694,6 +694,18 @@ static void on_ct(struct daemon *d)
 	log_flush(d);
 }
 
+/* At each resync: the flows from the table's first read that ended
+ * untold leave the index (and the flows tracked in status). */
+static void prune_flows(struct daemon *d)
+{
+	char err[256] = "";
+
+	revoke_prune(d->rv, err, sizeof(err));
+	if (*err)
+		fail(d, "revocation: %s", err);
+	log_flush(d);
+}
+
 /* have: our table as just read back, or NULL to read it here. */
 static void count_suppressed(struct daemon *d, const struct ir_ruleset *have)
 {
@@ -1735,6 +1747,7 @@ int daemon_run(const struct daemon_opts *o)
 			case W_RESYNC:
 				drain(w->fd);
 				sync_want_resync(d.sync, true);
+				prune_flows(&d);
 				break;
 			case W_RETRY:
 				drain(w->fd);

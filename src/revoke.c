@@ -32,6 +32,9 @@ struct tflow {
 	 * source, [1]: what it reached), as nodes: slot * 2 + end */
 	uint32_t next[2], prev[2];
 	uint32_t mark; /* the last sweep that judged it */
+	/* from a read of the table: the kernel may never tell its end (an
+	 * entry made before anyone listened, see destroy()) */
+	bool silent;
 };
 enum { T_FREE, T_USED, T_GONE };
 #define NO_NODE UINT32_MAX
@@ -609,7 +612,10 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 	if (!ct_key(ct, &t) || closed(ct))
 		return NFCT_CB_CONTINUE;
 	if (s->rv->tracking) { /* seeding the index */
-		index_put(s->rv, &t);
+		struct tflow *e = index_put(s->rv, &t);
+
+		if (e)
+			e->silent = true;
 		return NFCT_CB_CONTINUE;
 	}
 	judge_one(s, &t);
@@ -638,6 +644,18 @@ static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)
 	return r;
 }
 
+/* A mark no entry holds yet. */
+static void new_mark(struct revoke *rv)
+{
+	size_t i;
+
+	if (++rv->marks == 0) { /* wrapped: no flow may look marked */
+		for (i = 0; i < rv->cap; i++)
+			rv->t[i].mark = 0;
+		rv->marks = 1;
+	}
+}
+
 /* The index judged: the entries to end into s. Only the gone
  * addresses' flows: their chains, each flow once. */
 static void judge_index(struct revoke *rv, struct sweep *s)
@@ -653,11 +671,7 @@ static void judge_index(struct revoke *rv, struct sweep *s)
 			}
 		return;
 	}
-	if (++rv->marks == 0) { /* wrapped: no flow may look judged */
-		for (i = 0; i < rv->cap; i++)
-			rv->t[i].mark = 0;
-		rv->marks = 1;
-	}
+	new_mark(rv);
 	for (i = 0; i < j->ngone; i++) {
 		const struct achain *c =
 		    chain(rv, j->gone[i].family, j->gone[i].addr, false);
@@ -809,6 +823,52 @@ int revoke_track(struct revoke *rv, char *err, size_t errlen)
 	}
 	free(old);
 	return r;
+}
+
+static int prune_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
+		    void *data)
+{
+	struct revoke *rv = data;
+	struct tflow t, *e;
+
+	(void)type;
+	if (ct_key(ct, &t) && (e = slot(rv, &t, false)) != NULL)
+		e->mark = rv->marks;
+	return NFCT_CB_CONTINUE;
+}
+
+size_t revoke_prune(struct revoke *rv, char *err, size_t errlen)
+{
+	static const uint32_t families[] = {AF_INET, AF_INET6};
+	size_t i, n = 0;
+
+	if (!rv->tracking || rv->lost || !rv->cap)
+		return 0; /* the next sweep reads the table anew anyway */
+	for (i = 0; i < rv->cap && !n; i++)
+		n = rv->t[i].state == T_USED && rv->t[i].silent;
+	if (!n)
+		return 0;
+	revoke_events(rv); /* the ends told so far */
+	new_mark(rv);
+	nfct_callback_register(rv->h, NFCT_T_ALL, prune_cb, rv);
+	for (i = 0; i < 2; i++)
+		if (nfct_query(rv->h, NFCT_Q_DUMP, &families[i]) < 0) {
+			snprintf(err, errlen, "reading conntrack: %s",
+				 strerror(errno));
+			nfct_callback_unregister(rv->h);
+			return 0;
+		}
+	nfct_callback_unregister(rv->h);
+	for (i = n = 0; i < rv->cap; i++) {
+		struct tflow *t = &rv->t[i];
+
+		if (t->state != T_USED || !t->silent || t->mark == rv->marks)
+			continue;
+		tell_end(rv, t, REVOKE_END_UNKNOWN, NULL);
+		index_del(rv, t);
+		n++;
+	}
+	return n;
 }
 
 void revoke_on_events(struct revoke *rv, revoke_event_fn *fn, void *ctx)

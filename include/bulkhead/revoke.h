@@ -104,6 +104,12 @@ struct revoke_event {
 /* At an opening, returns the flow's tag (0: its end is of no interest). */
 typedef uint32_t revoke_event_fn(void *ctx, const struct revoke_event *ev);
 void revoke_on_events(struct revoke *rv, revoke_event_fn *fn, void *ctx);
+/* The kernel tells no end of an entry made before anyone listened
+ * (nf_conntrack_events=2): the flows a read of the table put in the
+ * index may have ended untold. Reads the table (only while the index
+ * holds such flows) and drops those no longer in it; returns how many.
+ * Errors (in err) leave the index as it was. */
+size_t revoke_prune(struct revoke *rv, char *err, size_t errlen);
 int revoke_fd(const struct revoke *rv);
 void revoke_events(struct revoke *rv);
 size_t revoke_tracked(const struct revoke *rv);

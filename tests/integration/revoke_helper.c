@@ -14,7 +14,8 @@
  * flow on one's tuple is told as opened. Then addresses leave, one at a
  * time and two at once: each sweep must end exactly the flows still
  * open with an end there, and leave every other entry in the kernel.
- * Exit 1 with what differs; 2 on bad arguments. */
+ * Last, a prune drops the flows that ended untold: the index then holds
+ * the open flows alone. Exit 1 with what differs; 2 on bad arguments. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -38,6 +39,10 @@ struct flow {
 };
 static struct flow fl[FLOWS];
 static size_t nfl;
+/* once tracking: its events read every 256 changes, as the daemon reads
+ * them as they come (a burst past the socket's buffer is lost, and the
+ * index read anew) */
+static struct revoke *tracking;
 
 static uint32_t addr(unsigned i)
 {
@@ -69,12 +74,16 @@ static void query(struct nfct_handle *h, const struct flow *f, bool create)
 		nfct_set_attr_u32(ct, ATTR_TIMEOUT, 600);
 		nfct_setobjopt(ct, NFCT_SOPT_SETUP_REPLY);
 	}
+	static unsigned changes;
+
 	if (nfct_query(h, create ? NFCT_Q_CREATE : NFCT_Q_DESTROY, ct)) {
 		fprintf(stderr, "revoke-helper: %s a flow: %s\n",
 			create ? "creating" : "deleting", strerror(errno));
 		exit(1);
 	}
 	nfct_destroy(ct);
+	if (tracking && ++changes % 256 == 0)
+		revoke_events(tracking);
 }
 
 static void open_flows(struct nfct_handle *h, size_t n, unsigned seed)
@@ -125,6 +134,20 @@ static uint32_t on_open(void *ctx, const struct revoke_event *ev)
 	if (ev->open && ev->f->sport < 1024 + BEFORE)
 		++*(size_t *)ctx;
 	return 1;
+}
+
+/* nf_conntrack_events=2: ends told only of entries made with a listener */
+static bool events_auto(void)
+{
+	FILE *f = fopen("/proc/sys/net/netfilter/nf_conntrack_events", "r");
+	int v = 0;
+
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = 0;
+		fclose(f);
+	}
+	return v == 2;
 }
 
 static size_t in_kernel(void)
@@ -192,8 +215,9 @@ int main(int argc, char **argv)
 	struct revoke *rv;
 	struct compiler *cc;
 	uint32_t two[2];
-	char err[256];
-	size_t i, leavings = 0, again = 0, reopened = 0;
+	char err[256] = "";
+	size_t i, leavings = 0, again = 0, reopened = 0, before, pruned,
+		  open = 0;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: revoke-helper POLICY INVENTORY\n");
@@ -216,6 +240,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	revoke_on_events(rv, on_open, &reopened);
+	tracking = rv;
 	/* churn, read through the events: a third closed, then more opened
 	 * than the first index holds (it grows, the chains are made anew) */
 	for (i = 0; i < nfl; i += 3) {
@@ -263,9 +288,32 @@ int main(int argc, char **argv)
 	two[0] = addr(ADDRS + 5); /* held no flow */
 	if (leave(rv, j, two, 1))
 		return 1;
+	before = revoke_tracked(rv);
+	pruned = revoke_prune(rv, err, sizeof(err));
+	for (i = 0; i < nfl; i++)
+		open += fl[i].open;
+	if (revoke_tracked(rv) != open || before - pruned != open) {
+		fprintf(stderr,
+			"revoke-helper: %zu flows open, the index held %zu, "
+			"%zu after pruning %zu %s\n",
+			open, before, revoke_tracked(rv), pruned, err);
+		return 1;
+	}
+	/* where the kernel tells ends only of entries made with a listener,
+	 * those closed before it listened ended untold */
+	if (!pruned && events_auto()) {
+		fprintf(stderr, "revoke-helper: no flow from before the index "
+				"read the table was pruned\n");
+		return 1;
+	}
+	if (revoke_overruns(rv)) {
+		fprintf(stderr, "revoke-helper: conntrack's events overran\n");
+		return 1;
+	}
 	printf("ok: %zu leavings over %zu flows (opened, closed, reopened) "
-	       "ended exactly the flows with an end there\n",
-	       leavings + 1, nfl);
+	       "ended exactly the flows with an end there; %zu that ended "
+	       "untold pruned\n",
+	       leavings + 1, nfl, pruned);
 	revoke_free(rv);
 	nfct_close(h);
 	trace_index_free((struct trace_index *)j.ix);
