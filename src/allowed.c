@@ -134,7 +134,7 @@ uint32_t allowed_open(struct allowed *a, const struct allowed_judge *j,
 		      const struct revoke_flow *f, const char *ts,
 		      uint64_t now_ms, struct strbuf *out)
 {
-	bool to_host = revoke_addr_in(j->host, j->nhost, f->family, f->daddr);
+	bool to_host = revoke_addr_has(j->host, j->nhost, f->family, f->daddr);
 	struct flow_pkt pkt = {.family = f->family,
 			       .saddr = f->saddr,
 			       .daddr = f->daddr,

@@ -36,6 +36,7 @@
 #include "bulkhead/docker.h"
 #include "bulkhead/flowlog.h"
 #include "bulkhead/fqdn.h"
+#include "bulkhead/hostaddr.h"
 #include "bulkhead/kernel.h"
 #include "bulkhead/metrics.h"
 #include "bulkhead/policy.h"
@@ -63,6 +64,7 @@ enum watch_kind {
 	W_BIND,
 	W_CT,
 	W_LINK,
+	W_ADDR,	   /* the host's addresses as they change */
 	W_SCRAPE,  /* the metrics endpoint: its epoll fd, its timer */
 	W_LOGSINK, /* the flow log's writer: failing started or ended */
 };
@@ -88,7 +90,7 @@ struct daemon {
 	struct docker *dk;
 	int ep;
 	struct watch wdocker, wsignal, wresync, wretry, wcontrol, wnflog, wnft;
-	struct watch wdns, wdnstimer, wbind, wct, wlink;
+	struct watch wdns, wdnstimer, wbind, wct, wlink, waddr;
 	/* revocation: flows a change took the right of */
 	struct revoke *rv;
 	unsigned long revoked, sweeps;
@@ -103,9 +105,7 @@ struct daemon {
 	/* allowed flows on record, from conntrack's events */
 	struct allowed *allowed;
 	struct strbuf ctline;
-	struct revoke_addr *host; /* the host's addresses, as of host_ms */
-	size_t nhost;
-	double host_ms;
+	struct hostaddrs *host; /* the host's addresses, kept by events */
 	/* --metrics: the counters, the endpoint, and the kernel's counts
 	 * as last read (at most once a second, whoever scrapes) */
 	struct metrics *metrics;
@@ -610,19 +610,23 @@ static void want_acct(struct daemon *d)
 		    strerror(-r));
 }
 
-/* The host's own addresses, read anew when older than max_age_ms (a
- * sweep asks for them fresh; each conntrack opening takes them up to
- * ten seconds old). */
-static const struct revoke_addr *host_addrs(struct daemon *d, double max_age_ms,
+/* The host's addresses changed (or the changes were lost: read anew). */
+static void on_addrs(struct daemon *d)
+{
+	int r = hostaddrs_read(d->host);
+
+	if (r < 0)
+		say("error: reading address events: %s", strerror(-r));
+}
+
+/* The host's own addresses, as the events read so far say (fresh: the
+ * events waiting read first, as a sweep wants them). */
+static const struct revoke_addr *host_addrs(struct daemon *d, bool fresh,
 					    size_t *n)
 {
-	if (!d->host || mono_ms() - d->host_ms >= max_age_ms) {
-		free(d->host);
-		d->host = revoke_host_addrs(&d->nhost);
-		d->host_ms = mono_ms();
-	}
-	*n = d->nhost;
-	return d->host;
+	if (fresh)
+		on_addrs(d);
+	return hostaddrs_get(d->host, n);
 }
 
 /* A flow opened or ended, as conntrack says: an allowed flow's record
@@ -645,7 +649,7 @@ static uint32_t on_ct_event(void *ctx, const struct revoke_event *ev)
 					  .gone = sync_gone_index(d->sync),
 					  .m = d->metrics};
 
-		j.host = host_addrs(d, 10e3, &j.nhost);
+		j.host = host_addrs(d, false, &j.nhost);
 		tag = allowed_open(d->allowed, &j, ev->f, ts,
 				   (uint64_t)mono_ms(), &d->ctline);
 	} else {
@@ -1463,7 +1467,7 @@ static void sweep(struct daemon *d)
 		log_flush(d); /* what its events wrote */
 		return;
 	}
-	jd.host = host_addrs(d, 0, &jd.nhost);
+	jd.host = host_addrs(d, true, &jd.nhost);
 	jd.cc = sync_compiler(d->sync);
 	jd.p = sync_policy(d->sync);
 	jd.inv = sync_inventory(d->sync);
@@ -1569,6 +1573,11 @@ static int setup(struct daemon *d, char *err, size_t errlen)
 		return -1;
 	if (watch_add(d, &d->wlink, W_LINK, fd))
 		goto sys;
+	d->host = hostaddrs_open(err, errlen);
+	if (!d->host)
+		return -1;
+	if (watch_add(d, &d->waddr, W_ADDR, hostaddrs_fd(d->host)))
+		goto sys;
 	d->kw = kernel_watch_open(err, errlen);
 	if (!d->kw || watch_add(d, &d->wnft, W_NFT, kernel_watch_fd(d->kw)))
 		return -1;
@@ -1616,7 +1625,7 @@ static void teardown(struct daemon *d)
 	allowed_free(d->allowed);
 	scrape_close(d->scrape);
 	metrics_free(d->metrics);
-	free(d->host);
+	hostaddrs_free(d->host);
 	sb_free(&d->ctline);
 	flowlog_close(d->fl);
 	sb_free(&d->line);
@@ -1764,6 +1773,9 @@ int daemon_run(const struct daemon_opts *o)
 				break;
 			case W_LINK:
 				on_links(&d);
+				break;
+			case W_ADDR:
+				on_addrs(&d);
 				break;
 			case W_SCRAPE:
 				scrape_run(d.scrape);

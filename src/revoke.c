@@ -304,6 +304,23 @@ static void index_del(struct revoke *rv, const struct tflow *t)
 /* --- the judge (pure) ------------------------------------------------------
  */
 
+int revoke_addr_cmp(const void *a, const void *b)
+{
+	const struct revoke_addr *x = a, *y = b;
+
+	if (x->family != y->family)
+		return x->family < y->family ? -1 : 1;
+	return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+bool revoke_addr_has(const struct revoke_addr *sorted, size_t n, int family,
+		     u128 a)
+{
+	const struct revoke_addr key = {.family = family, .addr = a};
+
+	return n && bsearch(&key, sorted, n, sizeof(*sorted), revoke_addr_cmp);
+}
+
 bool revoke_addr_in(const struct revoke_addr *v, size_t n, int family, u128 a)
 {
 	size_t i;
@@ -359,7 +376,7 @@ static bool touches_gone(const struct revoke_judge *j,
 bool revoke_keep(const struct revoke_judge *j, const struct revoke_flow *f,
 		 char *why, size_t whylen)
 {
-	bool to_host = revoke_addr_in(j->host, j->nhost, f->family, f->daddr);
+	bool to_host = revoke_addr_has(j->host, j->nhost, f->family, f->daddr);
 	bool gone = touches_gone(j, f);
 	struct trace_decision d;
 	struct strbuf b = {0};
@@ -942,5 +959,7 @@ struct revoke_addr *revoke_host_addrs(size_t *n)
 		a->addr = be_read(p, 16);
 	}
 	freeifaddrs(ifa);
+	if (v)
+		qsort(v, *n, sizeof(*v), revoke_addr_cmp);
 	return v;
 }

@@ -55,6 +55,7 @@ struct revoke_judge {
 	const struct policy *p;
 	const struct inventory *inv;
 	const struct trace_index *ix;
+	/* host: sorted (revoke_addr_cmp) */
 	/* the ruleset in force: what FQDN peers resolve to now (the policy
 	 * model knows names, not addresses); NULL, none */
 	const struct ir_ruleset *rs;
@@ -120,9 +121,15 @@ unsigned long revoke_overruns(const struct revoke *rv);
  * sweep would judge nothing, so its judge need not be made. */
 bool revoke_idle(struct revoke *rv);
 
-/* The host's own addresses (getifaddrs), in a new array. */
+/* The host's own addresses (getifaddrs), in a new array, sorted. */
 struct revoke_addr *revoke_host_addrs(size_t *n);
 /* Whether family/a is among v[0..n). */
 bool revoke_addr_in(const struct revoke_addr *v, size_t n, int family, u128 a);
+/* The order of sorted address lists (by family, then address), and
+ * whether family/a is in one: a binary search (the host's addresses,
+ * one per container's veth). */
+int revoke_addr_cmp(const void *a, const void *b);
+bool revoke_addr_has(const struct revoke_addr *sorted, size_t n, int family,
+		     u128 a);
 
 #endif

@@ -3,6 +3,9 @@
  * and checks each container's leaving against a model of the table:
  *
  *   revoke-helper POLICY INVENTORY
+ *   revoke-helper addrs     the host's addresses as the events keep them
+ *                           against getifaddrs, through interfaces and
+ *                           addresses coming and going
  *
  * Flows between 2,500 addresses (world addresses: the policy keeps
  * them all until one leaves) are opened, some closed, more opened, so that
@@ -27,6 +30,7 @@
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
 #include "bulkhead/compile.h"
+#include "bulkhead/hostaddr.h"
 #include "bulkhead/revoke.h"
 #include "bulkhead/trace.h"
 
@@ -204,6 +208,110 @@ static int leave(struct revoke *rv, struct revoke_judge j, const uint32_t *a,
 	return 0;
 }
 
+/* v[0..n) sorted, duplicates dropped: its new length. */
+static size_t uniq(struct revoke_addr *v, size_t n)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < n; i++)
+		if (!k || revoke_addr_cmp(&v[k - 1], &v[i]))
+			v[k++] = v[i];
+	return k;
+}
+
+/* The events read, the kept addresses are getifaddrs' (and each is
+ * found); step names what was just done. */
+static int same_addrs(struct hostaddrs *h, const char *step)
+{
+	size_t nkept, nk, ng, i;
+	const struct revoke_addr *kept;
+	struct revoke_addr *mine, *g = revoke_host_addrs(&ng);
+
+	if (hostaddrs_read(h)) {
+		fprintf(stderr, "revoke-helper: reading address events\n");
+		return 1;
+	}
+	kept = hostaddrs_get(h, &nkept);
+	mine = xcalloc(nkept + 1, sizeof(*mine));
+	memcpy(mine, kept, nkept * sizeof(*mine));
+	nk = uniq(mine, nkept);
+	ng = uniq(g, ng);
+	for (i = 0; i < ng && nk == ng; i++)
+		if (revoke_addr_cmp(&mine[i], &g[i]) ||
+		    !revoke_addr_has(kept, nkept, g[i].family, g[i].addr))
+			break;
+	free(mine);
+	free(g);
+	if (nk != ng || i != ng) {
+		fprintf(stderr,
+			"revoke-helper: after %s, %zu addresses kept, "
+			"getifaddrs has %zu\n",
+			step, nk, ng);
+		return 1;
+	}
+	printf("%s: %zu addresses, as getifaddrs\n", step, nk);
+	return 0;
+}
+
+static int run(const char *cmd)
+{
+	if (system(cmd)) {
+		fprintf(stderr, "revoke-helper: %s failed\n", cmd);
+		return 1;
+	}
+	return 0;
+}
+
+static int addrs(void)
+{
+	char err[256];
+	struct hostaddrs *h = hostaddrs_open(err, sizeof(err));
+	const struct revoke_addr *v;
+	size_t n;
+	int r;
+
+	if (!h) {
+		fprintf(stderr, "revoke-helper: %s\n", err);
+		return 1;
+	}
+	/* without duplicate address detection: the kernel tells of an IPv6
+	 * address once it is done, and getifaddrs lists it before */
+	r = same_addrs(h, "open") ||
+	    run("sysctl -qw net.ipv6.conf.all.accept_dad=0 "
+		"net.ipv6.conf.default.accept_dad=0") ||
+	    run("ip link set lo up") || same_addrs(h, "lo up") ||
+	    run("ip link add v0 type veth peer name p0 && "
+		"ip link set v0 up && ip link set p0 up && "
+		"ip addr add 198.51.100.1/24 dev v0 && "
+		"ip addr add 198.51.100.1/24 dev p0 && "
+		"ip addr add 2001:db8::1/64 dev v0 nodad") ||
+	    same_addrs(h, "an address on two interfaces") ||
+	    run("ip addr del 198.51.100.1/24 dev v0") ||
+	    same_addrs(h, "one of them taken away");
+	v = hostaddrs_get(h, &n);
+	if (!r && !revoke_addr_has(v, n, AF_INET, 0xc6336401u)) {
+		fprintf(stderr, "revoke-helper: 198.51.100.1 is gone, but "
+				"p0 holds it\n");
+		r = 1;
+	}
+	/* a burst: 100 veths (their link-locals), then the burst gone */
+	r = r ||
+	    run("for i in $(seq 100); do echo \"link add a$i type veth peer "
+		"name b$i\"; echo \"link set a$i up\"; echo \"link set b$i "
+		"up\"; done >/tmp/bh-addrs.$$ && ip -batch /tmp/bh-addrs.$$; "
+		"e=$?; rm -f /tmp/bh-addrs.$$; exit $e") ||
+	    same_addrs(h, "100 veths up") ||
+	    run("ip link del v0 && for i in $(seq 100); do echo \"link del "
+		"a$i\"; done >/tmp/bh-addrs.$$ && ip -batch /tmp/bh-addrs.$$; "
+		"e=$?; rm -f /tmp/bh-addrs.$$; exit $e") ||
+	    same_addrs(h, "the veths deleted");
+	hostaddrs_free(h);
+	if (!r)
+		printf("ok: the host's addresses kept by events are "
+		       "getifaddrs' at every step\n");
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct diags d = {0};
@@ -219,8 +327,11 @@ int main(int argc, char **argv)
 	size_t i, leavings = 0, again = 0, reopened = 0, before, pruned,
 		  open = 0;
 
+	if (argc == 2 && !strcmp(argv[1], "addrs"))
+		return addrs();
 	if (argc != 3) {
-		fprintf(stderr, "usage: revoke-helper POLICY INVENTORY\n");
+		fprintf(stderr, "usage: revoke-helper POLICY INVENTORY\n"
+				"       revoke-helper addrs\n");
 		return 2;
 	}
 	p = policy_load(argv[1], &d);
