@@ -233,7 +233,8 @@ static int same_addrs(struct hostaddrs *h, const char *step)
 	}
 	kept = hostaddrs_get(h, &nkept);
 	mine = xcalloc(nkept + 1, sizeof(*mine));
-	memcpy(mine, kept, nkept * sizeof(*mine));
+	if (nkept)
+		memcpy(mine, kept, nkept * sizeof(*mine));
 	nk = uniq(mine, nkept);
 	ng = uniq(g, ng);
 	for (i = 0; i < ng && nk == ng; i++)
@@ -312,7 +313,7 @@ static int addrs(void)
 	return r;
 }
 
-int main(int argc, char **argv)
+static int flows(char **argv)
 {
 	struct diags d = {0};
 	struct policy *p;
@@ -327,13 +328,6 @@ int main(int argc, char **argv)
 	size_t i, leavings = 0, again = 0, reopened = 0, before, pruned,
 		  open = 0;
 
-	if (argc == 2 && !strcmp(argv[1], "addrs"))
-		return addrs();
-	if (argc != 3) {
-		fprintf(stderr, "usage: revoke-helper POLICY INVENTORY\n"
-				"       revoke-helper addrs\n");
-		return 2;
-	}
 	p = policy_load(argv[1], &d);
 	if (!p || inventory_load(inv, argv[2], &d) || !h) {
 		diags_print(&d, stderr);
@@ -432,4 +426,16 @@ int main(int argc, char **argv)
 	inventory_free(inv);
 	policy_free(p);
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "addrs"))
+		return addrs();
+	if (argc != 3) {
+		fprintf(stderr, "usage: revoke-helper POLICY INVENTORY\n"
+				"       revoke-helper addrs\n");
+		return 2;
+	}
+	return flows(argv);
 }
