@@ -412,9 +412,11 @@ struct sweep {
 	struct revoke *rv;
 	const struct revoke_judge *j;
 	/* the flows to end, and why each (said once it has ended) */
-	struct tflow *end;
-	char **endwhy;
-	size_t nend, capend, capendwhy, seen;
+	struct ending {
+		struct tflow t;
+		char *why;
+	} * end;
+	size_t nend, capend, seen;
 	/* the pairs ended, each once, with a count */
 	char **why;
 	size_t *nwhy, nwhys, capwhys, capn;
@@ -613,9 +615,8 @@ static void judge_one(struct sweep *s, const struct tflow *t)
 
 	if (!judged(s->j, &t->f) || revoke_keep(s->j, &t->f, why, sizeof(why)))
 		return;
-	grow(&s->endwhy, &s->capendwhy, s->nend + 1, sizeof(*s->endwhy));
-	s->endwhy[s->nend] = xstrdup(why);
-	*PUSH(s->end, s->nend, s->capend) = *t;
+	*PUSH(s->end, s->nend, s->capend) =
+	    (struct ending){.t = *t, .why = xstrdup(why)};
 }
 
 static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
@@ -639,15 +640,17 @@ static int sweep_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 	return NFCT_CB_CONTINUE;
 }
 
-/* Every entry of the table through sweep_cb: into the index when
- * tracking, else judged. */
-static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)
+/* Every entry of the table (IPv4, then IPv6) through cb. */
+static int read_table(struct revoke *rv,
+		      int (*cb)(enum nf_conntrack_msg_type,
+				struct nf_conntrack *, void *),
+		      void *data, char *err, size_t errlen)
 {
 	static const uint32_t families[] = {AF_INET, AF_INET6};
 	size_t i;
 	int r = 0;
 
-	nfct_callback_register(rv->h, NFCT_T_ALL, sweep_cb, s);
+	nfct_callback_register(rv->h, NFCT_T_ALL, cb, data);
 	for (i = 0; i < 2 && !r; i++) {
 		uint32_t fam = families[i];
 
@@ -659,6 +662,13 @@ static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)
 	}
 	nfct_callback_unregister(rv->h);
 	return r;
+}
+
+/* Every entry of the table through sweep_cb: into the index when
+ * tracking, else judged. */
+static int dump(struct revoke *rv, struct sweep *s, char *err, size_t errlen)
+{
+	return read_table(rv, sweep_cb, s, err, errlen);
 }
 
 /* A mark no entry holds yet. */
@@ -727,17 +737,17 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 	/* an entry gone meanwhile (its flow closed) is what we wanted */
 	for (i = 0; i < s.nend; i++) {
 		struct tflow *t =
-		    rv->tracking ? slot(rv, &s.end[i], false) : NULL;
+		    rv->tracking ? slot(rv, &s.end[i].t, false) : NULL;
 
 		if (t)
 			tell_end(rv, t, REVOKE_END_REVOKED, NULL);
-		if (!r && !destroy(rv, &s.end[i])) {
+		if (!r && !destroy(rv, &s.end[i].t)) {
 			res->ended++;
-			note_why(&s, s.endwhy[i]);
+			note_why(&s, s.end[i].why);
 		}
-		free(s.endwhy[i]);
+		free(s.end[i].why);
 		if (rv->tracking)
-			index_del(rv, &s.end[i]);
+			index_del(rv, &s.end[i].t);
 	}
 	for (i = 0; i < s.nwhys; i++) {
 		sb_printf(&res->pairs, "%s%s", i ? ", " : "", s.why[i]);
@@ -748,7 +758,6 @@ int revoke_sweep(struct revoke *rv, const struct revoke_judge *j,
 	free(s.why);
 	free(s.nwhy);
 	free(s.end);
-	free(s.endwhy);
 	res->seen = s.seen;
 	res->ms = mono_ms() - t0;
 	return r;
@@ -856,7 +865,6 @@ static int prune_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct,
 
 size_t revoke_prune(struct revoke *rv, char *err, size_t errlen)
 {
-	static const uint32_t families[] = {AF_INET, AF_INET6};
 	size_t i, n = 0;
 
 	if (!rv->tracking || rv->lost || !rv->cap)
@@ -867,15 +875,8 @@ size_t revoke_prune(struct revoke *rv, char *err, size_t errlen)
 		return 0;
 	revoke_events(rv); /* the ends told so far */
 	new_mark(rv);
-	nfct_callback_register(rv->h, NFCT_T_ALL, prune_cb, rv);
-	for (i = 0; i < 2; i++)
-		if (nfct_query(rv->h, NFCT_Q_DUMP, &families[i]) < 0) {
-			snprintf(err, errlen, "reading conntrack: %s",
-				 strerror(errno));
-			nfct_callback_unregister(rv->h);
-			return 0;
-		}
-	nfct_callback_unregister(rv->h);
+	if (read_table(rv, prune_cb, rv, err, errlen))
+		return 0;
 	for (i = n = 0; i < rv->cap; i++) {
 		struct tflow *t = &rv->t[i];
 

@@ -55,11 +55,10 @@ struct revoke_judge {
 	const struct policy *p;
 	const struct inventory *inv;
 	const struct trace_index *ix;
-	/* host: sorted (revoke_addr_cmp) */
 	/* the ruleset in force: what FQDN peers resolve to now (the policy
 	 * model knows names, not addresses); NULL, none */
 	const struct ir_ruleset *rs;
-	const struct revoke_addr *gone, *host;
+	const struct revoke_addr *gone, *host; /* host: sorted */
 	size_t ngone, nhost;
 	/* only the flows with an end in gone are judged (the others' right
 	 * has not changed), not every flow; tracking, they are found by
